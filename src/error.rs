@@ -1,0 +1,85 @@
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in streamlog.
+///
+/// Fatal for writes until the partition is reopened: [`Error::Poisoned`] (and
+/// the failed sync that caused it, reported once as [`Error::Io`] with
+/// `op: "sync"`). Retryable: [`Error::Io`] from a full disk (the failed append
+/// wrote nothing that readers or recovery will ever see),
+/// [`Error::OffsetOutOfRange`]. The rest describe bad input or bad files.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed. `op` says what we were doing.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// Another handle, in this process or another, holds the directory.
+    #[error("{path} is locked by another streamlog handle")]
+    Locked { path: PathBuf },
+
+    /// The offset is below the log start or above the high watermark.
+    #[error("offset {requested} is out of range [{start}, {end}]")]
+    OffsetOutOfRange { requested: u64, start: u64, end: u64 },
+
+    /// Stored bytes fail their checksum or do not parse.
+    #[error("corrupt data in {path} at byte {position}: {reason}")]
+    Corrupt { path: PathBuf, position: u64, reason: String },
+
+    /// A batch that passed its checksum holds a record that does not decode
+    /// (written by a broken writer).
+    #[error("corrupt record in batch at offset {base_offset}: {reason}")]
+    CorruptBatch { base_offset: u64, reason: String },
+
+    /// A file written by a newer streamlog (or not by streamlog at all).
+    #[error("{path} at byte {position}: unsupported format version {version}")]
+    UnsupportedVersion { path: PathBuf, position: u64, version: u8 },
+
+    /// An earlier sync failed, so the page cache can no longer be trusted;
+    /// reopen the partition to recover from what reached the disk.
+    #[error("partition {path} refuses writes after a failed sync; reopen it")]
+    Poisoned { path: PathBuf },
+
+    /// The handle was closed.
+    #[error("the handle is closed")]
+    Closed,
+
+    /// An option is out of its documented range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+
+    /// One append is larger than a segment may hold.
+    #[error("a batch of {size} bytes exceeds the segment limit of {max} bytes")]
+    RecordTooLarge { size: u64, max: u64 },
+
+    /// `append` was called with no records.
+    #[error("a batch needs at least one record")]
+    EmptyBatch,
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+
+    /// True for errors caused by a full disk or a file size limit.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => {
+                matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::FileTooLarge)
+                    || matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EFBIG | libc::EDQUOT))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `Result` with [`Error`] as its default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

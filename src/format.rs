@@ -1,0 +1,635 @@
+//! Byte layouts of the record batch and its records. No I/O lives here.
+//!
+//! The authoritative description is `docs/FORMAT.md`; this module is its only
+//! implementation. All integers are little-endian.
+//!
+//! ```text
+//! batch header (44 bytes)
+//!  0  crc               u32   CRC-32 (IEEE) of bytes [4, batch_length)
+//!  4  batch_length      u32   bytes of the whole batch, header included
+//!  8  magic             u8    format version, 1
+//!  9  attributes        u8    no flags defined yet: must be 0
+//! 10  reserved          u16   must be 0
+//! 12  base_offset       u64   offset of the first record
+//! 20  last_offset_delta u32   last record's offset minus base_offset
+//! 24  first_timestamp   i64   first record's timestamp (ms since the epoch)
+//! 32  max_timestamp     i64   largest record timestamp in the batch
+//! 40  record_count      u32   number of records that follow
+//! 44  records ...
+//! ```
+//!
+//! Each record: `length` (uvarint, bytes after this field), `attributes` (u8,
+//! 0), `timestamp_delta` (zigzag varint), `offset_delta` (uvarint), key, value
+//! (each as uvarint `len + 1` then the bytes, `0` meaning null), a uvarint
+//! header count and that many headers (uvarint key length, UTF-8 key bytes,
+//! value as above).
+
+use std::ops::Range;
+use std::str;
+
+use bytes::Bytes;
+
+use crate::record::{Header, LogRecord, Record};
+
+/// Where the CRC sits, and the first byte it covers.
+pub(crate) const CRC_OFFSET: usize = 0;
+pub(crate) const LENGTH_OFFSET: usize = CRC_OFFSET + size_of::<u32>();
+pub(crate) const MAGIC_OFFSET: usize = LENGTH_OFFSET + size_of::<u32>();
+pub(crate) const ATTRIBUTES_OFFSET: usize = MAGIC_OFFSET + size_of::<u8>();
+pub(crate) const RESERVED_OFFSET: usize = ATTRIBUTES_OFFSET + size_of::<u8>();
+pub(crate) const BASE_OFFSET_OFFSET: usize = RESERVED_OFFSET + size_of::<u16>();
+pub(crate) const LAST_DELTA_OFFSET: usize = BASE_OFFSET_OFFSET + size_of::<u64>();
+pub(crate) const FIRST_TS_OFFSET: usize = LAST_DELTA_OFFSET + size_of::<u32>();
+pub(crate) const MAX_TS_OFFSET: usize = FIRST_TS_OFFSET + size_of::<i64>();
+pub(crate) const COUNT_OFFSET: usize = MAX_TS_OFFSET + size_of::<i64>();
+/// Size of the batch header; records start here.
+pub const BATCH_HEADER_LEN: usize = COUNT_OFFSET + size_of::<u32>();
+
+/// The batch format version this build writes and reads.
+pub const MAGIC: u8 = 1;
+
+/// Largest batch the format can describe (its length is a `u32`).
+pub(crate) const MAX_BATCH_LEN: usize = u32::MAX as usize;
+
+/// Why bytes do not form a valid batch or record. Positions are added by the
+/// caller, which knows the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DecodeError {
+    /// Fewer bytes than a header, or than the header's `batch_length`.
+    Truncated,
+    /// `batch_length` smaller than a header.
+    BadLength(u32),
+    /// The stored and computed checksums differ.
+    Checksum { stored: u32, computed: u32 },
+    /// The checksum matched but the magic byte is not one we know.
+    UnknownMagic(u8),
+    /// Attributes or reserved bits we do not understand.
+    BadAttributes,
+    /// Records do not parse, or disagree with the header.
+    BadRecord(&'static str),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Truncated => f.write_str("batch is truncated"),
+            DecodeError::BadLength(len) => write!(f, "batch length {len} is smaller than a header"),
+            DecodeError::Checksum { stored, computed } => {
+                write!(f, "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")
+            }
+            DecodeError::UnknownMagic(m) => write!(f, "unknown batch format version {m}"),
+            DecodeError::BadAttributes => f.write_str("unknown attribute or reserved bits set"),
+            DecodeError::BadRecord(why) => write!(f, "malformed record: {why}"),
+        }
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    i64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// The fixed fields of a batch, as read from its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchHeader {
+    pub crc: u32,
+    pub batch_length: u32,
+    pub magic: u8,
+    pub attributes: u8,
+    pub reserved: u16,
+    pub base_offset: u64,
+    pub last_offset_delta: u32,
+    pub first_timestamp: i64,
+    pub max_timestamp: i64,
+    pub record_count: u32,
+}
+
+impl BatchHeader {
+    /// Reads the header fields without checking anything but the length of
+    /// `buf`. Returns `None` if fewer than [`BATCH_HEADER_LEN`] bytes remain.
+    pub fn parse(buf: &[u8]) -> Option<BatchHeader> {
+        if buf.len() < BATCH_HEADER_LEN {
+            return None;
+        }
+        Some(BatchHeader {
+            crc: u32_at(buf, CRC_OFFSET),
+            batch_length: u32_at(buf, LENGTH_OFFSET),
+            magic: buf[MAGIC_OFFSET],
+            attributes: buf[ATTRIBUTES_OFFSET],
+            reserved: u16::from_le_bytes([buf[RESERVED_OFFSET], buf[RESERVED_OFFSET + 1]]),
+            base_offset: u64_at(buf, BASE_OFFSET_OFFSET),
+            last_offset_delta: u32_at(buf, LAST_DELTA_OFFSET),
+            first_timestamp: i64_at(buf, FIRST_TS_OFFSET),
+            max_timestamp: i64_at(buf, MAX_TS_OFFSET),
+            record_count: u32_at(buf, COUNT_OFFSET),
+        })
+    }
+
+    pub fn last_offset(&self) -> u64 {
+        self.base_offset + u64::from(self.last_offset_delta)
+    }
+
+    pub fn len(&self) -> usize {
+        self.batch_length as usize
+    }
+}
+
+/// Checks the batch at the start of `buf`: its length fits, its checksum
+/// matches, its version and flags are known. Records are checked lazily by
+/// [`RecordIter`]; [`validate_records`] checks them all.
+pub(crate) fn check_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
+    let header = BatchHeader::parse(buf).ok_or(DecodeError::Truncated)?;
+    let len = header.len();
+    if len < BATCH_HEADER_LEN {
+        return Err(DecodeError::BadLength(header.batch_length));
+    }
+    if len > buf.len() {
+        return Err(DecodeError::Truncated);
+    }
+    let computed = crc32fast::hash(&buf[LENGTH_OFFSET..len]);
+    if computed != header.crc {
+        return Err(DecodeError::Checksum { stored: header.crc, computed });
+    }
+    if header.magic != MAGIC {
+        return Err(DecodeError::UnknownMagic(header.magic));
+    }
+    if header.attributes != 0 || header.reserved != 0 {
+        return Err(DecodeError::BadAttributes);
+    }
+    let count = u64::from(header.record_count);
+    if count == 0 || count > u64::from(header.last_offset_delta) + 1 {
+        return Err(DecodeError::BadRecord("record count disagrees with the offset range"));
+    }
+    Ok(header)
+}
+
+/// Decodes every record of a checked batch, so that iterating it later cannot
+/// fail. Used by recovery, where a batch must be wholly good or cut off.
+pub(crate) fn validate_records(batch: &[u8], header: &BatchHeader) -> Result<(), DecodeError> {
+    let batch = &batch[..header.len()];
+    let mut cursor = RecordCursor::new(header);
+    let mut seen = 0u32;
+    while cursor.next_raw(batch)?.is_some() {
+        seen += 1;
+    }
+    if seen != header.record_count {
+        return Err(DecodeError::BadRecord("fewer records than the header says"));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// varints
+
+pub(crate) fn uvarint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+#[inline]
+fn put_uvarint(buf: &mut [u8], mut at: usize, mut v: u64) -> usize {
+    while v >= 0x80 {
+        buf[at] = (v as u8) | 0x80;
+        v >>= 7;
+        at += 1;
+    }
+    buf[at] = v as u8;
+    at + 1
+}
+
+fn get_uvarint(buf: &[u8], at: &mut usize) -> Result<u64, DecodeError> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*at).ok_or(DecodeError::BadRecord("varint runs past the batch"))?;
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            if shift == 63 && b > 1 {
+                break;
+            }
+            return Ok(v);
+        }
+    }
+    Err(DecodeError::BadRecord("varint longer than 64 bits"))
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn opt_len(b: Option<&[u8]>) -> usize {
+    match b {
+        None => 1,
+        Some(b) => uvarint_len(b.len() as u64 + 1) + b.len(),
+    }
+}
+
+fn put_opt(buf: &mut [u8], at: usize, b: Option<&[u8]>) -> usize {
+    match b {
+        None => put_uvarint(buf, at, 0),
+        Some(b) => {
+            let at = put_uvarint(buf, at, b.len() as u64 + 1);
+            buf[at..at + b.len()].copy_from_slice(b);
+            at + b.len()
+        }
+    }
+}
+
+fn get_opt(buf: &[u8], at: &mut usize) -> Result<Option<Range<usize>>, DecodeError> {
+    let n = get_uvarint(buf, at)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let len = usize::try_from(n - 1).map_err(|_| DecodeError::BadRecord("length overflows"))?;
+    let end = at.checked_add(len).filter(|&e| e <= buf.len());
+    let end = end.ok_or(DecodeError::BadRecord("field runs past the record"))?;
+    let range = *at..end;
+    *at = end;
+    Ok(Some(range))
+}
+
+// ---------------------------------------------------------------------------
+// encoding
+
+/// Length of a record's body (everything after its length prefix).
+fn record_body_len(rec: &Record, ts_delta: i64, offset_delta: u32) -> usize {
+    let mut n = 1 // attributes
+        + uvarint_len(zigzag(ts_delta))
+        + uvarint_len(u64::from(offset_delta))
+        + opt_len(rec.key.as_deref())
+        + opt_len(rec.value.as_deref())
+        + uvarint_len(rec.headers.len() as u64);
+    for h in &rec.headers {
+        n += uvarint_len(h.key.len() as u64) + h.key.len() + opt_len(h.value.as_deref());
+    }
+    n
+}
+
+/// A batch ready to be written: its timestamps are fixed and its size known.
+pub(crate) struct BatchPlan {
+    pub len: usize,
+    pub first_timestamp: i64,
+    pub max_timestamp: i64,
+    pub record_count: u32,
+}
+
+/// Fixes the timestamps of `records` (`None` takes `now`) and computes the
+/// encoded size. Returns `None` when the batch is empty or too large for the
+/// format.
+pub(crate) fn plan_batch(records: &[Record], now: i64) -> Option<BatchPlan> {
+    let first = records.first()?.timestamp.unwrap_or(now);
+    let count = u32::try_from(records.len()).ok()?;
+    let mut len = BATCH_HEADER_LEN;
+    let mut max_ts = i64::MIN;
+    for (i, rec) in records.iter().enumerate() {
+        let ts = rec.timestamp.unwrap_or(now);
+        max_ts = max_ts.max(ts);
+        let body = record_body_len(rec, ts.wrapping_sub(first), i as u32);
+        len = len.checked_add(uvarint_len(body as u64) + body)?;
+    }
+    (len <= MAX_BATCH_LEN).then_some(BatchPlan {
+        len,
+        first_timestamp: first,
+        max_timestamp: max_ts,
+        record_count: count,
+    })
+}
+
+/// Writes the batch described by `plan` into `buf` (exactly `plan.len` bytes)
+/// and seals it with its checksum.
+pub(crate) fn encode_batch(buf: &mut [u8], plan: &BatchPlan, base_offset: u64, records: &[Record], now: i64) {
+    debug_assert_eq!(buf.len(), plan.len);
+    buf[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&(plan.len as u32).to_le_bytes());
+    buf[MAGIC_OFFSET] = MAGIC;
+    buf[ATTRIBUTES_OFFSET] = 0;
+    buf[RESERVED_OFFSET..RESERVED_OFFSET + 2].copy_from_slice(&0u16.to_le_bytes());
+    buf[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&base_offset.to_le_bytes());
+    let last_delta = plan.record_count - 1;
+    buf[LAST_DELTA_OFFSET..LAST_DELTA_OFFSET + 4].copy_from_slice(&last_delta.to_le_bytes());
+    buf[FIRST_TS_OFFSET..FIRST_TS_OFFSET + 8].copy_from_slice(&plan.first_timestamp.to_le_bytes());
+    buf[MAX_TS_OFFSET..MAX_TS_OFFSET + 8].copy_from_slice(&plan.max_timestamp.to_le_bytes());
+    buf[COUNT_OFFSET..COUNT_OFFSET + 4].copy_from_slice(&plan.record_count.to_le_bytes());
+
+    let mut at = BATCH_HEADER_LEN;
+    for (i, rec) in records.iter().enumerate() {
+        let ts_delta = rec.timestamp.unwrap_or(now).wrapping_sub(plan.first_timestamp);
+        let body = record_body_len(rec, ts_delta, i as u32);
+        at = put_uvarint(buf, at, body as u64);
+        buf[at] = 0;
+        at = put_uvarint(buf, at + 1, zigzag(ts_delta));
+        at = put_uvarint(buf, at, i as u64);
+        at = put_opt(buf, at, rec.key.as_deref());
+        at = put_opt(buf, at, rec.value.as_deref());
+        at = put_uvarint(buf, at, rec.headers.len() as u64);
+        for h in &rec.headers {
+            at = put_uvarint(buf, at, h.key.len() as u64);
+            buf[at..at + h.key.len()].copy_from_slice(h.key.as_bytes());
+            at += h.key.len();
+            at = put_opt(buf, at, h.value.as_deref());
+        }
+    }
+    debug_assert_eq!(at, plan.len);
+    let crc = crc32fast::hash(&buf[LENGTH_OFFSET..plan.len]);
+    buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+// ---------------------------------------------------------------------------
+// decoding
+
+/// One record's fields as byte ranges into its batch.
+struct RawRecord {
+    offset: u64,
+    timestamp: i64,
+    key: Option<Range<usize>>,
+    value: Option<Range<usize>>,
+    headers: Range<usize>,
+    header_count: u64,
+}
+
+/// Position and state while walking the records of one checked batch. It
+/// holds no borrow, so [`RecordIter`] can keep it next to its `Bytes`.
+#[derive(Debug)]
+struct RecordCursor {
+    at: usize,
+    left: u32,
+    base_offset: u64,
+    last_offset_delta: u32,
+    first_timestamp: i64,
+    prev_delta: Option<u64>,
+}
+
+impl RecordCursor {
+    fn new(header: &BatchHeader) -> Self {
+        RecordCursor {
+            at: BATCH_HEADER_LEN,
+            left: header.record_count,
+            base_offset: header.base_offset,
+            last_offset_delta: header.last_offset_delta,
+            first_timestamp: header.first_timestamp,
+            prev_delta: None,
+        }
+    }
+
+    /// Decodes the next record of `batch` (the whole batch, and nothing more).
+    fn next_raw(&mut self, batch: &[u8]) -> Result<Option<RawRecord>, DecodeError> {
+        if self.left == 0 {
+            if self.at != batch.len() {
+                return Err(DecodeError::BadRecord("bytes after the last record"));
+            }
+            return Ok(None);
+        }
+        self.left -= 1;
+        let mut at = self.at;
+        let len = get_uvarint(batch, &mut at)?;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| at.checked_add(l))
+            .filter(|&e| e <= batch.len())
+            .ok_or(DecodeError::BadRecord("record runs past the batch"))?;
+        let rec = &batch[..end];
+        if rec.get(at) != Some(&0) {
+            return Err(DecodeError::BadRecord("unknown record attributes"));
+        }
+        at += 1;
+        let ts_delta = unzigzag(get_uvarint(rec, &mut at)?);
+        let offset_delta = get_uvarint(rec, &mut at)?;
+        if offset_delta > u64::from(self.last_offset_delta)
+            || self.prev_delta.is_some_and(|p| offset_delta <= p)
+            || (self.left == 0 && offset_delta != u64::from(self.last_offset_delta))
+        {
+            return Err(DecodeError::BadRecord("offset deltas out of order"));
+        }
+        self.prev_delta = Some(offset_delta);
+        let key = get_opt(rec, &mut at)?;
+        let value = get_opt(rec, &mut at)?;
+        let header_count = get_uvarint(rec, &mut at)?;
+        let headers_start = at;
+        for _ in 0..header_count {
+            let klen = get_uvarint(rec, &mut at)?;
+            let kend = usize::try_from(klen)
+                .ok()
+                .and_then(|l| at.checked_add(l))
+                .filter(|&e| e <= rec.len())
+                .ok_or(DecodeError::BadRecord("header key runs past the record"))?;
+            if str::from_utf8(&rec[at..kend]).is_err() {
+                return Err(DecodeError::BadRecord("header key is not UTF-8"));
+            }
+            at = kend;
+            get_opt(rec, &mut at)?;
+        }
+        if at != end {
+            return Err(DecodeError::BadRecord("record length disagrees with its fields"));
+        }
+        self.at = end;
+        Ok(Some(RawRecord {
+            offset: self.base_offset + offset_delta,
+            timestamp: self.first_timestamp.wrapping_add(ts_delta),
+            key,
+            value,
+            headers: headers_start..end,
+            header_count,
+        }))
+    }
+}
+
+/// Iterator over the records of a batch, yielding zero-copy [`LogRecord`]s
+/// whose keys, values and header values are slices of the batch's `Bytes`.
+#[derive(Debug)]
+pub struct RecordIter {
+    data: Bytes,
+    cursor: RecordCursor,
+    min_offset: u64,
+}
+
+impl RecordIter {
+    /// `data` is exactly one batch that passed [`check_batch`].
+    pub(crate) fn new(data: Bytes, header: &BatchHeader, min_offset: u64) -> Self {
+        RecordIter { cursor: RecordCursor::new(header), data, min_offset }
+    }
+
+    /// Like `next`, but a malformed record is an error rather than the end.
+    pub(crate) fn try_next(&mut self) -> Result<Option<LogRecord>, DecodeError> {
+        loop {
+            let Some(raw) = self.cursor.next_raw(&self.data)? else { return Ok(None) };
+            if raw.offset >= self.min_offset {
+                return Ok(Some(self.materialize(raw)));
+            }
+        }
+    }
+
+    fn materialize(&self, raw: RawRecord) -> LogRecord {
+        let mut headers = Vec::new();
+        if raw.header_count > 0 {
+            headers.reserve(raw.header_count as usize);
+            let buf = &self.data[..raw.headers.end];
+            let mut at = raw.headers.start;
+            for _ in 0..raw.header_count {
+                // `next_raw` validated these fields already.
+                let klen = get_uvarint(buf, &mut at).unwrap_or(0) as usize;
+                let key = str::from_utf8(&buf[at..at + klen]).unwrap_or_default().to_owned();
+                at += klen;
+                let value = get_opt(buf, &mut at).ok().flatten().map(|r| self.data.slice(r));
+                headers.push(Header { key, value });
+            }
+        }
+        LogRecord {
+            offset: raw.offset,
+            timestamp: raw.timestamp,
+            key: raw.key.map(|r| self.data.slice(r)),
+            value: raw.value.map(|r| self.data.slice(r)),
+            headers,
+        }
+    }
+}
+
+impl Iterator for RecordIter {
+    type Item = LogRecord;
+
+    /// Records of a batch that passed its checksum decode unless the writer
+    /// was broken; such a record ends the iteration (use
+    /// [`crate::Batch::try_records`] to see the error).
+    fn next(&mut self) -> Option<LogRecord> {
+        self.try_next().ok().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(records: &[Record], base: u64, now: i64) -> Vec<u8> {
+        let plan = plan_batch(records, now).unwrap();
+        let mut buf = vec![0u8; plan.len];
+        encode_batch(&mut buf, &plan, base, records, now);
+        buf
+    }
+
+    fn sample() -> Vec<Record> {
+        vec![
+            Record::new(&b"v0"[..]).with_key(&b"k0"[..]).with_timestamp(1000),
+            Record::tombstone(&b"k1"[..]).with_timestamp(990),
+            Record::new(vec![7u8; 300]).with_header("h", Some(Bytes::from_static(b"hv"))).with_header("nul", None),
+            Record::new(Bytes::new()),
+        ]
+    }
+
+    #[test]
+    fn round_trip() {
+        let recs = sample();
+        let buf = encode(&recs, 42, 2000);
+        let h = check_batch(&buf).unwrap();
+        assert_eq!(h.base_offset, 42);
+        assert_eq!(h.record_count, 4);
+        assert_eq!(h.last_offset(), 45);
+        assert_eq!(h.first_timestamp, 1000);
+        assert_eq!(h.max_timestamp, 2000);
+        validate_records(&buf, &h).unwrap();
+        let out: Vec<LogRecord> = RecordIter::new(Bytes::from(buf), &h, 0).collect();
+        assert_eq!(out.len(), 4);
+        for (i, (o, r)) in out.iter().zip(&recs).enumerate() {
+            assert_eq!(o.offset, 42 + i as u64);
+            assert_eq!(o.key, r.key);
+            assert_eq!(o.value, r.value);
+            assert_eq!(o.headers, r.headers);
+            assert_eq!(o.timestamp, r.timestamp.unwrap_or(2000));
+        }
+        assert_eq!(out[1].value, None);
+        assert_eq!(out[3].value.as_deref(), Some(&b""[..]));
+    }
+
+    #[test]
+    fn min_offset_skips_leading_records() {
+        let buf = encode(&sample(), 10, 0);
+        let h = check_batch(&buf).unwrap();
+        let offs: Vec<u64> = RecordIter::new(Bytes::from(buf), &h, 12).map(|r| r.offset).collect();
+        assert_eq!(offs, vec![12, 13]);
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut buf = [0u8; 10];
+            let end = put_uvarint(&mut buf, 0, v);
+            assert_eq!(end, uvarint_len(v));
+            let mut at = 0;
+            assert_eq!(get_uvarint(&buf, &mut at).unwrap(), v);
+            assert_eq!(at, end);
+        }
+        for v in [0i64, -1, 1, i64::MIN, i64::MAX] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+        let mut at = 0;
+        assert!(get_uvarint(&[0xff; 11], &mut at).is_err());
+    }
+
+    /// Every byte of the header is covered: changing any of them is caught.
+    #[test]
+    fn every_corrupted_header_byte_is_rejected() {
+        let buf = encode(&sample(), 7, 5);
+        for i in 0..BATCH_HEADER_LEN {
+            for bit in 0..8 {
+                let mut bad = buf.clone();
+                bad[i] ^= 1 << bit;
+                assert!(check_batch(&bad).is_err(), "flip of byte {i} bit {bit} accepted");
+            }
+        }
+    }
+
+    #[test]
+    fn corrupt_record_bytes_fail_the_checksum() {
+        let buf = encode(&sample(), 7, 5);
+        for i in BATCH_HEADER_LEN..buf.len() {
+            let mut bad = buf.clone();
+            bad[i] ^= 0x10;
+            assert!(matches!(check_batch(&bad), Err(DecodeError::Checksum { .. })));
+        }
+    }
+
+    fn reseal(buf: &mut [u8]) {
+        let crc = crc32fast::hash(&buf[LENGTH_OFFSET..]);
+        buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    #[test]
+    fn unknown_version_is_typed() {
+        let mut buf = encode(&sample(), 7, 5);
+        buf[MAGIC_OFFSET] = 9;
+        reseal(&mut buf);
+        assert_eq!(check_batch(&buf), Err(DecodeError::UnknownMagic(9)));
+        let mut buf = encode(&sample(), 7, 5);
+        buf[ATTRIBUTES_OFFSET] = 1;
+        reseal(&mut buf);
+        assert_eq!(check_batch(&buf), Err(DecodeError::BadAttributes));
+    }
+
+    #[test]
+    fn truncation_and_zeroes() {
+        let buf = encode(&sample(), 7, 5);
+        for cut in 0..buf.len() {
+            assert!(check_batch(&buf[..cut]).is_err());
+        }
+        assert!(matches!(check_batch(&[0u8; 64]), Err(DecodeError::BadLength(0))));
+    }
+
+    #[test]
+    fn resealed_garbage_records_are_caught_by_validation() {
+        let mut buf = encode(&sample(), 7, 5);
+        // A record length prefix that runs past the batch, with a valid CRC.
+        buf[BATCH_HEADER_LEN] = 0x7f;
+        reseal(&mut buf);
+        let h = check_batch(&buf).unwrap();
+        assert!(validate_records(&buf, &h).is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! # streamlog
+//!
+//! An embeddable, Kafka-style message log: the storage model of a Kafka
+//! broker inside your process, with no server. A [`Partition`] is an
+//! append-only log of record batches kept in segment files (`.log` with a
+//! sparse `.index` and a `.timeindex`); reads return zero-copy
+//! [`bytes::Bytes`] slices of the memory-mapped segments.
+//!
+//! ```
+//! use streamlog::{Durability, Partition, PartitionOptions, Record};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let opts = PartitionOptions::default().durability(Durability::Os);
+//! let log = Partition::open(dir.path().join("orders-0"), opts.clone())?;
+//! log.append(&[Record::new("created").with_key("order-1")])?;
+//! log.append(&[Record::new("paid").with_key("order-1"), Record::tombstone("order-2")])?;
+//! assert_eq!(log.high_watermark(), 3);
+//! log.close()?;
+//!
+//! // Reopen: the clean shutdown makes this O(segments).
+//! let log = Partition::open(dir.path().join("orders-0"), opts)?;
+//! let mut values = Vec::new();
+//! let mut next = log.log_start_offset();
+//! while next < log.high_watermark() {
+//!     for batch in log.read(next, 64 << 10)? {
+//!         for rec in batch.records() {
+//!             values.push((rec.offset, rec.value));
+//!         }
+//!         next = batch.next_offset();
+//!     }
+//! }
+//! assert_eq!(values[1].1.as_deref(), Some(&b"paid"[..]));
+//! assert_eq!(values[2].1, None); // a tombstone
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Guarantees
+//!
+//! - Offsets are dense, start at 0 and are never reused.
+//! - An acknowledged append is visible to every reader and survives a crash
+//!   of the process; [`Durability`] decides when it also survives power loss.
+//! - Every batch carries a CRC-32, checked on every read; a mismatch is an
+//!   [`Error::Corrupt`] naming the file and byte position.
+//! - After a crash, the active segment is scanned and its torn tail cut off;
+//!   a clean close makes the next open cost O(segments).
+//! - A directory is opened by one handle at a time ([`Error::Locked`]).
+//!
+//! The byte layout of every file is specified in `docs/FORMAT.md`.
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
+
+mod clock;
+mod error;
+mod format;
+mod fsutil;
+mod index;
+mod mmap;
+mod options;
+mod partition;
+mod record;
+mod segment;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+pub use format::RecordIter;
+pub use options::{Durability, PartitionOptions};
+pub use partition::{AppendInfo, Partition};
+pub use record::{Batch, Header, LogRecord, Record};

@@ -1,0 +1,131 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::format::BATCH_HEADER_LEN;
+
+/// When an acknowledged append also survives power loss.
+///
+/// Every acknowledged append survives a crash of the process (its bytes are
+/// in the OS page cache); this setting decides when they reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// No sync on the append path; the OS writes back when it likes. Sealed
+    /// segments are still synced when they roll. Default.
+    #[default]
+    Os,
+    /// A background thread syncs the partition at this interval, so the disk
+    /// is at most about this far behind.
+    Interval(Duration),
+    /// `append` returns only once the batch is on disk (fdatasync). Threads
+    /// appending at the same time share one sync (group commit).
+    Sync,
+}
+
+/// Options of one partition log.
+#[derive(Debug, Clone)]
+pub struct PartitionOptions {
+    /// Roll to a new segment before the `.log` file would pass this size.
+    /// Default: 1 GiB. Range: 4 KiB ..= 4 GiB - 1 (positions are 32-bit).
+    pub segment_bytes: u32,
+    /// Roll once the active segment's records span this much time (by
+    /// record timestamps, as Kafka's `segment.ms`). Default: 7 days.
+    pub segment_age: Duration,
+    /// Bytes of log between two sparse index entries. Default: 4096.
+    pub index_interval_bytes: u32,
+    /// Size limit of one `.index` file; a full index rolls the segment.
+    /// Default: 10 MiB.
+    pub max_index_bytes: u32,
+    /// Default: [`Durability::Os`].
+    pub durability: Durability,
+    /// At open, verify every segment and cut the log at the first corrupt
+    /// batch, deleting it and everything after it. Default: `false` (a
+    /// corrupt sealed segment is reported when read).
+    pub repair: bool,
+    /// Source of record timestamps and segment ages. Default: [`SystemClock`].
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for PartitionOptions {
+    fn default() -> Self {
+        PartitionOptions {
+            segment_bytes: 1 << 30,
+            segment_age: Duration::from_secs(7 * 24 * 3600),
+            index_interval_bytes: 4096,
+            max_index_bytes: 10 << 20,
+            durability: Durability::Os,
+            repair: false,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl PartitionOptions {
+    #[must_use]
+    pub fn segment_bytes(mut self, bytes: u32) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    #[must_use]
+    pub fn segment_age(mut self, age: Duration) -> Self {
+        self.segment_age = age;
+        self
+    }
+
+    #[must_use]
+    pub fn index_interval_bytes(mut self, bytes: u32) -> Self {
+        self.index_interval_bytes = bytes;
+        self
+    }
+
+    #[must_use]
+    pub fn max_index_bytes(mut self, bytes: u32) -> Self {
+        self.max_index_bytes = bytes;
+        self
+    }
+
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    #[must_use]
+    pub fn repair(mut self, repair: bool) -> Self {
+        self.repair = repair;
+        self
+    }
+
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks every option against its documented range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::InvalidConfig(msg));
+        if self.segment_bytes < 4096 || self.segment_bytes == u32::MAX {
+            return bad(format!("segment_bytes {} is outside 4096 ..= 4294967294", self.segment_bytes));
+        }
+        if self.segment_age.is_zero() {
+            return bad("segment_age must be positive".into());
+        }
+        if (self.max_index_bytes as usize) < crate::index::OFFSET_ENTRY_LEN {
+            return bad(format!("max_index_bytes {} holds no entry", self.max_index_bytes));
+        }
+        if let Durability::Interval(d) = self.durability {
+            if d.is_zero() {
+                return bad("Durability::Interval needs a positive interval".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Largest batch that fits a segment.
+    pub(crate) fn max_batch_bytes(&self) -> usize {
+        (self.segment_bytes as usize).max(BATCH_HEADER_LEN)
+    }
+}

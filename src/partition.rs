@@ -1,0 +1,564 @@
+//! A partition: an ordered list of segments in one directory, the offsets
+//! (log start, high watermark), rolling, durability and recovery.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::format;
+use crate::fsutil::{self, TMP_SUFFIX};
+use crate::options::{Durability, PartitionOptions};
+use crate::record::{Batch, Record};
+use crate::segment::{self, ActiveSegment, IndexConfig, ScanEnd, Segment};
+
+/// Name of the directory lock file.
+const LOCK_FILE: &str = ".lock";
+/// Written by a clean close, removed by open: its presence means the files
+/// are exactly as a clean close left them.
+const CLEAN_MARKER: &str = ".clean_shutdown";
+const CLEAN_MARKER_MAGIC: &[u8; 4] = b"SLCS";
+const CLEAN_MARKER_VERSION: u8 = 1;
+const CLEAN_MARKER_LEN: usize = 4 + 4 + 8 + 4;
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the batch's first record; record `i` has `base_offset + i`.
+    pub base_offset: u64,
+    /// Offset of the batch's last record.
+    pub last_offset: u64,
+}
+
+/// One partition log in its own directory.
+///
+/// Appends are serialized by a short critical section; reads never take it.
+/// Readers get batches whose records are zero-copy slices of the segment
+/// mappings. Dropping the partition closes it cleanly, ignoring errors; call
+/// [`Partition::close`] to see them.
+///
+/// ```
+/// use streamlog::{Partition, PartitionOptions, Record};
+/// let dir = tempfile::tempdir()?;
+/// let log = Partition::open(dir.path(), PartitionOptions::default())?;
+/// let first = log.append(&[Record::new("hello").with_key("k"), Record::new("world")])?;
+/// assert_eq!((first.base_offset, first.last_offset), (0, 1));
+/// let batches = log.read(1, 1 << 20)?;
+/// let rec = batches[0].records().next().unwrap();
+/// assert_eq!((rec.offset, &rec.value.unwrap()[..]), (1, &b"world"[..]));
+/// log.close()?;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+pub struct Partition {
+    inner: Arc<Inner>,
+    flusher: Option<Flusher>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    opts: PartitionOptions,
+    index_config: IndexConfig,
+    /// The append path. `None` once closed, or after a failed roll.
+    writer: Mutex<Option<Writer>>,
+    /// Oldest first; the last one is the active segment.
+    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    /// The offset after the last appended record. Stored with release
+    /// ordering after the bytes and index entries are in place.
+    high_watermark: AtomicU64,
+    log_start_offset: AtomicU64,
+    poisoned: AtomicBool,
+    closed: AtomicBool,
+    sync: Mutex<SyncState>,
+    sync_done: Condvar,
+    /// Held for the life of the handle: the directory lock.
+    _lock: File,
+}
+
+struct Writer {
+    active: ActiveSegment,
+    next_offset: u64,
+    /// Timestamp of the active segment's first batch, for `segment_age`.
+    first_timestamp: Option<i64>,
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Every offset below this is on disk.
+    synced: u64,
+    /// A thread is syncing; others wait for it rather than sync again.
+    in_progress: bool,
+}
+
+impl Partition {
+    /// Opens (or creates) the partition log in `dir`, recovering it if it
+    /// was not closed cleanly. Fails with [`Error::Locked`] if another handle
+    /// has it open.
+    pub fn open(dir: impl AsRef<Path>, opts: PartitionOptions) -> Result<Partition> {
+        opts.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        if dir.as_os_str().is_empty() {
+            return Err(Error::InvalidConfig("the partition directory path is empty".into()));
+        }
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
+            if let Some(parent) = dir.parent() {
+                fsutil::sync_dir(parent)?;
+            }
+        }
+        let lock = lock_dir(&dir)?;
+        let index_config =
+            IndexConfig { interval_bytes: opts.index_interval_bytes, max_index_bytes: opts.max_index_bytes };
+
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
+            let entry = entry.map_err(Error::io("list", &dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.ends_with(TMP_SUFFIX) {
+                fsutil::remove_if_exists(&entry.path())?;
+            } else if let Some(base) = segment::parse_log_name(name) {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+
+        let marker_path = dir.join(CLEAN_MARKER);
+        let mut clean_next = read_clean_marker(&marker_path)?;
+        if fsutil::remove_if_exists(&marker_path)? {
+            fsutil::sync_dir(&dir)?;
+        }
+        if opts.repair && repair(&dir, &mut bases, index_config)? {
+            clean_next = None;
+        }
+
+        let capacity = opts.segment_bytes;
+        let (active, next_offset) = match bases.last() {
+            None => (Segment::create(&dir, 0, capacity, index_config)?, 0),
+            Some(&last) => match clean_next.filter(|&n| n >= last) {
+                Some(next) => (Segment::open_clean(&dir, last, next, capacity, index_config)?, next),
+                None => Segment::recover(&dir, last, capacity, index_config)?,
+            },
+        };
+        let mut segments: Vec<Arc<Segment>> =
+            bases.iter().take(bases.len().saturating_sub(1)).map(|&b| Segment::sealed(&dir, b, index_config)).collect();
+        segments.push(Arc::clone(&active.segment));
+        let log_start = segments[0].base_offset();
+        let first_timestamp = first_timestamp(&active.segment)?;
+
+        let inner = Arc::new(Inner {
+            dir,
+            index_config,
+            writer: Mutex::new(Some(Writer { active, next_offset, first_timestamp })),
+            segments: RwLock::new(Arc::new(segments)),
+            high_watermark: AtomicU64::new(next_offset),
+            log_start_offset: AtomicU64::new(log_start),
+            poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            // Recovery synced whatever it kept; a clean close synced all.
+            sync: Mutex::new(SyncState { synced: next_offset, in_progress: false }),
+            sync_done: Condvar::new(),
+            _lock: lock,
+            opts,
+        });
+        let flusher = match inner.opts.durability {
+            Durability::Interval(every) => Some(Flusher::start(Arc::clone(&inner), every)?),
+            _ => None,
+        };
+        Ok(Partition { inner, flusher })
+    }
+
+    /// Appends `records` as one batch and returns their offsets. The batch is
+    /// visible to readers, and survives a crash of the process, when this
+    /// returns; with [`Durability::Sync`] it is also on disk.
+    pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
+        let inner = &*self.inner;
+        let now = if records.iter().any(|r| r.timestamp.is_none()) { inner.opts.clock.now_ms() } else { 0 };
+        let plan = format::plan_batch(records, now).ok_or(if records.is_empty() {
+            Error::EmptyBatch
+        } else {
+            Error::RecordTooLarge { size: u64::MAX, max: inner.opts.max_batch_bytes() as u64 }
+        })?;
+        if plan.len > inner.opts.max_batch_bytes() {
+            return Err(Error::RecordTooLarge { size: plan.len as u64, max: inner.opts.max_batch_bytes() as u64 });
+        }
+        let count = u64::from(plan.record_count);
+
+        let mut guard = inner.writer.lock();
+        inner.check_writable()?;
+        let mut w = guard.as_mut().ok_or(Error::Closed)?;
+        if inner.needs_roll(w, plan.len, count, plan.max_timestamp) {
+            inner.roll_locked(&mut guard)?;
+            w = guard.as_mut().ok_or(Error::Closed)?;
+        }
+        let base = w.next_offset;
+        let pos = w.active.map.append_with(plan.len, |buf| format::encode_batch(buf, &plan, base, records, now))?;
+        w.active.index_batch(base, pos, plan.len, plan.max_timestamp);
+        w.active.note_appended(plan.max_timestamp);
+        w.first_timestamp.get_or_insert(plan.first_timestamp);
+        w.next_offset = base + count;
+        // Release: the bytes, index entries and timestamps above are visible
+        // to readers that load the high watermark with acquire ordering.
+        inner.high_watermark.store(w.next_offset, Ordering::Release);
+        let next = w.next_offset;
+        drop(guard);
+
+        if inner.opts.durability == Durability::Sync {
+            inner.sync_to(next)?;
+        }
+        Ok(AppendInfo { base_offset: base, last_offset: next - 1 })
+    }
+
+    /// Batches from `offset` on, up to about `max_bytes` (at least one batch
+    /// if any record is there). The first batch may start before `offset`;
+    /// its [`Batch::records`] skip the records before it. Reading at the high
+    /// watermark returns no batches; outside `[log_start_offset,
+    /// high_watermark]` is [`Error::OffsetOutOfRange`].
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Vec<Batch>> {
+        let inner = &*self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let end = inner.high_watermark.load(Ordering::Acquire);
+        let start = inner.log_start_offset.load(Ordering::Acquire);
+        if offset < start || offset > end {
+            return Err(Error::OffsetOutOfRange { requested: offset, start, end });
+        }
+        if offset == end {
+            return Ok(Vec::new());
+        }
+        let segments = inner.segments();
+        let mut i = segments.partition_point(|s| s.base_offset() <= offset).saturating_sub(1);
+        loop {
+            let bound = segments.get(i + 1).map_or(end, |s| s.base_offset().min(end));
+            let batches = segments[i].read(offset, bound, max_bytes)?;
+            // An empty answer from a sealed segment means `offset` is past its
+            // last record (a gap left by compaction): go on to the next one.
+            if !batches.is_empty() || i + 1 == segments.len() {
+                return Ok(batches);
+            }
+            i += 1;
+        }
+    }
+
+    /// The offset of the first record whose timestamp is `>= ts`, or `None`
+    /// if every record is older (Kafka's `offsetsForTimes`).
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<u64>> {
+        let inner = &*self.inner;
+        let end = inner.high_watermark.load(Ordering::Acquire);
+        let start = inner.log_start_offset.load(Ordering::Acquire);
+        let segments = inner.segments();
+        for (i, seg) in segments.iter().enumerate() {
+            let bound = segments.get(i + 1).map_or(end, |s| s.base_offset().min(end));
+            if seg.max_timestamp(bound)? >= ts {
+                if let Some(off) = seg.offset_for_timestamp(ts, bound)? {
+                    return Ok(Some(off.max(start)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first offset still in the log.
+    pub fn log_start_offset(&self) -> u64 {
+        self.inner.log_start_offset.load(Ordering::Acquire)
+    }
+
+    /// The offset the next appended record will get (Kafka's log end
+    /// offset; with one in-process replica it is also the high watermark).
+    pub fn high_watermark(&self) -> u64 {
+        self.inner.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.inner.segments().len()
+    }
+
+    /// Bytes of log across all segments.
+    pub fn size_in_bytes(&self) -> Result<u64> {
+        self.inner.segments().iter().map(|s| s.size()).sum()
+    }
+
+    /// Writes everything appended so far to disk.
+    pub fn flush(&self) -> Result<()> {
+        let inner = &*self.inner;
+        inner.sync_to(inner.high_watermark.load(Ordering::Acquire))
+    }
+
+    /// Seals the active segment (syncing it) and starts a new one.
+    pub fn roll(&self) -> Result<()> {
+        let inner = &*self.inner;
+        let mut guard = inner.writer.lock();
+        inner.check_writable()?;
+        if guard.is_none() {
+            return Err(Error::Closed);
+        }
+        inner.roll_locked(&mut guard)
+    }
+
+    /// Verifies every batch of every segment: checksums, record encoding,
+    /// offset order. The first problem is an error naming file and position.
+    pub fn verify(&self) -> Result<()> {
+        let segments = self.inner.segments();
+        for (i, seg) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
+            match seg.verify()? {
+                (_, ScanEnd::Clean) => {}
+                // The active segment's committed bytes end where the
+                // preallocated zeroes start; its mapping only shows the former.
+                (_, ScanEnd::Unwritten) if last => {}
+                (pos, ScanEnd::Unwritten) => {
+                    return Err(Error::Corrupt {
+                        path: seg.log_path().to_owned(),
+                        position: pos as u64,
+                        reason: "zero bytes inside a sealed segment".into(),
+                    });
+                }
+                (_, ScanEnd::Bad(position, e)) => {
+                    return Err(Error::Corrupt { path: seg.log_path().to_owned(), position, reason: e.to_string() });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the partition cleanly: seals the active segment's files, syncs
+    /// everything and leaves the marker that makes the next open cheap.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        if let Some(f) = self.flusher.take() {
+            f.stop();
+        }
+        let inner = &*self.inner;
+        let writer = inner.writer.lock().take();
+        inner.closed.store(true, Ordering::Release);
+        let Some(w) = writer else { return Ok(()) };
+        inner.check_writable()?;
+        w.active.seal(&inner.dir)?;
+        let mut marker = Vec::with_capacity(CLEAN_MARKER_LEN);
+        marker.extend_from_slice(CLEAN_MARKER_MAGIC);
+        marker.extend_from_slice(&[CLEAN_MARKER_VERSION, 0, 0, 0]);
+        marker.extend_from_slice(&w.next_offset.to_le_bytes());
+        marker.extend_from_slice(&crc32fast::hash(&marker).to_le_bytes());
+        fsutil::write_atomic(&inner.dir, CLEAN_MARKER, &marker)
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("dir", &self.inner.dir)
+            .field("log_start_offset", &self.log_start_offset())
+            .field("high_watermark", &self.high_watermark())
+            .finish()
+    }
+}
+
+impl Inner {
+    fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
+        Arc::clone(&self.segments.read())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned { path: self.dir.clone() });
+        }
+        Ok(())
+    }
+
+    fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    fn needs_roll(&self, w: &Writer, len: usize, count: u64, max_timestamp: i64) -> bool {
+        let map = &w.active.map;
+        if map.position() == 0 {
+            return false;
+        }
+        let age_ms = self.opts.segment_age.as_millis().min(i64::MAX as u128) as i64;
+        len > map.remaining()
+            || w.active.index.is_full()
+            || w.next_offset + count - w.active.segment.base_offset() > u64::from(u32::MAX)
+            || w.first_timestamp.is_some_and(|first| max_timestamp.saturating_sub(first) >= age_ms)
+    }
+
+    /// Seals the active segment and starts the next one. Any failure poisons
+    /// the partition: the files are left for recovery to sort out on reopen.
+    fn roll_locked(&self, slot: &mut Option<Writer>) -> Result<()> {
+        let w = slot.take().ok_or(Error::Closed)?;
+        let next_offset = w.next_offset;
+        let result = w
+            .active
+            .seal(&self.dir)
+            .and_then(|_| Segment::create(&self.dir, next_offset, self.opts.segment_bytes, self.index_config));
+        let active = match result {
+            Ok(a) => a,
+            Err(e) => {
+                self.poison();
+                return Err(e);
+            }
+        };
+        {
+            let mut segments = self.segments.write();
+            let mut list = Vec::clone(&segments);
+            list.push(Arc::clone(&active.segment));
+            *segments = Arc::new(list);
+        }
+        *slot = Some(Writer { active, next_offset, first_timestamp: None });
+        Ok(())
+    }
+
+    /// Returns once every offset below `target` is on disk. Concurrent
+    /// callers share one sync: whoever finds none running starts one that
+    /// covers everything appended so far; the others wait for it.
+    fn sync_to(&self, target: u64) -> Result<()> {
+        let mut state = self.sync.lock();
+        loop {
+            self.check_writable()?;
+            if state.synced >= target {
+                return Ok(());
+            }
+            if !state.in_progress {
+                break;
+            }
+            self.sync_done.wait(&mut state);
+        }
+        state.in_progress = true;
+        drop(state);
+        // Load the high watermark before choosing the segment: every segment
+        // before the one we sync was synced when it rolled.
+        let covered = self.high_watermark.load(Ordering::Acquire);
+        let active = Arc::clone(self.segments().last().expect("a partition has a segment"));
+        let result = active.map().and_then(|m| m.sync().map_err(Error::io("sync", m.path())));
+        let mut state = self.sync.lock();
+        state.in_progress = false;
+        match &result {
+            Ok(()) => state.synced = state.synced.max(covered),
+            Err(_) => self.poison(),
+        }
+        self.sync_done.notify_all();
+        result
+    }
+}
+
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(Error::io("open lock", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_owned() }),
+        Err(fs::TryLockError::Error(e)) => Err(Error::Io { op: "lock", path, source: e }),
+    }
+}
+
+/// The next offset a clean close recorded, or `None` if there is no valid
+/// marker (then the log is recovered as after a crash).
+fn read_clean_marker(path: &Path) -> Result<Option<u64>> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::Io { op: "read", path: path.to_owned(), source: e }),
+    };
+    let valid = bytes.len() == CLEAN_MARKER_LEN
+        && &bytes[..4] == CLEAN_MARKER_MAGIC
+        && bytes[4] == CLEAN_MARKER_VERSION
+        && crc32fast::hash(&bytes[..CLEAN_MARKER_LEN - 4]).to_le_bytes() == bytes[CLEAN_MARKER_LEN - 4..];
+    Ok(valid.then(|| u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"))))
+}
+
+/// Timestamp of a segment's first batch, read off its header.
+fn first_timestamp(segment: &Segment) -> Result<Option<i64>> {
+    let map = segment.map()?;
+    let len = map.committed().min(format::BATCH_HEADER_LEN);
+    Ok(map.with_slice(0..len, |b| format::BatchHeader::parse(b).map(|h| h.first_timestamp)).flatten())
+}
+
+/// Verifies every segment but the last and cuts the log at the first bad
+/// batch: that segment is truncated there and every later one deleted.
+/// Returns whether anything was cut. Used only with `repair`.
+fn repair(dir: &Path, bases: &mut Vec<u64>, index_config: IndexConfig) -> Result<bool> {
+    for i in 0..bases.len().saturating_sub(1) {
+        let seg = Segment::sealed(dir, bases[i], index_config);
+        let (valid_len, end) = seg.verify()?;
+        if end == ScanEnd::Clean {
+            continue;
+        }
+        drop(seg);
+        for &later in &bases[i + 1..] {
+            Segment::sealed(dir, later, index_config).delete_files()?;
+        }
+        bases.truncate(i + 1);
+        let seg = Segment::sealed(dir, bases[i], index_config);
+        let file = File::options().write(true).open(seg.log_path()).map_err(Error::io("open", seg.log_path()))?;
+        file.set_len(valid_len as u64).map_err(Error::io("truncate", seg.log_path()))?;
+        file.sync_all().map_err(Error::io("sync", seg.log_path()))?;
+        fsutil::sync_dir(dir)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// The background thread of [`Durability::Interval`].
+struct Flusher {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: JoinHandle<()>,
+}
+
+impl Flusher {
+    fn start(inner: Arc<Inner>, every: Duration) -> Result<Flusher> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("streamlog-flush".into())
+            .spawn(move || {
+                let (lock, cv) = &*signal;
+                let mut stopped = lock.lock();
+                while !*stopped {
+                    cv.wait_for(&mut stopped, every);
+                    if *stopped {
+                        break;
+                    }
+                    let hw = inner.high_watermark.load(Ordering::Acquire);
+                    // A panic must not vanish with the thread: poison instead.
+                    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.sync_to(hw)));
+                    if ok.is_err() {
+                        inner.poison();
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::Io { op: "spawn flusher", path: PathBuf::new(), source: e })?;
+        Ok(Flusher { stop, thread })
+    }
+
+    fn stop(self) {
+        *self.stop.0.lock() = true;
+        self.stop.1.notify_all();
+        let _ = self.thread.join();
+    }
+}

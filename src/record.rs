@@ -1,0 +1,152 @@
+//! Records as the user writes them ([`Record`]) and reads them back
+//! ([`LogRecord`], grouped in [`Batch`]es).
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::format::{BatchHeader, RecordIter};
+
+/// A record header: a UTF-8 key and an optional value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub key: String,
+    pub value: Option<Bytes>,
+}
+
+/// A record to append: key, value (`None` is a tombstone), timestamp and
+/// headers.
+///
+/// A `None` timestamp takes the partition clock's time when appended (Kafka's
+/// create time, set by the log rather than the client).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: Option<i64>,
+    pub headers: Vec<Header>,
+}
+
+impl Record {
+    /// A record with a value and no key.
+    pub fn new(value: impl Into<Bytes>) -> Record {
+        Record { value: Some(value.into()), ..Record::default() }
+    }
+
+    /// A record with a key and no value: deletes the key in compacted topics.
+    pub fn tombstone(key: impl Into<Bytes>) -> Record {
+        Record { key: Some(key.into()), ..Record::default() }
+    }
+
+    #[must_use]
+    pub fn with_key(mut self, key: impl Into<Bytes>) -> Record {
+        self.key = Some(key.into());
+        self
+    }
+
+    #[must_use]
+    pub fn with_timestamp(mut self, timestamp_ms: i64) -> Record {
+        self.timestamp = Some(timestamp_ms);
+        self
+    }
+
+    #[must_use]
+    pub fn with_header(mut self, key: impl Into<String>, value: Option<Bytes>) -> Record {
+        self.headers.push(Header { key: key.into(), value });
+        self
+    }
+}
+
+/// A record read back from the log. `key`, `value` and header values are
+/// zero-copy slices of the segment's memory map; holding them keeps the
+/// mapping alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub offset: u64,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<Header>,
+}
+
+/// One record batch as stored, its checksum already verified.
+///
+/// A read that starts inside a batch returns the whole batch, but
+/// [`Batch::records`] yields only the records from the requested offset on.
+#[derive(Clone)]
+pub struct Batch {
+    data: Bytes,
+    header: BatchHeader,
+    min_offset: u64,
+}
+
+impl Batch {
+    pub(crate) fn new(data: Bytes, header: BatchHeader, min_offset: u64) -> Batch {
+        Batch { data, header, min_offset }
+    }
+
+    pub fn base_offset(&self) -> u64 {
+        self.header.base_offset
+    }
+
+    pub fn last_offset(&self) -> u64 {
+        self.header.last_offset()
+    }
+
+    /// The offset after this batch's last record.
+    pub fn next_offset(&self) -> u64 {
+        self.header.last_offset() + 1
+    }
+
+    /// Records stored in the batch, including any before the read offset.
+    pub fn record_count(&self) -> u32 {
+        self.header.record_count
+    }
+
+    pub fn first_timestamp(&self) -> i64 {
+        self.header.first_timestamp
+    }
+
+    pub fn max_timestamp(&self) -> i64 {
+        self.header.max_timestamp
+    }
+
+    /// The batch's bytes as stored (a slice of the mapping).
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.data
+    }
+
+    /// The batch's records from the read offset on. A record that fails to
+    /// decode ends the iteration; [`Batch::try_records`] reports it instead.
+    pub fn records(&self) -> RecordIter {
+        RecordIter::new(self.data.clone(), &self.header, self.min_offset)
+    }
+
+    /// Decodes every record from the read offset on, failing on the first
+    /// malformed one.
+    pub fn try_records(&self) -> Result<Vec<LogRecord>> {
+        let mut it = self.records();
+        let mut out = Vec::with_capacity(self.header.record_count as usize);
+        loop {
+            match it.try_next() {
+                Ok(Some(r)) => out.push(r),
+                Ok(None) => return Ok(out),
+                Err(e) => {
+                    return Err(Error::CorruptBatch { base_offset: self.header.base_offset, reason: e.to_string() });
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("base_offset", &self.header.base_offset)
+            .field("last_offset", &self.header.last_offset())
+            .field("records", &self.header.record_count)
+            .field("bytes", &self.data.len())
+            .finish()
+    }
+}

@@ -1,0 +1,486 @@
+//! One segment of a partition: `<base offset, 20 digits>.log` with its
+//! `.index` and `.timeindex`. This module is the only one that names, opens,
+//! scans and reads these files.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
+
+use crate::error::{Error, Result};
+use crate::format::{self, BATCH_HEADER_LEN, BatchHeader, DecodeError};
+use crate::fsutil;
+use crate::index::{self, IndexWriter, SegmentIndex};
+use crate::mmap::{MapWriter, MappedFile};
+use crate::record::Batch;
+
+pub(crate) const LOG_SUFFIX: &str = ".log";
+const INDEX_SUFFIX: &str = ".index";
+const TIME_INDEX_SUFFIX: &str = ".timeindex";
+
+/// `00000000000000000042.log` for base offset 42.
+fn file_name(base_offset: u64, suffix: &str) -> String {
+    format!("{base_offset:020}{suffix}")
+}
+
+/// The base offset of a segment file name, if `name` is one.
+pub(crate) fn parse_log_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(LOG_SUFFIX)?;
+    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit())).then(|| stem.parse().ok())?
+}
+
+/// Index settings a segment needs when it builds or resumes its indexes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IndexConfig {
+    pub interval_bytes: u32,
+    pub max_index_bytes: u32,
+}
+
+impl IndexConfig {
+    fn writer(&self) -> IndexWriter {
+        IndexWriter::new(self.interval_bytes, self.max_index_bytes)
+    }
+}
+
+/// How a walk over a segment's batches ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScanEnd {
+    /// Exactly at the end of the bytes.
+    Clean,
+    /// At zero bytes where a batch header should be: preallocated space
+    /// that was never written (the tail of an active segment after a crash).
+    Unwritten,
+    /// At a batch that fails its checks, at this position.
+    Bad(u64, DecodeError),
+}
+
+/// What a walk from the start of a segment found.
+pub(crate) struct Scan {
+    pub valid_len: usize,
+    /// The offset after the last good batch (the base offset if none).
+    pub next_offset: u64,
+    pub index: SegmentIndex,
+    pub writer: IndexWriter,
+    pub end: ScanEnd,
+}
+
+/// Walks every batch of `bytes` (a segment's log), fully verifying each one,
+/// and builds the indexes as the append path would have.
+pub(crate) fn scan(bytes: &[u8], base_offset: u64, config: IndexConfig) -> Scan {
+    let mut index = SegmentIndex::new(base_offset);
+    let mut writer = config.writer();
+    let mut pos = 0usize;
+    let mut next_offset = base_offset;
+    let end = loop {
+        let rest = &bytes[pos..];
+        if rest.is_empty() {
+            break ScanEnd::Clean;
+        }
+        if rest.len() >= format::LENGTH_OFFSET + 4 && rest[..format::MAGIC_OFFSET].iter().all(|&b| b == 0) {
+            break ScanEnd::Unwritten;
+        }
+        let checked = format::check_batch(rest).and_then(|h| {
+            format::validate_records(rest, &h)?;
+            if h.base_offset < next_offset || h.last_offset() - base_offset > u64::from(u32::MAX) {
+                return Err(DecodeError::BadRecord("batch offsets out of order"));
+            }
+            Ok(h)
+        });
+        let h = match checked {
+            Ok(h) => h,
+            Err(e) => break ScanEnd::Bad(pos as u64, e),
+        };
+        let rel = (h.base_offset - base_offset) as u32;
+        if let Some(due) = writer.on_batch(rel, pos as u32, h.batch_length, h.max_timestamp) {
+            index.push(due);
+        }
+        pos += h.len();
+        next_offset = h.last_offset() + 1;
+    };
+    Scan { valid_len: pos, next_offset, index, writer, end }
+}
+
+/// One segment. Sealed segments open their mapping and indexes lazily, on
+/// first read, so that opening a log costs O(segments) and not O(bytes).
+pub(crate) struct Segment {
+    base_offset: u64,
+    log_path: PathBuf,
+    index_path: PathBuf,
+    time_index_path: PathBuf,
+    map: OnceLock<Arc<MappedFile>>,
+    /// `None` until loaded (sealed segments) or built (the active one).
+    index: RwLock<Option<SegmentIndex>>,
+    index_config: IndexConfig,
+    /// Largest record timestamp, kept current by the writer while active.
+    max_timestamp: AtomicI64,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment").field("base_offset", &self.base_offset).finish()
+    }
+}
+
+/// The writer's side of the active segment.
+pub(crate) struct ActiveSegment {
+    pub segment: Arc<Segment>,
+    pub map: MapWriter,
+    pub index: IndexWriter,
+}
+
+impl Segment {
+    fn new(dir: &Path, base_offset: u64, index_config: IndexConfig) -> Segment {
+        Segment {
+            base_offset,
+            log_path: dir.join(file_name(base_offset, LOG_SUFFIX)),
+            index_path: dir.join(file_name(base_offset, INDEX_SUFFIX)),
+            time_index_path: dir.join(file_name(base_offset, TIME_INDEX_SUFFIX)),
+            map: OnceLock::new(),
+            index: RwLock::new(None),
+            index_config,
+            max_timestamp: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// A sealed segment whose files are opened on first use.
+    pub fn sealed(dir: &Path, base_offset: u64, index_config: IndexConfig) -> Arc<Segment> {
+        Arc::new(Segment::new(dir, base_offset, index_config))
+    }
+
+    /// Creates the files of a new, empty active segment.
+    pub fn create(dir: &Path, base_offset: u64, capacity: u32, index_config: IndexConfig) -> Result<ActiveSegment> {
+        let seg = Segment::new(dir, base_offset, index_config);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&seg.log_path)
+            .map_err(Error::io("create", &seg.log_path))?;
+        fsutil::sync_dir(dir)?;
+        let map = MappedFile::open_writable(file, &seg.log_path, 0, capacity as usize)?;
+        *seg.index.write() = Some(SegmentIndex::new(base_offset));
+        Ok(seg.activate(map, index_config.writer()))
+    }
+
+    fn activate(self, map: MapWriter, index: IndexWriter) -> ActiveSegment {
+        let _ = self.map.set(Arc::clone(map.map()));
+        self.max_timestamp.store(index.max_timestamp(), Ordering::Release);
+        ActiveSegment { segment: Arc::new(self), map, index }
+    }
+
+    fn open_rw(&self) -> Result<(File, u64)> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.log_path)
+            .map_err(Error::io("open", &self.log_path))?;
+        let len = file.metadata().map_err(Error::io("stat", &self.log_path))?.len();
+        Ok((file, len))
+    }
+
+    /// Reopens the last segment after a clean shutdown: its file ends at its
+    /// last batch and its index files are current (checked, else rebuilt).
+    pub fn open_clean(
+        dir: &Path,
+        base_offset: u64,
+        next_offset: u64,
+        capacity: u32,
+        index_config: IndexConfig,
+    ) -> Result<ActiveSegment> {
+        let seg = Segment::new(dir, base_offset, index_config);
+        let (file, len) = seg.open_rw()?;
+        if len > u64::from(capacity) {
+            return Err(Error::Corrupt {
+                path: seg.log_path.clone(),
+                position: len,
+                reason: format!("segment is larger than segment_bytes ({capacity})"),
+            });
+        }
+        let map = MappedFile::open_writable(file, &seg.log_path, len as usize, capacity as usize)?;
+        let (index, writer) = match seg.load_index_files(len, next_offset) {
+            Some(index) => {
+                let w = IndexWriter::resume(index_config.interval_bytes, index_config.max_index_bytes, &index, len);
+                (index, w)
+            }
+            None => {
+                let scan =
+                    map.map().with_slice(0..len as usize, |b| scan(b, base_offset, index_config)).expect("committed");
+                seg.check_sealed_scan(&scan)?;
+                (scan.index, scan.writer)
+            }
+        };
+        *seg.index.write() = Some(index);
+        Ok(seg.activate(map, writer))
+    }
+
+    /// Reopens the last segment after a crash: verifies every batch, cuts
+    /// the torn or unwritten tail, rebuilds the indexes and syncs the result.
+    /// Returns the segment and the offset after its last good batch.
+    pub fn recover(
+        dir: &Path,
+        base_offset: u64,
+        capacity: u32,
+        index_config: IndexConfig,
+    ) -> Result<(ActiveSegment, u64)> {
+        let seg = Segment::new(dir, base_offset, index_config);
+        let (file, len) = seg.open_rw()?;
+        let scanned = {
+            let view = MappedFile::open_read_only(
+                file.try_clone().map_err(Error::io("dup", &seg.log_path))?,
+                &seg.log_path,
+                len as usize,
+            )?;
+            view.with_slice(0..len as usize, |b| scan(b, base_offset, index_config)).expect("committed")
+        };
+        let keep = scanned.valid_len.min(capacity as usize);
+        if keep as u64 != len {
+            file.set_len(keep as u64).map_err(Error::io("truncate", &seg.log_path))?;
+        }
+        file.sync_all().map_err(Error::io("sync", &seg.log_path))?;
+        let map = MappedFile::open_writable(file, &seg.log_path, keep, capacity as usize)?;
+        *seg.index.write() = Some(scanned.index);
+        Ok((seg.activate(map, scanned.writer), scanned.next_offset))
+    }
+
+    pub fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The mapping, opened read-only on first use for sealed segments.
+    pub fn map(&self) -> Result<&Arc<MappedFile>> {
+        if let Some(m) = self.map.get() {
+            return Ok(m);
+        }
+        let file = File::open(&self.log_path).map_err(Error::io("open", &self.log_path))?;
+        let len = file.metadata().map_err(Error::io("stat", &self.log_path))?.len();
+        let map = MappedFile::open_read_only(file, &self.log_path, len as usize)?;
+        map.advise_sequential();
+        // Another reader may have won the race; either mapping is the same file.
+        let _ = self.map.set(map);
+        Ok(self.map.get().expect("just set"))
+    }
+
+    /// Runs `f` on the index, loading (or rebuilding) it first if needed.
+    /// `offset_bound` is an offset no record of this segment reaches.
+    fn with_index<R>(&self, offset_bound: u64, f: impl FnOnce(&SegmentIndex) -> R) -> Result<R> {
+        {
+            let guard = self.index.read();
+            if let Some(idx) = guard.as_ref() {
+                return Ok(f(idx));
+            }
+        }
+        let mut guard = self.index.write();
+        if guard.is_none() {
+            let len = self.map()?.committed() as u64;
+            let idx = match self.load_index_files(len, offset_bound) {
+                Some(idx) => idx,
+                None => self.rebuild_index()?,
+            };
+            self.max_timestamp.fetch_max(idx.max_timestamp(), Ordering::AcqRel);
+            *guard = Some(idx);
+        }
+        Ok(f(guard.as_ref().expect("loaded above")))
+    }
+
+    fn load_index_files(&self, log_len: u64, offset_bound: u64) -> Option<SegmentIndex> {
+        let offsets = index::read_file(&self.index_path).ok()?;
+        let times = index::read_file(&self.time_index_path).ok()?;
+        SegmentIndex::load(self.base_offset, &offsets, &times, log_len, offset_bound).ok()
+    }
+
+    /// Rebuilds a sealed segment's index from its log. The log must be wholly
+    /// valid; corruption is reported with its position.
+    fn rebuild_index(&self) -> Result<SegmentIndex> {
+        let map = self.map()?;
+        let len = map.committed();
+        let mut scan = map.with_slice(0..len, |b| scan(b, self.base_offset, self.index_config)).expect("committed");
+        self.check_sealed_scan(&scan)?;
+        if let Some(due) = scan.writer.finish() {
+            scan.index.push(due);
+        }
+        Ok(scan.index)
+    }
+
+    /// A sealed segment must scan cleanly to its very end.
+    fn check_sealed_scan(&self, scan: &Scan) -> Result<()> {
+        match scan.end {
+            ScanEnd::Clean => Ok(()),
+            ScanEnd::Unwritten => Err(self.corrupt(scan.valid_len as u64, "zero bytes inside a sealed segment".into())),
+            ScanEnd::Bad(pos, e) => Err(self.decode_error(pos, e)),
+        }
+    }
+
+    fn corrupt(&self, position: u64, reason: String) -> Error {
+        Error::Corrupt { path: self.log_path.clone(), position, reason }
+    }
+
+    fn decode_error(&self, position: u64, e: DecodeError) -> Error {
+        match e {
+            DecodeError::UnknownMagic(version) => {
+                Error::UnsupportedVersion { path: self.log_path.clone(), position, version }
+            }
+            e => self.corrupt(position, e.to_string()),
+        }
+    }
+
+    /// Largest record timestamp in the segment (`i64::MIN` if empty).
+    pub fn max_timestamp(&self, offset_bound: u64) -> Result<i64> {
+        self.with_index(offset_bound, |_| ())?;
+        Ok(self.max_timestamp.load(Ordering::Acquire))
+    }
+
+    /// Whole batches holding offsets `>= offset` and `< end_offset`, from one
+    /// pass over this segment: at least one batch if any qualifies, then more
+    /// while their total stays within `max_bytes`. Checksums are verified.
+    pub fn read(&self, offset: u64, end_offset: u64, max_bytes: usize) -> Result<Vec<Batch>> {
+        let map = self.map()?;
+        let committed = map.committed();
+        let start = self.with_index(end_offset, |idx| idx.position_for(offset))? as usize;
+        // Find the first batch that reaches `offset`, then the end of the run.
+        let found = map
+            .with_slice(0..committed, |buf| -> Result<Option<(usize, usize)>> {
+                let mut pos = start;
+                let mut first = None;
+                while pos < committed {
+                    let h = self.header_at(buf, pos)?;
+                    if h.base_offset >= end_offset {
+                        break;
+                    }
+                    if first.is_none() && h.last_offset() >= offset {
+                        first = Some(pos);
+                    }
+                    if let Some(f) = first {
+                        if pos > f && pos + h.len() - f > max_bytes {
+                            break;
+                        }
+                    }
+                    pos += h.len();
+                }
+                Ok(first.map(|f| (f, pos)))
+            })
+            .expect("committed")?;
+        let Some((from, to)) = found else { return Ok(Vec::new()) };
+        let bytes = map.bytes(from..to).expect("committed");
+        let mut batches = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let h = format::check_batch(&bytes[at..]).map_err(|e| self.decode_error((from + at) as u64, e))?;
+            batches.push(Batch::new(bytes.slice(at..at + h.len()), h, offset));
+            at += h.len();
+        }
+        Ok(batches)
+    }
+
+    /// The header of the batch at `pos`, with its length checked against the
+    /// committed bytes (checksums are checked by the caller when needed).
+    fn header_at(&self, buf: &[u8], pos: usize) -> Result<BatchHeader> {
+        let h =
+            BatchHeader::parse(&buf[pos..]).ok_or_else(|| self.corrupt(pos as u64, "truncated batch header".into()))?;
+        if h.len() < BATCH_HEADER_LEN || h.len() > buf.len() - pos {
+            return Err(self.corrupt(pos as u64, format!("bad batch length {}", h.batch_length)));
+        }
+        Ok(h)
+    }
+
+    /// The offset of the first record at or after `offset` with a timestamp
+    /// `>= ts`, if this segment has one.
+    pub fn offset_for_timestamp(&self, ts: i64, offset_bound: u64) -> Result<Option<u64>> {
+        let from = self.with_index(offset_bound, |idx| idx.offset_for_time(ts))?;
+        let mut offset = from;
+        loop {
+            let batches = self.read(offset, offset_bound, 1 << 20)?;
+            let Some(last) = batches.last() else { return Ok(None) };
+            for b in &batches {
+                if b.max_timestamp() >= ts {
+                    let hit = b.try_records()?.into_iter().find(|r| r.timestamp >= ts);
+                    if let Some(r) = hit {
+                        return Ok(Some(r.offset));
+                    }
+                }
+            }
+            offset = last.next_offset();
+        }
+    }
+
+    /// Verifies every batch of the segment (checksums and record encoding).
+    /// Returns the valid length and how the scan ended.
+    pub fn verify(&self) -> Result<(usize, ScanEnd)> {
+        let map = self.map()?;
+        let len = map.committed();
+        let scan = map.with_slice(0..len, |b| scan(b, self.base_offset, self.index_config)).expect("committed");
+        Ok((scan.valid_len, scan.end))
+    }
+
+    /// Bytes of log in this segment.
+    pub fn size(&self) -> Result<u64> {
+        Ok(self.map()?.committed() as u64)
+    }
+
+    /// Deletes this segment's files (index files first: an orphan log is a
+    /// segment to recover, an orphan index is garbage).
+    pub fn delete_files(&self) -> Result<()> {
+        fsutil::remove_if_exists(&self.index_path)?;
+        fsutil::remove_if_exists(&self.time_index_path)?;
+        fsutil::remove_if_exists(&self.log_path)?;
+        Ok(())
+    }
+}
+
+impl ActiveSegment {
+    /// Publishes the writer's latest state for readers of this segment.
+    pub fn note_appended(&self, max_timestamp: i64) {
+        self.segment.max_timestamp.fetch_max(max_timestamp, Ordering::AcqRel);
+    }
+
+    /// Adds index entries that the writer says are due.
+    pub fn index_batch(&mut self, base_offset: u64, position: usize, len: usize, max_timestamp: i64) {
+        let rel = (base_offset - self.segment.base_offset) as u32;
+        if let Some(due) = self.index.on_batch(rel, position as u32, len as u32, max_timestamp) {
+            if let Some(idx) = self.segment.index.write().as_mut() {
+                idx.push(due);
+            }
+        }
+    }
+
+    /// Seals the segment: cuts the preallocated tail, syncs the log, writes
+    /// and syncs the index files. Returns the now read-only segment.
+    pub fn seal(mut self, dir: &Path) -> Result<Arc<Segment>> {
+        if let Some(due) = self.index.finish() {
+            if let Some(idx) = self.segment.index.write().as_mut() {
+                idx.push(due);
+            }
+        }
+        let map = self.map.finish()?;
+        map.sync().map_err(Error::io("sync", map.path()))?;
+        let (offsets, times) = {
+            let guard = self.segment.index.read();
+            let idx = guard.as_ref().expect("active segments have an index");
+            (idx.encode_offsets(), idx.encode_times())
+        };
+        let name = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_owned).expect("utf-8 name");
+        fsutil::write_atomic(dir, &name(&self.segment.index_path), &offsets)?;
+        fsutil::write_atomic(dir, &name(&self.segment.time_index_path), &times)?;
+        Ok(self.segment)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(file_name(42, LOG_SUFFIX), "00000000000000000042.log");
+        assert_eq!(parse_log_name("00000000000000000042.log"), Some(42));
+        assert_eq!(parse_log_name("0000000000000000042.log"), None);
+        assert_eq!(parse_log_name("00000000000000000042.index"), None);
+        assert_eq!(parse_log_name("0000000000000000004x.log"), None);
+        assert_eq!(parse_log_name("99999999999999999999.log"), None);
+    }
+}
