@@ -1,1 +1,173 @@
-fn main() {}
+//! Storage-core benchmarks, each next to its baseline in the same run.
+//!
+//! `cargo bench --bench storage` (add `-- append` or `-- read` to filter).
+//! Before each measured loop a few hundred MiB of memory are touched and
+//! freed, so the page cache pages the loop faults in come from recently used
+//! ("warm") memory; see the README on memory temperature.
+//! `STREAMLOG_BENCH_COLD=1` skips that step.
+
+use std::fs::File;
+use std::hint::black_box;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use streamlog::{Partition, PartitionOptions, Record};
+
+/// Touches `bytes` of fresh memory, then frees it. `STREAMLOG_BENCH_COLD=1`
+/// skips this, to measure the cold-memory regime (or to profile).
+#[inline(never)]
+fn warm_memory(bytes: usize) {
+    if std::env::var_os("STREAMLOG_BENCH_COLD").is_some() {
+        return;
+    }
+    let mut v = vec![0u8; bytes];
+    for chunk in v.chunks_mut(4096) {
+        chunk[0] = 1;
+    }
+    black_box(&v);
+}
+
+fn records(value_len: usize, n: usize) -> Vec<Record> {
+    let value = Bytes::from(vec![0xab; value_len]);
+    (0..n).map(|i| Record::new(value.clone()).with_timestamp(1_700_000_000_000 + i as i64)).collect()
+}
+
+/// Bytes one record takes in a batch of `n` (header shared).
+fn encoded_size(value_len: usize, n: usize) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Partition::open(dir.path(), PartitionOptions::default()).unwrap();
+    p.append(&records(value_len, n)).unwrap();
+    p.size_in_bytes().unwrap() as usize / n
+}
+
+/// Times `iters` appends of `batch` into a fresh partition.
+fn time_appends(batch: &[Record], iters: u64) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Partition::open(dir.path(), PartitionOptions::default()).unwrap();
+    warm_memory((iters as usize * batch.len() * 200).clamp(64 << 20, 2 << 30));
+    let start = Instant::now();
+    for _ in 0..iters {
+        black_box(p.append(batch).unwrap());
+    }
+    let t = start.elapsed();
+    drop(p);
+    t
+}
+
+/// Times `iters` `write(2)` calls of `chunk` to a fresh file.
+fn time_writes(chunk: &[u8], iters: u64) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = File::create(dir.path().join("raw")).unwrap();
+    warm_memory((iters as usize * chunk.len()).clamp(64 << 20, 2 << 30));
+    let start = Instant::now();
+    for _ in 0..iters {
+        f.write_all(chunk).unwrap();
+    }
+    start.elapsed()
+}
+
+fn append(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append");
+    g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+
+    // 100 B records, one per call.
+    let one = records(100, 1);
+    let size = encoded_size(100, 1);
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("100B_one_per_call/streamlog", |b| b.iter_custom(|n| time_appends(&one, n)));
+    let chunk = vec![0xab; size];
+    g.bench_function(BenchmarkId::new("100B_one_per_call/write(2)", format!("{size}B")), |b| {
+        b.iter_custom(|n| time_writes(&chunk, n))
+    });
+
+    // Batched: 100 B and 1 KiB records in batches of about 64 KiB.
+    for value_len in [100usize, 1024] {
+        let per_batch = (64 << 10) / (value_len + 10);
+        let batch = records(value_len, per_batch);
+        let size = encoded_size(value_len, per_batch);
+        g.throughput(Throughput::Bytes((size * per_batch) as u64));
+        g.bench_function(format!("{value_len}B_batched/streamlog"), |b| b.iter_custom(|n| time_appends(&batch, n)));
+        let chunk = vec![0xab; size * per_batch];
+        g.bench_function(format!("{value_len}B_batched/write(2)_64KiB"), |b| b.iter_custom(|n| time_writes(&chunk, n)));
+    }
+    g.finish();
+}
+
+/// A partition holding `total` records of `value_len` bytes.
+fn filled(dir: &Path, value_len: usize, total: usize) -> Partition {
+    let p = Partition::open(dir, PartitionOptions::default()).unwrap();
+    let per_batch = (64 << 10) / (value_len + 10);
+    let batch = records(value_len, per_batch);
+    while (p.high_watermark() as usize) < total {
+        p.append(&batch).unwrap();
+    }
+    p
+}
+
+fn read(c: &mut Criterion) {
+    let mut g = c.benchmark_group("read");
+    g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    for (value_len, total) in [(100usize, 4_000_000usize), (1024, 500_000)] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = filled(dir.path(), value_len, total);
+        let end = p.high_watermark();
+        g.throughput(Throughput::Elements(1));
+        let mut next = 0u64;
+        g.bench_function(format!("{value_len}B/streamlog_zero_copy"), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                let mut left = iters;
+                let mut sum = 0u64;
+                while left > 0 {
+                    if next >= end {
+                        next = 0;
+                    }
+                    for batch in p.read(next, 1 << 20).unwrap() {
+                        for rec in batch.records() {
+                            let v = rec.value.unwrap();
+                            sum += v.len() as u64 + u64::from(v[0]);
+                            left = left.saturating_sub(1);
+                        }
+                        next = batch.next_offset();
+                    }
+                }
+                black_box(sum);
+                start.elapsed()
+            })
+        });
+
+        // Baseline: the same bytes summed through a plain read-only mapping,
+        // counted per record.
+        let bytes_per_record = (p.size_in_bytes().unwrap() / end) as usize;
+        let file = File::open(dir.path().join("00000000000000000000.log")).unwrap();
+        // SAFETY: nothing writes the file while the benchmark maps it.
+        #[allow(unsafe_code)]
+        let map = unsafe { memmap2::Mmap::map(&file).unwrap() };
+        let mut at = 0usize;
+        g.bench_function(format!("{value_len}B/plain_mmap_sum"), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                let mut sum = 0u64;
+                let mut left = iters as usize * bytes_per_record;
+                while left > 0 {
+                    if at >= map.len() {
+                        at = 0;
+                    }
+                    let n = left.min(map.len() - at).min(1 << 20);
+                    sum += map[at..at + n].iter().map(|&b| u64::from(b)).sum::<u64>();
+                    at += n;
+                    left -= n;
+                }
+                black_box(sum);
+                start.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, append, read);
+criterion_main!(benches);

@@ -206,7 +206,24 @@ fn put_uvarint(buf: &mut [u8], mut at: usize, mut v: u64) -> usize {
     at + 1
 }
 
+#[inline(always)]
 fn get_uvarint(buf: &[u8], at: &mut usize) -> Result<u64, DecodeError> {
+    // Most lengths and deltas fit one or two bytes.
+    match buf.get(*at..*at + 2) {
+        Some(&[b0, _]) if b0 < 0x80 => {
+            *at += 1;
+            Ok(u64::from(b0))
+        }
+        Some(&[b0, b1]) if b1 < 0x80 => {
+            *at += 2;
+            Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
+        }
+        _ => get_uvarint_slow(buf, at),
+    }
+}
+
+#[cold]
+fn get_uvarint_slow(buf: &[u8], at: &mut usize) -> Result<u64, DecodeError> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let b = *buf.get(*at).ok_or(DecodeError::BadRecord("varint runs past the batch"))?;
@@ -247,6 +264,7 @@ fn put_opt(buf: &mut [u8], at: usize, b: Option<&[u8]>) -> usize {
     }
 }
 
+#[inline]
 fn get_opt(buf: &[u8], at: &mut usize) -> Result<Option<Range<usize>>, DecodeError> {
     let n = get_uvarint(buf, at)?;
     if n == 0 {
@@ -383,6 +401,7 @@ impl RecordCursor {
     }
 
     /// Decodes the next record of `batch` (the whole batch, and nothing more).
+    #[inline]
     fn next_raw(&mut self, batch: &[u8]) -> Result<Option<RawRecord>, DecodeError> {
         if self.left == 0 {
             if self.at != batch.len() {
@@ -460,6 +479,7 @@ impl RecordIter {
     }
 
     /// Like `next`, but a malformed record is an error rather than the end.
+    #[inline]
     pub(crate) fn try_next(&mut self) -> Result<Option<LogRecord>, DecodeError> {
         loop {
             let Some(raw) = self.cursor.next_raw(&self.data)? else { return Ok(None) };
@@ -469,6 +489,7 @@ impl RecordIter {
         }
     }
 
+    #[inline]
     fn materialize(&self, raw: RawRecord) -> LogRecord {
         let mut headers = Vec::new();
         if raw.header_count > 0 {
@@ -500,6 +521,7 @@ impl Iterator for RecordIter {
     /// Records of a batch that passed its checksum decode unless the writer
     /// was broken; such a record ends the iteration (use
     /// [`crate::Batch::try_records`] to see the error).
+    #[inline]
     fn next(&mut self) -> Option<LogRecord> {
         self.try_next().ok().flatten()
     }

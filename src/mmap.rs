@@ -7,9 +7,12 @@
 //! ordering and form slices only below it, so every `&[u8]` ever made over a
 //! mapping covers bytes that are written and never change again.
 //!
-//! The writer keeps the file allocated (`fallocate`) ahead of itself, so it
-//! never touches a page past the end of the file: a full disk is an `Err`
-//! from `fallocate`, never a SIGBUS. Assumption (documented in
+//! The file is provisioned ahead of the writer: allocated with `fallocate`
+//! (so a write never touches a page past the end of the file, and a full disk
+//! is an `Err` from `fallocate`, never a SIGBUS) and pre-faulted writable
+//! (`MADV_POPULATE_WRITE`). A [`Prefaulter`] thread does this in the
+//! background so the append path is a plain copy; when the writer catches up
+//! it provisions what it needs itself. Assumption (documented in
 //! `docs/FORMAT.md`): no other program truncates the files while streamlog
 //! has them open; the directory lock keeps other streamlog handles away.
 #![allow(unsafe_code, reason = "memory maps need unsafe; this module is their only user")]
@@ -21,17 +24,30 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use memmap2::{Advice, MmapOptions, MmapRaw};
+use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 
-/// First preallocation step; each later step doubles, up to [`MAX_CHUNK`].
-/// Small logs stay small on disk; large ones extend rarely.
-const MIN_CHUNK: usize = 64 << 10;
-const MAX_CHUNK: usize = 32 << 20;
+/// The prefaulter keeps this much provisioned ahead of the writer: as much as
+/// has been written, within these bounds (small logs stay small on disk).
+const PREFAULT_MIN_AHEAD: usize = 256 << 10;
+const PREFAULT_MAX_AHEAD: usize = 64 << 20;
+/// The prefaulter holds the provisioning lock for at most this many bytes, so
+/// a writer that catches up waits briefly.
+const PREFAULT_STEP: usize = 16 << 20;
+
+/// Appends at least this large go through `pwrite` instead of the mapping.
+const PWRITE_MIN: usize = 16 << 10;
+
+fn prefault_ahead(written: usize) -> usize {
+    written.clamp(PREFAULT_MIN_AHEAD, PREFAULT_MAX_AHEAD)
+}
 
 /// A shared mapping of one file, readable up to its committed length.
 pub(crate) struct MappedFile {
@@ -42,6 +58,13 @@ pub(crate) struct MappedFile {
     capacity: usize,
     /// Bytes below this are written, immutable, and safe to read.
     committed: AtomicUsize,
+    /// Bytes below this are allocated in the file and safe to write.
+    provisioned: AtomicUsize,
+    /// Serializes provisioning; `true` once the writer finished (the file was
+    /// cut to its committed length and must not grow again).
+    provision_lock: Mutex<bool>,
+    /// A prefault request is queued or running.
+    prefault_pending: AtomicBool,
 }
 
 impl MappedFile {
@@ -53,12 +76,28 @@ impl MappedFile {
             let raw = MmapOptions::new().len(len).map_raw_read_only(&file).map_err(Error::io("mmap", path))?;
             Some(raw)
         };
-        Ok(Arc::new(MappedFile { file, path: path.to_owned(), raw, capacity: len, committed: AtomicUsize::new(len) }))
+        Ok(Arc::new(MappedFile {
+            file,
+            path: path.to_owned(),
+            raw,
+            capacity: len,
+            committed: AtomicUsize::new(len),
+            provisioned: AtomicUsize::new(len),
+            provision_lock: Mutex::new(true),
+            prefault_pending: AtomicBool::new(false),
+        }))
     }
 
     /// Maps `file` writable for `capacity` bytes. Its first `len` bytes (the
-    /// file's current size) are committed; the writer appends after them.
-    pub fn open_writable(file: File, path: &Path, len: usize, capacity: usize) -> Result<MapWriter> {
+    /// file's current size) are committed; the writer appends after them,
+    /// helped by `prefaulter` if given.
+    pub fn open_writable(
+        file: File,
+        path: &Path,
+        len: usize,
+        capacity: usize,
+        prefaulter: Option<Arc<Prefaulter>>,
+    ) -> Result<MapWriter> {
         assert!(len <= capacity && capacity > 0, "len {len} capacity {capacity}");
         let raw = MmapOptions::new().len(capacity).map_raw(&file).map_err(Error::io("mmap", path))?;
         let map = Arc::new(MappedFile {
@@ -67,8 +106,11 @@ impl MappedFile {
             raw: Some(raw),
             capacity,
             committed: AtomicUsize::new(len),
+            provisioned: AtomicUsize::new(len),
+            provision_lock: Mutex::new(false),
+            prefault_pending: AtomicBool::new(false),
         });
-        Ok(MapWriter { map, allocated: len, cursor: len, next_chunk: MIN_CHUNK })
+        Ok(MapWriter { map, cursor: len, prefaulter, scratch: Vec::new() })
     }
 
     pub fn path(&self) -> &Path {
@@ -110,6 +152,43 @@ impl MappedFile {
         Some(Bytes::from_owner(View { map: Arc::clone(self), range }))
     }
 
+    /// Allocates and pre-faults `[provisioned, end)`. The caller holds
+    /// `provision_lock` and has checked that the writer has not finished.
+    fn provision_locked(&self, end: usize) -> Result<()> {
+        let start = self.provisioned.load(Ordering::Acquire);
+        if end <= start {
+            return Ok(());
+        }
+        allocate(&self.file, start as u64, (end - start) as u64).map_err(Error::io("fallocate", &self.path))?;
+        if let Some(raw) = &self.raw {
+            // Fault the new pages in now, in one call, instead of one trap
+            // per page on the append path. Only an optimisation: on old
+            // kernels this fails and the pages fault in on first write.
+            let _ = raw.advise_range(Advice::PopulateWrite, start, end - start);
+        }
+        // Release: a writer that loads the new value sees the file extended.
+        self.provisioned.store(end, Ordering::Release);
+        Ok(())
+    }
+
+    /// The prefaulter's work: provision ahead of the writer, a step at a time.
+    fn prefault(&self) {
+        loop {
+            let finished = self.provision_lock.lock();
+            let written = self.committed();
+            let target = (written + prefault_ahead(written)).min(self.capacity);
+            let have = self.provisioned.load(Ordering::Acquire);
+            if *finished || have >= target {
+                break;
+            }
+            // An error (a full disk) is left for the writer to meet and report.
+            if self.provision_locked(target.min(have + PREFAULT_STEP)).is_err() {
+                break;
+            }
+        }
+        self.prefault_pending.store(false, Ordering::Release);
+    }
+
     /// Flushes written data (and the size the data needs) to the disk.
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
@@ -144,11 +223,11 @@ impl AsRef<[u8]> for View {
 /// what lets it hand out `&mut` access to the uncommitted tail.
 pub(crate) struct MapWriter {
     map: Arc<MappedFile>,
-    /// File size: bytes below are backed by allocated blocks.
-    allocated: usize,
     /// Always equal to `map.committed` between calls.
     cursor: usize,
-    next_chunk: usize,
+    prefaulter: Option<Arc<Prefaulter>>,
+    /// Where large appends are encoded before `pwrite`.
+    scratch: Vec<u8>,
 }
 
 impl MapWriter {
@@ -166,24 +245,26 @@ impl MapWriter {
         self.map.capacity - self.cursor
     }
 
-    /// Makes sure the file is allocated up to at least `end`, growing it in
-    /// doubling chunks and pre-faulting the new pages writable.
+    /// Makes sure the file is provisioned up to at least `end`.
     fn reserve(&mut self, end: usize) -> Result<()> {
-        if end <= self.allocated {
+        if end <= self.map.provisioned.load(Ordering::Acquire) {
             return Ok(());
         }
-        let want = end.max(self.allocated + self.next_chunk).min(self.map.capacity);
-        let (offset, len) = (self.allocated, want - self.allocated);
-        allocate(&self.map.file, offset as u64, len as u64).map_err(Error::io("fallocate", &self.map.path))?;
-        self.allocated = want;
-        self.next_chunk = (self.next_chunk * 2).min(MAX_CHUNK);
-        if let Some(raw) = &self.map.raw {
-            // Fault the new pages in now, in one call, instead of one trap per
-            // page on the append path. Only an optimisation: old kernels say
-            // EINVAL and the pages fault in on first write instead.
-            let _ = raw.advise_range(Advice::PopulateWrite, offset, len);
+        let _guard = self.map.provision_lock.lock();
+        let want = end.max(self.cursor + prefault_ahead(self.cursor)).min(self.map.capacity);
+        self.map.provision_locked(want)
+    }
+
+    /// Asks the prefaulter to provision more once half the headroom is used.
+    fn maybe_prefault(&self) {
+        let Some(pf) = &self.prefaulter else { return };
+        let ahead = self.map.provisioned.load(Ordering::Relaxed).saturating_sub(self.cursor);
+        if ahead < prefault_ahead(self.cursor) / 2
+            && self.map.provisioned.load(Ordering::Relaxed) < self.map.capacity
+            && !self.map.prefault_pending.swap(true, Ordering::AcqRel)
+        {
+            pf.request(Arc::clone(&self.map));
         }
-        Ok(())
     }
 
     /// Appends `n` bytes produced by `fill` and commits them. Returns the
@@ -193,30 +274,103 @@ impl MapWriter {
             return Err(Error::RecordTooLarge { size: n as u64, max: self.remaining() as u64 });
         }
         let start = self.cursor;
+        if n >= PWRITE_MIN {
+            return self.append_pwrite(n, fill);
+        }
         self.reserve(start + n)?;
         let raw = self.map.raw.as_ref().expect("writable maps have a mapping");
         // SAFETY: [start, start + n) lies inside the mapping (n <= remaining)
-        // and inside the file (reserved above), so touching it cannot fault.
-        // It lies at or above the committed length, where no reader ever forms
-        // a reference, and this writer is the only one (not Clone, and
-        // `&mut self` here), so this is the only live reference to it.
+        // and inside the file (provisioned above, and the file only shrinks
+        // in `finish`, which consumes the writer), so touching it cannot
+        // fault. It lies at or above the committed length, where no reader
+        // ever forms a reference, and this writer is the only one (not Clone,
+        // and `&mut self` here), so this is the only live reference to it.
         let buf = unsafe { std::slice::from_raw_parts_mut(raw.as_mut_ptr().add(start), n) };
         fill(buf);
         self.cursor = start + n;
         // Release: the bytes written above are visible to any reader that
         // loads the new length with acquire ordering.
         self.map.committed.store(self.cursor, Ordering::Release);
+        self.maybe_prefault();
         Ok(start)
     }
 
-    /// Cuts the preallocated tail off the file, leaving exactly the committed
-    /// bytes. Safe for readers: they never look past the committed length.
-    /// Consumes the writer: nothing may be written past the new end of file.
-    pub fn finish(self) -> Result<Arc<MappedFile>> {
-        if self.allocated > self.cursor {
-            self.map.file.set_len(self.cursor as u64).map_err(Error::io("truncate", &self.map.path))?;
+    /// Large appends: encode into a buffer and `pwrite` it. The kernel copies
+    /// straight into fresh page-cache pages, which beats zero-filling mapped
+    /// pages and then copying into them. Readers still read the mapping: on
+    /// Linux both see the same page cache.
+    fn append_pwrite(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) -> Result<usize> {
+        let start = self.cursor;
+        self.scratch.resize(n, 0);
+        fill(&mut self.scratch);
+        self.map.file.write_all_at(&self.scratch, start as u64).map_err(Error::io("write", &self.map.path))?;
+        let end = start + n;
+        if self.map.provisioned.load(Ordering::Acquire) < end {
+            let _guard = self.map.provision_lock.lock();
+            self.map.provisioned.fetch_max(end, Ordering::AcqRel);
         }
+        self.cursor = end;
+        self.map.committed.store(end, Ordering::Release);
+        Ok(start)
+    }
+
+    /// Cuts the provisioned tail off the file, leaving exactly the committed
+    /// bytes, and stops all further provisioning. Safe for readers: they
+    /// never look past the committed length. Consumes the writer: nothing
+    /// may be written past the new end of file.
+    pub fn finish(self) -> Result<Arc<MappedFile>> {
+        let mut finished = self.map.provision_lock.lock();
+        *finished = true;
+        if self.map.provisioned.load(Ordering::Acquire) > self.cursor {
+            self.map.file.set_len(self.cursor as u64).map_err(Error::io("truncate", &self.map.path))?;
+            self.map.provisioned.store(self.cursor, Ordering::Release);
+        }
+        drop(finished);
         Ok(self.map)
+    }
+}
+
+/// A background thread that provisions writable maps ahead of their writers
+/// (Chronicle Queue's "pretoucher"), so page faults and file extension stay
+/// off the append path. Stopped and joined by [`Prefaulter::shutdown`] or drop.
+pub(crate) struct Prefaulter {
+    queue: Mutex<Option<mpsc::Sender<Arc<MappedFile>>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Prefaulter {
+    pub fn start() -> Result<Arc<Prefaulter>> {
+        let (tx, rx) = mpsc::channel::<Arc<MappedFile>>();
+        let thread = std::thread::Builder::new()
+            .name("streamlog-prefault".into())
+            .spawn(move || {
+                for map in rx {
+                    map.prefault();
+                }
+            })
+            .map_err(|e| Error::Io { op: "spawn prefaulter", path: PathBuf::new(), source: e })?;
+        Ok(Arc::new(Prefaulter { queue: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) }))
+    }
+
+    fn request(&self, map: Arc<MappedFile>) {
+        let queued = self.queue.lock().as_ref().is_some_and(|tx| tx.send(Arc::clone(&map)).is_ok());
+        if !queued {
+            map.prefault_pending.store(false, Ordering::Release);
+        }
+    }
+
+    /// Stops the thread after the queued requests and waits for it.
+    pub fn shutdown(&self) {
+        drop(self.queue.lock().take());
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Prefaulter {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 
@@ -257,11 +411,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn prefaulter_provisions_ahead_and_stops_at_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        let pf = Prefaulter::start().unwrap();
+        let mut w = MappedFile::open_writable(file, &path, 0, 64 << 20, Some(Arc::clone(&pf))).unwrap();
+        let map = Arc::clone(w.map());
+        for _ in 0..64 {
+            w.append_with(4096, |b| b.fill(1)).unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while map.provisioned.load(Ordering::Acquire) < 2 * 64 * 4096 {
+            assert!(std::time::Instant::now() < deadline, "prefaulter never ran");
+            std::thread::yield_now();
+        }
+        let map = w.finish().unwrap();
+        pf.shutdown();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 64 * 4096);
+        map.prefault();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 64 * 4096, "finished files never grow");
+    }
+
+    #[test]
     fn writer_publishes_and_views_stay_valid_after_truncate() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
-        let mut w = MappedFile::open_writable(file, &path, 0, 1 << 20).unwrap();
+        let mut w = MappedFile::open_writable(file, &path, 0, 1 << 20, None).unwrap();
         let map = Arc::clone(w.map());
         assert_eq!(map.bytes(0..1), None);
         let at = w.append_with(5, |b| b.copy_from_slice(b"hello")).unwrap();
@@ -269,13 +446,16 @@ mod tests {
         let view = map.bytes(0..5).unwrap();
         assert_eq!(&view[..], b"hello");
         let len = std::fs::metadata(&path).unwrap().len();
-        assert_eq!(len, MIN_CHUNK as u64, "preallocated ahead of the writer");
-        w.append_with(MIN_CHUNK, |b| b.fill(7)).unwrap();
+        assert_eq!(len, PREFAULT_MIN_AHEAD as u64, "preallocated ahead of the writer");
+        // A large append goes through pwrite; readers see it in the mapping.
+        w.append_with(PWRITE_MIN, |b| b.fill(7)).unwrap();
+        w.append_with(3, |b| b.fill(8)).unwrap();
         let map = w.finish().unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 5 + MIN_CHUNK as u64);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 8 + PWRITE_MIN as u64);
         assert_eq!(&view[..], b"hello");
         assert_eq!(map.with_slice(5..6, |s| s[0]), Some(7));
-        assert!(map.with_slice(0..MIN_CHUNK + 6, |_| ()).is_none());
+        assert_eq!(map.with_slice(5 + PWRITE_MIN..6 + PWRITE_MIN, |s| s[0]), Some(8));
+        assert!(map.with_slice(0..PWRITE_MIN + 9, |_| ()).is_none());
     }
 
     #[test]
@@ -283,7 +463,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
-        let mut w = MappedFile::open_writable(file, &path, 0, 100).unwrap();
+        let mut w = MappedFile::open_writable(file, &path, 0, 100, None).unwrap();
         assert!(matches!(w.append_with(101, |_| ()), Err(Error::RecordTooLarge { .. })));
         assert_eq!(w.position(), 0);
         w.append_with(100, |b| b.fill(1)).unwrap();

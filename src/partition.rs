@@ -13,9 +13,10 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::format;
 use crate::fsutil::{self, TMP_SUFFIX};
+use crate::mmap::Prefaulter;
 use crate::options::{Durability, PartitionOptions};
 use crate::record::{Batch, Record};
-use crate::segment::{self, ActiveSegment, IndexConfig, ScanEnd, Segment};
+use crate::segment::{self, ActiveSegment, IndexConfig, ScanEnd, Segment, SegmentConfig};
 
 /// Name of the directory lock file.
 const LOCK_FILE: &str = ".lock";
@@ -62,7 +63,7 @@ pub struct Partition {
 struct Inner {
     dir: PathBuf,
     opts: PartitionOptions,
-    index_config: IndexConfig,
+    segment_config: SegmentConfig,
     /// The append path. `None` once closed, or after a failed roll.
     writer: Mutex<Option<Writer>>,
     /// Oldest first; the last one is the active segment.
@@ -136,12 +137,13 @@ impl Partition {
             clean_next = None;
         }
 
-        let capacity = opts.segment_bytes;
+        let segment_config =
+            SegmentConfig { capacity: opts.segment_bytes, index: index_config, prefaulter: Some(Prefaulter::start()?) };
         let (active, next_offset) = match bases.last() {
-            None => (Segment::create(&dir, 0, capacity, index_config)?, 0),
+            None => (Segment::create(&dir, 0, &segment_config)?, 0),
             Some(&last) => match clean_next.filter(|&n| n >= last) {
-                Some(next) => (Segment::open_clean(&dir, last, next, capacity, index_config)?, next),
-                None => Segment::recover(&dir, last, capacity, index_config)?,
+                Some(next) => (Segment::open_clean(&dir, last, next, &segment_config)?, next),
+                None => Segment::recover(&dir, last, &segment_config)?,
             },
         };
         let mut segments: Vec<Arc<Segment>> =
@@ -152,7 +154,7 @@ impl Partition {
 
         let inner = Arc::new(Inner {
             dir,
-            index_config,
+            segment_config,
             writer: Mutex::new(Some(Writer { active, next_offset, first_timestamp })),
             segments: RwLock::new(Arc::new(segments)),
             high_watermark: AtomicU64::new(next_offset),
@@ -198,7 +200,6 @@ impl Partition {
         let base = w.next_offset;
         let pos = w.active.map.append_with(plan.len, |buf| format::encode_batch(buf, &plan, base, records, now))?;
         w.active.index_batch(base, pos, plan.len, plan.max_timestamp);
-        w.active.note_appended(plan.max_timestamp);
         w.first_timestamp.get_or_insert(plan.first_timestamp);
         w.next_offset = base + count;
         // Release: the bytes, index entries and timestamps above are visible
@@ -345,6 +346,9 @@ impl Partition {
         let inner = &*self.inner;
         let writer = inner.writer.lock().take();
         inner.closed.store(true, Ordering::Release);
+        if let Some(pf) = &inner.segment_config.prefaulter {
+            pf.shutdown();
+        }
         let Some(w) = writer else { return Ok(()) };
         inner.check_writable()?;
         w.active.seal(&inner.dir)?;
@@ -406,10 +410,8 @@ impl Inner {
     fn roll_locked(&self, slot: &mut Option<Writer>) -> Result<()> {
         let w = slot.take().ok_or(Error::Closed)?;
         let next_offset = w.next_offset;
-        let result = w
-            .active
-            .seal(&self.dir)
-            .and_then(|_| Segment::create(&self.dir, next_offset, self.opts.segment_bytes, self.index_config));
+        let result =
+            w.active.seal(&self.dir).and_then(|_| Segment::create(&self.dir, next_offset, &self.segment_config));
         let active = match result {
             Ok(a) => a,
             Err(e) => {

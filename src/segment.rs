@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, BATCH_HEADER_LEN, BatchHeader, DecodeError};
 use crate::fsutil;
 use crate::index::{self, IndexWriter, SegmentIndex};
-use crate::mmap::{MapWriter, MappedFile};
+use crate::mmap::{MapWriter, MappedFile, Prefaulter};
 use crate::record::Batch;
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
@@ -41,6 +41,21 @@ pub(crate) struct IndexConfig {
 impl IndexConfig {
     fn writer(&self) -> IndexWriter {
         IndexWriter::new(self.interval_bytes, self.max_index_bytes)
+    }
+}
+
+/// What opening a segment for writing needs.
+#[derive(Clone)]
+pub(crate) struct SegmentConfig {
+    /// Largest size of a `.log` file: the writable mapping's length.
+    pub capacity: u32,
+    pub index: IndexConfig,
+    pub prefaulter: Option<Arc<Prefaulter>>,
+}
+
+impl SegmentConfig {
+    fn open_writable(&self, file: File, path: &Path, len: usize) -> Result<MapWriter> {
+        MappedFile::open_writable(file, path, len, self.capacity as usize, self.prefaulter.clone())
     }
 }
 
@@ -150,8 +165,8 @@ impl Segment {
     }
 
     /// Creates the files of a new, empty active segment.
-    pub fn create(dir: &Path, base_offset: u64, capacity: u32, index_config: IndexConfig) -> Result<ActiveSegment> {
-        let seg = Segment::new(dir, base_offset, index_config);
+    pub fn create(dir: &Path, base_offset: u64, config: &SegmentConfig) -> Result<ActiveSegment> {
+        let seg = Segment::new(dir, base_offset, config.index);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -159,9 +174,9 @@ impl Segment {
             .open(&seg.log_path)
             .map_err(Error::io("create", &seg.log_path))?;
         fsutil::sync_dir(dir)?;
-        let map = MappedFile::open_writable(file, &seg.log_path, 0, capacity as usize)?;
+        let map = config.open_writable(file, &seg.log_path, 0)?;
         *seg.index.write() = Some(SegmentIndex::new(base_offset));
-        Ok(seg.activate(map, index_config.writer()))
+        Ok(seg.activate(map, config.index.writer()))
     }
 
     fn activate(self, map: MapWriter, index: IndexWriter) -> ActiveSegment {
@@ -182,13 +197,8 @@ impl Segment {
 
     /// Reopens the last segment after a clean shutdown: its file ends at its
     /// last batch and its index files are current (checked, else rebuilt).
-    pub fn open_clean(
-        dir: &Path,
-        base_offset: u64,
-        next_offset: u64,
-        capacity: u32,
-        index_config: IndexConfig,
-    ) -> Result<ActiveSegment> {
+    pub fn open_clean(dir: &Path, base_offset: u64, next_offset: u64, config: &SegmentConfig) -> Result<ActiveSegment> {
+        let (capacity, index_config) = (config.capacity, config.index);
         let seg = Segment::new(dir, base_offset, index_config);
         let (file, len) = seg.open_rw()?;
         if len > u64::from(capacity) {
@@ -198,7 +208,7 @@ impl Segment {
                 reason: format!("segment is larger than segment_bytes ({capacity})"),
             });
         }
-        let map = MappedFile::open_writable(file, &seg.log_path, len as usize, capacity as usize)?;
+        let map = config.open_writable(file, &seg.log_path, len as usize)?;
         let (index, writer) = match seg.load_index_files(len, next_offset) {
             Some(index) => {
                 let w = IndexWriter::resume(index_config.interval_bytes, index_config.max_index_bytes, &index, len);
@@ -218,12 +228,8 @@ impl Segment {
     /// Reopens the last segment after a crash: verifies every batch, cuts
     /// the torn or unwritten tail, rebuilds the indexes and syncs the result.
     /// Returns the segment and the offset after its last good batch.
-    pub fn recover(
-        dir: &Path,
-        base_offset: u64,
-        capacity: u32,
-        index_config: IndexConfig,
-    ) -> Result<(ActiveSegment, u64)> {
+    pub fn recover(dir: &Path, base_offset: u64, config: &SegmentConfig) -> Result<(ActiveSegment, u64)> {
+        let (capacity, index_config) = (config.capacity, config.index);
         let seg = Segment::new(dir, base_offset, index_config);
         let (file, len) = seg.open_rw()?;
         let scanned = {
@@ -239,7 +245,7 @@ impl Segment {
             file.set_len(keep as u64).map_err(Error::io("truncate", &seg.log_path))?;
         }
         file.sync_all().map_err(Error::io("sync", &seg.log_path))?;
-        let map = MappedFile::open_writable(file, &seg.log_path, keep, capacity as usize)?;
+        let map = config.open_writable(file, &seg.log_path, keep)?;
         *seg.index.write() = Some(scanned.index);
         Ok((seg.activate(map, scanned.writer), scanned.next_offset))
     }
@@ -433,12 +439,8 @@ impl Segment {
 }
 
 impl ActiveSegment {
-    /// Publishes the writer's latest state for readers of this segment.
-    pub fn note_appended(&self, max_timestamp: i64) {
-        self.segment.max_timestamp.fetch_max(max_timestamp, Ordering::AcqRel);
-    }
-
-    /// Adds index entries that the writer says are due.
+    /// Indexes a batch just appended at `position`: adds the index entries
+    /// that are due and publishes the segment's largest timestamp.
     pub fn index_batch(&mut self, base_offset: u64, position: usize, len: usize, max_timestamp: i64) {
         let rel = (base_offset - self.segment.base_offset) as u32;
         if let Some(due) = self.index.on_batch(rel, position as u32, len as u32, max_timestamp) {
@@ -446,6 +448,9 @@ impl ActiveSegment {
                 idx.push(due);
             }
         }
+        // Only the writer stores it, so a plain store of its running maximum
+        // suffices; readers pair it with the high watermark's release.
+        self.segment.max_timestamp.store(self.index.max_timestamp(), Ordering::Relaxed);
     }
 
     /// Seals the segment: cuts the preallocated tail, syncs the log, writes
