@@ -1,0 +1,62 @@
+//! Helpers shared by the scenario tests.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use streamlog::{LogRecord, Partition, PartitionOptions, Record};
+
+/// Copies every file of a live partition directory: the copy is what a
+/// `kill -9` at this moment would leave on disk (the page cache survives a
+/// process crash), minus the lock.
+pub fn crash_copy(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap();
+    for e in fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != ".lock" {
+            fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Every record from `from` to the high watermark, checked to be dense.
+pub fn read_all(p: &Partition, from: u64) -> Vec<LogRecord> {
+    let mut out = Vec::new();
+    let mut next = from;
+    let end = p.high_watermark();
+    while next < end {
+        let batches = p.read(next, 256 << 10).unwrap();
+        assert!(!batches.is_empty(), "no batch at {next} below {end}");
+        for b in &batches {
+            for r in b.try_records().unwrap() {
+                assert_eq!(r.offset, next, "offsets must be dense");
+                next += 1;
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+/// A record whose value encodes `i`, so that its content can be checked.
+pub fn numbered(i: u64, value_len: usize) -> Record {
+    let mut v = vec![(i % 251) as u8; value_len.max(8)];
+    v[..8].copy_from_slice(&i.to_le_bytes());
+    Record::new(Bytes::from(v)).with_key(format!("key-{i:08}")).with_timestamp(1_000_000 + i as i64)
+}
+
+pub fn number_of(r: &LogRecord) -> u64 {
+    u64::from_le_bytes(r.value.as_ref().unwrap()[..8].try_into().unwrap())
+}
+
+pub fn small_segments() -> PartitionOptions {
+    PartitionOptions::default().segment_bytes(16 << 10).index_interval_bytes(256)
+}
+
+pub fn log_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+    v.sort();
+    v
+}
