@@ -191,6 +191,10 @@ impl MappedFile {
 
     /// Flushes written data (and the size the data needs) to the disk.
     pub fn sync(&self) -> io::Result<()> {
+        #[cfg(test)]
+        if failpoints::sync_fails(&self.path) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
         self.file.sync_data()
     }
 
@@ -252,7 +256,8 @@ impl MapWriter {
         }
         let _guard = self.map.provision_lock.lock();
         let want = end.max(self.cursor + prefault_ahead(self.cursor)).min(self.map.capacity);
-        self.map.provision_locked(want)
+        // Near a full disk the headroom may not fit where the append does.
+        self.map.provision_locked(want).or_else(|_| self.map.provision_locked(end))
     }
 
     /// Asks the prefaulter to provision more once half the headroom is used.
@@ -321,10 +326,13 @@ impl MapWriter {
     pub fn finish(self) -> Result<Arc<MappedFile>> {
         let mut finished = self.map.provision_lock.lock();
         *finished = true;
-        if self.map.provisioned.load(Ordering::Acquire) > self.cursor {
+        // The file may be longer than `provisioned` says: a failed `pwrite`
+        // can leave part of a batch behind.
+        let file_len = self.map.file.metadata().map_err(Error::io("stat", &self.map.path))?.len();
+        if file_len != self.cursor as u64 {
             self.map.file.set_len(self.cursor as u64).map_err(Error::io("truncate", &self.map.path))?;
-            self.map.provisioned.store(self.cursor, Ordering::Release);
         }
+        self.map.provisioned.store(self.cursor, Ordering::Release);
         drop(finished);
         Ok(self.map)
     }
@@ -404,6 +412,29 @@ fn write_zeroes(file: &File, mut offset: u64, len: u64) -> io::Result<()> {
         offset += n as u64;
     }
     Ok(())
+}
+
+/// Fault injection for unit tests: make syncs of files under a directory fail
+/// as a dying disk would (EIO).
+#[cfg(test)]
+pub(crate) mod failpoints {
+    use std::path::{Path, PathBuf};
+
+    use parking_lot::Mutex;
+
+    static FAILING_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    pub fn fail_syncs_under(dir: &Path, fail: bool) {
+        let mut dirs = FAILING_DIRS.lock();
+        dirs.retain(|d| d != dir);
+        if fail {
+            dirs.push(dir.to_owned());
+        }
+    }
+
+    pub(super) fn sync_fails(path: &Path) -> bool {
+        FAILING_DIRS.lock().iter().any(|d| path.starts_with(d))
+    }
 }
 
 #[cfg(test)]

@@ -116,10 +116,10 @@ impl PartitionOptions {
         if (self.max_index_bytes as usize) < crate::index::OFFSET_ENTRY_LEN {
             return bad(format!("max_index_bytes {} holds no entry", self.max_index_bytes));
         }
-        if let Durability::Interval(d) = self.durability {
-            if d.is_zero() {
-                return bad("Durability::Interval needs a positive interval".into());
-            }
+        if let Durability::Interval(d) = self.durability
+            && d.is_zero()
+        {
+            return bad("Durability::Interval needs a positive interval".into());
         }
         Ok(())
     }

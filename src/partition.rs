@@ -76,6 +76,8 @@ struct Inner {
     closed: AtomicBool,
     sync: Mutex<SyncState>,
     sync_done: Condvar,
+    /// Syncs issued by `sync_to`, for tests of group commit.
+    sync_calls: AtomicU64,
     /// Held for the life of the handle: the directory lock.
     _lock: File,
 }
@@ -141,10 +143,16 @@ impl Partition {
             SegmentConfig { capacity: opts.segment_bytes, index: index_config, prefaulter: Some(Prefaulter::start()?) };
         let (active, next_offset) = match bases.last() {
             None => (Segment::create(&dir, 0, &segment_config)?, 0),
-            Some(&last) => match clean_next.filter(|&n| n >= last) {
-                Some(next) => (Segment::open_clean(&dir, last, next, &segment_config)?, next),
-                None => Segment::recover(&dir, last, &segment_config)?,
-            },
+            Some(&last) => {
+                let clean = match clean_next.filter(|&n| n >= last) {
+                    Some(next) => Segment::open_clean(&dir, last, next, &segment_config)?.map(|a| (a, next)),
+                    None => None,
+                };
+                match clean {
+                    Some(opened) => opened,
+                    None => Segment::recover(&dir, last, &segment_config)?,
+                }
+            }
         };
         let mut segments: Vec<Arc<Segment>> =
             bases.iter().take(bases.len().saturating_sub(1)).map(|&b| Segment::sealed(&dir, b, index_config)).collect();
@@ -164,6 +172,7 @@ impl Partition {
             // Recovery synced whatever it kept; a clean close synced all.
             sync: Mutex::new(SyncState { synced: next_offset, in_progress: false }),
             sync_done: Condvar::new(),
+            sync_calls: AtomicU64::new(0),
             _lock: lock,
             opts,
         });
@@ -255,10 +264,10 @@ impl Partition {
         let segments = inner.segments();
         for (i, seg) in segments.iter().enumerate() {
             let bound = segments.get(i + 1).map_or(end, |s| s.base_offset().min(end));
-            if seg.max_timestamp(bound)? >= ts {
-                if let Some(off) = seg.offset_for_timestamp(ts, bound)? {
-                    return Ok(Some(off.max(start)));
-                }
+            if seg.max_timestamp(bound)? >= ts
+                && let Some(off) = seg.offset_for_timestamp(ts, bound)?
+            {
+                return Ok(Some(off.max(start)));
             }
         }
         Ok(None)
@@ -296,15 +305,17 @@ impl Partition {
         inner.sync_to(inner.high_watermark.load(Ordering::Acquire))
     }
 
-    /// Seals the active segment (syncing it) and starts a new one.
+    /// Seals the active segment (syncing it) and starts a new one. Does
+    /// nothing if the active segment is empty.
     pub fn roll(&self) -> Result<()> {
         let inner = &*self.inner;
         let mut guard = inner.writer.lock();
         inner.check_writable()?;
-        if guard.is_none() {
-            return Err(Error::Closed);
+        match guard.as_ref() {
+            None => Err(Error::Closed),
+            Some(w) if w.active.map.position() == 0 => Ok(()),
+            Some(_) => inner.roll_locked(&mut guard),
         }
-        inner.roll_locked(&mut guard)
     }
 
     /// Verifies every batch of every segment: checksums, record encoding,
@@ -450,6 +461,7 @@ impl Inner {
         // before the one we sync was synced when it rolled.
         let covered = self.high_watermark.load(Ordering::Acquire);
         let active = Arc::clone(self.segments().last().expect("a partition has a segment"));
+        self.sync_calls.fetch_add(1, Ordering::Relaxed);
         let result = active.map().and_then(|m| m.sync().map_err(Error::io("sync", m.path())));
         let mut state = self.sync.lock();
         state.in_progress = false;
@@ -562,5 +574,99 @@ impl Flusher {
         *self.stop.0.lock() = true;
         self.stop.1.notify_all();
         let _ = self.thread.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mmap::failpoints;
+
+    fn rec(i: u64) -> Record {
+        Record::new(i.to_le_bytes().to_vec()).with_timestamp(i as i64)
+    }
+
+    #[test]
+    fn a_failed_sync_poisons_writes_until_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PartitionOptions::default().durability(Durability::Sync);
+        let p = Partition::open(dir.path(), opts.clone()).unwrap();
+        p.append(&[rec(0)]).unwrap();
+        failpoints::fail_syncs_under(dir.path(), true);
+        let err = p.append(&[rec(1)]).unwrap_err();
+        assert!(matches!(err, Error::Io { op: "sync", .. }), "{err}");
+        assert!(matches!(p.append(&[rec(2)]), Err(Error::Poisoned { .. })));
+        assert!(matches!(p.roll(), Err(Error::Poisoned { .. })));
+        assert!(matches!(p.flush(), Err(Error::Poisoned { .. })));
+        // Reads still work: what was acknowledged is there.
+        assert_eq!(p.read(0, 1 << 20).unwrap()[0].records().next().unwrap().offset, 0);
+        assert!(matches!(p.close(), Err(Error::Poisoned { .. })));
+        failpoints::fail_syncs_under(dir.path(), false);
+        assert!(!dir.path().join(CLEAN_MARKER).exists(), "a poisoned close is not clean");
+        let p = Partition::open(dir.path(), opts).unwrap();
+        assert!(p.high_watermark() >= 1, "the acknowledged record survived");
+        p.append(&[rec(9)]).unwrap();
+    }
+
+    #[test]
+    fn a_failed_sync_on_roll_poisons() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(dir.path(), PartitionOptions::default()).unwrap();
+        p.append(&[rec(0)]).unwrap();
+        failpoints::fail_syncs_under(dir.path(), true);
+        assert!(matches!(p.roll(), Err(Error::Io { op: "sync", .. })));
+        assert!(matches!(p.append(&[rec(1)]), Err(Error::Poisoned { .. })));
+        failpoints::fail_syncs_under(dir.path(), false);
+        drop(p);
+        let p = Partition::open(dir.path(), PartitionOptions::default()).unwrap();
+        assert_eq!(p.high_watermark(), 1);
+    }
+
+    #[test]
+    fn concurrent_sync_appends_share_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p =
+            Arc::new(Partition::open(dir.path(), PartitionOptions::default().durability(Durability::Sync)).unwrap());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let p = Arc::clone(&p);
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        p.append(&[rec(t * 1000 + i)]).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(p.high_watermark(), 400);
+        let syncs = p.inner.sync_calls.load(Ordering::Relaxed);
+        assert!(syncs < 400, "group commit: {syncs} syncs for 400 appends");
+        assert_eq!(p.inner.sync.lock().synced, 400);
+    }
+
+    #[test]
+    fn interval_durability_syncs_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PartitionOptions::default().durability(Durability::Interval(Duration::from_millis(5)));
+        let p = Partition::open(dir.path(), opts).unwrap();
+        p.append(&[rec(0), rec(1)]).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while p.inner.sync.lock().synced < 2 {
+            assert!(std::time::Instant::now() < deadline, "the flusher never synced");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        p.close().unwrap();
+    }
+
+    #[test]
+    fn a_closed_partition_refuses_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Partition::open(dir.path(), PartitionOptions::default()).unwrap();
+        p.shutdown().unwrap();
+        assert!(matches!(p.append(&[rec(0)]), Err(Error::Closed)));
+        assert!(matches!(p.read(0, 10), Err(Error::Closed)));
+        assert!(matches!(p.roll(), Err(Error::Closed)));
     }
 }

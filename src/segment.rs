@@ -54,8 +54,12 @@ pub(crate) struct SegmentConfig {
 }
 
 impl SegmentConfig {
+    /// Maps an active segment's file. A file already larger than the
+    /// configured capacity (`segment_bytes` was lowered) keeps its size and
+    /// rolls on the next append.
     fn open_writable(&self, file: File, path: &Path, len: usize) -> Result<MapWriter> {
-        MappedFile::open_writable(file, path, len, self.capacity as usize, self.prefaulter.clone())
+        let capacity = (self.capacity as usize).max(len).max(1);
+        MappedFile::open_writable(file, path, len, capacity, self.prefaulter.clone())
     }
 }
 
@@ -115,6 +119,24 @@ pub(crate) fn scan(bytes: &[u8], base_offset: u64, config: IndexConfig) -> Scan 
         next_offset = h.last_offset() + 1;
     };
     Scan { valid_len: pos, next_offset, index, writer, end }
+}
+
+/// Whether the batches in `tail` (starting at a batch boundary) pass their
+/// checks and end exactly at the end of `tail`, the last one just before
+/// `next_offset` (an empty tail: `next_offset` is the segment's base).
+fn ends_cleanly_at(tail: &[u8], base_offset: u64, next_offset: u64) -> bool {
+    let mut at = 0;
+    let mut next = base_offset;
+    while at < tail.len() {
+        match format::check_batch(&tail[at..]) {
+            Ok(h) => {
+                at += h.len();
+                next = h.last_offset() + 1;
+            }
+            Err(_) => return false,
+        }
+    }
+    next == next_offset || (tail.is_empty() && next_offset >= base_offset)
 }
 
 /// One segment. Sealed segments open their mapping and indexes lazily, on
@@ -195,19 +217,20 @@ impl Segment {
         Ok((file, len))
     }
 
-    /// Reopens the last segment after a clean shutdown: its file ends at its
-    /// last batch and its index files are current (checked, else rebuilt).
-    pub fn open_clean(dir: &Path, base_offset: u64, next_offset: u64, config: &SegmentConfig) -> Result<ActiveSegment> {
-        let (capacity, index_config) = (config.capacity, config.index);
+    /// Reopens the last segment after a clean shutdown: its file should end
+    /// at its last batch and its index files should be current. Checks the
+    /// tail from the last index entry on (a bounded amount of work) and the
+    /// index files; returns `None` if anything disagrees with the marker's
+    /// `next_offset`, so the caller recovers the segment as after a crash.
+    pub fn open_clean(
+        dir: &Path,
+        base_offset: u64,
+        next_offset: u64,
+        config: &SegmentConfig,
+    ) -> Result<Option<ActiveSegment>> {
+        let index_config = config.index;
         let seg = Segment::new(dir, base_offset, index_config);
         let (file, len) = seg.open_rw()?;
-        if len > u64::from(capacity) {
-            return Err(Error::Corrupt {
-                path: seg.log_path.clone(),
-                position: len,
-                reason: format!("segment is larger than segment_bytes ({capacity})"),
-            });
-        }
         let map = config.open_writable(file, &seg.log_path, len as usize)?;
         let (index, writer) = match seg.load_index_files(len, next_offset) {
             Some(index) => {
@@ -217,19 +240,29 @@ impl Segment {
             None => {
                 let scan =
                     map.map().with_slice(0..len as usize, |b| scan(b, base_offset, index_config)).expect("committed");
-                seg.check_sealed_scan(&scan)?;
+                if scan.end != ScanEnd::Clean {
+                    return Ok(None);
+                }
                 (scan.index, scan.writer)
             }
         };
+        let from = index.position_for(u64::MAX) as usize;
+        let tail_ok = map
+            .map()
+            .with_slice(from..len as usize, |tail| ends_cleanly_at(tail, base_offset, next_offset))
+            .unwrap_or(false);
+        if !tail_ok {
+            return Ok(None);
+        }
         *seg.index.write() = Some(index);
-        Ok(seg.activate(map, writer))
+        Ok(Some(seg.activate(map, writer)))
     }
 
     /// Reopens the last segment after a crash: verifies every batch, cuts
     /// the torn or unwritten tail, rebuilds the indexes and syncs the result.
     /// Returns the segment and the offset after its last good batch.
     pub fn recover(dir: &Path, base_offset: u64, config: &SegmentConfig) -> Result<(ActiveSegment, u64)> {
-        let (capacity, index_config) = (config.capacity, config.index);
+        let index_config = config.index;
         let seg = Segment::new(dir, base_offset, index_config);
         let (file, len) = seg.open_rw()?;
         let scanned = {
@@ -240,7 +273,7 @@ impl Segment {
             )?;
             view.with_slice(0..len as usize, |b| scan(b, base_offset, index_config)).expect("committed")
         };
-        let keep = scanned.valid_len.min(capacity as usize);
+        let keep = scanned.valid_len;
         if keep as u64 != len {
             file.set_len(keep as u64).map_err(Error::io("truncate", &seg.log_path))?;
         }
@@ -361,10 +394,11 @@ impl Segment {
                     if first.is_none() && h.last_offset() >= offset {
                         first = Some(pos);
                     }
-                    if let Some(f) = first {
-                        if pos > f && pos + h.len() - f > max_bytes {
-                            break;
-                        }
+                    if let Some(f) = first
+                        && pos > f
+                        && pos + h.len() - f > max_bytes
+                    {
+                        break;
                     }
                     pos += h.len();
                 }
@@ -443,10 +477,10 @@ impl ActiveSegment {
     /// that are due and publishes the segment's largest timestamp.
     pub fn index_batch(&mut self, base_offset: u64, position: usize, len: usize, max_timestamp: i64) {
         let rel = (base_offset - self.segment.base_offset) as u32;
-        if let Some(due) = self.index.on_batch(rel, position as u32, len as u32, max_timestamp) {
-            if let Some(idx) = self.segment.index.write().as_mut() {
-                idx.push(due);
-            }
+        if let Some(due) = self.index.on_batch(rel, position as u32, len as u32, max_timestamp)
+            && let Some(idx) = self.segment.index.write().as_mut()
+        {
+            idx.push(due);
         }
         // Only the writer stores it, so a plain store of its running maximum
         // suffices; readers pair it with the high watermark's release.
@@ -456,10 +490,10 @@ impl ActiveSegment {
     /// Seals the segment: cuts the preallocated tail, syncs the log, writes
     /// and syncs the index files. Returns the now read-only segment.
     pub fn seal(mut self, dir: &Path) -> Result<Arc<Segment>> {
-        if let Some(due) = self.index.finish() {
-            if let Some(idx) = self.segment.index.write().as_mut() {
-                idx.push(due);
-            }
+        if let Some(due) = self.index.finish()
+            && let Some(idx) = self.segment.index.write().as_mut()
+        {
+            idx.push(due);
         }
         let map = self.map.finish()?;
         map.sync().map_err(Error::io("sync", map.path()))?;

@@ -55,8 +55,11 @@ pub fn small_segments() -> PartitionOptions {
 }
 
 pub fn log_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> =
-        fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
     v.sort();
     v
 }
