@@ -329,16 +329,17 @@ pub(crate) fn plan_batch(records: &[Record], now: i64) -> Option<BatchPlan> {
 /// and seals it with its checksum.
 pub(crate) fn encode_batch(buf: &mut [u8], plan: &BatchPlan, base_offset: u64, records: &[Record], now: i64) {
     debug_assert_eq!(buf.len(), plan.len);
-    buf[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&(plan.len as u32).to_le_bytes());
-    buf[MAGIC_OFFSET] = MAGIC;
-    buf[ATTRIBUTES_OFFSET] = 0;
-    buf[RESERVED_OFFSET..RESERVED_OFFSET + 2].copy_from_slice(&0u16.to_le_bytes());
-    buf[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&base_offset.to_le_bytes());
-    let last_delta = plan.record_count - 1;
-    buf[LAST_DELTA_OFFSET..LAST_DELTA_OFFSET + 4].copy_from_slice(&last_delta.to_le_bytes());
-    buf[FIRST_TS_OFFSET..FIRST_TS_OFFSET + 8].copy_from_slice(&plan.first_timestamp.to_le_bytes());
-    buf[MAX_TS_OFFSET..MAX_TS_OFFSET + 8].copy_from_slice(&plan.max_timestamp.to_le_bytes());
-    buf[COUNT_OFFSET..COUNT_OFFSET + 4].copy_from_slice(&plan.record_count.to_le_bytes());
+    // Assemble the header on the stack and copy it once.
+    let mut header = [0u8; BATCH_HEADER_LEN];
+    header[LENGTH_OFFSET..MAGIC_OFFSET].copy_from_slice(&(plan.len as u32).to_le_bytes());
+    header[MAGIC_OFFSET] = MAGIC;
+    // Attributes and reserved bytes stay 0.
+    header[BASE_OFFSET_OFFSET..LAST_DELTA_OFFSET].copy_from_slice(&base_offset.to_le_bytes());
+    header[LAST_DELTA_OFFSET..FIRST_TS_OFFSET].copy_from_slice(&(plan.record_count - 1).to_le_bytes());
+    header[FIRST_TS_OFFSET..MAX_TS_OFFSET].copy_from_slice(&plan.first_timestamp.to_le_bytes());
+    header[MAX_TS_OFFSET..COUNT_OFFSET].copy_from_slice(&plan.max_timestamp.to_le_bytes());
+    header[COUNT_OFFSET..].copy_from_slice(&plan.record_count.to_le_bytes());
+    buf[..BATCH_HEADER_LEN].copy_from_slice(&header);
 
     let mut at = BATCH_HEADER_LEN;
     for (i, rec) in records.iter().enumerate() {
@@ -523,7 +524,12 @@ impl Iterator for RecordIter {
     /// [`crate::Batch::try_records`] to see the error).
     #[inline]
     fn next(&mut self) -> Option<LogRecord> {
-        self.try_next().ok().flatten()
+        loop {
+            let raw = self.cursor.next_raw(&self.data).ok()??;
+            if raw.offset >= self.min_offset {
+                return Some(self.materialize(raw));
+            }
+        }
     }
 }
 

@@ -63,6 +63,8 @@ pub struct Partition {
 struct Inner {
     dir: PathBuf,
     opts: PartitionOptions,
+    /// `opts.segment_age` in milliseconds, as compared with timestamps.
+    segment_age_ms: i64,
     segment_config: SegmentConfig,
     /// The append path. `None` once closed, or after a failed roll.
     writer: Mutex<Option<Writer>>,
@@ -163,6 +165,7 @@ impl Partition {
         let inner = Arc::new(Inner {
             dir,
             segment_config,
+            segment_age_ms: opts.segment_age.as_millis().min(i64::MAX as u128) as i64,
             writer: Mutex::new(Some(Writer { active, next_offset, first_timestamp })),
             segments: RwLock::new(Arc::new(segments)),
             high_watermark: AtomicU64::new(next_offset),
@@ -189,10 +192,12 @@ impl Partition {
     pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
         let inner = &*self.inner;
         let now = if records.iter().any(|r| r.timestamp.is_none()) { inner.opts.clock.now_ms() } else { 0 };
-        let plan = format::plan_batch(records, now).ok_or(if records.is_empty() {
-            Error::EmptyBatch
-        } else {
-            Error::RecordTooLarge { size: u64::MAX, max: inner.opts.max_batch_bytes() as u64 }
+        let plan = format::plan_batch(records, now).ok_or_else(|| {
+            if records.is_empty() {
+                Error::EmptyBatch
+            } else {
+                Error::RecordTooLarge { size: u64::MAX, max: inner.opts.max_batch_bytes() as u64 }
+            }
         })?;
         if plan.len > inner.opts.max_batch_bytes() {
             return Err(Error::RecordTooLarge { size: plan.len as u64, max: inner.opts.max_batch_bytes() as u64 });
@@ -409,11 +414,10 @@ impl Inner {
         if map.position() == 0 {
             return false;
         }
-        let age_ms = self.opts.segment_age.as_millis().min(i64::MAX as u128) as i64;
         len > map.remaining()
             || w.active.index.is_full()
             || w.next_offset + count - w.active.segment.base_offset() > u64::from(u32::MAX)
-            || w.first_timestamp.is_some_and(|first| max_timestamp.saturating_sub(first) >= age_ms)
+            || w.first_timestamp.is_some_and(|first| max_timestamp.saturating_sub(first) >= self.segment_age_ms)
     }
 
     /// Seals the active segment and starts the next one. Any failure poisons
