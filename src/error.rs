@@ -61,6 +61,31 @@ pub enum Error {
     /// `append` was called with no records.
     #[error("a batch needs at least one record")]
     EmptyBatch,
+
+    /// No topic of that name exists.
+    #[error("unknown topic {topic:?}")]
+    UnknownTopic { topic: String },
+
+    /// `create_topic` of a name already taken.
+    #[error("topic {topic:?} already exists")]
+    TopicExists { topic: String },
+
+    /// A topic name outside Kafka's rules (1 to 249 of `[a-zA-Z0-9._-]`,
+    /// not `.` or `..`).
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName { name: String, reason: &'static str },
+
+    /// A partition index at or past the topic's partition count.
+    #[error("topic {topic:?} has {count} partitions; there is no partition {partition}")]
+    UnknownPartition { topic: String, partition: u32, count: u32 },
+
+    /// A non-empty directory that streamlog did not create.
+    #[error("{path} is not a streamlog directory")]
+    NotAStreamlogDirectory { path: PathBuf },
+
+    /// A directory or metadata file written by a newer streamlog.
+    #[error("{path}: unsupported format version {version}")]
+    UnsupportedFormat { path: PathBuf, version: u32 },
 }
 
 impl Error {

@@ -50,6 +50,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
+mod broker;
 mod clock;
 mod error;
 mod format;
@@ -58,12 +59,20 @@ mod index;
 mod mmap;
 mod options;
 mod partition;
+mod producer;
 mod record;
 mod segment;
+mod topic;
 
+pub use broker::{Broker, BrokerOptions};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use format::RecordIter;
 pub use options::{Durability, PartitionOptions};
 pub use partition::{AppendInfo, Partition};
+pub use producer::{
+    DefaultPartitioner, NoKeyStrategy, Partitioner, Producer, ProducerConfig, ProducerRecord, RecordMetadata, murmur2,
+    murmur2_partition,
+};
 pub use record::{Batch, Header, LogRecord, Record};
+pub use topic::{CleanupPolicy, MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_topic_name};

@@ -57,7 +57,10 @@ pub struct AppendInfo {
 /// ```
 pub struct Partition {
     inner: Arc<Inner>,
-    flusher: Option<Flusher>,
+    flusher: Mutex<Option<Flusher>>,
+    /// The prefault thread, when this partition started its own (a broker
+    /// shares one between its partitions).
+    own_prefaulter: Option<Arc<Prefaulter>>,
 }
 
 struct Inner {
@@ -104,8 +107,18 @@ impl Partition {
     /// was not closed cleanly. Fails with [`Error::Locked`] if another handle
     /// has it open.
     pub fn open(dir: impl AsRef<Path>, opts: PartitionOptions) -> Result<Partition> {
+        Partition::open_with(dir.as_ref(), opts, None)
+    }
+
+    /// [`Partition::open`] with a prefault thread shared with other
+    /// partitions, or its own if `prefaulter` is `None`.
+    pub(crate) fn open_with(
+        dir: &Path,
+        opts: PartitionOptions,
+        prefaulter: Option<Arc<Prefaulter>>,
+    ) -> Result<Partition> {
         opts.validate()?;
-        let dir = dir.as_ref().to_path_buf();
+        let dir = dir.to_path_buf();
         if dir.as_os_str().is_empty() {
             return Err(Error::InvalidConfig("the partition directory path is empty".into()));
         }
@@ -141,8 +154,12 @@ impl Partition {
             clean_next = None;
         }
 
-        let segment_config =
-            SegmentConfig { capacity: opts.segment_bytes, index: index_config, prefaulter: Some(Prefaulter::start()?) };
+        let own_prefaulter = match prefaulter {
+            Some(_) => None,
+            None => Some(Prefaulter::start()?),
+        };
+        let prefaulter = prefaulter.or_else(|| own_prefaulter.clone());
+        let segment_config = SegmentConfig { capacity: opts.segment_bytes, index: index_config, prefaulter };
         let (active, next_offset) = match bases.last() {
             None => (Segment::create(&dir, 0, &segment_config)?, 0),
             Some(&last) => {
@@ -183,7 +200,7 @@ impl Partition {
             Durability::Interval(every) => Some(Flusher::start(Arc::clone(&inner), every)?),
             _ => None,
         };
-        Ok(Partition { inner, flusher })
+        Ok(Partition { inner, flusher: Mutex::new(flusher), own_prefaulter })
     }
 
     /// Appends `records` as one batch and returns their offsets. The batch is
@@ -351,18 +368,20 @@ impl Partition {
 
     /// Closes the partition cleanly: seals the active segment's files, syncs
     /// everything and leaves the marker that makes the next open cheap.
-    pub fn close(mut self) -> Result<()> {
+    pub fn close(self) -> Result<()> {
         self.shutdown()
     }
 
-    fn shutdown(&mut self) -> Result<()> {
-        if let Some(f) = self.flusher.take() {
+    /// Closes through a shared reference: what `close` and drop do, and what
+    /// a broker does to partitions that others may still hold.
+    pub(crate) fn shutdown(&self) -> Result<()> {
+        if let Some(f) = self.flusher.lock().take() {
             f.stop();
         }
         let inner = &*self.inner;
         let writer = inner.writer.lock().take();
         inner.closed.store(true, Ordering::Release);
-        if let Some(pf) = &inner.segment_config.prefaulter {
+        if let Some(pf) = &self.own_prefaulter {
             pf.shutdown();
         }
         let Some(w) = writer else { return Ok(()) };
@@ -478,7 +497,8 @@ impl Inner {
     }
 }
 
-fn lock_dir(dir: &Path) -> Result<File> {
+/// Takes the exclusive lock of `dir` (an flock on `dir/.lock`).
+pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK_FILE);
     let file = File::options()
         .read(true)
@@ -667,7 +687,7 @@ mod tests {
     #[test]
     fn a_closed_partition_refuses_calls() {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = Partition::open(dir.path(), PartitionOptions::default()).unwrap();
+        let p = Partition::open(dir.path(), PartitionOptions::default()).unwrap();
         p.shutdown().unwrap();
         assert!(matches!(p.append(&[rec(0)]), Err(Error::Closed)));
         assert!(matches!(p.read(0, 10), Err(Error::Closed)));

@@ -1,0 +1,402 @@
+//! The broker: one data directory, its lock, its topics.
+//!
+//! ```text
+//! <dir>/.lock                       flock(2)ed while open
+//! <dir>/streamlog.meta              "streamlog-broker <version>"
+//! <dir>/topics/<name>/topic.meta    the topic's configuration (TopicConfig::encode)
+//! <dir>/topics/<name>/<partition>/  one partition log each
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::mmap::Prefaulter;
+use crate::partition::{Partition, lock_dir};
+use crate::producer::{Producer, ProducerConfig};
+use crate::topic::{Topic, TopicConfig, TopicInner, validate_topic_name};
+
+const BROKER_META: &str = "streamlog.meta";
+const BROKER_META_HEADER: &str = "streamlog-broker";
+const BROKER_FORMAT_VERSION: u32 = 1;
+const TOPICS_DIR: &str = "topics";
+const TOPIC_META: &str = "topic.meta";
+/// A topic directory renamed to this prefix is being deleted.
+const DELETED_PREFIX: &str = ".deleted-";
+
+/// Options of a [`Broker`].
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// Create an unknown topic on first produce, with
+    /// `default_topic_config`. Default: `false`.
+    pub auto_create_topics: bool,
+    /// Configuration of auto-created topics. Default: one partition,
+    /// otherwise [`TopicConfig::default`].
+    pub default_topic_config: TopicConfig,
+    /// Record timestamps, segment ages and retention use this clock.
+    /// Default: [`SystemClock`].
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        BrokerOptions {
+            auto_create_topics: false,
+            default_topic_config: TopicConfig::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl BrokerOptions {
+    #[must_use]
+    pub fn auto_create_topics(mut self, on: bool) -> Self {
+        self.auto_create_topics = on;
+        self
+    }
+
+    #[must_use]
+    pub fn default_topic_config(mut self, config: TopicConfig) -> Self {
+        self.default_topic_config = config;
+        self
+    }
+
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// The root handle: a data directory holding topics.
+///
+/// ```
+/// use streamlog::{Broker, BrokerOptions, ProducerRecord, TopicConfig};
+/// let dir = tempfile::tempdir()?;
+/// let broker = Broker::open(dir.path(), BrokerOptions::default())?;
+/// broker.create_topic("orders", TopicConfig::with_partitions(3))?;
+/// let producer = broker.producer();
+/// let meta = producer.send(ProducerRecord::new("orders", "created").key("order-1"))?;
+/// assert_eq!((meta.partition, meta.offset), (streamlog::murmur2_partition(b"order-1", 3), 0));
+/// broker.close()?;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+pub struct Broker {
+    inner: Arc<BrokerInner>,
+}
+
+pub(crate) struct BrokerInner {
+    dir: PathBuf,
+    topics_dir: PathBuf,
+    pub(crate) opts: BrokerOptions,
+    topics: RwLock<BTreeMap<String, Topic>>,
+    /// Serializes changes to the set of topics and their partition counts.
+    admin: Mutex<()>,
+    prefaulter: Arc<Prefaulter>,
+    closed: AtomicBool,
+    _lock: File,
+}
+
+impl Broker {
+    /// Opens the data directory `dir`, creating it if needed, and every topic
+    /// in it. Fails with [`Error::Locked`] if another handle has it open,
+    /// [`Error::NotAStreamlogDirectory`] if it holds something else, and
+    /// [`Error::UnsupportedFormat`] if a newer streamlog wrote it.
+    pub fn open(dir: impl AsRef<Path>, opts: BrokerOptions) -> Result<Broker> {
+        let dir = dir.as_ref().to_path_buf();
+        if dir.as_os_str().is_empty() {
+            return Err(Error::InvalidConfig("the broker directory path is empty".into()));
+        }
+        opts.default_topic_config.validate()?;
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fsutil::sync_dir(parent)?;
+            }
+        }
+        let lock = lock_dir(&dir)?;
+        check_or_init_meta(&dir)?;
+        let topics_dir = dir.join(TOPICS_DIR);
+        if !topics_dir.is_dir() {
+            fs::create_dir(&topics_dir).map_err(Error::io("create directory", &topics_dir))?;
+            fsutil::sync_dir(&dir)?;
+        }
+        let inner = Arc::new(BrokerInner {
+            dir,
+            topics_dir,
+            opts,
+            topics: RwLock::new(BTreeMap::new()),
+            admin: Mutex::new(()),
+            prefaulter: Prefaulter::start()?,
+            closed: AtomicBool::new(false),
+            _lock: lock,
+        });
+        let broker = Broker { inner };
+        broker.inner.load_topics()?;
+        Ok(broker)
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Creates a topic. Its metadata is written atomically: after a crash
+    /// the topic either exists whole or not at all.
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        self.inner.create_topic(name, config)
+    }
+
+    /// The topic called `name`, or [`Error::UnknownTopic`].
+    pub fn topic(&self, name: &str) -> Result<Topic> {
+        self.inner.topic(name)
+    }
+
+    /// Names of all topics, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        self.inner.topics.read().keys().cloned().collect()
+    }
+
+    /// Deletes a topic and its files. Handles to it fail from then on;
+    /// records already read stay valid.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        let inner = &*self.inner;
+        inner.check_open()?;
+        let _admin = inner.admin.lock();
+        let topic = inner.topics.write().remove(name).ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })?;
+        topic.inner.deleted.store(true, Ordering::Release);
+        for p in topic.partitions() {
+            // The files go away next; a failed clean close changes nothing.
+            let _ = p.shutdown();
+        }
+        // Rename first: a crash mid-delete leaves a directory that open
+        // finishes deleting, never a half-deleted topic.
+        let doomed = inner.topics_dir.join(format!("{DELETED_PREFIX}{name}"));
+        fs::rename(&topic.inner.dir, &doomed).map_err(Error::io("rename", &topic.inner.dir))?;
+        fsutil::sync_dir(&inner.topics_dir)?;
+        fs::remove_dir_all(&doomed).map_err(Error::io("remove", &doomed))?;
+        fsutil::sync_dir(&inner.topics_dir)
+    }
+
+    /// Raises a topic's partition count to `new_count` (it can only grow, as
+    /// in Kafka). Keys hash to new partitions from then on.
+    pub fn add_partitions(&self, name: &str, new_count: u32) -> Result<()> {
+        let inner = &*self.inner;
+        inner.check_open()?;
+        let _admin = inner.admin.lock();
+        let topic = inner.topic(name)?;
+        let current = topic.partition_count();
+        if new_count <= current {
+            return Err(Error::InvalidConfig(format!(
+                "topic {name:?} has {current} partitions; the count can only grow, not become {new_count}"
+            )));
+        }
+        let mut config = topic.config();
+        config.partitions = new_count;
+        let mut parts = topic.partitions();
+        for p in current..new_count {
+            parts.push(Arc::new(inner.open_partition(&topic.inner.dir, p, &config)?));
+        }
+        // The commit point: until the new count is written, open ignores
+        // (and removes) the extra partition directories.
+        fsutil::write_atomic(&topic.inner.dir, TOPIC_META, config.encode().as_bytes())?;
+        *topic.inner.config.write() = config;
+        *topic.inner.partitions.write() = Arc::new(parts);
+        Ok(())
+    }
+
+    /// A producer with the default configuration (murmur2 for keyed records,
+    /// sticky for the rest).
+    pub fn producer(&self) -> Producer {
+        Producer::new(Arc::clone(&self.inner), ProducerConfig::default())
+    }
+
+    /// A producer with `config`.
+    pub fn producer_with(&self, config: ProducerConfig) -> Producer {
+        Producer::new(Arc::clone(&self.inner), config)
+    }
+
+    /// Closes every partition cleanly (so the next open is cheap) and
+    /// releases the directory. Dropping the broker does the same, ignoring
+    /// errors.
+    pub fn close(self) -> Result<()> {
+        self.inner.shutdown()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.inner.shutdown();
+    }
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("dir", &self.inner.dir).field("topics", &self.topics()).finish()
+    }
+}
+
+impl BrokerInner {
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Result<Topic> {
+        self.check_open()?;
+        self.topics.read().get(name).cloned().ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })
+    }
+
+    /// The topic to produce to: existing, or auto-created if enabled.
+    pub(crate) fn topic_for_produce(&self, name: &str) -> Result<Topic> {
+        match self.topic(name) {
+            Err(Error::UnknownTopic { .. }) if self.opts.auto_create_topics => {
+                match self.create_topic(name, self.opts.default_topic_config.clone()) {
+                    Err(Error::TopicExists { .. }) => self.topic(name),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        self.check_open()?;
+        validate_topic_name(name)?;
+        config.validate()?;
+        let _admin = self.admin.lock();
+        if self.topics.read().contains_key(name) {
+            return Err(Error::TopicExists { topic: name.to_owned() });
+        }
+        let dir = self.topics_dir.join(name);
+        if dir.exists() {
+            // Left by a creation that crashed before its metadata was written.
+            fs::remove_dir_all(&dir).map_err(Error::io("remove", &dir))?;
+        }
+        fs::create_dir(&dir).map_err(Error::io("create directory", &dir))?;
+        fsutil::sync_dir(&self.topics_dir)?;
+        let partitions = (0..config.partitions)
+            .map(|p| self.open_partition(&dir, p, &config).map(Arc::new))
+            .collect::<Result<_>>()?;
+        // The commit point of the creation.
+        fsutil::write_atomic(&dir, TOPIC_META, config.encode().as_bytes())?;
+        let topic = self.topic_handle(name, dir, config, partitions);
+        self.topics.write().insert(name.to_owned(), topic.clone());
+        Ok(topic)
+    }
+
+    fn topic_handle(&self, name: &str, dir: PathBuf, config: TopicConfig, partitions: Vec<Arc<Partition>>) -> Topic {
+        Topic {
+            inner: Arc::new(TopicInner {
+                name: Arc::from(name),
+                dir,
+                config: RwLock::new(config),
+                partitions: RwLock::new(Arc::new(partitions)),
+                deleted: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    fn open_partition(&self, topic_dir: &Path, index: u32, config: &TopicConfig) -> Result<Partition> {
+        let opts = config.partition_options().clock(Arc::clone(&self.opts.clock));
+        Partition::open_with(&topic_dir.join(index.to_string()), opts, Some(Arc::clone(&self.prefaulter)))
+    }
+
+    /// Opens every topic on disk, finishing interrupted deletes, creations
+    /// and partition additions.
+    fn load_topics(&self) -> Result<()> {
+        let mut entries: Vec<(String, PathBuf)> = Vec::new();
+        for e in fs::read_dir(&self.topics_dir).map_err(Error::io("list", &self.topics_dir))? {
+            let e = e.map_err(Error::io("list", &self.topics_dir))?;
+            if let Some(name) = e.file_name().to_str() {
+                entries.push((name.to_owned(), e.path()));
+            }
+        }
+        for (name, path) in entries {
+            let meta_path = path.join(TOPIC_META);
+            if name.starts_with(DELETED_PREFIX) || (validate_topic_name(&name).is_ok() && !meta_path.exists()) {
+                fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
+                fsutil::sync_dir(&self.topics_dir)?;
+                continue;
+            }
+            if validate_topic_name(&name).is_err() || !path.is_dir() {
+                continue;
+            }
+            let text = fs::read_to_string(&meta_path).map_err(Error::io("read", &meta_path))?;
+            let config = TopicConfig::decode(&text, &meta_path)?;
+            remove_extra_partitions(&path, config.partitions)?;
+            let partitions = (0..config.partitions)
+                .map(|p| self.open_partition(&path, p, &config).map(Arc::new))
+                .collect::<Result<_>>()?;
+            let topic = self.topic_handle(&name, path, config, partitions);
+            self.topics.write().insert(name, topic);
+        }
+        Ok(())
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let _admin = self.admin.lock();
+        let mut first_error = Ok(());
+        for topic in self.topics.read().values() {
+            for p in topic.partitions() {
+                if let Err(e) = p.shutdown() {
+                    if first_error.is_ok() {
+                        first_error = Err(e);
+                    }
+                }
+            }
+        }
+        self.prefaulter.shutdown();
+        first_error
+    }
+}
+
+/// Partition directories numbered at or past `count`: left by an
+/// `add_partitions` that crashed before its commit point.
+fn remove_extra_partitions(topic_dir: &Path, count: u32) -> Result<()> {
+    for e in fs::read_dir(topic_dir).map_err(Error::io("list", topic_dir))? {
+        let e = e.map_err(Error::io("list", topic_dir))?;
+        let index = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok());
+        if index.is_some_and(|i| i >= count) && e.path().is_dir() {
+            fs::remove_dir_all(e.path()).map_err(Error::io("remove", e.path()))?;
+            fsutil::sync_dir(topic_dir)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks the broker's format file, or writes it in a new, empty directory.
+fn check_or_init_meta(dir: &Path) -> Result<()> {
+    let path = dir.join(BROKER_META);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let version = text.trim().strip_prefix(BROKER_META_HEADER).and_then(|v| v.trim().parse::<u32>().ok());
+            match version {
+                Some(BROKER_FORMAT_VERSION) => Ok(()),
+                Some(version) => Err(Error::UnsupportedFormat { path, version }),
+                None => Err(Error::NotAStreamlogDirectory { path: dir.to_owned() }),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let foreign = fs::read_dir(dir)
+                .map_err(Error::io("list", dir))?
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name() != ".lock" && !e.file_name().to_string_lossy().ends_with(fsutil::TMP_SUFFIX));
+            if foreign {
+                return Err(Error::NotAStreamlogDirectory { path: dir.to_owned() });
+            }
+            let text = format!("{BROKER_META_HEADER} {BROKER_FORMAT_VERSION}\n");
+            fsutil::write_atomic(dir, BROKER_META, text.as_bytes())
+        }
+        Err(e) => Err(Error::Io { op: "read", path, source: e }),
+    }
+}

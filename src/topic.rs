@@ -1,0 +1,370 @@
+//! Topics: a name, a configuration and a set of partitions.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+
+use crate::error::{Error, Result};
+use crate::options::{Durability, PartitionOptions};
+use crate::partition::Partition;
+
+/// Longest topic name Kafka accepts.
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Checks a topic name against Kafka's rules: 1 to 249 characters of
+/// `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let bad = |reason| Err(Error::InvalidTopicName { name: name.to_owned(), reason });
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return bad("it is longer than 249 characters");
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not allowed");
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+/// What happens to old records of a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CleanupPolicy {
+    /// Whole old segments are deleted by time and size retention. Default.
+    #[default]
+    Delete,
+    /// Only the latest record per key is kept.
+    Compact,
+    /// Both: compacted, and old segments deleted by retention.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    fn as_str(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
+
+    fn parse(s: &str) -> Option<CleanupPolicy> {
+        match s {
+            "delete" => Some(CleanupPolicy::Delete),
+            "compact" => Some(CleanupPolicy::Compact),
+            "compact,delete" | "delete,compact" => Some(CleanupPolicy::CompactDelete),
+            _ => None,
+        }
+    }
+}
+
+/// A topic's configuration, persisted with the topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfig {
+    /// Number of partitions; may only grow ([`crate::Broker::add_partitions`]).
+    /// Default: 1.
+    pub partitions: u32,
+    /// See [`PartitionOptions::segment_bytes`]. Default: 1 GiB.
+    pub segment_bytes: u32,
+    /// See [`PartitionOptions::segment_age`]. Default: 7 days.
+    pub segment_age: Duration,
+    /// See [`PartitionOptions::index_interval_bytes`]. Default: 4096.
+    pub index_interval_bytes: u32,
+    /// See [`PartitionOptions::max_index_bytes`]. Default: 10 MiB.
+    pub max_index_bytes: u32,
+    /// Default: [`Durability::Os`].
+    pub durability: Durability,
+    /// Delete segments whose newest record is older than this (Kafka's
+    /// `retention.ms`); `None` keeps them forever. Default: 7 days.
+    pub retention: Option<Duration>,
+    /// Delete the oldest segments while a partition is larger than this
+    /// (Kafka's `retention.bytes`). Default: `None`, no limit.
+    pub retention_bytes: Option<u64>,
+    /// Default: [`CleanupPolicy::Delete`].
+    pub cleanup_policy: CleanupPolicy,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        let p = PartitionOptions::default();
+        TopicConfig {
+            partitions: 1,
+            segment_bytes: p.segment_bytes,
+            segment_age: p.segment_age,
+            index_interval_bytes: p.index_interval_bytes,
+            max_index_bytes: p.max_index_bytes,
+            durability: p.durability,
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            retention_bytes: None,
+            cleanup_policy: CleanupPolicy::Delete,
+        }
+    }
+}
+
+const META_HEADER: &str = "streamlog-topic";
+const META_VERSION: u32 = 1;
+
+impl TopicConfig {
+    /// A default configuration with `partitions` partitions.
+    pub fn with_partitions(partitions: u32) -> TopicConfig {
+        TopicConfig { partitions, ..TopicConfig::default() }
+    }
+
+    #[must_use]
+    pub fn partitions(mut self, n: u32) -> Self {
+        self.partitions = n;
+        self
+    }
+
+    #[must_use]
+    pub fn segment_bytes(mut self, bytes: u32) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    #[must_use]
+    pub fn segment_age(mut self, age: Duration) -> Self {
+        self.segment_age = age;
+        self
+    }
+
+    #[must_use]
+    pub fn index_interval_bytes(mut self, bytes: u32) -> Self {
+        self.index_interval_bytes = bytes;
+        self
+    }
+
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    #[must_use]
+    pub fn retention(mut self, retention: Option<Duration>) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    #[must_use]
+    pub fn retention_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.retention_bytes = bytes;
+        self
+    }
+
+    #[must_use]
+    pub fn cleanup_policy(mut self, policy: CleanupPolicy) -> Self {
+        self.cleanup_policy = policy;
+        self
+    }
+
+    /// Checks every field against its documented range.
+    pub fn validate(&self) -> Result<()> {
+        if self.partitions == 0 {
+            return Err(Error::InvalidConfig("a topic needs at least one partition".into()));
+        }
+        if self.retention.is_some_and(|r| r.is_zero()) {
+            return Err(Error::InvalidConfig("retention must be positive (or None)".into()));
+        }
+        self.partition_options().validate()
+    }
+
+    /// The options its partitions open with (the clock is the broker's).
+    pub(crate) fn partition_options(&self) -> PartitionOptions {
+        PartitionOptions::default()
+            .segment_bytes(self.segment_bytes)
+            .segment_age(self.segment_age)
+            .index_interval_bytes(self.index_interval_bytes)
+            .max_index_bytes(self.max_index_bytes)
+            .durability(self.durability)
+    }
+
+    /// The metadata file: `key=value` lines after a header line, ending
+    /// with a CRC-32 of everything before it.
+    pub(crate) fn encode(&self) -> String {
+        let durability = match self.durability {
+            Durability::Os => "os".to_owned(),
+            Durability::Sync => "sync".to_owned(),
+            Durability::Interval(d) => format!("interval:{}", d.as_millis()),
+        };
+        let opt = |v: Option<u64>| v.map_or_else(|| "none".to_owned(), |v| v.to_string());
+        let mut s = format!(
+            "{META_HEADER} {META_VERSION}\npartitions={}\nsegment_bytes={}\nsegment_age_ms={}\n\
+             index_interval_bytes={}\nmax_index_bytes={}\ndurability={durability}\nretention_ms={}\n\
+             retention_bytes={}\ncleanup_policy={}\n",
+            self.partitions,
+            self.segment_bytes,
+            self.segment_age.as_millis(),
+            self.index_interval_bytes,
+            self.max_index_bytes,
+            opt(self.retention.map(|d| d.as_millis() as u64)),
+            opt(self.retention_bytes),
+            self.cleanup_policy.as_str(),
+        );
+        let crc = crc32fast::hash(s.as_bytes());
+        s.push_str(&format!("crc={crc:08x}\n"));
+        s
+    }
+
+    pub(crate) fn decode(text: &str, path: &Path) -> Result<TopicConfig> {
+        let corrupt = |reason: &str| Error::Corrupt { path: path.to_owned(), position: 0, reason: reason.to_owned() };
+        let body_end = text.rfind("crc=").ok_or_else(|| corrupt("no checksum line"))?;
+        let stored = u32::from_str_radix(text[body_end + 4..].trim(), 16).map_err(|_| corrupt("bad checksum line"))?;
+        if crc32fast::hash(&text.as_bytes()[..body_end]) != stored {
+            return Err(corrupt("checksum mismatch"));
+        }
+        let mut lines = text[..body_end].lines();
+        let header = lines.next().unwrap_or_default();
+        let version = header.strip_prefix(META_HEADER).map(str::trim).and_then(|v| v.parse::<u32>().ok());
+        match version {
+            Some(META_VERSION) => {}
+            Some(version) => return Err(Error::UnsupportedFormat { path: path.to_owned(), version }),
+            None => return Err(corrupt("not a topic metadata file")),
+        }
+        let mut c = TopicConfig::default();
+        for line in lines {
+            let (key, value) = line.split_once('=').ok_or_else(|| corrupt("a line without '='"))?;
+            let num = || value.parse::<u64>().map_err(|_| corrupt("a bad number"));
+            let opt = || if value == "none" { Ok(None) } else { num().map(Some) };
+            match key {
+                "partitions" => c.partitions = num()? as u32,
+                "segment_bytes" => c.segment_bytes = num()? as u32,
+                "segment_age_ms" => c.segment_age = Duration::from_millis(num()?),
+                "index_interval_bytes" => c.index_interval_bytes = num()? as u32,
+                "max_index_bytes" => c.max_index_bytes = num()? as u32,
+                "durability" => {
+                    c.durability = match value {
+                        "os" => Durability::Os,
+                        "sync" => Durability::Sync,
+                        v => {
+                            let ms = v.strip_prefix("interval:").and_then(|ms| ms.parse().ok());
+                            Durability::Interval(Duration::from_millis(ms.ok_or_else(|| corrupt("bad durability"))?))
+                        }
+                    }
+                }
+                "retention_ms" => c.retention = opt()?.map(Duration::from_millis),
+                "retention_bytes" => c.retention_bytes = opt()?,
+                "cleanup_policy" => {
+                    c.cleanup_policy = CleanupPolicy::parse(value).ok_or_else(|| corrupt("bad policy"))?
+                }
+                // Keys from a newer minor version are ignored.
+                _ => {}
+            }
+        }
+        c.validate().map_err(|e| corrupt(&e.to_string()))?;
+        Ok(c)
+    }
+}
+
+/// A handle to a topic. Cheap to clone; every clone is the same topic.
+#[derive(Clone)]
+pub struct Topic {
+    pub(crate) inner: Arc<TopicInner>,
+}
+
+pub(crate) struct TopicInner {
+    pub name: Arc<str>,
+    pub dir: PathBuf,
+    pub config: RwLock<TopicConfig>,
+    pub partitions: RwLock<Arc<Vec<Arc<Partition>>>>,
+    pub deleted: AtomicBool,
+}
+
+impl Topic {
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub(crate) fn name_arc(&self) -> &Arc<str> {
+        &self.inner.name
+    }
+
+    /// The topic's configuration (a snapshot).
+    pub fn config(&self) -> TopicConfig {
+        self.inner.config.read().clone()
+    }
+
+    pub fn partition_count(&self) -> u32 {
+        self.inner.partitions.read().len() as u32
+    }
+
+    /// One partition's log. [`Error::UnknownPartition`] if out of range,
+    /// [`Error::UnknownTopic`] once the topic was deleted.
+    pub fn partition(&self, index: u32) -> Result<Arc<Partition>> {
+        if self.inner.deleted.load(Ordering::Acquire) {
+            return Err(Error::UnknownTopic { topic: self.name().to_owned() });
+        }
+        let parts = self.inner.partitions.read();
+        parts.get(index as usize).cloned().ok_or_else(|| Error::UnknownPartition {
+            topic: self.name().to_owned(),
+            partition: index,
+            count: parts.len() as u32,
+        })
+    }
+
+    /// All partitions, in order.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.inner.partitions.read().to_vec()
+    }
+
+    /// Sum of the partitions' high watermarks: records ever appended.
+    pub fn end_offsets(&self) -> Vec<u64> {
+        self.inner.partitions.read().iter().map(|p| p.high_watermark()).collect()
+    }
+}
+
+impl fmt::Debug for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Topic").field("name", &self.name()).field("partitions", &self.partition_count()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_kafka_rules() {
+        for ok in ["a", "orders", "my.topic_v2-x", "__consumer_offsets", &"x".repeat(249)] {
+            validate_topic_name(ok).unwrap();
+        }
+        for bad in ["", ".", "..", "with space", "slash/x", "ümlaut", "star*", &"x".repeat(250)] {
+            assert!(matches!(validate_topic_name(bad), Err(Error::InvalidTopicName { .. })), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn config_round_trips_and_rejects_damage() {
+        let c = TopicConfig::with_partitions(6)
+            .segment_bytes(1 << 20)
+            .durability(Durability::Interval(Duration::from_millis(250)))
+            .retention(None)
+            .retention_bytes(Some(1 << 30))
+            .cleanup_policy(CleanupPolicy::CompactDelete);
+        let text = c.encode();
+        let path = Path::new("meta");
+        assert_eq!(TopicConfig::decode(&text, path).unwrap(), c);
+        let tampered = text.replace("partitions=6", "partitions=7");
+        assert!(matches!(TopicConfig::decode(&tampered, path), Err(Error::Corrupt { .. })));
+        let newer = {
+            let body = text[..text.rfind("crc=").unwrap()].replace("streamlog-topic 1", "streamlog-topic 9");
+            format!("{body}crc={:08x}\n", crc32fast::hash(body.as_bytes()))
+        };
+        assert!(matches!(TopicConfig::decode(&newer, path), Err(Error::UnsupportedFormat { version: 9, .. })));
+        assert!(TopicConfig::decode("", path).is_err());
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected() {
+        assert!(TopicConfig::with_partitions(0).validate().is_err());
+        assert!(TopicConfig::default().segment_bytes(10).validate().is_err());
+        assert!(TopicConfig::default().retention(Some(Duration::ZERO)).validate().is_err());
+    }
+}
