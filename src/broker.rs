@@ -348,10 +348,10 @@ impl BrokerInner {
         let mut first_error = Ok(());
         for topic in self.topics.read().values() {
             for p in topic.partitions() {
-                if let Err(e) = p.shutdown() {
-                    if first_error.is_ok() {
-                        first_error = Err(e);
-                    }
+                if let Err(e) = p.shutdown()
+                    && first_error.is_ok()
+                {
+                    first_error = Err(e);
                 }
             }
         }

@@ -209,6 +209,10 @@ pub struct RecordMetadata {
     pub timestamp: i64,
 }
 
+/// Records of one `send_batch` bound for one partition: (topic, partition),
+/// their indexes in the input, the records.
+type Group = ((crate::Topic, u32), Vec<usize>, Vec<Record>);
+
 /// Sends records to topics. `Send + Sync + Clone`: clones share the
 /// partitioner's state and are cheap; share one between threads.
 #[derive(Clone)]
@@ -248,8 +252,7 @@ impl Producer {
     /// returned.
     pub fn send_batch(&self, records: Vec<ProducerRecord>) -> Result<Vec<RecordMetadata>> {
         let now = self.broker.opts.clock.now_ms();
-        // (topic, partition) -> (indexes into `records`, records)
-        let mut groups: Vec<((crate::Topic, u32), Vec<usize>, Vec<Record>)> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
         let mut placed: Vec<(usize, i64)> = Vec::with_capacity(records.len());
         for (i, r) in records.into_iter().enumerate() {
             let topic = self.broker.topic_for_produce(&r.topic)?;

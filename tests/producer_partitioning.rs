@@ -49,8 +49,10 @@ fn records_without_keys_stick_then_move_or_round_robin() {
     let dir = tempfile::tempdir().unwrap();
     let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
     b.create_topic("t", TopicConfig::with_partitions(4)).unwrap();
-    let sticky = b.producer_with(ProducerConfig::default().no_key_strategy(NoKeyStrategy::Sticky { batch_bytes: 1000 }));
-    let parts: Vec<u32> = (0..40).map(|_| sticky.send(ProducerRecord::new("t", vec![0u8; 100])).unwrap().partition).collect();
+    let sticky =
+        b.producer_with(ProducerConfig::default().no_key_strategy(NoKeyStrategy::Sticky { batch_bytes: 1000 }));
+    let parts: Vec<u32> =
+        (0..40).map(|_| sticky.send(ProducerRecord::new("t", vec![0u8; 100])).unwrap().partition).collect();
     assert!(parts[..10].iter().all(|&p| p == parts[0]), "{parts:?}");
     assert_ne!(parts[10], parts[0]);
     let rr = b.producer_with(ProducerConfig::default().no_key_strategy(NoKeyStrategy::RoundRobin));
