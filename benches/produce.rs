@@ -1,0 +1,104 @@
+//! Producer benchmarks: keyed 100 B records from 1, 2 and 4 threads into one
+//! topic of 4 partitions (baseline: the same records through a std `mpsc`
+//! channel to one receiver), and the partitioner's cost per record.
+//!
+//! `cargo bench --bench produce`
+
+use std::hint::black_box;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use streamlog::{
+    Broker, BrokerOptions, DefaultPartitioner, NoKeyStrategy, Partitioner, ProducerRecord, TopicConfig, murmur2,
+};
+
+fn keys() -> Vec<Bytes> {
+    (0..1024).map(|i| Bytes::from(format!("customer-{i:06}"))).collect()
+}
+
+fn produce(c: &mut Criterion) {
+    let mut g = c.benchmark_group("produce");
+    g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(1));
+    let value = Bytes::from(vec![0xab; 100]);
+    let keys = keys();
+    for threads in [1u64, 2, 4] {
+        g.bench_function(format!("keyed_100B/{threads}_threads/streamlog"), |b| {
+            b.iter_custom(|iters| {
+                let dir = tempfile::tempdir().unwrap();
+                let broker = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+                broker.create_topic("t", TopicConfig::with_partitions(4)).unwrap();
+                let producer = broker.producer();
+                let per_thread = iters / threads + 1;
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for t in 0..threads {
+                        let (producer, value, keys) = (producer.clone(), value.clone(), &keys);
+                        s.spawn(move || {
+                            for i in 0..per_thread {
+                                let key = keys[((i * threads + t) % 1024) as usize].clone();
+                                let rec = ProducerRecord::new("t", value.clone()).key(key).timestamp(i as i64);
+                                black_box(producer.send(rec).unwrap());
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+        g.bench_function(format!("keyed_100B/{threads}_threads/mpsc_channel"), |b| {
+            b.iter_custom(|iters| {
+                let (tx, rx) = mpsc::channel::<ProducerRecord>();
+                let per_thread = iters / threads + 1;
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for t in 0..threads {
+                        let (tx, value, keys) = (tx.clone(), value.clone(), &keys);
+                        s.spawn(move || {
+                            for i in 0..per_thread {
+                                let key = keys[((i * threads + t) % 1024) as usize].clone();
+                                tx.send(ProducerRecord::new("t", value.clone()).key(key).timestamp(i as i64)).unwrap();
+                            }
+                        });
+                    }
+                    drop(tx);
+                    for r in rx.iter() {
+                        black_box(r);
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn partitioner(c: &mut Criterion) {
+    let mut g = c.benchmark_group("partitioner");
+    g.throughput(Throughput::Elements(1));
+    let keys = keys();
+    let p = DefaultPartitioner::default();
+    let mut i = 0;
+    g.bench_function("murmur2_key_15B", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            black_box(p.partition("t", Some(&keys[i]), None, 12))
+        })
+    });
+    let value = [0u8; 100];
+    g.bench_function("sticky_no_key", |b| b.iter(|| black_box(p.partition("t", None, Some(&value), 12))));
+    let rr = DefaultPartitioner::new(NoKeyStrategy::RoundRobin);
+    g.bench_function("round_robin_no_key", |b| b.iter(|| black_box(rr.partition("t", None, Some(&value), 12))));
+    g.bench_function("raw_murmur2_15B", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            black_box(murmur2(&keys[i]))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, produce, partitioner);
+criterion_main!(benches);
