@@ -101,7 +101,8 @@ pub(crate) struct BrokerInner {
     admin: Mutex<()>,
     prefaulter: Arc<Prefaulter>,
     closed: AtomicBool,
-    _lock: File,
+    /// The directory lock, held until the broker is closed.
+    dir_lock: Mutex<Option<File>>,
 }
 
 impl Broker {
@@ -136,7 +137,7 @@ impl Broker {
             admin: Mutex::new(()),
             prefaulter: Prefaulter::start()?,
             closed: AtomicBool::new(false),
-            _lock: lock,
+            dir_lock: Mutex::new(Some(lock)),
         });
         let broker = Broker { inner };
         broker.inner.load_topics()?;
@@ -356,6 +357,9 @@ impl BrokerInner {
             }
         }
         self.prefaulter.shutdown();
+        // Producers may outlive the broker (they fail with `Closed`); the
+        // directory is free for the next open now.
+        drop(self.dir_lock.lock().take());
         first_error
     }
 }

@@ -83,8 +83,8 @@ struct Inner {
     sync_done: Condvar,
     /// Syncs issued by `sync_to`, for tests of group commit.
     sync_calls: AtomicU64,
-    /// Held for the life of the handle: the directory lock.
-    _lock: File,
+    /// The directory lock, held until the partition is closed.
+    dir_lock: Mutex<Option<File>>,
 }
 
 struct Writer {
@@ -193,7 +193,7 @@ impl Partition {
             sync: Mutex::new(SyncState { synced: next_offset, in_progress: false }),
             sync_done: Condvar::new(),
             sync_calls: AtomicU64::new(0),
-            _lock: lock,
+            dir_lock: Mutex::new(Some(lock)),
             opts,
         });
         let flusher = match inner.opts.durability {
@@ -375,6 +375,14 @@ impl Partition {
     /// Closes through a shared reference: what `close` and drop do, and what
     /// a broker does to partitions that others may still hold.
     pub(crate) fn shutdown(&self) -> Result<()> {
+        let result = self.seal_for_close();
+        // Release the directory even if other handles to this partition live
+        // on (they fail with `Closed`), so that it can be opened again.
+        drop(self.inner.dir_lock.lock().take());
+        result
+    }
+
+    fn seal_for_close(&self) -> Result<()> {
         if let Some(f) = self.flusher.lock().take() {
             f.stop();
         }

@@ -254,18 +254,24 @@ impl Producer {
         let now = self.broker.opts.clock.now_ms();
         let mut groups: Vec<Group> = Vec::new();
         let mut placed: Vec<(usize, i64)> = Vec::with_capacity(records.len());
+        let mut last_topic: Option<crate::Topic> = None;
         for (i, r) in records.into_iter().enumerate() {
-            let topic = self.broker.topic_for_produce(&r.topic)?;
+            // Batches usually go to one topic: look it up once.
+            let topic = match last_topic.take() {
+                Some(t) if t.name() == r.topic => t,
+                _ => self.broker.topic_for_produce(&r.topic)?,
+            };
             let partition = self.choose(&topic, &r)?;
             let timestamp = r.timestamp.unwrap_or(now);
             let rec = Record { key: r.key, value: r.value, timestamp: Some(timestamp), headers: r.headers };
             let g = match groups.iter().position(|((t, p), _, _)| *p == partition && t.name() == topic.name()) {
                 Some(g) => g,
                 None => {
-                    groups.push(((topic, partition), Vec::new(), Vec::new()));
+                    groups.push(((topic.clone(), partition), Vec::new(), Vec::new()));
                     groups.len() - 1
                 }
             };
+            last_topic = Some(topic);
             placed.push((g, timestamp));
             groups[g].1.push(i);
             groups[g].2.push(rec);
