@@ -57,7 +57,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         total += count;
     }
     let t = start.elapsed();
-    println!("read {total} records zero-copy, checksums verified, in {t:.2?}: {:.1} M/s", total as f64 / t.as_secs_f64() / 1e6);
+    println!(
+        "read {total} records zero-copy, checksums verified, in {t:.2?}: {:.1} M/s",
+        total as f64 / t.as_secs_f64() / 1e6
+    );
 
     broker.close()?;
     let start = Instant::now();

@@ -45,6 +45,10 @@ pub(crate) const COUNT_OFFSET: usize = MAX_TS_OFFSET + size_of::<i64>();
 /// Size of the batch header; records start here.
 pub const BATCH_HEADER_LEN: usize = COUNT_OFFSET + size_of::<u32>();
 
+/// The smallest encoded record: one byte each for its length, attributes,
+/// timestamp delta, offset delta, key, value and header count.
+const MIN_RECORD_LEN: usize = 7;
+
 /// The batch format version this build writes and reads.
 pub const MAGIC: u8 = 1;
 
@@ -84,7 +88,7 @@ impl std::fmt::Display for DecodeError {
     }
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -130,8 +134,10 @@ impl BatchHeader {
         })
     }
 
+    /// Offset of the last record. Cannot overflow for a header that passed
+    /// [`check_batch`]; saturates otherwise.
     pub fn last_offset(&self) -> u64 {
-        self.base_offset + u64::from(self.last_offset_delta)
+        self.base_offset.saturating_add(u64::from(self.last_offset_delta))
     }
 
     pub fn len(&self) -> usize {
@@ -164,6 +170,12 @@ pub(crate) fn check_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     let count = u64::from(header.record_count);
     if count == 0 || count > u64::from(header.last_offset_delta) + 1 {
         return Err(DecodeError::BadRecord("record count disagrees with the offset range"));
+    }
+    if count > ((len - BATCH_HEADER_LEN) / MIN_RECORD_LEN) as u64 {
+        return Err(DecodeError::BadRecord("more records than the batch has room for"));
+    }
+    if header.base_offset.checked_add(u64::from(header.last_offset_delta)).is_none_or(|l| l == u64::MAX) {
+        return Err(DecodeError::BadRecord("offsets overflow"));
     }
     Ok(header)
 }
@@ -640,6 +652,18 @@ mod tests {
         buf[ATTRIBUTES_OFFSET] = 1;
         reseal(&mut buf);
         assert_eq!(check_batch(&buf), Err(DecodeError::BadAttributes));
+    }
+
+    #[test]
+    fn absurd_record_counts_and_offsets_are_rejected() {
+        let mut buf = encode(&sample(), 7, 5);
+        buf[LAST_DELTA_OFFSET..LAST_DELTA_OFFSET + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        buf[COUNT_OFFSET..COUNT_OFFSET + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        reseal(&mut buf);
+        assert!(matches!(check_batch(&buf), Err(DecodeError::BadRecord(_))));
+        let mut buf = encode(&sample(), u64::MAX - 1, 5);
+        reseal(&mut buf);
+        assert!(matches!(check_batch(&buf), Err(DecodeError::BadRecord(_))));
     }
 
     #[test]

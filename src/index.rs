@@ -22,6 +22,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::format::u32_at;
 
 const MAGIC_LEN: usize = 4;
 const VERSION_OFFSET: usize = MAGIC_LEN;
@@ -217,10 +218,6 @@ impl SegmentIndex {
         }
         Ok(out)
     }
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
 fn with_header(magic: &[u8; MAGIC_LEN], base_offset: u64, count: usize, body: Vec<u8>) -> Vec<u8> {

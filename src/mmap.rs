@@ -17,6 +17,7 @@
 //! has them open; the directory lock keeps other streamlog handles away.
 #![allow(unsafe_code, reason = "memory maps need unsafe; this module is their only user")]
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::ops::Range;
@@ -41,6 +42,10 @@ const PREFAULT_MAX_AHEAD: usize = 64 << 20;
 /// The prefaulter holds the provisioning lock for at most this many bytes, so
 /// a writer that catches up waits briefly.
 const PREFAULT_STEP: usize = 16 << 20;
+/// Largest encoding buffer kept between `pwrite` appends.
+const SCRATCH_KEEP: usize = 4 << 20;
+/// What a writer that caught up allocates at a time.
+const WRITER_STEP: usize = 2 << 20;
 
 /// Appends at least this large go through `pwrite` instead of the mapping.
 const PWRITE_MIN: usize = 16 << 10;
@@ -65,6 +70,47 @@ pub(crate) struct MappedFile {
     provision_lock: Mutex<bool>,
     /// A prefault request is queued or running.
     prefault_pending: AtomicBool,
+    _registered: LiveMapping,
+}
+
+/// Files this process has mapped, by (device, inode), with a count of live
+/// mappings. A mapping lives as long as any `Bytes` read from it, possibly
+/// longer than the handle that made it; code that cuts files asks
+/// [`is_mapped`] first.
+static LIVE_MAPPINGS: Mutex<BTreeMap<(u64, u64), usize>> = Mutex::new(BTreeMap::new());
+
+struct LiveMapping((u64, u64));
+
+fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+impl LiveMapping {
+    fn register(file: &File, path: &Path) -> Result<LiveMapping> {
+        let id = file_id(&file.metadata().map_err(Error::io("stat", path))?);
+        *LIVE_MAPPINGS.lock().entry(id).or_insert(0) += 1;
+        Ok(LiveMapping(id))
+    }
+}
+
+impl Drop for LiveMapping {
+    fn drop(&mut self) {
+        let mut maps = LIVE_MAPPINGS.lock();
+        if let Some(n) = maps.get_mut(&self.0) {
+            *n -= 1;
+            if *n == 0 {
+                maps.remove(&self.0);
+            }
+        }
+    }
+}
+
+/// Whether this process still maps the file at `path` (through a handle or
+/// through `Bytes` read from one). Such a file must not be truncated in
+/// place: reading a cut-off page through the old mapping would be a SIGBUS.
+pub(crate) fn is_mapped(file: &File) -> bool {
+    file.metadata().is_ok_and(|m| LIVE_MAPPINGS.lock().contains_key(&file_id(&m)))
 }
 
 impl MappedFile {
@@ -76,6 +122,7 @@ impl MappedFile {
             let raw = MmapOptions::new().len(len).map_raw_read_only(&file).map_err(Error::io("mmap", path))?;
             Some(raw)
         };
+        let registered = LiveMapping::register(&file, path)?;
         Ok(Arc::new(MappedFile {
             file,
             path: path.to_owned(),
@@ -85,6 +132,7 @@ impl MappedFile {
             provisioned: AtomicUsize::new(len),
             provision_lock: Mutex::new(true),
             prefault_pending: AtomicBool::new(false),
+            _registered: registered,
         }))
     }
 
@@ -100,6 +148,7 @@ impl MappedFile {
     ) -> Result<MapWriter> {
         assert!(len <= capacity && capacity > 0, "len {len} capacity {capacity}");
         let raw = MmapOptions::new().len(capacity).map_raw(&file).map_err(Error::io("mmap", path))?;
+        let registered = LiveMapping::register(&file, path)?;
         let map = Arc::new(MappedFile {
             file,
             path: path.to_owned(),
@@ -109,6 +158,7 @@ impl MappedFile {
             provisioned: AtomicUsize::new(len),
             provision_lock: Mutex::new(false),
             prefault_pending: AtomicBool::new(false),
+            _registered: registered,
         });
         Ok(MapWriter { map, cursor: len, prefaulter, scratch: Vec::new() })
     }
@@ -152,50 +202,63 @@ impl MappedFile {
         Some(Bytes::from_owner(View { map: Arc::clone(self), range }))
     }
 
-    /// Allocates and pre-faults `[provisioned, end)`. The caller holds
-    /// `provision_lock` and has checked that the writer has not finished.
-    fn provision_locked(&self, end: usize) -> Result<()> {
+    /// Allocates `[provisioned, end)` in the file and publishes it. The
+    /// caller holds `provision_lock` and has checked that the writer has not
+    /// finished. Returns the newly allocated range.
+    fn allocate_locked(&self, end: usize) -> Result<Range<usize>> {
         let start = self.provisioned.load(Ordering::Acquire);
         if end <= start {
-            return Ok(());
+            return Ok(start..start);
         }
         allocate(&self.file, start as u64, (end - start) as u64).map_err(Error::io("fallocate", &self.path))?;
-        if let Some(raw) = &self.raw {
-            // Fault the new pages in now, in one call, instead of one trap
-            // per page on the append path. Only an optimisation: on old
-            // kernels this fails and the pages fault in on first write.
-            let _ = raw.advise_range(Advice::PopulateWrite, start, end - start);
-        }
         // Release: a writer that loads the new value sees the file extended.
         self.provisioned.store(end, Ordering::Release);
-        Ok(())
+        Ok(start..end)
     }
 
-    /// The prefaulter's work: provision ahead of the writer, a step at a time.
+    /// The prefaulter's work: allocate ahead of the writer a step at a time
+    /// (briefly holding the lock), then fault the pages in (not holding it).
     fn prefault(&self) {
         loop {
-            let finished = self.provision_lock.lock();
-            let written = self.committed();
-            let target = (written + prefault_ahead(written)).min(self.capacity);
-            let have = self.provisioned.load(Ordering::Acquire);
-            if *finished || have >= target {
-                break;
-            }
-            // An error (a full disk) is left for the writer to meet and report.
-            if self.provision_locked(target.min(have + PREFAULT_STEP)).is_err() {
-                break;
+            let range = {
+                let finished = self.provision_lock.lock();
+                let written = self.committed();
+                let target = (written + prefault_ahead(written)).min(self.capacity);
+                let have = self.provisioned.load(Ordering::Acquire);
+                if *finished || have >= target {
+                    break;
+                }
+                // An error (a full disk) is left for the writer to meet.
+                match self.allocate_locked(target.min(have + PREFAULT_STEP)) {
+                    Ok(range) => range,
+                    Err(_) => break,
+                }
+            };
+            if let Some(raw) = &self.raw {
+                // One call instead of one trap per page on the append path.
+                // Outside the lock, the file may have been cut meanwhile: the
+                // kernel then fails the call (EFAULT) instead of signalling.
+                // Only an optimisation; errors are ignored.
+                let _ = raw.advise_range(Advice::PopulateWrite, range.start, range.len());
             }
         }
         self.prefault_pending.store(false, Ordering::Release);
     }
 
-    /// Flushes written data (and the size the data needs) to the disk.
+    /// Flushes the committed bytes (and the file size they need) to disk.
+    /// Only the committed range: pre-faulted pages past it are dirty zeroes
+    /// that need not be written now.
     pub fn sync(&self) -> io::Result<()> {
         #[cfg(test)]
         if failpoints::sync_fails(&self.path) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
-        self.file.sync_data()
+        match &self.raw {
+            // msync(MS_SYNC) of a shared file mapping is fdatasync of that
+            // range on Linux; it also covers bytes written with pwrite.
+            Some(raw) if self.committed() > 0 => raw.flush_range(0, self.committed()),
+            _ => self.file.sync_data(),
+        }
     }
 
     /// Hints that reads will be sequential (best effort).
@@ -254,10 +317,13 @@ impl MapWriter {
         if end <= self.map.provisioned.load(Ordering::Acquire) {
             return Ok(());
         }
+        // The writer caught up with the prefaulter (or has none): allocate
+        // what this append needs, rounded up a little, and let the pages
+        // fault in as they are written.
         let _guard = self.map.provision_lock.lock();
-        let want = end.max(self.cursor + prefault_ahead(self.cursor)).min(self.map.capacity);
-        // Near a full disk the headroom may not fit where the append does.
-        self.map.provision_locked(want).or_else(|_| self.map.provision_locked(end))
+        let want = end.next_multiple_of(WRITER_STEP).min(self.map.capacity);
+        // Near a full disk the rounding may not fit where the append does.
+        self.map.allocate_locked(want).or_else(|_| self.map.allocate_locked(end)).map(drop)
     }
 
     /// Asks the prefaulter to provision more once half the headroom is used.
@@ -308,7 +374,12 @@ impl MapWriter {
         let start = self.cursor;
         self.scratch.resize(n, 0);
         fill(&mut self.scratch);
-        self.map.file.write_all_at(&self.scratch, start as u64).map_err(Error::io("write", &self.map.path))?;
+        let written = self.map.file.write_all_at(&self.scratch, start as u64);
+        if self.scratch.capacity() > SCRATCH_KEEP {
+            // Do not hold on to the largest batch ever seen.
+            self.scratch = Vec::new();
+        }
+        written.map_err(Error::io("write", &self.map.path))?;
         let end = start + n;
         if self.map.provisioned.load(Ordering::Acquire) < end {
             let _guard = self.map.provision_lock.lock();
@@ -324,17 +395,29 @@ impl MapWriter {
     /// never look past the committed length. Consumes the writer: nothing
     /// may be written past the new end of file.
     pub fn finish(self) -> Result<Arc<MappedFile>> {
-        let mut finished = self.map.provision_lock.lock();
-        *finished = true;
-        // The file may be longer than `provisioned` says: a failed `pwrite`
-        // can leave part of a batch behind.
-        let file_len = self.map.file.metadata().map_err(Error::io("stat", &self.map.path))?.len();
-        if file_len != self.cursor as u64 {
-            self.map.file.set_len(self.cursor as u64).map_err(Error::io("truncate", &self.map.path))?;
+        let map = Arc::clone(&self.map);
+        let cursor = self.cursor;
+        drop(self); // marks the map finished
+        {
+            let _guard = map.provision_lock.lock();
+            // The file may be longer than `provisioned` says: a failed
+            // `pwrite` can leave part of a batch behind.
+            let file_len = map.file.metadata().map_err(Error::io("stat", &map.path))?.len();
+            if file_len != cursor as u64 {
+                map.file.set_len(cursor as u64).map_err(Error::io("truncate", &map.path))?;
+            }
+            map.provisioned.store(cursor, Ordering::Release);
         }
-        self.map.provisioned.store(self.cursor, Ordering::Release);
-        drop(finished);
-        Ok(self.map)
+        Ok(map)
+    }
+}
+
+impl Drop for MapWriter {
+    /// A writer dropped without `finish` (a poisoned partition, a failed
+    /// roll) still stops provisioning: a queued prefault request must not
+    /// grow a file that recovery may cut or seal later.
+    fn drop(&mut self) {
+        *self.map.provision_lock.lock() = true;
     }
 }
 
@@ -477,7 +560,7 @@ mod tests {
         let view = map.bytes(0..5).unwrap();
         assert_eq!(&view[..], b"hello");
         let len = std::fs::metadata(&path).unwrap().len();
-        assert_eq!(len, PREFAULT_MIN_AHEAD as u64, "preallocated ahead of the writer");
+        assert_eq!(len, WRITER_STEP.min(1 << 20) as u64, "allocated ahead of the writer");
         // A large append goes through pwrite; readers see it in the mapping.
         w.append_with(PWRITE_MIN, |b| b.fill(7)).unwrap();
         w.append_with(3, |b| b.fill(8)).unwrap();

@@ -159,7 +159,8 @@ impl Partition {
             None => Some(Prefaulter::start()?),
         };
         let prefaulter = prefaulter.or_else(|| own_prefaulter.clone());
-        let segment_config = SegmentConfig { capacity: opts.segment_bytes, index: index_config, prefaulter };
+        let segment_config =
+            SegmentConfig { capacity: opts.segment_bytes, index: index_config, prefaulter, repair: opts.repair };
         let (active, next_offset) = match bases.last() {
             None => (Segment::create(&dir, 0, &segment_config)?, 0),
             Some(&last) => {
@@ -169,7 +170,16 @@ impl Partition {
                 };
                 match clean {
                     Some(opened) => opened,
-                    None => Segment::recover(&dir, last, &segment_config)?,
+                    None => {
+                        // A crash between creating a segment and sealing the
+                        // one before leaves that one unsealed too.
+                        let last_is_empty =
+                            fs::metadata(dir.join(segment::log_file_name(last))).is_ok_and(|m| m.len() == 0);
+                        if let (true, Some(&prev)) = (last_is_empty, bases.iter().rev().nth(1)) {
+                            Segment::recover_sealed(&dir, prev, index_config, opts.repair)?;
+                        }
+                        Segment::recover(&dir, last, &segment_config)?
+                    }
                 }
             }
         };
@@ -343,27 +353,7 @@ impl Partition {
     /// Verifies every batch of every segment: checksums, record encoding,
     /// offset order. The first problem is an error naming file and position.
     pub fn verify(&self) -> Result<()> {
-        let segments = self.inner.segments();
-        for (i, seg) in segments.iter().enumerate() {
-            let last = i + 1 == segments.len();
-            match seg.verify()? {
-                (_, ScanEnd::Clean) => {}
-                // The active segment's committed bytes end where the
-                // preallocated zeroes start; its mapping only shows the former.
-                (_, ScanEnd::Unwritten) if last => {}
-                (pos, ScanEnd::Unwritten) => {
-                    return Err(Error::Corrupt {
-                        path: seg.log_path().to_owned(),
-                        position: pos as u64,
-                        reason: "zero bytes inside a sealed segment".into(),
-                    });
-                }
-                (_, ScanEnd::Bad(position, e)) => {
-                    return Err(Error::Corrupt { path: seg.log_path().to_owned(), position, reason: e.to_string() });
-                }
-            }
-        }
-        Ok(())
+        self.inner.segments().iter().try_for_each(|s| s.verify())
     }
 
     /// Closes the partition cleanly: seals the active segment's files, syncs
@@ -392,8 +382,8 @@ impl Partition {
         if let Some(pf) = &self.own_prefaulter {
             pf.shutdown();
         }
-        let Some(w) = writer else { return Ok(()) };
         inner.check_writable()?;
+        let Some(w) = writer else { return Ok(()) };
         w.active.seal(&inner.dir)?;
         let mut marker = Vec::with_capacity(CLEAN_MARKER_LEN);
         marker.extend_from_slice(CLEAN_MARKER_MAGIC);
@@ -449,26 +439,23 @@ impl Inner {
 
     /// Seals the active segment and starts the next one. Any failure poisons
     /// the partition: the files are left for recovery to sort out on reopen.
+    /// Starts the next segment, then seals the active one. Creating the
+    /// new file comes first: if that fails (a full disk), nothing changed
+    /// and the append can be retried. A failure to cut or sync the old
+    /// segment poisons the partition. A crash between the two steps is
+    /// handled by recovery (the segment before an empty last one is
+    /// recovered too).
     fn roll_locked(&self, slot: &mut Option<Writer>) -> Result<()> {
-        let w = slot.take().ok_or(Error::Closed)?;
-        let next_offset = w.next_offset;
-        let result =
-            w.active.seal(&self.dir).and_then(|_| Segment::create(&self.dir, next_offset, &self.segment_config));
-        let active = match result {
-            Ok(a) => a,
-            Err(e) => {
-                self.poison();
-                return Err(e);
-            }
-        };
+        let next_offset = slot.as_ref().ok_or(Error::Closed)?.next_offset;
+        let active = Segment::create(&self.dir, next_offset, &self.segment_config)?;
         {
             let mut segments = self.segments.write();
             let mut list = Vec::clone(&segments);
             list.push(Arc::clone(&active.segment));
             *segments = Arc::new(list);
         }
-        *slot = Some(Writer { active, next_offset, first_timestamp: None });
-        Ok(())
+        let old = slot.replace(Writer { active, next_offset, first_timestamp: None }).expect("checked above");
+        old.active.seal(&self.dir).inspect_err(|_| self.poison()).map(drop)
     }
 
     /// Returns once every offset below `target` is on disk. Concurrent
@@ -550,7 +537,7 @@ fn first_timestamp(segment: &Segment) -> Result<Option<i64>> {
 fn repair(dir: &Path, bases: &mut Vec<u64>, index_config: IndexConfig) -> Result<bool> {
     for i in 0..bases.len().saturating_sub(1) {
         let seg = Segment::sealed(dir, bases[i], index_config);
-        let (valid_len, end) = seg.verify()?;
+        let (valid_len, end) = seg.scan_all()?;
         if end == ScanEnd::Clean {
             continue;
         }
@@ -560,9 +547,11 @@ fn repair(dir: &Path, bases: &mut Vec<u64>, index_config: IndexConfig) -> Result
         }
         bases.truncate(i + 1);
         let seg = Segment::sealed(dir, bases[i], index_config);
-        let file = File::options().write(true).open(seg.log_path()).map_err(Error::io("open", seg.log_path()))?;
-        file.set_len(valid_len as u64).map_err(Error::io("truncate", seg.log_path()))?;
-        file.sync_all().map_err(Error::io("sync", seg.log_path()))?;
+        seg.delete_index_files()?;
+        let path = seg.log_path();
+        let file = File::options().read(true).write(true).open(path).map_err(Error::io("open", path))?;
+        let file = segment::cut_file(file, path, dir, valid_len as u64)?;
+        file.sync_all().map_err(Error::io("sync", path))?;
         fsutil::sync_dir(dir)?;
         return Ok(true);
     }

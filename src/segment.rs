@@ -25,6 +25,11 @@ fn file_name(base_offset: u64, suffix: &str) -> String {
     format!("{base_offset:020}{suffix}")
 }
 
+/// The `.log` file name of the segment starting at `base_offset`.
+pub(crate) fn log_file_name(base_offset: u64) -> String {
+    file_name(base_offset, LOG_SUFFIX)
+}
+
 /// The base offset of a segment file name, if `name` is one.
 pub(crate) fn parse_log_name(name: &str) -> Option<u64> {
     let stem = name.strip_suffix(LOG_SUFFIX)?;
@@ -51,6 +56,8 @@ pub(crate) struct SegmentConfig {
     pub capacity: u32,
     pub index: IndexConfig,
     pub prefaulter: Option<Arc<Prefaulter>>,
+    /// Recovery may cut valid batches that follow a corrupt one.
+    pub repair: bool,
 }
 
 impl SegmentConfig {
@@ -137,6 +144,46 @@ fn ends_cleanly_at(tail: &[u8], base_offset: u64, next_offset: u64) -> bool {
         }
     }
     next == next_offset || (tail.is_empty() && next_offset >= base_offset)
+}
+
+/// The position of the first batch at or after `from` that passes its checks
+/// and continues the log (its base offset at or past `next_offset`), if any.
+/// Used to tell a torn tail (nothing valid follows) from damage in the middle.
+fn valid_batch_after(bytes: &[u8], from: usize, next_offset: u64) -> Option<usize> {
+    let mut pos = from;
+    while pos + BATCH_HEADER_LEN <= bytes.len() {
+        // Skip unwritten (zero) space quickly.
+        if bytes[pos] == 0 {
+            pos += bytes[pos..].iter().position(|&b| b != 0)?;
+            continue;
+        }
+        let plausible = BatchHeader::parse(&bytes[pos..])
+            .is_some_and(|h| h.magic == format::MAGIC && h.base_offset >= next_offset && h.len() <= bytes.len() - pos);
+        if plausible && format::check_batch(&bytes[pos..]).is_ok() {
+            return Some(pos);
+        }
+        pos += 1;
+    }
+    None
+}
+
+/// Cuts `file` (at `path`, in `dir`) to `len` bytes. If this process still
+/// maps the file (`Bytes` from an earlier handle), the cut is made on a copy
+/// renamed over it, so that the old mapping keeps its pages; otherwise in
+/// place. Returns the file to use from now on.
+pub(crate) fn cut_file(file: File, path: &Path, dir: &Path, len: u64) -> Result<File> {
+    if !crate::mmap::is_mapped(&file) {
+        file.set_len(len).map_err(Error::io("truncate", path))?;
+        return Ok(file);
+    }
+    let tmp = path.with_extension(format!("log{}", fsutil::TMP_SUFFIX));
+    let mut copy = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+    std::io::copy(&mut std::io::Read::take(&file, len), &mut copy).map_err(Error::io("copy", &tmp))?;
+    copy.sync_all().map_err(Error::io("sync", &tmp))?;
+    drop(copy);
+    std::fs::rename(&tmp, path).map_err(Error::io("rename", path))?;
+    fsutil::sync_dir(dir)?;
+    OpenOptions::new().read(true).write(true).open(path).map_err(Error::io("open", path))
 }
 
 /// One segment. Sealed segments open their mapping and indexes lazily, on
@@ -262,25 +309,62 @@ impl Segment {
     /// the torn or unwritten tail, rebuilds the indexes and syncs the result.
     /// Returns the segment and the offset after its last good batch.
     pub fn recover(dir: &Path, base_offset: u64, config: &SegmentConfig) -> Result<(ActiveSegment, u64)> {
-        let index_config = config.index;
-        let seg = Segment::new(dir, base_offset, index_config);
-        let (file, len) = seg.open_rw()?;
-        let scanned = {
-            let view = MappedFile::open_read_only(
-                file.try_clone().map_err(Error::io("dup", &seg.log_path))?,
-                &seg.log_path,
-                len as usize,
-            )?;
-            view.with_slice(0..len as usize, |b| scan(b, base_offset, index_config)).expect("committed")
-        };
-        let keep = scanned.valid_len;
-        if keep as u64 != len {
-            file.set_len(keep as u64).map_err(Error::io("truncate", &seg.log_path))?;
-        }
-        file.sync_all().map_err(Error::io("sync", &seg.log_path))?;
-        let map = config.open_writable(file, &seg.log_path, keep)?;
+        let seg = Segment::new(dir, base_offset, config.index);
+        let (scanned, file) = seg.recover_file(dir, config.repair)?;
+        let map = config.open_writable(file, &seg.log_path, scanned.valid_len)?;
         *seg.index.write() = Some(scanned.index);
         Ok((seg.activate(map, scanned.writer), scanned.next_offset))
+    }
+
+    /// Recovers a segment that a crash may have left unsealed although it is
+    /// no longer the last one (the crash came between creating the next
+    /// segment and sealing this one): cuts its unwritten tail and removes its
+    /// index files, which are then rebuilt on first use.
+    pub fn recover_sealed(dir: &Path, base_offset: u64, index_config: IndexConfig, repair: bool) -> Result<()> {
+        let seg = Segment::new(dir, base_offset, index_config);
+        let (scanned, _file) = seg.recover_file(dir, repair)?;
+        if scanned.end != ScanEnd::Clean {
+            seg.delete_index_files()?;
+            fsutil::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Scans the whole log file and cuts it after its last good batch, if
+    /// what follows is a torn write or unwritten space. Valid batches after
+    /// a bad one mean the damage is not a torn tail: that is an error unless
+    /// `repair` is set. Returns the scan and the (possibly new) file, synced.
+    fn recover_file(&self, dir: &Path, repair: bool) -> Result<(Scan, File)> {
+        let (file, len) = self.open_rw()?;
+        let (scanned, valid_after) = {
+            let dup = file.try_clone().map_err(Error::io("dup", &self.log_path))?;
+            let view = MappedFile::open_read_only(dup, &self.log_path, len as usize)?;
+            view.with_slice(0..len as usize, |b| {
+                let scanned = scan(b, self.base_offset, self.index_config);
+                let valid_after = match scanned.end {
+                    ScanEnd::Bad(pos, _) => valid_batch_after(b, pos as usize + 1, scanned.next_offset),
+                    _ => None,
+                };
+                (scanned, valid_after)
+            })
+            .expect("committed")
+        };
+        if let (ScanEnd::Bad(pos, e), Some(later)) = (scanned.end, valid_after)
+            && !repair
+        {
+            return Err(Error::Corrupt {
+                path: self.log_path.clone(),
+                position: pos,
+                reason: format!(
+                    "{e}, with a valid batch at byte {later} after it: not a torn write; \
+                     open with `repair` to cut the log here"
+                ),
+            });
+        }
+        let keep = scanned.valid_len as u64;
+        let file = if keep == len { file } else { cut_file(file, &self.log_path, dir, keep)? };
+        file.sync_all().map_err(Error::io("sync", &self.log_path))?;
+        Ok((scanned, file))
     }
 
     pub fn base_offset(&self) -> u64 {
@@ -381,51 +465,46 @@ impl Segment {
         let map = self.map()?;
         let committed = map.committed();
         let start = self.with_index(end_offset, |idx| idx.position_for(offset))? as usize;
-        // Find the first batch that reaches `offset`, then the end of the run.
+        // Walk from the index entry to the first batch that reaches `offset`,
+        // then on while the run fits `max_bytes`. Every batch walked over is
+        // checked (CRC included): a damaged header must be an error, never a
+        // reason to skip ahead.
         let found = map
-            .with_slice(0..committed, |buf| -> Result<Option<(usize, usize)>> {
+            .with_slice(0..committed, |buf| -> Result<(usize, Vec<BatchHeader>)> {
                 let mut pos = start;
                 let mut first = None;
+                let mut headers = Vec::new();
                 while pos < committed {
-                    let h = self.header_at(buf, pos)?;
+                    let h = format::check_batch(&buf[pos..]).map_err(|e| self.decode_error(pos as u64, e))?;
                     if h.base_offset >= end_offset {
                         break;
                     }
                     if first.is_none() && h.last_offset() >= offset {
                         first = Some(pos);
                     }
-                    if let Some(f) = first
-                        && pos > f
-                        && pos + h.len() - f > max_bytes
-                    {
-                        break;
+                    if let Some(f) = first {
+                        if pos > f && pos + h.len() - f > max_bytes {
+                            break;
+                        }
+                        headers.push(h);
                     }
                     pos += h.len();
                 }
-                Ok(first.map(|f| (f, pos)))
+                Ok((first.unwrap_or(pos), headers))
             })
             .expect("committed")?;
-        let Some((from, to)) = found else { return Ok(Vec::new()) };
+        let (from, headers) = found;
+        let to = from + headers.iter().map(BatchHeader::len).sum::<usize>();
         let bytes = map.bytes(from..to).expect("committed");
-        let mut batches = Vec::new();
         let mut at = 0;
-        while at < bytes.len() {
-            let h = format::check_batch(&bytes[at..]).map_err(|e| self.decode_error((from + at) as u64, e))?;
-            batches.push(Batch::new(bytes.slice(at..at + h.len()), h, offset));
-            at += h.len();
-        }
-        Ok(batches)
-    }
-
-    /// The header of the batch at `pos`, with its length checked against the
-    /// committed bytes (checksums are checked by the caller when needed).
-    fn header_at(&self, buf: &[u8], pos: usize) -> Result<BatchHeader> {
-        let h =
-            BatchHeader::parse(&buf[pos..]).ok_or_else(|| self.corrupt(pos as u64, "truncated batch header".into()))?;
-        if h.len() < BATCH_HEADER_LEN || h.len() > buf.len() - pos {
-            return Err(self.corrupt(pos as u64, format!("bad batch length {}", h.batch_length)));
-        }
-        Ok(h)
+        Ok(headers
+            .into_iter()
+            .map(|h| {
+                let batch = Batch::new(bytes.slice(at..at + h.len()), h, offset);
+                at += h.len();
+                batch
+            })
+            .collect())
     }
 
     /// The offset of the first record at or after `offset` with a timestamp
@@ -448,13 +527,22 @@ impl Segment {
         }
     }
 
-    /// Verifies every batch of the segment (checksums and record encoding).
-    /// Returns the valid length and how the scan ended.
-    pub fn verify(&self) -> Result<(usize, ScanEnd)> {
+    /// Walks every batch of the segment (checksums, record encoding, offset
+    /// order). Returns the valid length and how the walk ended.
+    pub fn scan_all(&self) -> Result<(usize, ScanEnd)> {
         let map = self.map()?;
         let len = map.committed();
         let scan = map.with_slice(0..len, |b| scan(b, self.base_offset, self.index_config)).expect("committed");
         Ok((scan.valid_len, scan.end))
+    }
+
+    /// Like [`Segment::scan_all`], but anything short of a clean end is an
+    /// error naming the file and position.
+    pub fn verify(&self) -> Result<()> {
+        let map = self.map()?;
+        let len = map.committed();
+        let scan = map.with_slice(0..len, |b| scan(b, self.base_offset, self.index_config)).expect("committed");
+        self.check_sealed_scan(&scan)
     }
 
     /// Bytes of log in this segment.
@@ -465,9 +553,15 @@ impl Segment {
     /// Deletes this segment's files (index files first: an orphan log is a
     /// segment to recover, an orphan index is garbage).
     pub fn delete_files(&self) -> Result<()> {
+        self.delete_index_files()?;
+        fsutil::remove_if_exists(&self.log_path)?;
+        Ok(())
+    }
+
+    /// Deletes the index files (to be rebuilt from the log when needed).
+    pub fn delete_index_files(&self) -> Result<()> {
         fsutil::remove_if_exists(&self.index_path)?;
         fsutil::remove_if_exists(&self.time_index_path)?;
-        fsutil::remove_if_exists(&self.log_path)?;
         Ok(())
     }
 }
@@ -488,7 +582,8 @@ impl ActiveSegment {
     }
 
     /// Seals the segment: cuts the preallocated tail, syncs the log, writes
-    /// and syncs the index files. Returns the now read-only segment.
+    /// the index files (best effort). Returns the now read-only segment. An
+    /// error means the log could not be cut or synced.
     pub fn seal(mut self, dir: &Path) -> Result<Arc<Segment>> {
         if let Some(due) = self.index.finish()
             && let Some(idx) = self.segment.index.write().as_mut()
@@ -503,8 +598,10 @@ impl ActiveSegment {
             (idx.encode_offsets(), idx.encode_times())
         };
         let name = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_owned).expect("utf-8 name");
-        fsutil::write_atomic(dir, &name(&self.segment.index_path), &offsets)?;
-        fsutil::write_atomic(dir, &name(&self.segment.time_index_path), &times)?;
+        // The index files are a cache of the log: if they cannot be written
+        // (a full disk), they are rebuilt when next needed.
+        let _ = fsutil::write_atomic(dir, &name(&self.segment.index_path), &offsets)
+            .and_then(|()| fsutil::write_atomic(dir, &name(&self.segment.time_index_path), &times));
         Ok(self.segment)
     }
 }

@@ -76,21 +76,40 @@ fn a_file_truncated_mid_batch_recovers() {
     }
 }
 
-#[test]
-fn flipped_bits_in_the_tail_cut_the_log_at_that_batch() {
-    let (_d, crash, _) = crashed(50, PartitionOptions::default());
-    let log = &log_files(&crash)[0];
-    let bad_batch = 40;
+fn flip_byte(log: &std::path::Path, at: u64) {
     let f = OpenOptions::new().read(true).write(true).open(log).unwrap();
-    let at = bad_batch * batch_len() + 60;
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, at).unwrap();
     f.write_all_at(&[b[0] ^ 0x04], at).unwrap();
-    drop(f);
+}
+
+#[test]
+fn flipped_bits_in_the_last_batch_cut_it_off() {
+    let (_d, crash, _) = crashed(50, PartitionOptions::default());
+    flip_byte(&log_files(&crash)[0], 49 * batch_len() + 60);
     let p = Partition::open(&crash, PartitionOptions::default()).unwrap();
+    assert_eq!(p.high_watermark(), 49);
+    assert!(read_all(&p, 0).iter().all(|r| common::number_of(r) == r.offset));
+}
+
+#[test]
+fn flipped_bits_before_valid_batches_are_an_error_unless_repairing() {
+    let (_d, crash, _) = crashed(50, PartitionOptions::default());
+    let log = log_files(&crash)[0].clone();
+    let bad_batch = 40;
+    flip_byte(&log, bad_batch * batch_len() + 60);
+    // Valid, acknowledged batches follow: not a torn write, so no silent cut.
+    let err = Partition::open(&crash, PartitionOptions::default()).unwrap_err();
+    match err {
+        streamlog::Error::Corrupt { path, position, .. } => {
+            assert_eq!(path, log);
+            assert_eq!(position, bad_batch * batch_len());
+        }
+        e => panic!("unexpected {e}"),
+    }
+    let p = Partition::open(&crash, PartitionOptions::default().repair(true)).unwrap();
     assert_eq!(p.high_watermark(), bad_batch);
-    let all = read_all(&p, 0);
-    assert!(all.iter().all(|r| common::number_of(r) == r.offset));
+    assert!(read_all(&p, 0).iter().all(|r| common::number_of(r) == r.offset));
 }
 
 #[test]
@@ -117,4 +136,20 @@ fn an_empty_active_segment_after_a_crash_is_fine() {
     assert_eq!(p2.high_watermark(), 1);
     assert_eq!(p2.append(&[numbered(1, 10)]).unwrap().base_offset, 1);
     assert_eq!(read_all(&p2, 0).len(), 2);
+}
+
+/// A crash after the next segment was created but before the active one was
+/// sealed: the old segment still has its unwritten tail and no index files.
+#[test]
+fn a_crash_in_the_middle_of_a_roll_recovers_both_segments() {
+    let (_d, crash, _) = crashed(100, PartitionOptions::default());
+    let logs = log_files(&crash);
+    assert_eq!(logs.len(), 1);
+    fs::File::create(crash.join(format!("{:020}.log", 100))).unwrap();
+    let p = Partition::open(&crash, PartitionOptions::default()).unwrap();
+    assert_eq!(p.high_watermark(), 100);
+    assert_eq!(p.segment_count(), 2);
+    assert_eq!(read_all(&p, 0).len(), 100);
+    p.verify().unwrap();
+    assert_eq!(p.append(&[numbered(100, 100)]).unwrap().base_offset, 100);
 }
