@@ -16,11 +16,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock::{Clock, SystemClock};
+use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::group::{Coordinator, GroupDescription, MemberDescription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition};
 use crate::mmap::Prefaulter;
 use crate::partition::{Partition, lock_dir};
 use crate::producer::{Producer, ProducerConfig};
+use crate::topic::CleanupPolicy;
 use crate::topic::{Topic, TopicConfig, TopicInner, validate_topic_name};
 
 const BROKER_META: &str = "streamlog.meta";
@@ -101,6 +104,8 @@ pub(crate) struct BrokerInner {
     admin: Mutex<()>,
     prefaulter: Arc<Prefaulter>,
     closed: AtomicBool,
+    /// Consumer groups and committed offsets; set once the topics are open.
+    coordinator: std::sync::OnceLock<Coordinator>,
     /// The directory lock, held until the broker is closed.
     dir_lock: Mutex<Option<File>>,
 }
@@ -137,10 +142,17 @@ impl Broker {
             admin: Mutex::new(()),
             prefaulter: Prefaulter::start()?,
             closed: AtomicBool::new(false),
+            coordinator: std::sync::OnceLock::new(),
             dir_lock: Mutex::new(Some(lock)),
         });
         let broker = Broker { inner };
         broker.inner.load_topics()?;
+        let offsets = match broker.inner.topic(OFFSETS_TOPIC) {
+            Ok(t) => t,
+            Err(_) => broker.inner.create_topic(OFFSETS_TOPIC, offsets_topic_config())?,
+        };
+        let coordinator = Coordinator::new(Arc::downgrade(&broker.inner), offsets.partition(0)?)?;
+        let _ = broker.inner.coordinator.set(coordinator);
         Ok(broker)
     }
 
@@ -160,9 +172,10 @@ impl Broker {
         self.inner.topic(name)
     }
 
-    /// Names of all topics, sorted.
+    /// Names of all topics, sorted, but for the internal
+    /// [`OFFSETS_TOPIC`](crate::OFFSETS_TOPIC).
     pub fn topics(&self) -> Vec<String> {
-        self.inner.topics.read().keys().cloned().collect()
+        self.inner.topics.read().keys().filter(|t| *t != OFFSETS_TOPIC).cloned().collect()
     }
 
     /// Deletes a topic and its files. Handles to it fail from then on;
@@ -170,6 +183,9 @@ impl Broker {
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         let inner = &*self.inner;
         inner.check_open()?;
+        if name == OFFSETS_TOPIC {
+            return Err(Error::InvalidConfig(format!("{OFFSETS_TOPIC} is internal and cannot be deleted")));
+        }
         let _admin = inner.admin.lock();
         let topic = inner.topics.write().remove(name).ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })?;
         topic.inner.deleted.store(true, Ordering::Release);
@@ -224,6 +240,58 @@ impl Broker {
         Producer::new(Arc::clone(&self.inner), config)
     }
 
+    /// A consumer: `assign` partitions to it, or `subscribe` it to topics
+    /// as a member of `config.group_id`.
+    pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
+        Consumer::new(Arc::clone(&self.inner), config)
+    }
+
+    /// Groups with members in this process or committed offsets.
+    pub fn list_groups(&self) -> Vec<String> {
+        self.inner.coordinator().group_ids()
+    }
+
+    /// Members, assignment, committed offsets and lag of a group.
+    pub fn describe_group(&self, group_id: &str) -> Result<GroupDescription> {
+        let inner = &*self.inner;
+        inner.check_open()?;
+        let coordinator = inner.coordinator();
+        let committed = coordinator.offsets.of_group(group_id);
+        let (generation, assignor, members) = match coordinator.existing_group(group_id) {
+            Some(g) => g.describe(),
+            None if !committed.is_empty() => (0, Default::default(), Vec::new()),
+            None => return Err(Error::InvalidConfig(format!("unknown group {group_id:?}"))),
+        };
+        let mut tps: std::collections::BTreeSet<TopicPartition> = committed.keys().cloned().collect();
+        tps.extend(members.iter().flat_map(|(_, p)| p.iter().cloned()));
+        let partitions = tps
+            .into_iter()
+            .map(|tp| {
+                let end =
+                    inner.topic(&tp.topic).and_then(|t| t.partition(tp.partition)).map_or(0, |p| p.high_watermark());
+                let committed = committed.get(&tp).copied();
+                let owner = members.iter().find(|(_, ps)| ps.contains(&tp)).map(|(m, _)| m.clone());
+                PartitionOffsets {
+                    lag: committed.map(|c| end.saturating_sub(c)),
+                    partition: tp,
+                    committed,
+                    log_end_offset: end,
+                    owner,
+                }
+            })
+            .collect();
+        Ok(GroupDescription {
+            group_id: group_id.to_owned(),
+            generation,
+            assignor,
+            members: members
+                .into_iter()
+                .map(|(member_id, partitions)| MemberDescription { member_id, partitions })
+                .collect(),
+            partitions,
+        })
+    }
+
     /// Closes every partition cleanly (so the next open is cheap) and
     /// releases the directory. Dropping the broker does the same, ignoring
     /// errors.
@@ -247,6 +315,14 @@ impl std::fmt::Debug for Broker {
 impl BrokerInner {
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
+    }
+
+    pub(crate) fn coordinator(&self) -> &Coordinator {
+        self.coordinator.get().expect("set by Broker::open")
+    }
+
+    pub(crate) fn topic_names(&self) -> Vec<String> {
+        self.topics.read().keys().cloned().collect()
     }
 
     pub(crate) fn topic(&self, name: &str) -> Result<Topic> {
@@ -362,6 +438,11 @@ impl BrokerInner {
         drop(self.dir_lock.lock().take());
         first_error
     }
+}
+
+/// The internal offsets topic: one compacted partition, kept forever.
+fn offsets_topic_config() -> TopicConfig {
+    TopicConfig::with_partitions(1).segment_bytes(64 << 20).retention(None).cleanup_policy(CleanupPolicy::Compact)
 }
 
 /// Partition directories numbered at or past `count`: left by an

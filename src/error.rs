@@ -83,6 +83,23 @@ pub enum Error {
     #[error("{path} is not a streamlog directory")]
     NotAStreamlogDirectory { path: PathBuf },
 
+    /// A commit from a group member that is no longer current: the group
+    /// rebalanced (or the member was removed) since it last polled, or it
+    /// does not hold the partition. Poll again, then retry.
+    #[error(
+        "commit rejected for group {group:?}: member generation {member_generation}, group generation {group_generation}"
+    )]
+    StaleGeneration { group: String, member_generation: u32, group_generation: u32 },
+
+    /// The consumer is not assigned this partition.
+    #[error("partition {partition} of topic {topic:?} is not assigned to this consumer")]
+    NotAssigned { topic: String, partition: u32 },
+
+    /// No committed offset and `auto_offset_reset` is `Error`, or the
+    /// committed offset is out of range.
+    #[error("no valid committed offset for partition {partition} of topic {topic:?}")]
+    NoOffset { topic: String, partition: u32 },
+
     /// A directory or metadata file written by a newer streamlog.
     #[error("{path}: unsupported format version {version}")]
     UnsupportedFormat { path: PathBuf, version: u32 },

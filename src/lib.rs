@@ -52,11 +52,14 @@
 
 mod broker;
 mod clock;
+mod consumer;
 mod error;
 mod format;
 mod fsutil;
+mod group;
 mod index;
 mod mmap;
+mod notify;
 mod options;
 mod partition;
 mod producer;
@@ -66,8 +69,12 @@ mod topic;
 
 pub use broker::{Broker, BrokerOptions};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, TopicPattern};
 pub use error::{Error, Result};
 pub use format::RecordIter;
+pub use group::{
+    Assignor, GroupDescription, MemberDescription, MemberSubscription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition,
+};
 pub use options::{Durability, PartitionOptions};
 pub use partition::{AppendInfo, Partition};
 pub use producer::{

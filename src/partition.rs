@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::format;
 use crate::fsutil::{self, TMP_SUFFIX};
 use crate::mmap::Prefaulter;
+use crate::notify::{WaitList, Waiter};
 use crate::options::{Durability, PartitionOptions};
 use crate::record::{Batch, Record};
 use crate::segment::{self, ActiveSegment, IndexConfig, ScanEnd, Segment, SegmentConfig};
@@ -83,6 +84,8 @@ struct Inner {
     sync_done: Condvar,
     /// Syncs issued by `sync_to`, for tests of group commit.
     sync_calls: AtomicU64,
+    /// Consumers parked until new records arrive.
+    waiters: WaitList,
     /// The directory lock, held until the partition is closed.
     dir_lock: Mutex<Option<File>>,
 }
@@ -203,6 +206,7 @@ impl Partition {
             sync: Mutex::new(SyncState { synced: next_offset, in_progress: false }),
             sync_done: Condvar::new(),
             sync_calls: AtomicU64::new(0),
+            waiters: WaitList::default(),
             dir_lock: Mutex::new(Some(lock)),
             opts,
         });
@@ -243,11 +247,14 @@ impl Partition {
         w.active.index_batch(base, pos, plan.len, plan.max_timestamp);
         w.first_timestamp.get_or_insert(plan.first_timestamp);
         w.next_offset = base + count;
-        // Release: the bytes, index entries and timestamps above are visible
-        // to readers that load the high watermark with acquire ordering.
-        inner.high_watermark.store(w.next_offset, Ordering::Release);
+        // Release (as part of SeqCst): the bytes, index entries and
+        // timestamps above are visible to readers that load the high
+        // watermark with acquire ordering. SeqCst: pairs with waiters'
+        // registration, see `WaitList::register`.
+        inner.high_watermark.store(w.next_offset, Ordering::SeqCst);
         let next = w.next_offset;
         drop(guard);
+        inner.waiters.wake_all();
 
         if inner.opts.durability == Durability::Sync {
             inner.sync_to(next)?;
@@ -329,6 +336,20 @@ impl Partition {
     /// Bytes of log across all segments.
     pub fn size_in_bytes(&self) -> Result<u64> {
         self.inner.segments().iter().map(|s| s.size()).sum()
+    }
+
+    /// Registers `w` to be woken by the next append (see `WaitList`).
+    pub(crate) fn register_waiter(&self, w: &Arc<Waiter>) {
+        self.inner.waiters.register(w);
+    }
+
+    pub(crate) fn unregister_waiter(&self, w: &Arc<Waiter>) {
+        self.inner.waiters.unregister(w);
+    }
+
+    /// Whether the partition is closed (its handle can no longer be used).
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
     }
 
     /// Writes everything appended so far to disk.

@@ -1,0 +1,820 @@
+//! The consumer: reads assigned partitions by offset, alone (`assign`) or as
+//! a member of a group (`subscribe`), and commits what it has read.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::broker::BrokerInner;
+use crate::error::{Error, Result};
+use crate::group::{Assignor, Group, TopicPartition};
+use crate::notify::Waiter;
+use crate::partition::Partition;
+use crate::record::Header;
+
+/// Where a consumer starts when its group has no valid committed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// At the log start offset.
+    Earliest,
+    /// At the high watermark: only new records. Default (as Kafka).
+    #[default]
+    Latest,
+    /// `poll` fails with [`Error::NoOffset`].
+    Error,
+}
+
+/// Options of a [`Consumer`].
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// The group to join on `subscribe` and to commit offsets for.
+    /// Default: none (then only `assign`, and no commits).
+    pub group_id: Option<String>,
+    /// Prefix of the member id. Default: `"consumer"`.
+    pub client_id: String,
+    /// Default: [`OffsetReset::Latest`].
+    pub auto_offset_reset: OffsetReset,
+    /// Commit positions from `poll` every `auto_commit_interval`, on
+    /// revocation and on close. Default: `true`.
+    pub enable_auto_commit: bool,
+    /// Default: 5 s.
+    pub auto_commit_interval: Duration,
+    /// Most records one `poll` returns. Default: 500.
+    pub max_poll_records: usize,
+    /// A member that does not poll within this long is removed from its
+    /// group and its partitions are reassigned. Default: 5 minutes.
+    pub max_poll_interval: Duration,
+    /// Default: [`Assignor::Range`]. The first member of a group decides.
+    pub assignor: Assignor,
+    /// Bytes read from one partition per fetch. Default: 1 MiB.
+    pub fetch_max_bytes: usize,
+    /// How long `poll` spins, watching for new records, before it parks
+    /// the thread until an append wakes it. Default: 50 µs.
+    pub spin: Duration,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            group_id: None,
+            client_id: "consumer".into(),
+            auto_offset_reset: OffsetReset::Latest,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+            max_poll_records: 500,
+            max_poll_interval: Duration::from_secs(300),
+            assignor: Assignor::Range,
+            fetch_max_bytes: 1 << 20,
+            spin: Duration::from_micros(50),
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// The default configuration in group `group_id`.
+    pub fn with_group(group_id: impl Into<String>) -> ConsumerConfig {
+        ConsumerConfig { group_id: Some(group_id.into()), ..ConsumerConfig::default() }
+    }
+
+    #[must_use]
+    pub fn group_id(mut self, group_id: impl Into<String>) -> Self {
+        self.group_id = Some(group_id.into());
+        self
+    }
+
+    #[must_use]
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = client_id.into();
+        self
+    }
+
+    #[must_use]
+    pub fn auto_offset_reset(mut self, reset: OffsetReset) -> Self {
+        self.auto_offset_reset = reset;
+        self
+    }
+
+    #[must_use]
+    pub fn enable_auto_commit(mut self, on: bool) -> Self {
+        self.enable_auto_commit = on;
+        self
+    }
+
+    #[must_use]
+    pub fn auto_commit_interval(mut self, every: Duration) -> Self {
+        self.auto_commit_interval = every;
+        self
+    }
+
+    #[must_use]
+    pub fn max_poll_records(mut self, n: usize) -> Self {
+        self.max_poll_records = n;
+        self
+    }
+
+    #[must_use]
+    pub fn max_poll_interval(mut self, d: Duration) -> Self {
+        self.max_poll_interval = d;
+        self
+    }
+
+    #[must_use]
+    pub fn assignor(mut self, assignor: Assignor) -> Self {
+        self.assignor = assignor;
+        self
+    }
+
+    #[must_use]
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
+        self
+    }
+
+    /// Checks every option against its documented range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::InvalidConfig(m.to_owned()));
+        if self.group_id.as_deref().is_some_and(str::is_empty) {
+            return bad("group_id must not be empty");
+        }
+        if self.max_poll_records == 0 {
+            return bad("max_poll_records must be at least 1");
+        }
+        if self.max_poll_interval.is_zero() || self.auto_commit_interval.is_zero() {
+            return bad("max_poll_interval and auto_commit_interval must be positive");
+        }
+        if self.fetch_max_bytes == 0 {
+            return bad("fetch_max_bytes must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Told about partitions coming and going in a group, on the consumer's
+/// thread, from within `poll`.
+pub trait RebalanceListener: Send {
+    /// Partitions taken away (their positions were committed first when
+    /// auto-commit is on).
+    fn on_partitions_revoked(&mut self, _partitions: &[TopicPartition]) {}
+    /// Partitions now held by this consumer.
+    fn on_partitions_assigned(&mut self, _partitions: &[TopicPartition]) {}
+    /// Partitions lost without a clean revocation: the member missed its
+    /// poll deadline and was removed; others may already own them.
+    fn on_partitions_lost(&mut self, partitions: &[TopicPartition]) {
+        self.on_partitions_revoked(partitions);
+    }
+}
+
+/// A record as a consumer sees it. Keys, values and header values are
+/// zero-copy slices of the segment mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    pub topic: Arc<str>,
+    pub partition: u32,
+    pub offset: u64,
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<Header>,
+}
+
+/// A topic filter for pattern subscriptions.
+pub type TopicPattern = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+enum Subscription {
+    None,
+    Manual,
+    Topics(BTreeSet<String>),
+    Pattern(TopicPattern),
+}
+
+struct Assigned {
+    topic: Arc<str>,
+    log: Arc<Partition>,
+    /// The next offset to return; `None` until resolved from the committed
+    /// offset or `auto_offset_reset`.
+    position: Option<u64>,
+    paused: bool,
+    /// The user moved the position: a commit may then go backwards.
+    seeked: bool,
+}
+
+struct Membership {
+    group: Arc<Group>,
+    member_id: String,
+    generation: u32,
+    target: Vec<TopicPartition>,
+}
+
+/// Reads records from assigned partitions; `Send`, used from one thread at a
+/// time (like Kafka's consumer).
+///
+/// ```
+/// use std::time::Duration;
+/// use streamlog::{Broker, BrokerOptions, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig};
+/// let dir = tempfile::tempdir()?;
+/// let broker = Broker::open(dir.path(), BrokerOptions::default())?;
+/// broker.create_topic("jobs", TopicConfig::with_partitions(2))?;
+/// broker.producer().send(ProducerRecord::new("jobs", "resize img-1").key("img-1"))?;
+/// let config = ConsumerConfig::with_group("workers").auto_offset_reset(OffsetReset::Earliest);
+/// let mut consumer = broker.consumer(config)?;
+/// consumer.subscribe(&["jobs"])?;
+/// let records = consumer.poll(Duration::from_secs(1))?;
+/// assert_eq!(records[0].value.as_deref(), Some(&b"resize img-1"[..]));
+/// consumer.commit()?;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+pub struct Consumer {
+    broker: Arc<BrokerInner>,
+    config: ConsumerConfig,
+    subscription: Subscription,
+    membership: Option<Membership>,
+    assigned: BTreeMap<TopicPartition, Assigned>,
+    listener: Option<Box<dyn RebalanceListener>>,
+    last_auto_commit_ms: i64,
+    /// Where the next fetch starts, rotating for fairness.
+    next_start: usize,
+    waiter: Arc<Waiter>,
+    closed: bool,
+}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("group_id", &self.config.group_id)
+            .field("member_id", &self.member_id())
+            .field("assignment", &self.assignment())
+            .finish()
+    }
+}
+
+impl Consumer {
+    pub(crate) fn new(broker: Arc<BrokerInner>, config: ConsumerConfig) -> Result<Consumer> {
+        config.validate()?;
+        broker.check_open()?;
+        let now = broker.opts.clock.now_ms();
+        Ok(Consumer {
+            broker,
+            config,
+            subscription: Subscription::None,
+            membership: None,
+            assigned: BTreeMap::new(),
+            listener: None,
+            last_auto_commit_ms: now,
+            next_start: 0,
+            waiter: Waiter::current(),
+            closed: false,
+        })
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        self.broker.check_open()
+    }
+
+    fn group_id(&self) -> Result<&str> {
+        self.config
+            .group_id
+            .as_deref()
+            .ok_or_else(|| Error::InvalidConfig("this needs a consumer with a group_id".into()))
+    }
+
+    /// The member id in the group, once subscribed.
+    pub fn member_id(&self) -> Option<&str> {
+        self.membership.as_ref().map(|m| m.member_id.as_str())
+    }
+
+    /// The group generation this consumer last synced with.
+    pub fn generation(&self) -> Option<u32> {
+        self.membership.as_ref().map(|m| m.generation)
+    }
+
+    /// Partitions this consumer holds now.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.assigned.keys().cloned().collect()
+    }
+
+    /// Reads exactly these partitions, outside any group rebalancing.
+    /// Replaces an earlier `assign`; fails after `subscribe`.
+    pub fn assign(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.check_open()?;
+        if matches!(self.subscription, Subscription::Topics(_) | Subscription::Pattern(_)) {
+            return Err(Error::InvalidConfig("assign after subscribe: unsubscribe first".into()));
+        }
+        let mut next = BTreeMap::new();
+        for tp in partitions {
+            let topic = self.broker.topic(&tp.topic)?;
+            let log = topic.partition(tp.partition)?;
+            let old = self.assigned.remove(tp);
+            next.insert(tp.clone(), old.unwrap_or_else(|| fresh(topic.name_arc(), log)));
+        }
+        self.assigned = next;
+        self.subscription = Subscription::Manual;
+        Ok(())
+    }
+
+    /// Joins the group (`group_id` required) for `topics`; partitions are
+    /// assigned from the next `poll` on.
+    pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
+        for t in topics {
+            self.broker.topic(t)?;
+        }
+        let set = topics.iter().map(|t| (*t).to_owned()).collect();
+        self.join(Subscription::Topics(set))
+    }
+
+    /// [`Consumer::subscribe`] with a listener for revocations and assignments.
+    pub fn subscribe_with(&mut self, topics: &[&str], listener: Box<dyn RebalanceListener>) -> Result<()> {
+        self.subscribe(topics)?;
+        self.listener = Some(listener);
+        Ok(())
+    }
+
+    /// Subscribes to every topic whose name matches `pattern`, now and as
+    /// topics are created or deleted (checked on every poll).
+    pub fn subscribe_pattern(&mut self, pattern: impl Fn(&str) -> bool + Send + Sync + 'static) -> Result<()> {
+        self.join(Subscription::Pattern(Arc::new(pattern)))
+    }
+
+    /// Sets (or replaces) the rebalance listener.
+    pub fn set_listener(&mut self, listener: Box<dyn RebalanceListener>) {
+        self.listener = Some(listener);
+    }
+
+    fn join(&mut self, subscription: Subscription) -> Result<()> {
+        self.check_open()?;
+        let group_id = self.group_id()?.to_owned();
+        if matches!(self.subscription, Subscription::Manual) {
+            return Err(Error::InvalidConfig("subscribe after assign: unassign first".into()));
+        }
+        self.subscription = subscription;
+        // Already a member: the next sync tells the group about the change.
+        if self.membership.is_none() {
+            let topics = self.subscribed_topics();
+            let coordinator = self.broker.coordinator();
+            let group = coordinator.group(&group_id);
+            let member_id = coordinator.new_member_id(&self.config.client_id);
+            group.join(
+                coordinator,
+                &member_id,
+                topics,
+                self.config.assignor,
+                self.config.max_poll_interval.as_millis() as i64,
+                self.broker.opts.clock.now_ms(),
+                Arc::clone(&self.waiter),
+            );
+            self.membership = Some(Membership { group, member_id, generation: 0, target: Vec::new() });
+        }
+        Ok(())
+    }
+
+    /// Leaves the group (committing first with auto-commit) or drops the
+    /// manual assignment.
+    pub fn unsubscribe(&mut self) -> Result<()> {
+        self.check_open()?;
+        let result = self.leave_group();
+        self.assigned.clear();
+        self.subscription = Subscription::None;
+        result
+    }
+
+    fn leave_group(&mut self) -> Result<()> {
+        let mut result = Ok(());
+        if self.membership.is_some() && self.config.enable_auto_commit && !self.assigned.is_empty() {
+            result = self.commit();
+        }
+        if let Some(m) = self.membership.take() {
+            let held: Vec<TopicPartition> = self.assigned.keys().cloned().collect();
+            if !held.is_empty()
+                && let Some(l) = self.listener.as_mut()
+            {
+                l.on_partitions_revoked(&held);
+            }
+            m.group.leave(self.broker.coordinator(), &m.member_id);
+            self.assigned.clear();
+        }
+        result
+    }
+
+    fn subscribed_topics(&self) -> BTreeSet<String> {
+        match &self.subscription {
+            Subscription::Topics(t) => t.clone(),
+            Subscription::Pattern(p) => {
+                self.broker.topic_names().into_iter().filter(|t| !t.starts_with("__") && p(t)).collect()
+            }
+            _ => BTreeSet::new(),
+        }
+    }
+
+    /// Returns records from the assigned partitions, waiting up to
+    /// `timeout` for some to arrive (woken by the append, not by polling).
+    /// In a group, this is also when rebalances take effect and when
+    /// auto-commits happen; not polling within `max_poll_interval` gets the
+    /// member removed.
+    pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        self.check_open()?;
+        let deadline = Instant::now() + timeout;
+        self.sync_group()?;
+        self.maybe_auto_commit()?;
+        loop {
+            let records = self.fetch()?;
+            if !records.is_empty() || Instant::now() >= deadline {
+                return Ok(records);
+            }
+            self.wait(deadline);
+            self.sync_group()?;
+        }
+    }
+
+    /// Applies the group's current generation: revokes, then takes what is
+    /// free of this member's target.
+    fn sync_group(&mut self) -> Result<()> {
+        let Some(m) = self.membership.as_ref() else { return Ok(()) };
+        let coordinator = self.broker.coordinator();
+        let topics = self.subscribed_topics();
+        let now = self.broker.opts.clock.now_ms();
+        let Some(state) = m.group.sync(coordinator, &m.member_id, &topics, now) else {
+            // Removed (missed the poll deadline): everything is lost; join
+            // again as a new member.
+            let lost: Vec<TopicPartition> = self.assigned.keys().cloned().collect();
+            self.assigned.clear();
+            if let Some(l) = self.listener.as_mut() {
+                l.on_partitions_lost(&lost);
+            }
+            self.membership = None;
+            let subscription = std::mem::replace(&mut self.subscription, Subscription::None);
+            self.join(subscription)?;
+            return self.sync_group();
+        };
+        let cooperative = self.config.assignor.is_cooperative();
+        if state.generation != m.generation {
+            let target: BTreeSet<&TopicPartition> = state.target.iter().collect();
+            let revoked: Vec<TopicPartition> =
+                self.assigned.keys().filter(|tp| !cooperative || !target.contains(tp)).cloned().collect();
+            let m = self.membership.as_mut().expect("checked above");
+            m.generation = state.generation;
+            m.target = state.target.clone();
+            if !revoked.is_empty() {
+                if self.config.enable_auto_commit {
+                    // Still held at the new generation: the commit is valid.
+                    let _ = self.commit_positions(&revoked);
+                }
+                if let Some(l) = self.listener.as_mut() {
+                    l.on_partitions_revoked(&revoked);
+                }
+                let m = self.membership.as_ref().expect("checked above");
+                for tp in &revoked {
+                    self.assigned.remove(tp);
+                    m.group.release(&m.member_id, tp);
+                }
+            }
+        }
+        let m = self.membership.as_ref().expect("checked above");
+        let mut newly = Vec::new();
+        for tp in &m.target {
+            if self.assigned.contains_key(tp) || !m.group.acquire(&m.member_id, tp) {
+                continue;
+            }
+            match self.broker.topic(&tp.topic).and_then(|t| Ok((t.partition(tp.partition)?, t))) {
+                Ok((log, topic)) => {
+                    self.assigned.insert(tp.clone(), fresh(topic.name_arc(), log));
+                    newly.push(tp.clone());
+                }
+                Err(_) => m.group.release(&m.member_id, tp),
+            }
+        }
+        if !newly.is_empty()
+            && let Some(l) = self.listener.as_mut()
+        {
+            l.on_partitions_assigned(&newly);
+        }
+        Ok(())
+    }
+
+    fn maybe_auto_commit(&mut self) -> Result<()> {
+        if !self.config.enable_auto_commit || self.config.group_id.is_none() {
+            return Ok(());
+        }
+        let now = self.broker.opts.clock.now_ms();
+        if now - self.last_auto_commit_ms < self.config.auto_commit_interval.as_millis() as i64 {
+            return Ok(());
+        }
+        self.last_auto_commit_ms = now;
+        match self.commit() {
+            // A rebalance happened since the last sync: the next poll syncs.
+            Err(Error::StaleGeneration { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Resolves the position of a partition that has none yet.
+    fn resolve_position(&self, tp: &TopicPartition, a: &Assigned) -> Result<u64> {
+        let (start, end) = (a.log.log_start_offset(), a.log.high_watermark());
+        let committed = self.config.group_id.as_deref().and_then(|g| self.broker.coordinator().offsets.get(g, tp));
+        if let Some(c) = committed.filter(|c| (start..=end).contains(c)) {
+            return Ok(c);
+        }
+        self.reset_position(tp, a)
+    }
+
+    fn reset_position(&self, tp: &TopicPartition, a: &Assigned) -> Result<u64> {
+        match self.config.auto_offset_reset {
+            OffsetReset::Earliest => Ok(a.log.log_start_offset()),
+            OffsetReset::Latest => Ok(a.log.high_watermark()),
+            OffsetReset::Error => Err(Error::NoOffset { topic: tp.topic.clone(), partition: tp.partition }),
+        }
+    }
+
+    /// Reads up to `max_poll_records` from the assigned, unpaused
+    /// partitions, starting at a different partition each time.
+    fn fetch(&mut self) -> Result<Vec<ConsumerRecord>> {
+        let keys: Vec<TopicPartition> =
+            self.assigned.iter().filter(|(_, a)| !a.paused).map(|(k, _)| k.clone()).collect();
+        let mut out = Vec::new();
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        let start = self.next_start % keys.len();
+        self.next_start = self.next_start.wrapping_add(1);
+        let max = self.config.max_poll_records;
+        for i in 0..keys.len() {
+            let tp = &keys[(start + i) % keys.len()];
+            if self.assigned[tp].position.is_none() {
+                let pos = self.resolve_position(tp, &self.assigned[tp])?;
+                self.assigned.get_mut(tp).expect("present").position = Some(pos);
+            }
+            let a = self.assigned.get_mut(tp).expect("present");
+            let pos = a.position.expect("resolved above");
+            if pos >= a.log.high_watermark() {
+                continue;
+            }
+            let batches = match a.log.read(pos, self.config.fetch_max_bytes) {
+                Ok(b) => b,
+                Err(Error::OffsetOutOfRange { .. }) => {
+                    let a = &self.assigned[tp];
+                    let reset = self.reset_position(tp, a)?;
+                    self.assigned.get_mut(tp).expect("present").position = Some(reset);
+                    continue;
+                }
+                // The topic was deleted under us: nothing more to read here.
+                Err(Error::Closed) => continue,
+                Err(e) => return Err(e),
+            };
+            'batches: for b in batches {
+                for r in b.records() {
+                    if out.len() == max {
+                        break 'batches;
+                    }
+                    a.position = Some(r.offset + 1);
+                    out.push(ConsumerRecord {
+                        topic: Arc::clone(&a.topic),
+                        partition: tp.partition,
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        key: r.key,
+                        value: r.value,
+                        headers: r.headers,
+                    });
+                }
+                // Past any records compaction removed at the batch's end.
+                a.position = Some(a.position.unwrap_or(0).max(b.next_offset()));
+            }
+            if out.len() == max {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether any unpaused partition has records past its position (or a
+    /// position still to resolve).
+    fn has_data(&self) -> bool {
+        self.assigned.values().any(|a| !a.paused && a.position.is_none_or(|p| p < a.log.high_watermark()))
+    }
+
+    /// Spins briefly watching for records, then parks until an append (or a
+    /// rebalance) wakes it or `deadline` passes.
+    fn wait(&mut self, deadline: Instant) {
+        let spin_until = deadline.min(Instant::now() + self.config.spin);
+        while Instant::now() < spin_until {
+            if self.has_data() {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+        if !self.waiter.is_current_thread() {
+            // Moved to another thread since the waiter was made.
+            self.waiter = Waiter::current();
+            if let Some(m) = &self.membership {
+                m.group.set_waiter(&m.member_id, &self.waiter);
+            }
+        }
+        self.waiter.reset();
+        let logs: Vec<Arc<Partition>> =
+            self.assigned.values().filter(|a| !a.paused).map(|a| Arc::clone(&a.log)).collect();
+        for log in &logs {
+            log.register_waiter(&self.waiter);
+        }
+        if !self.has_data() {
+            self.waiter.park_until(deadline);
+        }
+        for log in &logs {
+            log.unregister_waiter(&self.waiter);
+        }
+    }
+
+    fn assigned(&self, tp: &TopicPartition) -> Result<&Assigned> {
+        self.assigned.get(tp).ok_or_else(|| Error::NotAssigned { topic: tp.topic.clone(), partition: tp.partition })
+    }
+
+    fn assigned_mut(&mut self, tp: &TopicPartition) -> Result<&mut Assigned> {
+        self.assigned.get_mut(tp).ok_or_else(|| Error::NotAssigned { topic: tp.topic.clone(), partition: tp.partition })
+    }
+
+    /// Moves the position of an assigned partition. Offsets outside the log
+    /// are handled by `auto_offset_reset` at the next fetch.
+    pub fn seek(&mut self, tp: &TopicPartition, offset: u64) -> Result<()> {
+        self.check_open()?;
+        let a = self.assigned_mut(tp)?;
+        a.position = Some(offset);
+        a.seeked = true;
+        Ok(())
+    }
+
+    /// Seeks to the log start of each partition (all assigned if empty).
+    pub fn seek_to_beginning(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.seek_each(partitions, |log| log.log_start_offset())
+    }
+
+    /// Seeks to the high watermark of each partition (all assigned if empty).
+    pub fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.seek_each(partitions, |log| log.high_watermark())
+    }
+
+    fn seek_each(&mut self, partitions: &[TopicPartition], to: impl Fn(&Partition) -> u64) -> Result<()> {
+        self.check_open()?;
+        let list: Vec<TopicPartition> = if partitions.is_empty() { self.assignment() } else { partitions.to_vec() };
+        for tp in &list {
+            self.assigned(tp)?;
+        }
+        for tp in &list {
+            let a = self.assigned_mut(tp)?;
+            a.position = Some(to(&a.log));
+            a.seeked = true;
+        }
+        Ok(())
+    }
+
+    /// The next offset `poll` will return for `tp`.
+    pub fn position(&mut self, tp: &TopicPartition) -> Result<u64> {
+        self.check_open()?;
+        let a = self.assigned(tp)?;
+        match a.position {
+            Some(p) => Ok(p),
+            None => {
+                let p = self.resolve_position(tp, a)?;
+                self.assigned_mut(tp)?.position = Some(p);
+                Ok(p)
+            }
+        }
+    }
+
+    /// The group's committed offset for `tp` (the next offset to read).
+    pub fn committed(&self, tp: &TopicPartition) -> Result<Option<u64>> {
+        self.check_open()?;
+        Ok(self.broker.coordinator().offsets.get(self.group_id()?, tp))
+    }
+
+    /// For each (partition, timestamp): the first offset whose record has a
+    /// timestamp at or after it, or `None` (Kafka's `offsetsForTimes`).
+    pub fn offsets_for_times(&self, query: &[(TopicPartition, i64)]) -> Result<Vec<(TopicPartition, Option<u64>)>> {
+        self.check_open()?;
+        query
+            .iter()
+            .map(|(tp, ts)| {
+                let log = self.broker.topic(&tp.topic)?.partition(tp.partition)?;
+                Ok((tp.clone(), log.offset_for_timestamp(*ts)?))
+            })
+            .collect()
+    }
+
+    /// (log start offset, high watermark) of any partition.
+    pub fn watermarks(&self, tp: &TopicPartition) -> Result<(u64, u64)> {
+        self.check_open()?;
+        let log = self.broker.topic(&tp.topic)?.partition(tp.partition)?;
+        Ok((log.log_start_offset(), log.high_watermark()))
+    }
+
+    /// Records between the position and the high watermark of an assigned
+    /// partition.
+    pub fn lag(&mut self, tp: &TopicPartition) -> Result<u64> {
+        let pos = self.position(tp)?;
+        Ok(self.assigned(tp)?.log.high_watermark().saturating_sub(pos))
+    }
+
+    /// Stops returning records from these partitions (they stay assigned).
+    pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.set_paused(partitions, true)
+    }
+
+    pub fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.set_paused(partitions, false)
+    }
+
+    fn set_paused(&mut self, partitions: &[TopicPartition], paused: bool) -> Result<()> {
+        self.check_open()?;
+        for tp in partitions {
+            self.assigned(tp)?;
+        }
+        for tp in partitions {
+            self.assigned_mut(tp)?.paused = paused;
+        }
+        Ok(())
+    }
+
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.assigned.iter().filter(|(_, a)| a.paused).map(|(tp, _)| tp.clone()).collect()
+    }
+
+    /// Commits the positions of all assigned partitions.
+    pub fn commit(&mut self) -> Result<()> {
+        let all = self.assignment();
+        self.commit_positions(&all)
+    }
+
+    fn commit_positions(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        let group = self.group_id()?.to_owned();
+        let coordinator = self.broker.coordinator();
+        let mut offsets = Vec::new();
+        for tp in partitions {
+            let a = self.assigned(tp)?;
+            let Some(pos) = a.position else { continue };
+            let committed = coordinator.offsets.get(&group, tp);
+            // Never move a commit backwards unless the user sought there.
+            if committed.is_none_or(|c| pos > c || (pos < c && a.seeked)) {
+                offsets.push((tp.clone(), pos));
+            }
+        }
+        self.commit_checked(&offsets)?;
+        for (tp, _) in &offsets {
+            if let Some(a) = self.assigned.get_mut(tp) {
+                a.seeked = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits these offsets (each the next offset to read). Offsets past
+    /// the high watermark are rejected; in a group, so is a commit from a
+    /// stale generation or for a partition this member does not hold.
+    pub fn commit_offsets(&mut self, offsets: &[(TopicPartition, u64)]) -> Result<()> {
+        self.check_open()?;
+        self.commit_checked(offsets)
+    }
+
+    fn commit_checked(&self, offsets: &[(TopicPartition, u64)]) -> Result<()> {
+        let group = self.group_id()?;
+        for (tp, offset) in offsets {
+            let log = self.broker.topic(&tp.topic)?.partition(tp.partition)?;
+            let end = log.high_watermark();
+            if *offset > end {
+                return Err(Error::OffsetOutOfRange { requested: *offset, start: log.log_start_offset(), end });
+            }
+        }
+        if let Some(m) = &self.membership {
+            let tps: Vec<&TopicPartition> = offsets.iter().map(|(tp, _)| tp).collect();
+            m.group.check_commit(&m.member_id, m.generation, &tps)?;
+        }
+        self.broker.coordinator().offsets.commit(group, offsets, self.broker.opts.clock.now_ms())
+    }
+
+    /// Commits (with auto-commit), leaves the group and closes the consumer.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        if self.broker.check_open().is_err() {
+            return Ok(());
+        }
+        self.leave_group()
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+fn fresh(topic: &Arc<str>, log: Arc<Partition>) -> Assigned {
+    Assigned { topic: Arc::clone(topic), log, position: None, paused: false, seeked: false }
+}
