@@ -384,8 +384,13 @@ impl Consumer {
 
     fn leave_group(&mut self) -> Result<()> {
         let mut result = Ok(());
-        if self.membership.is_some() && self.config.enable_auto_commit && !self.assigned.is_empty() {
-            result = self.commit();
+        if self.membership.is_some() && self.config.enable_auto_commit {
+            // Catch up with the group first, so that the commit is made at
+            // the current generation for what this member still holds.
+            result = self.sync_group().and_then(|()| self.commit());
+            if matches!(result, Err(Error::StaleGeneration { .. })) {
+                result = Ok(());
+            }
         }
         if let Some(m) = self.membership.take() {
             let held: Vec<TopicPartition> = self.assigned.keys().cloned().collect();

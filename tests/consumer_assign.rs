@@ -1,0 +1,127 @@
+//! A consumer with manually assigned partitions: poll, seek, positions,
+//! pause/resume, watermarks, lag, time lookups, and typed bad input.
+
+use std::time::{Duration, Instant};
+
+use streamlog::{
+    Broker, BrokerOptions, Consumer, ConsumerConfig, Error, OffsetReset, ProducerRecord, TopicConfig, TopicPartition,
+};
+
+fn setup(records: u64) -> (tempfile::TempDir, Broker) {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+    b.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
+    let p = b.producer();
+    for i in 0..records {
+        p.send(ProducerRecord::new("t", format!("v{i}")).partition((i % 2) as u32).timestamp(1000 + i as i64)).unwrap();
+    }
+    (dir, b)
+}
+
+fn earliest(b: &Broker) -> Consumer {
+    b.consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest)).unwrap()
+}
+
+fn drain(c: &mut Consumer) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    loop {
+        let recs = c.poll(Duration::from_millis(20)).unwrap();
+        if recs.is_empty() {
+            return out;
+        }
+        out.extend(recs.iter().map(|r| (r.partition, r.offset)));
+    }
+}
+
+#[test]
+fn assigned_partitions_are_read_in_order_and_fairly() {
+    let (_d, b) = setup(2000);
+    let mut c = b.consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest).max_poll_records(100)).unwrap();
+    c.assign(&[TopicPartition::new("t", 0), TopicPartition::new("t", 1)]).unwrap();
+    let first = c.poll(Duration::from_secs(1)).unwrap();
+    let second = c.poll(Duration::from_secs(1)).unwrap();
+    assert_eq!(first.len(), 100);
+    assert_ne!(first[0].partition, second[0].partition, "polls take turns across partitions");
+    let mut all: Vec<(u32, u64)> = first.iter().chain(&second).map(|r| (r.partition, r.offset)).collect();
+    all.extend(drain(&mut c));
+    assert_eq!(all.len(), 2000);
+    for p in 0..2 {
+        let offs: Vec<u64> = all.iter().filter(|(q, _)| *q == p).map(|(_, o)| *o).collect();
+        assert_eq!(offs, (0..1000).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn seek_position_pause_and_watermarks() {
+    let (_d, b) = setup(20);
+    let tp0 = TopicPartition::new("t", 0);
+    let tp1 = TopicPartition::new("t", 1);
+    let mut c = earliest(&b);
+    c.assign(&[tp0.clone(), tp1.clone()]).unwrap();
+    assert_eq!(c.position(&tp0).unwrap(), 0);
+    assert_eq!(c.watermarks(&tp0).unwrap(), (0, 10));
+    assert_eq!(c.lag(&tp0).unwrap(), 10);
+    c.seek(&tp0, 7).unwrap();
+    c.pause(&[tp1.clone()]).unwrap();
+    assert_eq!(c.paused(), vec![tp1.clone()]);
+    let got = drain(&mut c);
+    assert_eq!(got, vec![(0, 7), (0, 8), (0, 9)], "paused partitions return nothing");
+    c.resume(&[tp1.clone()]).unwrap();
+    c.seek_to_end(&[tp1.clone()]).unwrap();
+    assert!(drain(&mut c).is_empty());
+    c.seek_to_beginning(&[]).unwrap();
+    assert_eq!(drain(&mut c).len(), 20);
+    assert_eq!(c.lag(&tp1).unwrap(), 0);
+    let times = c.offsets_for_times(&[(tp0.clone(), 1004), (tp1.clone(), 5000)]).unwrap();
+    assert_eq!(times, vec![(tp0, Some(2)), (tp1, None)]);
+}
+
+#[test]
+fn latest_reset_sees_only_new_records_and_poll_wakes_on_append() {
+    let (_d, b) = setup(10);
+    let mut c = b.consumer(ConsumerConfig::default()).unwrap();
+    c.assign(&[TopicPartition::new("t", 1)]).unwrap();
+    assert!(c.poll(Duration::from_millis(10)).unwrap().is_empty());
+    let producer = b.producer();
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        producer.send(ProducerRecord::new("t", "late").partition(1)).unwrap();
+    });
+    let start = Instant::now();
+    let recs = c.poll(Duration::from_secs(30)).unwrap();
+    let waited = start.elapsed();
+    sender.join().unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].value.as_deref(), Some(&b"late"[..]));
+    assert!(waited < Duration::from_secs(10), "woken by the append, not the timeout: {waited:?}");
+}
+
+#[test]
+fn bad_input_is_typed() {
+    let (_d, b) = setup(4);
+    let mut c = earliest(&b);
+    assert!(matches!(c.assign(&[TopicPartition::new("nope", 0)]), Err(Error::UnknownTopic { .. })));
+    assert!(matches!(c.assign(&[TopicPartition::new("t", 9)]), Err(Error::UnknownPartition { .. })));
+    c.assign(&[TopicPartition::new("t", 0)]).unwrap();
+    let err = c.seek(&TopicPartition::new("t", 1), 0).unwrap_err();
+    assert!(matches!(err, Error::NotAssigned { partition: 1, .. }), "{err}");
+    assert!(matches!(c.commit(), Err(Error::InvalidConfig(_))), "no group id, no commits");
+    assert!(matches!(c.subscribe(&["t"]), Err(Error::InvalidConfig(_))));
+    let mut g = b.consumer(ConsumerConfig::with_group("g").auto_offset_reset(OffsetReset::Earliest)).unwrap();
+    assert!(matches!(g.subscribe(&["missing"]), Err(Error::UnknownTopic { .. })));
+    g.assign(&[TopicPartition::new("t", 0)]).unwrap();
+    let err = g.commit_offsets(&[(TopicPartition::new("t", 0), 99)]).unwrap_err();
+    assert!(matches!(err, Error::OffsetOutOfRange { requested: 99, end: 2, .. }), "{err}");
+    for bad in [
+        ConsumerConfig::default().max_poll_records(0),
+        ConsumerConfig::with_group(""),
+        ConsumerConfig::default().max_poll_interval(Duration::ZERO),
+    ] {
+        assert!(matches!(b.consumer(bad), Err(Error::InvalidConfig(_))));
+    }
+    let mut reset_error = b.consumer(ConsumerConfig::with_group("g2").auto_offset_reset(OffsetReset::Error)).unwrap();
+    reset_error.assign(&[TopicPartition::new("t", 0)]).unwrap();
+    assert!(matches!(reset_error.poll(Duration::ZERO), Err(Error::NoOffset { .. })));
+    drop(b);
+    assert!(matches!(c.poll(Duration::ZERO), Err(Error::Closed)), "the broker is closed");
+}
