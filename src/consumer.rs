@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::broker::BrokerInner;
 use crate::error::{Error, Result};
-use crate::group::{Assignor, Group, TopicPartition};
+use crate::group::{Assignor, Group, Join, TopicPartition};
 use crate::notify::Waiter;
 use crate::partition::Partition;
 use crate::record::Header;
@@ -360,12 +360,14 @@ impl Consumer {
             let member_id = coordinator.new_member_id(&self.config.client_id);
             group.join(
                 coordinator,
-                &member_id,
-                topics,
-                self.config.assignor,
-                self.config.max_poll_interval.as_millis() as i64,
-                self.broker.opts.clock.now_ms(),
-                Arc::clone(&self.waiter),
+                Join {
+                    member_id: member_id.clone(),
+                    topics,
+                    assignor: self.config.assignor,
+                    max_poll_interval_ms: self.config.max_poll_interval.as_millis() as i64,
+                    now_ms: self.broker.opts.clock.now_ms(),
+                    waiter: Arc::clone(&self.waiter),
+                },
             );
             self.membership = Some(Membership { group, member_id, generation: 0, target: Vec::new() });
         }

@@ -188,6 +188,18 @@ pub(crate) struct SyncState {
     pub target: Vec<TopicPartition>,
 }
 
+/// A member joining a group.
+pub(crate) struct Join {
+    pub member_id: String,
+    pub topics: BTreeSet<String>,
+    /// Used if the group is empty; the first member decides.
+    pub assignor: Assignor,
+    pub max_poll_interval_ms: i64,
+    pub now_ms: i64,
+    /// Woken when the group rebalances or a partition is released.
+    pub waiter: Arc<Waiter>,
+}
+
 struct Member {
     topics: BTreeSet<String>,
     target: Vec<TopicPartition>,
@@ -267,24 +279,19 @@ impl Coordinator {
 
 impl Group {
     /// Adds a member and rebalances.
-    pub fn join(
-        &self,
-        coordinator: &Coordinator,
-        member_id: &str,
-        topics: BTreeSet<String>,
-        assignor: Assignor,
-        max_poll_interval_ms: i64,
-        now_ms: i64,
-        waiter: Arc<Waiter>,
-    ) {
+    pub fn join(&self, coordinator: &Coordinator, join: Join) {
         let mut st = self.state.lock();
         if st.members.is_empty() {
-            st.assignor = assignor;
+            st.assignor = join.assignor;
         }
-        st.members.insert(
-            member_id.to_owned(),
-            Member { topics, target: Vec::new(), last_poll_ms: now_ms, max_poll_interval_ms, waiter },
-        );
+        let member = Member {
+            topics: join.topics,
+            target: Vec::new(),
+            last_poll_ms: join.now_ms,
+            max_poll_interval_ms: join.max_poll_interval_ms,
+            waiter: join.waiter,
+        };
+        st.members.insert(join.member_id, member);
         Self::rebalance(&mut st, coordinator);
     }
 
@@ -418,16 +425,10 @@ impl Group {
         let st = self.state.lock();
         let members = st
             .members
-            .iter()
-            .map(|(id, _)| (id.clone(), st.owners.iter().filter(|(_, o)| *o == id).map(|(tp, _)| tp.clone()).collect()))
+            .keys()
+            .map(|id| (id.clone(), st.owners.iter().filter(|(_, o)| *o == id).map(|(tp, _)| tp.clone()).collect()))
             .collect();
         (st.generation, st.assignor, members)
-    }
-
-    /// Who holds each partition now (for tests of the one-owner rule).
-    #[cfg(test)]
-    pub fn owners(&self) -> BTreeMap<TopicPartition, String> {
-        self.state.lock().owners.clone()
     }
 }
 
@@ -501,7 +502,7 @@ fn parse_offset_key(k: &[u8]) -> Option<(String, TopicPartition)> {
     let rest = &rest[used..];
     let (topic, used) = take_str(rest)?;
     let partition = u32::from_le_bytes(rest.get(used..used + 4)?.try_into().ok()?);
-    (rest.len() == used + 4).then(|| (group, TopicPartition { topic, partition }))
+    (rest.len() == used + 4).then_some((group, TopicPartition { topic, partition }))
 }
 
 fn parse_offset_value(v: &[u8]) -> Option<u64> {

@@ -36,7 +36,8 @@ fn drain(c: &mut Consumer) -> Vec<(u32, u64)> {
 #[test]
 fn assigned_partitions_are_read_in_order_and_fairly() {
     let (_d, b) = setup(2000);
-    let mut c = b.consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest).max_poll_records(100)).unwrap();
+    let mut c =
+        b.consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest).max_poll_records(100)).unwrap();
     c.assign(&[TopicPartition::new("t", 0), TopicPartition::new("t", 1)]).unwrap();
     let first = c.poll(Duration::from_secs(1)).unwrap();
     let second = c.poll(Duration::from_secs(1)).unwrap();
@@ -62,12 +63,12 @@ fn seek_position_pause_and_watermarks() {
     assert_eq!(c.watermarks(&tp0).unwrap(), (0, 10));
     assert_eq!(c.lag(&tp0).unwrap(), 10);
     c.seek(&tp0, 7).unwrap();
-    c.pause(&[tp1.clone()]).unwrap();
+    c.pause(std::slice::from_ref(&tp1)).unwrap();
     assert_eq!(c.paused(), vec![tp1.clone()]);
     let got = drain(&mut c);
     assert_eq!(got, vec![(0, 7), (0, 8), (0, 9)], "paused partitions return nothing");
-    c.resume(&[tp1.clone()]).unwrap();
-    c.seek_to_end(&[tp1.clone()]).unwrap();
+    c.resume(std::slice::from_ref(&tp1)).unwrap();
+    c.seek_to_end(std::slice::from_ref(&tp1)).unwrap();
     assert!(drain(&mut c).is_empty());
     c.seek_to_beginning(&[]).unwrap();
     assert_eq!(drain(&mut c).len(), 20);

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use streamlog::{
-    Broker, BrokerOptions, ConsumerConfig, Error, ManualClock, OffsetReset, ProducerRecord, TopicConfig,
-    TopicPartition,
+    Broker, BrokerOptions, ConsumerConfig, Error, ManualClock, OffsetReset, ProducerRecord, TopicConfig, TopicPartition,
 };
 
 fn produce(b: &Broker, n: u64) {

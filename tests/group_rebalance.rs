@@ -43,7 +43,10 @@ fn pump(members: &mut [&mut Consumer], seen: &mut Vec<(String, u64)>) {
         let mut got = 0;
         for m in members.iter_mut() {
             for r in m.poll(Duration::from_millis(5)).unwrap() {
-                seen.push((m.member_id().unwrap().to_owned(), std::str::from_utf8(r.value.as_ref().unwrap()).unwrap().parse().unwrap()));
+                seen.push((
+                    m.member_id().unwrap().to_owned(),
+                    std::str::from_utf8(r.value.as_ref().unwrap()).unwrap().parse().unwrap(),
+                ));
                 got += 1;
             }
         }
@@ -116,7 +119,9 @@ fn a_member_that_stops_polling_is_removed() {
     let clock = Arc::new(ManualClock::new(1_000_000));
     let (_d, b) = broker(Some(clock.clone()));
     let cfg = |g: &str| {
-        ConsumerConfig::with_group(g).auto_offset_reset(OffsetReset::Earliest).max_poll_interval(Duration::from_secs(10))
+        ConsumerConfig::with_group(g)
+            .auto_offset_reset(OffsetReset::Earliest)
+            .max_poll_interval(Duration::from_secs(10))
     };
     let mut alive = b.consumer(cfg("g")).unwrap();
     alive.subscribe(&["orders"]).unwrap();
