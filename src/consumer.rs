@@ -52,7 +52,7 @@ pub struct ConsumerConfig {
     /// Bytes read from one partition per fetch. Default: 1 MiB.
     pub fetch_max_bytes: usize,
     /// How long `poll` spins, watching for new records, before it parks
-    /// the thread until an append wakes it. Default: 50 µs.
+    /// the thread until an append wakes it. Default: 100 µs.
     pub spin: Duration,
 }
 
@@ -68,7 +68,7 @@ impl Default for ConsumerConfig {
             max_poll_interval: Duration::from_secs(300),
             assignor: Assignor::Range,
             fetch_max_bytes: 1 << 20,
-            spin: Duration::from_micros(50),
+            spin: Duration::from_micros(100),
         }
     }
 }

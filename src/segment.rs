@@ -36,6 +36,9 @@ pub(crate) fn parse_log_name(name: &str) -> Option<u64> {
     (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit())).then(|| stem.parse().ok())?
 }
 
+/// Reads of at least this many bytes map their pages in one call first.
+const PREFETCH_MIN: usize = 64 << 10;
+
 /// Index settings a segment needs when it builds or resumes its indexes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IndexConfig {
@@ -465,6 +468,9 @@ impl Segment {
         let map = self.map()?;
         let committed = map.committed();
         let start = self.with_index(end_offset, |idx| idx.position_for(offset))? as usize;
+        if max_bytes >= PREFETCH_MIN {
+            map.prefetch(start..start.saturating_add(max_bytes));
+        }
         // Walk from the index entry to the first batch that reaches `offset`,
         // then on while the run fits `max_bytes`. Every batch walked over is
         // checked (CRC included): a damaged header must be an error, never a
