@@ -293,18 +293,75 @@ fn get_opt(buf: &[u8], at: &mut usize) -> Result<Option<Range<usize>>, DecodeErr
 // ---------------------------------------------------------------------------
 // encoding
 
-/// Length of a record's body (everything after its length prefix).
-fn record_body_len(rec: &Record, ts_delta: i64, offset_delta: u32) -> usize {
-    let mut n = 1 // attributes
-        + uvarint_len(zigzag(ts_delta))
-        + uvarint_len(u64::from(offset_delta))
-        + opt_len(rec.key.as_deref())
-        + opt_len(rec.value.as_deref())
-        + uvarint_len(rec.headers.len() as u64);
-    for h in &rec.headers {
-        n += uvarint_len(h.key.len() as u64) + h.key.len() + opt_len(h.value.as_deref());
+/// One record to encode, borrowed: from a [`Record`] being appended, or from
+/// a [`LogRecord`] being rewritten by compaction (which keeps its offset).
+#[derive(Clone, Copy)]
+pub(crate) struct RecordRef<'a> {
+    /// Offset minus the batch's base offset.
+    pub offset_delta: u32,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [Header],
+}
+
+impl<'a> RecordRef<'a> {
+    /// Record `i` of an append; a missing timestamp takes `now`.
+    #[inline]
+    fn of(rec: &'a Record, i: usize, now: i64) -> RecordRef<'a> {
+        RecordRef {
+            offset_delta: i as u32,
+            timestamp: rec.timestamp.unwrap_or(now),
+            key: rec.key.as_deref(),
+            value: rec.value.as_deref(),
+            headers: &rec.headers,
+        }
     }
-    n
+
+    /// A stored record, relative to the batch starting at `base_offset`.
+    pub fn of_log(rec: &'a LogRecord, base_offset: u64) -> RecordRef<'a> {
+        RecordRef {
+            offset_delta: (rec.offset - base_offset) as u32,
+            timestamp: rec.timestamp,
+            key: rec.key.as_deref(),
+            value: rec.value.as_deref(),
+            headers: &rec.headers,
+        }
+    }
+
+    /// Length of the record's body (everything after its length prefix).
+    #[inline]
+    fn body_len(&self, first_timestamp: i64) -> usize {
+        let mut n = 1 // attributes
+            + uvarint_len(zigzag(self.timestamp.wrapping_sub(first_timestamp)))
+            + uvarint_len(u64::from(self.offset_delta))
+            + opt_len(self.key)
+            + opt_len(self.value)
+            + uvarint_len(self.headers.len() as u64);
+        for h in self.headers {
+            n += uvarint_len(h.key.len() as u64) + h.key.len() + opt_len(h.value.as_deref());
+        }
+        n
+    }
+
+    #[inline]
+    fn write(&self, buf: &mut [u8], mut at: usize, first_timestamp: i64) -> usize {
+        let body = self.body_len(first_timestamp);
+        at = put_uvarint(buf, at, body as u64);
+        buf[at] = 0;
+        at = put_uvarint(buf, at + 1, zigzag(self.timestamp.wrapping_sub(first_timestamp)));
+        at = put_uvarint(buf, at, u64::from(self.offset_delta));
+        at = put_opt(buf, at, self.key);
+        at = put_opt(buf, at, self.value);
+        at = put_uvarint(buf, at, self.headers.len() as u64);
+        for h in self.headers {
+            at = put_uvarint(buf, at, h.key.len() as u64);
+            buf[at..at + h.key.len()].copy_from_slice(h.key.as_bytes());
+            at += h.key.len();
+            at = put_opt(buf, at, h.value.as_deref());
+        }
+        at
+    }
 }
 
 /// A batch ready to be written: its timestamps are fixed and its size known.
@@ -313,33 +370,32 @@ pub(crate) struct BatchPlan {
     pub first_timestamp: i64,
     pub max_timestamp: i64,
     pub record_count: u32,
+    pub last_offset_delta: u32,
 }
 
-/// Fixes the timestamps of `records` (`None` takes `now`) and computes the
-/// encoded size. Returns `None` when the batch is empty or too large for the
-/// format.
-pub(crate) fn plan_batch(records: &[Record], now: i64) -> Option<BatchPlan> {
-    let first = records.first()?.timestamp.unwrap_or(now);
-    let count = u32::try_from(records.len()).ok()?;
+/// Sizes a batch of `refs` (offset deltas increasing). `None` when empty or
+/// too large for the format.
+fn plan_refs<'a>(refs: impl Iterator<Item = RecordRef<'a>> + Clone) -> Option<BatchPlan> {
+    let first = refs.clone().next()?.timestamp;
     let mut len = BATCH_HEADER_LEN;
-    let mut max_ts = i64::MIN;
-    for (i, rec) in records.iter().enumerate() {
-        let ts = rec.timestamp.unwrap_or(now);
-        max_ts = max_ts.max(ts);
-        let body = record_body_len(rec, ts.wrapping_sub(first), i as u32);
+    let (mut max_ts, mut count, mut last) = (i64::MIN, 0u32, 0u32);
+    for r in refs {
+        max_ts = max_ts.max(r.timestamp);
+        let body = r.body_len(first);
         len = len.checked_add(uvarint_len(body as u64) + body)?;
+        count = count.checked_add(1)?;
+        last = r.offset_delta;
     }
     (len <= MAX_BATCH_LEN).then_some(BatchPlan {
         len,
         first_timestamp: first,
         max_timestamp: max_ts,
         record_count: count,
+        last_offset_delta: last,
     })
 }
 
-/// Writes the batch described by `plan` into `buf` (exactly `plan.len` bytes)
-/// and seals it with its checksum.
-pub(crate) fn encode_batch(buf: &mut [u8], plan: &BatchPlan, base_offset: u64, records: &[Record], now: i64) {
+fn encode_refs<'a>(buf: &mut [u8], plan: &BatchPlan, base_offset: u64, refs: impl Iterator<Item = RecordRef<'a>>) {
     debug_assert_eq!(buf.len(), plan.len);
     // Assemble the header on the stack and copy it once.
     let mut header = [0u8; BATCH_HEADER_LEN];
@@ -347,33 +403,46 @@ pub(crate) fn encode_batch(buf: &mut [u8], plan: &BatchPlan, base_offset: u64, r
     header[MAGIC_OFFSET] = MAGIC;
     // Attributes and reserved bytes stay 0.
     header[BASE_OFFSET_OFFSET..LAST_DELTA_OFFSET].copy_from_slice(&base_offset.to_le_bytes());
-    header[LAST_DELTA_OFFSET..FIRST_TS_OFFSET].copy_from_slice(&(plan.record_count - 1).to_le_bytes());
+    header[LAST_DELTA_OFFSET..FIRST_TS_OFFSET].copy_from_slice(&plan.last_offset_delta.to_le_bytes());
     header[FIRST_TS_OFFSET..MAX_TS_OFFSET].copy_from_slice(&plan.first_timestamp.to_le_bytes());
     header[MAX_TS_OFFSET..COUNT_OFFSET].copy_from_slice(&plan.max_timestamp.to_le_bytes());
     header[COUNT_OFFSET..].copy_from_slice(&plan.record_count.to_le_bytes());
     buf[..BATCH_HEADER_LEN].copy_from_slice(&header);
-
     let mut at = BATCH_HEADER_LEN;
-    for (i, rec) in records.iter().enumerate() {
-        let ts_delta = rec.timestamp.unwrap_or(now).wrapping_sub(plan.first_timestamp);
-        let body = record_body_len(rec, ts_delta, i as u32);
-        at = put_uvarint(buf, at, body as u64);
-        buf[at] = 0;
-        at = put_uvarint(buf, at + 1, zigzag(ts_delta));
-        at = put_uvarint(buf, at, i as u64);
-        at = put_opt(buf, at, rec.key.as_deref());
-        at = put_opt(buf, at, rec.value.as_deref());
-        at = put_uvarint(buf, at, rec.headers.len() as u64);
-        for h in &rec.headers {
-            at = put_uvarint(buf, at, h.key.len() as u64);
-            buf[at..at + h.key.len()].copy_from_slice(h.key.as_bytes());
-            at += h.key.len();
-            at = put_opt(buf, at, h.value.as_deref());
-        }
+    for r in refs {
+        at = r.write(buf, at, plan.first_timestamp);
     }
     debug_assert_eq!(at, plan.len);
     let crc = crc32fast::hash(&buf[LENGTH_OFFSET..plan.len]);
     buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Fixes the timestamps of `records` (`None` takes `now`) and computes the
+/// encoded size. Returns `None` when the batch is empty or too large for the
+/// format.
+pub(crate) fn plan_batch(records: &[Record], now: i64) -> Option<BatchPlan> {
+    u32::try_from(records.len()).ok()?;
+    plan_refs(records.iter().enumerate().map(|(i, r)| RecordRef::of(r, i, now)))
+}
+
+/// Writes the batch described by `plan` into `buf` (exactly `plan.len` bytes)
+/// and seals it with its checksum.
+pub(crate) fn encode_batch(buf: &mut [u8], plan: &BatchPlan, base_offset: u64, records: &[Record], now: i64) {
+    encode_refs(buf, plan, base_offset, records.iter().enumerate().map(|(i, r)| RecordRef::of(r, i, now)));
+}
+
+/// Encodes stored records (offsets increasing, gaps allowed) as one batch
+/// whose base offset is the first record's: how compaction rewrites a batch.
+pub(crate) fn encode_log_records(records: &[LogRecord]) -> Option<Vec<u8>> {
+    let base = records.first()?.offset;
+    if records.last()?.offset - base > u64::from(u32::MAX) {
+        return None;
+    }
+    let refs = records.iter().map(|r| RecordRef::of_log(r, base));
+    let plan = plan_refs(refs.clone())?;
+    let mut buf = vec![0u8; plan.len];
+    encode_refs(&mut buf, &plan, base, refs);
+    Some(buf)
 }
 
 // ---------------------------------------------------------------------------
@@ -587,6 +656,20 @@ mod tests {
         }
         assert_eq!(out[1].value, None);
         assert_eq!(out[3].value.as_deref(), Some(&b""[..]));
+    }
+
+    #[test]
+    fn stored_records_with_gaps_round_trip() {
+        let buf = encode(&sample(), 100, 2000);
+        let h = check_batch(&buf).unwrap();
+        let all: Vec<LogRecord> = RecordIter::new(Bytes::from(buf), &h, 0).collect();
+        let kept = vec![all[1].clone(), all[3].clone()];
+        let out = encode_log_records(&kept).unwrap();
+        let h = check_batch(&out).unwrap();
+        assert_eq!((h.base_offset, h.last_offset(), h.record_count), (101, 103, 2));
+        validate_records(&out, &h).unwrap();
+        let back: Vec<LogRecord> = RecordIter::new(Bytes::from(out), &h, 0).collect();
+        assert_eq!(back, kept);
     }
 
     #[test]

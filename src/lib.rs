@@ -76,7 +76,7 @@ pub use group::{
     Assignor, GroupDescription, MemberDescription, MemberSubscription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition,
 };
 pub use options::{Durability, PartitionOptions};
-pub use partition::{AppendInfo, Partition};
+pub use partition::{AppendInfo, CompactionOptions, CompactionStats, Partition};
 pub use producer::{
     DefaultPartitioner, NoKeyStrategy, Partitioner, Producer, ProducerConfig, ProducerRecord, RecordMetadata, murmur2,
     murmur2_partition,

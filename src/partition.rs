@@ -16,7 +16,7 @@ use crate::fsutil::{self, TMP_SUFFIX};
 use crate::mmap::Prefaulter;
 use crate::notify::{WaitList, Waiter};
 use crate::options::{Durability, PartitionOptions};
-use crate::record::{Batch, Record};
+use crate::record::{Batch, LogRecord, Record};
 use crate::segment::{self, ActiveSegment, IndexConfig, ScanEnd, Segment, SegmentConfig};
 
 /// Name of the directory lock file.
@@ -27,6 +27,74 @@ const CLEAN_MARKER: &str = ".clean_shutdown";
 const CLEAN_MARKER_MAGIC: &[u8; 4] = b"SLCS";
 const CLEAN_MARKER_VERSION: u8 = 1;
 const CLEAN_MARKER_LEN: usize = 4 + 4 + 8 + 4;
+
+/// Log start offset and compaction progress, written atomically when they
+/// change.
+const CHECKPOINT_FILE: &str = ".checkpoints";
+const CHECKPOINT_MAGIC: &[u8; 4] = b"SLCP";
+const CHECKPOINT_VERSION: u8 = 1;
+const CHECKPOINT_LEN: usize = 4 + 4 + 8 + 8 + 4;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Checkpoints {
+    log_start: u64,
+    cleaned_up_to: u64,
+}
+
+/// Reads `.checkpoints`; missing means nothing was deleted or cleaned yet. A
+/// damaged file is an error: guessing could resurrect deleted records.
+fn read_checkpoints(path: &Path) -> Result<Checkpoints> {
+    let b = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Checkpoints::default()),
+        Err(e) => return Err(Error::Io { op: "read", path: path.to_owned(), source: e }),
+    };
+    let valid = b.len() == CHECKPOINT_LEN
+        && &b[..4] == CHECKPOINT_MAGIC
+        && crc32fast::hash(&b[..CHECKPOINT_LEN - 4]).to_le_bytes() == b[CHECKPOINT_LEN - 4..];
+    if !valid {
+        return Err(Error::Corrupt { path: path.to_owned(), position: 0, reason: "damaged checkpoint file".into() });
+    }
+    if b[4] != CHECKPOINT_VERSION {
+        return Err(Error::UnsupportedFormat { path: path.to_owned(), version: u32::from(b[4]) });
+    }
+    Ok(Checkpoints {
+        log_start: u64::from_le_bytes(b[8..16].try_into().expect("8 bytes")),
+        cleaned_up_to: u64::from_le_bytes(b[16..24].try_into().expect("8 bytes")),
+    })
+}
+
+/// Settings of [`Partition::compact`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionOptions {
+    /// Compact only when at least this share of the cleanable bytes has not
+    /// been cleaned yet. Default: 0.5.
+    pub min_cleanable_dirty_ratio: f64,
+    /// Leave records younger than this alone. Default: 0.
+    pub min_compaction_lag: Duration,
+    /// Keep tombstones this long, so that consumers see the delete.
+    /// Default: 1 day.
+    pub delete_retention: Duration,
+}
+
+impl Default for CompactionOptions {
+    fn default() -> Self {
+        CompactionOptions {
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag: Duration::ZERO,
+            delete_retention: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// What one compaction pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionStats {
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub records_removed: u64,
+    pub segments_rewritten: u64,
+}
 
 /// Where an appended batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +154,11 @@ struct Inner {
     sync_calls: AtomicU64,
     /// Consumers parked until new records arrive.
     waiters: WaitList,
+    /// Serializes retention, delete-records and compaction.
+    maintenance: Mutex<()>,
+    /// Compaction has cleaned everything below this offset (for the dirty
+    /// ratio). Persisted with the log start in `.checkpoints`.
+    cleaned_up_to: AtomicU64,
     /// The directory lock, held until the partition is closed.
     dir_lock: Mutex<Option<File>>,
 }
@@ -148,6 +221,14 @@ impl Partition {
         }
         bases.sort_unstable();
 
+        let checkpoints = read_checkpoints(&dir.join(CHECKPOINT_FILE))?;
+        // Segments wholly below the log start (deleted by retention or
+        // delete_records, but a crash came before their files went).
+        while bases.len() > 1 && bases[1] <= checkpoints.log_start {
+            Segment::sealed(&dir, bases[0], index_config).delete_files()?;
+            bases.remove(0);
+        }
+
         let marker_path = dir.join(CLEAN_MARKER);
         let mut clean_next = read_clean_marker(&marker_path)?;
         if fsutil::remove_if_exists(&marker_path)? {
@@ -189,7 +270,7 @@ impl Partition {
         let mut segments: Vec<Arc<Segment>> =
             bases.iter().take(bases.len().saturating_sub(1)).map(|&b| Segment::sealed(&dir, b, index_config)).collect();
         segments.push(Arc::clone(&active.segment));
-        let log_start = segments[0].base_offset();
+        let log_start = segments[0].base_offset().max(checkpoints.log_start).min(next_offset);
         let first_timestamp = first_timestamp(&active.segment)?;
 
         let inner = Arc::new(Inner {
@@ -206,6 +287,8 @@ impl Partition {
             sync: Mutex::new(SyncState { synced: next_offset, in_progress: false }),
             sync_done: Condvar::new(),
             sync_calls: AtomicU64::new(0),
+            maintenance: Mutex::new(()),
+            cleaned_up_to: AtomicU64::new(checkpoints.cleaned_up_to),
             waiters: WaitList::default(),
             dir_lock: Mutex::new(Some(lock)),
             opts,
@@ -284,7 +367,11 @@ impl Partition {
         let mut i = segments.partition_point(|s| s.base_offset() <= offset).saturating_sub(1);
         loop {
             let bound = segments.get(i + 1).map_or(end, |s| s.base_offset().min(end));
-            let batches = segments[i].read(offset, bound, max_bytes)?;
+            let batches = segments[i].read(offset, bound, max_bytes).map_err(|e| {
+                // Retention may have deleted the segment under this read.
+                let start = inner.log_start_offset.load(Ordering::Acquire);
+                if offset < start { Error::OffsetOutOfRange { requested: offset, start, end } } else { e }
+            })?;
             // An empty answer from a sealed segment means `offset` is past its
             // last record (a gap left by compaction): go on to the next one.
             if !batches.is_empty() || i + 1 == segments.len() {
@@ -377,6 +464,157 @@ impl Partition {
         self.inner.segments().iter().try_for_each(|s| s.verify())
     }
 
+    /// Moves the log start offset up to `before_offset` (Kafka's
+    /// `deleteRecords`): records below it can no longer be read, and whole
+    /// segments below it are deleted. Returns the new log start offset.
+    pub fn delete_records(&self, before_offset: u64) -> Result<u64> {
+        let inner = &*self.inner;
+        let _m = inner.maintenance.lock();
+        let (start, end) = (self.log_start_offset(), self.high_watermark());
+        if before_offset > end {
+            return Err(Error::OffsetOutOfRange { requested: before_offset, start, end });
+        }
+        if before_offset > start {
+            inner.advance_log_start(before_offset)?;
+        }
+        Ok(self.log_start_offset())
+    }
+
+    /// Deletes the oldest sealed segments (never the active one) whose
+    /// records are all older than `retention` before `now_ms`, then more
+    /// while the log is larger than `retention_bytes`. Moves the log start
+    /// offset durably. Returns how many segments went.
+    pub fn apply_retention(
+        &self,
+        now_ms: i64,
+        retention: Option<Duration>,
+        retention_bytes: Option<u64>,
+    ) -> Result<usize> {
+        let inner = &*self.inner;
+        let _m = inner.maintenance.lock();
+        let segments = inner.segments();
+        let sealed = &segments[..segments.len() - 1];
+        let mut doomed = 0;
+        if let Some(r) = retention {
+            let cutoff = now_ms.saturating_sub(r.as_millis().min(i64::MAX as u128) as i64);
+            for (i, seg) in sealed.iter().enumerate() {
+                if seg.max_timestamp(segments[i + 1].base_offset())? >= cutoff {
+                    break;
+                }
+                doomed = i + 1;
+            }
+        }
+        if let Some(limit) = retention_bytes {
+            let sizes = segments.iter().map(|s| s.size()).collect::<Result<Vec<u64>>>()?;
+            let mut excess = sizes.iter().sum::<u64>().saturating_sub(limit);
+            let mut by_size = 0;
+            for (i, &size) in sizes[..sealed.len()].iter().enumerate() {
+                if size > excess {
+                    break;
+                }
+                excess -= size;
+                by_size = i + 1;
+            }
+            doomed = doomed.max(by_size);
+        }
+        if doomed == 0 {
+            return Ok(0);
+        }
+        inner.advance_log_start(segments[doomed].base_offset())?;
+        Ok(doomed)
+    }
+
+    /// Compacts the sealed segments whose records are all older than
+    /// `min_compaction_lag`: keeps the latest record per key (offsets stay;
+    /// reads skip the gaps), drops tombstones older than `delete_retention`,
+    /// and replaces each changed segment crash-safely. Skipped while the
+    /// not-yet-cleaned share of those segments is below
+    /// `min_cleanable_dirty_ratio`. Records without a key are kept.
+    pub fn compact(&self, now_ms: i64, opts: &CompactionOptions) -> Result<CompactionStats> {
+        let inner = &*self.inner;
+        let _m = inner.maintenance.lock();
+        let mut stats = CompactionStats::default();
+        let segments = inner.segments();
+        let lag_cutoff = now_ms.saturating_sub(opts.min_compaction_lag.as_millis().min(i64::MAX as u128) as i64);
+        let mut end = 0;
+        for (i, seg) in segments[..segments.len() - 1].iter().enumerate() {
+            if seg.max_timestamp(segments[i + 1].base_offset())? > lag_cutoff {
+                break;
+            }
+            end = i + 1;
+        }
+        let range = &segments[..end];
+        if range.is_empty() {
+            return Ok(stats);
+        }
+        let cleaned_up_to = inner.cleaned_up_to.load(Ordering::Acquire);
+        let sizes = range.iter().map(|s| s.size()).collect::<Result<Vec<u64>>>()?;
+        let total: u64 = sizes.iter().sum();
+        let dirty: u64 =
+            range.iter().zip(&sizes).filter(|(s, _)| s.base_offset() >= cleaned_up_to).map(|(_, n)| n).sum();
+        if (dirty as f64) < opts.min_cleanable_dirty_ratio * total as f64
+            || (dirty == 0 && opts.min_cleanable_dirty_ratio > 0.0)
+        {
+            return Ok(stats);
+        }
+        // Pass 1: the latest offset of every key (keys are slices of the
+        // mappings, not copies).
+        let mut latest: std::collections::HashMap<bytes::Bytes, u64> = std::collections::HashMap::new();
+        for seg in range {
+            for batch in seg.read_all()? {
+                for r in batch.try_records()? {
+                    if let Some(k) = r.key {
+                        latest.insert(k, r.offset);
+                    }
+                }
+            }
+        }
+        // Pass 2: rewrite each segment that loses records.
+        let tombstone_cutoff = now_ms.saturating_sub(opts.delete_retention.as_millis().min(i64::MAX as u128) as i64);
+        for (seg, &size) in range.iter().zip(&sizes) {
+            stats.bytes_read += size;
+            let mut out = Vec::new();
+            let mut removed = 0u64;
+            for batch in seg.read_all()? {
+                let all = batch.try_records()?;
+                let n = all.len() as u64;
+                let kept: Vec<LogRecord> = all
+                    .into_iter()
+                    .filter(|r| match &r.key {
+                        None => true,
+                        Some(k) => {
+                            latest.get(k) == Some(&r.offset) && (r.value.is_some() || r.timestamp >= tombstone_cutoff)
+                        }
+                    })
+                    .collect();
+                removed += n - kept.len() as u64;
+                if kept.len() as u64 == n {
+                    out.push(batch.as_bytes().to_vec());
+                } else if let Some(b) = format::encode_log_records(&kept) {
+                    out.push(b);
+                }
+            }
+            if removed == 0 {
+                stats.bytes_written += size;
+                continue;
+            }
+            stats.records_removed += removed;
+            stats.bytes_written += out.iter().map(|b| b.len() as u64).sum::<u64>();
+            let fresh = seg.replace_log(&inner.dir, &out)?;
+            let mut list = inner.segments.write();
+            let mut next = Vec::clone(&list);
+            if let Some(slot) = next.iter_mut().find(|s| s.base_offset() == seg.base_offset()) {
+                *slot = fresh;
+            }
+            *list = Arc::new(next);
+            stats.segments_rewritten += 1;
+        }
+        let up_to = segments[end].base_offset();
+        inner.cleaned_up_to.store(up_to, Ordering::Release);
+        inner.write_checkpoints()?;
+        Ok(stats)
+    }
+
     /// Closes the partition cleanly: seals the active segment's files, syncs
     /// everything and leaves the marker that makes the next open cheap.
     pub fn close(self) -> Result<()> {
@@ -434,6 +672,44 @@ impl std::fmt::Debug for Partition {
 impl Inner {
     fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
         Arc::clone(&self.segments.read())
+    }
+
+    /// Moves the log start offset to `new_start` (durably, first), then
+    /// drops and deletes the segments wholly below it. Called with
+    /// `maintenance` held.
+    fn advance_log_start(&self, new_start: u64) -> Result<()> {
+        if new_start <= self.log_start_offset.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.log_start_offset.store(new_start, Ordering::Release);
+        self.write_checkpoints()?;
+        let doomed: Vec<Arc<Segment>> = {
+            let mut list = self.segments.write();
+            let keep_from = (0..list.len() - 1).take_while(|&i| list[i + 1].base_offset() <= new_start).count();
+            if keep_from == 0 {
+                return Ok(());
+            }
+            let next = list[keep_from..].to_vec();
+            let doomed = list[..keep_from].to_vec();
+            *list = Arc::new(next);
+            doomed
+        };
+        // Unlink only: readers holding records of these segments keep their
+        // mappings, and nothing is ever truncated under them.
+        for seg in &doomed {
+            seg.delete_files()?;
+        }
+        fsutil::sync_dir(&self.dir)
+    }
+
+    fn write_checkpoints(&self) -> Result<()> {
+        let mut b = Vec::with_capacity(CHECKPOINT_LEN);
+        b.extend_from_slice(CHECKPOINT_MAGIC);
+        b.extend_from_slice(&[CHECKPOINT_VERSION, 0, 0, 0]);
+        b.extend_from_slice(&self.log_start_offset.load(Ordering::Acquire).to_le_bytes());
+        b.extend_from_slice(&self.cleaned_up_to.load(Ordering::Acquire).to_le_bytes());
+        b.extend_from_slice(&crc32fast::hash(&b).to_le_bytes());
+        fsutil::write_atomic(&self.dir, CHECKPOINT_FILE, &b)
     }
 
     fn check_writable(&self) -> Result<()> {

@@ -551,6 +551,55 @@ impl Segment {
         self.check_sealed_scan(&scan)
     }
 
+    /// Every batch of the segment, checksums verified.
+    pub fn read_all(&self) -> Result<Vec<Batch>> {
+        self.read(self.base_offset, u64::MAX, usize::MAX)
+    }
+
+    /// Replaces this sealed segment's log with `batches` (encoded, in offset
+    /// order, within this segment's offsets), crash-safely: the new log is
+    /// written and synced under a temporary name, the old index files are
+    /// removed, then the new log is renamed over the old one (one atomic
+    /// step: a crash leaves one or the other, never both or neither) and
+    /// new index files are written. Returns a fresh handle on the new file;
+    /// this one keeps reading the old file (its mapping is opened first).
+    pub fn replace_log(&self, dir: &Path, batches: &[Vec<u8>]) -> Result<Arc<Segment>> {
+        use std::io::Write;
+        self.map()?;
+        let tmp = dir.join(format!("{:020}.cleaned{}", self.base_offset, fsutil::TMP_SUFFIX));
+        let mut out = std::io::BufWriter::new(File::create(&tmp).map_err(Error::io("create", &tmp))?);
+        let mut index = SegmentIndex::new(self.base_offset);
+        let mut writer = self.index_config.writer();
+        let mut pos = 0usize;
+        for b in batches {
+            let h = BatchHeader::parse(b).expect("encoded batches have headers");
+            let rel = (h.base_offset - self.base_offset) as u32;
+            if let Some(due) = writer.on_batch(rel, pos as u32, b.len() as u32, h.max_timestamp) {
+                index.push(due);
+            }
+            out.write_all(b).map_err(Error::io("write", &tmp))?;
+            pos += b.len();
+        }
+        if let Some(due) = writer.finish() {
+            index.push(due);
+        }
+        let file = out.into_inner().map_err(|e| Error::io("write", &tmp)(e.into_error()))?;
+        file.sync_all().map_err(Error::io("sync", &tmp))?;
+        drop(file);
+        self.delete_index_files()?;
+        fsutil::sync_dir(dir)?;
+        std::fs::rename(&tmp, &self.log_path).map_err(Error::io("rename", &self.log_path))?;
+        fsutil::sync_dir(dir)?;
+        let name = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_owned).expect("utf-8 name");
+        // A cache: rebuilt from the log if this fails.
+        let _ = fsutil::write_atomic(dir, &name(&self.index_path), &index.encode_offsets())
+            .and_then(|()| fsutil::write_atomic(dir, &name(&self.time_index_path), &index.encode_times()));
+        let fresh = Segment::new(dir, self.base_offset, self.index_config);
+        *fresh.index.write() = Some(index);
+        fresh.max_timestamp.store(writer.max_timestamp(), Ordering::Release);
+        Ok(Arc::new(fresh))
+    }
+
     /// Bytes of log in this segment.
     pub fn size(&self) -> Result<u64> {
         Ok(self.map()?.committed() as u64)
