@@ -12,6 +12,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -46,6 +47,13 @@ pub struct BrokerOptions {
     /// Record timestamps, segment ages and retention use this clock.
     /// Default: [`SystemClock`].
     pub clock: Arc<dyn Clock>,
+    /// How often the maintenance thread applies retention and compaction;
+    /// `None` runs no thread (call [`Broker::run_maintenance`] yourself).
+    /// Default: 5 s.
+    pub maintenance_interval: Option<Duration>,
+    /// Segment size of the internal offsets topic, when it is created.
+    /// Default: 16 MiB.
+    pub offsets_segment_bytes: u32,
 }
 
 impl Default for BrokerOptions {
@@ -54,6 +62,8 @@ impl Default for BrokerOptions {
             auto_create_topics: false,
             default_topic_config: TopicConfig::default(),
             clock: Arc::new(SystemClock),
+            maintenance_interval: Some(Duration::from_secs(5)),
+            offsets_segment_bytes: 16 << 20,
         }
     }
 }
@@ -76,6 +86,29 @@ impl BrokerOptions {
         self.clock = clock;
         self
     }
+
+    #[must_use]
+    pub fn maintenance_interval(mut self, every: Option<Duration>) -> Self {
+        self.maintenance_interval = every;
+        self
+    }
+
+    #[must_use]
+    pub fn offsets_segment_bytes(mut self, bytes: u32) -> Self {
+        self.offsets_segment_bytes = bytes;
+        self
+    }
+}
+
+/// What one maintenance pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    /// Segments deleted by retention.
+    pub segments_deleted: usize,
+    /// Records removed by compaction.
+    pub records_compacted: u64,
+    /// Segments rewritten by compaction.
+    pub segments_compacted: u64,
 }
 
 /// The root handle: a data directory holding topics.
@@ -104,6 +137,9 @@ pub(crate) struct BrokerInner {
     admin: Mutex<()>,
     prefaulter: Arc<Prefaulter>,
     closed: AtomicBool,
+    /// Set when the maintenance thread panicked: the broker refuses work.
+    poisoned: AtomicBool,
+    maintenance: Mutex<Option<Maintenance>>,
     /// Consumer groups and committed offsets; set once the topics are open.
     coordinator: std::sync::OnceLock<Coordinator>,
     /// The directory lock, held until the broker is closed.
@@ -142,6 +178,8 @@ impl Broker {
             admin: Mutex::new(()),
             prefaulter: Prefaulter::start()?,
             closed: AtomicBool::new(false),
+            poisoned: AtomicBool::new(false),
+            maintenance: Mutex::new(None),
             coordinator: std::sync::OnceLock::new(),
             dir_lock: Mutex::new(Some(lock)),
         });
@@ -149,10 +187,16 @@ impl Broker {
         broker.inner.load_topics()?;
         let offsets = match broker.inner.topic(OFFSETS_TOPIC) {
             Ok(t) => t,
-            Err(_) => broker.inner.create_topic(OFFSETS_TOPIC, offsets_topic_config())?,
+            Err(_) => broker.inner.create_topic(
+                OFFSETS_TOPIC,
+                offsets_topic_config().segment_bytes(broker.inner.opts.offsets_segment_bytes),
+            )?,
         };
         let coordinator = Coordinator::new(Arc::downgrade(&broker.inner), offsets.partition(0)?)?;
         let _ = broker.inner.coordinator.set(coordinator);
+        if let Some(every) = broker.inner.opts.maintenance_interval {
+            *broker.inner.maintenance.lock() = Some(Maintenance::start(Arc::downgrade(&broker.inner), every)?);
+        }
         Ok(broker)
     }
 
@@ -292,6 +336,13 @@ impl Broker {
         })
     }
 
+    /// Applies retention (topics with a `delete` policy) and compaction
+    /// (topics with `compact`) to every partition once, now. The
+    /// maintenance thread does this every `maintenance_interval`.
+    pub fn run_maintenance(&self) -> Result<MaintenanceReport> {
+        self.inner.run_maintenance()
+    }
+
     /// Closes every partition cleanly (so the next open is cheap) and
     /// releases the directory. Dropping the broker does the same, ignoring
     /// errors.
@@ -314,7 +365,34 @@ impl std::fmt::Debug for Broker {
 
 impl BrokerInner {
     pub(crate) fn check_open(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned { path: self.dir.clone() });
+        }
         if self.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
+    }
+
+    fn run_maintenance(&self) -> Result<MaintenanceReport> {
+        self.check_open()?;
+        let now = self.opts.clock.now_ms();
+        let mut report = MaintenanceReport::default();
+        let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
+        for topic in topics {
+            let config = topic.config();
+            for p in topic.partitions() {
+                if p.is_closed() {
+                    continue;
+                }
+                if config.deletes() {
+                    report.segments_deleted += p.apply_retention(now, config.retention, config.retention_bytes)?;
+                }
+                if config.compacts() {
+                    let stats = p.compact(now, &config.compaction_options())?;
+                    report.records_compacted += stats.records_removed;
+                    report.segments_compacted += stats.segments_rewritten;
+                }
+            }
+        }
+        Ok(report)
     }
 
     pub(crate) fn coordinator(&self) -> &Coordinator {
@@ -418,6 +496,11 @@ impl BrokerInner {
     }
 
     fn shutdown(&self) -> Result<()> {
+        // Stop maintenance before anything is closed under it.
+        let maintenance = self.maintenance.lock().take();
+        if let Some(m) = maintenance {
+            m.stop();
+        }
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
@@ -437,6 +520,50 @@ impl BrokerInner {
         // directory is free for the next open now.
         drop(self.dir_lock.lock().take());
         first_error
+    }
+}
+
+/// The broker's background thread: retention and compaction on a schedule.
+/// Named, stopped through a flag and a condvar, joined on close. A panic in
+/// a pass poisons the broker instead of vanishing with the thread.
+struct Maintenance {
+    stop: Arc<(Mutex<bool>, parking_lot::Condvar)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Maintenance {
+    fn start(broker: std::sync::Weak<BrokerInner>, every: Duration) -> Result<Maintenance> {
+        let stop = Arc::new((Mutex::new(false), parking_lot::Condvar::new()));
+        let signal = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("streamlog-maintenance".into())
+            .spawn(move || {
+                let (lock, cv) = &*signal;
+                let mut stopped = lock.lock();
+                loop {
+                    cv.wait_for(&mut stopped, every);
+                    if *stopped {
+                        return;
+                    }
+                    let Some(broker) = broker.upgrade() else { return };
+                    let pass = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| broker.run_maintenance()));
+                    if pass.is_err() {
+                        broker.poisoned.store(true, Ordering::Release);
+                        return;
+                    }
+                    // An error (a full disk, a damaged segment) is retried
+                    // on the next pass; the failing call reports it to
+                    // whoever calls it directly.
+                }
+            })
+            .map_err(|e| Error::Io { op: "spawn maintenance", path: PathBuf::new(), source: e })?;
+        Ok(Maintenance { stop, thread })
+    }
+
+    fn stop(self) {
+        *self.stop.0.lock() = true;
+        self.stop.1.notify_all();
+        let _ = self.thread.join();
     }
 }
 

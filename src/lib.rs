@@ -67,7 +67,7 @@ mod record;
 mod segment;
 mod topic;
 
-pub use broker::{Broker, BrokerOptions};
+pub use broker::{Broker, BrokerOptions, MaintenanceReport};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, TopicPattern};
 pub use error::{Error, Result};

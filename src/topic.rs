@@ -66,7 +66,7 @@ impl CleanupPolicy {
 }
 
 /// A topic's configuration, persisted with the topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicConfig {
     /// Number of partitions; may only grow ([`crate::Broker::add_partitions`]).
     /// Default: 1.
@@ -89,6 +89,14 @@ pub struct TopicConfig {
     pub retention_bytes: Option<u64>,
     /// Default: [`CleanupPolicy::Delete`].
     pub cleanup_policy: CleanupPolicy,
+    /// Compaction runs once at least this share of a partition's cleanable
+    /// bytes was written since it last ran. Default: 0.5.
+    pub min_cleanable_dirty_ratio: f64,
+    /// Records younger than this are not compacted. Default: 0.
+    pub min_compaction_lag: Duration,
+    /// Tombstones are kept this long after their timestamp, so consumers
+    /// see the delete. Default: 1 day.
+    pub delete_retention: Duration,
 }
 
 impl Default for TopicConfig {
@@ -104,6 +112,9 @@ impl Default for TopicConfig {
             retention: Some(Duration::from_secs(7 * 24 * 3600)),
             retention_bytes: None,
             cleanup_policy: CleanupPolicy::Delete,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag: Duration::ZERO,
+            delete_retention: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -165,6 +176,42 @@ impl TopicConfig {
         self
     }
 
+    #[must_use]
+    pub fn min_cleanable_dirty_ratio(mut self, ratio: f64) -> Self {
+        self.min_cleanable_dirty_ratio = ratio;
+        self
+    }
+
+    #[must_use]
+    pub fn min_compaction_lag(mut self, lag: Duration) -> Self {
+        self.min_compaction_lag = lag;
+        self
+    }
+
+    #[must_use]
+    pub fn delete_retention(mut self, retention: Duration) -> Self {
+        self.delete_retention = retention;
+        self
+    }
+
+    /// Whether old segments are deleted by retention.
+    pub fn deletes(&self) -> bool {
+        matches!(self.cleanup_policy, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+
+    /// Whether the topic is compacted.
+    pub fn compacts(&self) -> bool {
+        matches!(self.cleanup_policy, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
+    pub(crate) fn compaction_options(&self) -> crate::CompactionOptions {
+        crate::CompactionOptions {
+            min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio,
+            min_compaction_lag: self.min_compaction_lag,
+            delete_retention: self.delete_retention,
+        }
+    }
+
     /// Checks every field against its documented range.
     pub fn validate(&self) -> Result<()> {
         if self.partitions == 0 {
@@ -172,6 +219,9 @@ impl TopicConfig {
         }
         if self.retention.is_some_and(|r| r.is_zero()) {
             return Err(Error::InvalidConfig("retention must be positive (or None)".into()));
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return Err(Error::InvalidConfig("min_cleanable_dirty_ratio must be within 0 ..= 1".into()));
         }
         self.partition_options().validate()
     }
@@ -198,7 +248,8 @@ impl TopicConfig {
         let mut s = format!(
             "{META_HEADER} {META_VERSION}\npartitions={}\nsegment_bytes={}\nsegment_age_ms={}\n\
              index_interval_bytes={}\nmax_index_bytes={}\ndurability={durability}\nretention_ms={}\n\
-             retention_bytes={}\ncleanup_policy={}\n",
+             retention_bytes={}\ncleanup_policy={}\nmin_cleanable_dirty_ratio={}\n\
+             min_compaction_lag_ms={}\ndelete_retention_ms={}\n",
             self.partitions,
             self.segment_bytes,
             self.segment_age.as_millis(),
@@ -207,6 +258,9 @@ impl TopicConfig {
             opt(self.retention.map(|d| d.as_millis() as u64)),
             opt(self.retention_bytes),
             self.cleanup_policy.as_str(),
+            self.min_cleanable_dirty_ratio,
+            self.min_compaction_lag.as_millis(),
+            self.delete_retention.as_millis(),
         );
         let crc = crc32fast::hash(s.as_bytes());
         s.push_str(&format!("crc={crc:08x}\n"));
@@ -254,6 +308,11 @@ impl TopicConfig {
                 "cleanup_policy" => {
                     c.cleanup_policy = CleanupPolicy::parse(value).ok_or_else(|| corrupt("bad policy"))?
                 }
+                "min_cleanable_dirty_ratio" => {
+                    c.min_cleanable_dirty_ratio = value.parse().map_err(|_| corrupt("a bad ratio"))?;
+                }
+                "min_compaction_lag_ms" => c.min_compaction_lag = Duration::from_millis(num()?),
+                "delete_retention_ms" => c.delete_retention = Duration::from_millis(num()?),
                 // Keys from a newer minor version are ignored.
                 _ => {}
             }
@@ -347,7 +406,10 @@ mod tests {
             .durability(Durability::Interval(Duration::from_millis(250)))
             .retention(None)
             .retention_bytes(Some(1 << 30))
-            .cleanup_policy(CleanupPolicy::CompactDelete);
+            .cleanup_policy(CleanupPolicy::CompactDelete)
+            .min_cleanable_dirty_ratio(0.25)
+            .min_compaction_lag(Duration::from_secs(60))
+            .delete_retention(Duration::from_secs(7));
         let text = c.encode();
         let path = Path::new("meta");
         assert_eq!(TopicConfig::decode(&text, path).unwrap(), c);
