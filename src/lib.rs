@@ -58,6 +58,8 @@ mod format;
 mod fsutil;
 mod group;
 mod index;
+#[cfg(any(test, feature = "internals"))]
+pub mod internals;
 mod mmap;
 mod notify;
 mod options;
