@@ -23,6 +23,7 @@ use crate::fsutil;
 use crate::group::{Coordinator, GroupDescription, MemberDescription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition};
 use crate::mmap::Prefaulter;
 use crate::partition::{Partition, lock_dir};
+use crate::periodic::Periodic;
 use crate::producer::{Producer, ProducerConfig};
 use crate::topic::CleanupPolicy;
 use crate::topic::{Topic, TopicConfig, TopicInner, validate_topic_name};
@@ -139,7 +140,7 @@ pub(crate) struct BrokerInner {
     closed: AtomicBool,
     /// Set when the maintenance thread panicked: the broker refuses work.
     poisoned: AtomicBool,
-    maintenance: Mutex<Option<Maintenance>>,
+    maintenance: Mutex<Option<Periodic>>,
     /// Consumer groups and committed offsets; set once the topics are open.
     coordinator: std::sync::OnceLock<Coordinator>,
     /// The directory lock, held until the broker is closed.
@@ -195,7 +196,7 @@ impl Broker {
         let coordinator = Coordinator::new(Arc::downgrade(&broker.inner), offsets.partition(0)?)?;
         let _ = broker.inner.coordinator.set(coordinator);
         if let Some(every) = broker.inner.opts.maintenance_interval {
-            *broker.inner.maintenance.lock() = Some(Maintenance::start(Arc::downgrade(&broker.inner), every)?);
+            *broker.inner.maintenance.lock() = Some(start_maintenance(&broker.inner, every)?);
         }
         Ok(broker)
     }
@@ -524,47 +525,20 @@ impl BrokerInner {
 }
 
 /// The broker's background thread: retention and compaction on a schedule.
-/// Named, stopped through a flag and a condvar, joined on close. A panic in
-/// a pass poisons the broker instead of vanishing with the thread.
-struct Maintenance {
-    stop: Arc<(Mutex<bool>, parking_lot::Condvar)>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Maintenance {
-    fn start(broker: std::sync::Weak<BrokerInner>, every: Duration) -> Result<Maintenance> {
-        let stop = Arc::new((Mutex::new(false), parking_lot::Condvar::new()));
-        let signal = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("streamlog-maintenance".into())
-            .spawn(move || {
-                let (lock, cv) = &*signal;
-                let mut stopped = lock.lock();
-                loop {
-                    cv.wait_for(&mut stopped, every);
-                    if *stopped {
-                        return;
-                    }
-                    let Some(broker) = broker.upgrade() else { return };
-                    let pass = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| broker.run_maintenance()));
-                    if pass.is_err() {
-                        broker.poisoned.store(true, Ordering::Release);
-                        return;
-                    }
-                    // An error (a full disk, a damaged segment) is retried
-                    // on the next pass; the failing call reports it to
-                    // whoever calls it directly.
-                }
-            })
-            .map_err(|e| Error::Io { op: "spawn maintenance", path: PathBuf::new(), source: e })?;
-        Ok(Maintenance { stop, thread })
-    }
-
-    fn stop(self) {
-        *self.stop.0.lock() = true;
-        self.stop.1.notify_all();
-        let _ = self.thread.join();
-    }
+/// A panic in a pass poisons the broker instead of vanishing with the thread;
+/// an error (a full disk, a damaged segment) is retried on the next pass.
+fn start_maintenance(broker: &Arc<BrokerInner>, every: Duration) -> Result<Periodic> {
+    let (task, on_panic) = (Arc::downgrade(broker), Arc::downgrade(broker));
+    Periodic::start(
+        "streamlog-maintenance",
+        every,
+        move || task.upgrade().is_some_and(|b| b.run_maintenance().is_ok() || b.check_open().is_ok()),
+        move || {
+            if let Some(b) = on_panic.upgrade() {
+                b.poisoned.store(true, Ordering::Release);
+            }
+        },
+    )
 }
 
 /// The internal offsets topic: one compacted partition, kept forever.

@@ -64,6 +64,7 @@ mod mmap;
 mod notify;
 mod options;
 mod partition;
+mod periodic;
 mod producer;
 mod record;
 mod segment;

@@ -5,7 +5,6 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -16,6 +15,7 @@ use crate::fsutil::{self, TMP_SUFFIX};
 use crate::mmap::Prefaulter;
 use crate::notify::{WaitList, Waiter};
 use crate::options::{Durability, PartitionOptions};
+use crate::periodic::Periodic;
 use crate::record::{Batch, LogRecord, Record};
 use crate::segment::{self, ActiveSegment, IndexConfig, ScanEnd, Segment, SegmentConfig};
 
@@ -126,7 +126,7 @@ pub struct AppendInfo {
 /// ```
 pub struct Partition {
     inner: Arc<Inner>,
-    flusher: Mutex<Option<Flusher>>,
+    flusher: Mutex<Option<Periodic>>,
     /// The prefault thread, when this partition started its own (a broker
     /// shares one between its partitions).
     own_prefaulter: Option<Arc<Prefaulter>>,
@@ -294,7 +294,7 @@ impl Partition {
             opts,
         });
         let flusher = match inner.opts.durability {
-            Durability::Interval(every) => Some(Flusher::start(Arc::clone(&inner), every)?),
+            Durability::Interval(every) => Some(start_flusher(Arc::clone(&inner), every)?),
             _ => None,
         };
         Ok(Partition { inner, flusher: Mutex::new(flusher), own_prefaulter })
@@ -855,44 +855,19 @@ fn repair(dir: &Path, bases: &mut Vec<u64>, index_config: IndexConfig) -> Result
     Ok(false)
 }
 
-/// The background thread of [`Durability::Interval`].
-struct Flusher {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: JoinHandle<()>,
-}
-
-impl Flusher {
-    fn start(inner: Arc<Inner>, every: Duration) -> Result<Flusher> {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let signal = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("streamlog-flush".into())
-            .spawn(move || {
-                let (lock, cv) = &*signal;
-                let mut stopped = lock.lock();
-                while !*stopped {
-                    cv.wait_for(&mut stopped, every);
-                    if *stopped {
-                        break;
-                    }
-                    let hw = inner.high_watermark.load(Ordering::Acquire);
-                    // A panic must not vanish with the thread: poison instead.
-                    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.sync_to(hw)));
-                    if ok.is_err() {
-                        inner.poison();
-                        break;
-                    }
-                }
-            })
-            .map_err(|e| Error::Io { op: "spawn flusher", path: PathBuf::new(), source: e })?;
-        Ok(Flusher { stop, thread })
-    }
-
-    fn stop(self) {
-        *self.stop.0.lock() = true;
-        self.stop.1.notify_all();
-        let _ = self.thread.join();
-    }
+/// The background sync of [`Durability::Interval`].
+fn start_flusher(inner: Arc<Inner>, every: Duration) -> Result<Periodic> {
+    let on_panic = Arc::clone(&inner);
+    Periodic::start(
+        "streamlog-flush",
+        every,
+        move || {
+            // Errors poison the partition inside `sync_to`; keep trying
+            // only while it is healthy.
+            inner.sync_to(inner.high_watermark.load(Ordering::Acquire)).is_ok()
+        },
+        move || on_panic.poison(),
+    )
 }
 
 #[cfg(test)]

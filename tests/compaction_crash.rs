@@ -9,7 +9,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use streamlog::{CompactionOptions, Partition, PartitionOptions, Record};
@@ -62,13 +61,8 @@ fn a_crash_during_compaction_leaves_a_readable_log_equal_to_the_model() {
     let mut saw_gaps = false;
     for trial in 0..30 {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "a_crash_during_compaction_leaves_a_readable_log_equal_to_the_model", "--nocapture"])
-            .env("STREAMLOG_COMPACT_CHILD", dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let test = "a_crash_during_compaction_leaves_a_readable_log_equal_to_the_model";
+        let mut child = common::child_process(test, "STREAMLOG_COMPACT_CHILD", dir.path()).spawn().unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let run_for = Duration::from_micros(3_000 + (seed >> 40) % 30_000);
         let killer = std::thread::spawn(move || {

@@ -7,7 +7,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{numbered, read_all};
@@ -51,13 +50,10 @@ fn acknowledged_records_survive_sigkill() {
     for trial in 0..TRIALS {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         let run_for = Duration::from_micros(2_000 + (seed >> 40) % 40_000);
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "acknowledged_records_survive_sigkill", "--nocapture", "--test-threads=1"])
-            .env("STREAMLOG_CRASH_CHILD", dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child =
+            common::child_process("acknowledged_records_survive_sigkill", "STREAMLOG_CRASH_CHILD", dir.path())
+                .spawn()
+                .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         // Wait until the child has opened (and so recovered) the log.
         loop {

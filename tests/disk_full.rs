@@ -5,7 +5,6 @@
 mod common;
 
 use std::io::Write;
-use std::process::Command;
 
 use common::{numbered, read_all};
 use streamlog::{Partition, PartitionOptions};
@@ -69,9 +68,8 @@ fn a_full_disk_is_an_error_and_loses_nothing() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "a_full_disk_is_an_error_and_loses_nothing", "--nocapture", "--test-threads=1"])
-        .env("STREAMLOG_FULL_CHILD", dir.path())
+    let out = common::child_process("a_full_disk_is_an_error_and_loses_nothing", "STREAMLOG_FULL_CHILD", dir.path())
+        .stderr(std::process::Stdio::piped())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

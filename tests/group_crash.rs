@@ -6,7 +6,8 @@
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+
+mod common;
 use std::time::Duration;
 
 use streamlog::{Broker, BrokerOptions, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig};
@@ -67,13 +68,8 @@ fn records_are_processed_at_least_once_across_kills() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "records_are_processed_at_least_once_across_kills", "--nocapture", "--test-threads=1"])
-            .env("STREAMLOG_GROUP_CHILD", dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let test = "records_are_processed_at_least_once_across_kills";
+        let mut child = common::child_process(test, "STREAMLOG_GROUP_CHILD", dir.path()).spawn().unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let run_for = Duration::from_millis(5 + seed % 40);
         let killer = std::thread::spawn(move || {

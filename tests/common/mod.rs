@@ -63,3 +63,16 @@ pub fn log_files(dir: &Path) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// A command that re-runs this test binary as a child process executing
+/// only `test_name`, with `env_var` set to `dir` (the child's cue to play
+/// its part). Its stdout is piped; libtest may print "test ... " ahead of
+/// the first line, so parse lines with `find`, not `starts_with`.
+pub fn child_process(test_name: &str, env_var: &str, dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(env_var, dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
