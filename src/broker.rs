@@ -33,8 +33,8 @@ const BROKER_META_HEADER: &str = "streamlog-broker";
 const BROKER_FORMAT_VERSION: u32 = 1;
 const TOPICS_DIR: &str = "topics";
 const TOPIC_META: &str = "topic.meta";
-/// A topic directory renamed to this prefix is being deleted.
-const DELETED_PREFIX: &str = ".deleted-";
+/// Topic directories being deleted are moved here first; open empties it.
+const TRASH_DIR: &str = "deleted";
 
 /// Options of a [`Broker`].
 #[derive(Debug, Clone)]
@@ -102,8 +102,11 @@ impl BrokerOptions {
 }
 
 /// What one maintenance pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct MaintenanceReport {
+    /// Partitions whose retention or compaction failed, with the error; the
+    /// others were still maintained.
+    pub failures: Vec<(TopicPartition, Error)>,
     /// Segments deleted by retention.
     pub segments_deleted: usize,
     /// Records removed by compaction.
@@ -167,9 +170,18 @@ impl Broker {
         let lock = lock_dir(&dir)?;
         check_or_init_meta(&dir)?;
         let topics_dir = dir.join(TOPICS_DIR);
-        if !topics_dir.is_dir() {
-            fs::create_dir(&topics_dir).map_err(Error::io("create directory", &topics_dir))?;
-            fsutil::sync_dir(&dir)?;
+        let trash = dir.join(TRASH_DIR);
+        for d in [&topics_dir, &trash] {
+            if !d.is_dir() {
+                fs::create_dir(d).map_err(Error::io("create directory", d))?;
+                fsutil::sync_dir(&dir)?;
+            }
+        }
+        // Finish deletes that a crash interrupted.
+        for e in fs::read_dir(&trash).map_err(Error::io("list", &trash))? {
+            let path = e.map_err(Error::io("list", &trash))?.path();
+            let removed = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+            removed.map_err(Error::io("remove", &path))?;
         }
         let inner = Arc::new(BrokerInner {
             dir,
@@ -238,13 +250,18 @@ impl Broker {
             // The files go away next; a failed clean close changes nothing.
             let _ = p.shutdown();
         }
-        // Rename first: a crash mid-delete leaves a directory that open
-        // finishes deleting, never a half-deleted topic.
-        let doomed = inner.topics_dir.join(format!("{DELETED_PREFIX}{name}"));
+        // Committed offsets of the topic go too: a new topic of the same
+        // name starts from scratch.
+        inner.coordinator().offsets.forget_topic(name, inner.opts.clock.now_ms())?;
+        // Move out first: a crash mid-delete leaves a directory in the
+        // trash, which open empties, never a half-deleted topic.
+        let trash = inner.dir.join(TRASH_DIR);
+        let doomed = trash.join(format!("{name}-{}", inner.opts.clock.now_ms()));
         fs::rename(&topic.inner.dir, &doomed).map_err(Error::io("rename", &topic.inner.dir))?;
         fsutil::sync_dir(&inner.topics_dir)?;
+        fsutil::sync_dir(&trash)?;
         fs::remove_dir_all(&doomed).map_err(Error::io("remove", &doomed))?;
-        fsutil::sync_dir(&inner.topics_dir)
+        fsutil::sync_dir(&trash)
     }
 
     /// Raises a topic's partition count to `new_count` (it can only grow, as
@@ -252,6 +269,9 @@ impl Broker {
     pub fn add_partitions(&self, name: &str, new_count: u32) -> Result<()> {
         let inner = &*self.inner;
         inner.check_open()?;
+        if name == OFFSETS_TOPIC {
+            return Err(Error::InvalidConfig(format!("{OFFSETS_TOPIC} is internal")));
+        }
         let _admin = inner.admin.lock();
         let topic = inner.topic(name)?;
         let current = topic.partition_count();
@@ -379,17 +399,23 @@ impl BrokerInner {
         let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
         for topic in topics {
             let config = topic.config();
-            for p in topic.partitions() {
-                if p.is_closed() {
-                    continue;
-                }
-                if config.deletes() {
-                    report.segments_deleted += p.apply_retention(now, config.retention, config.retention_bytes)?;
-                }
-                if config.compacts() {
-                    let stats = p.compact(now, &config.compaction_options())?;
-                    report.records_compacted += stats.records_removed;
-                    report.segments_compacted += stats.segments_rewritten;
+            for (i, p) in topic.partitions().iter().enumerate() {
+                // One failing partition (a damaged segment, a full disk) must
+                // not stop the others: collect its error and go on.
+                let mut pass = || -> Result<()> {
+                    if config.deletes() {
+                        report.segments_deleted += p.apply_retention(now, config.retention, config.retention_bytes)?;
+                    }
+                    if config.compacts() {
+                        let stats = p.compact(now, &config.compaction_options())?;
+                        report.records_compacted += stats.records_removed;
+                        report.segments_compacted += stats.segments_rewritten;
+                    }
+                    Ok(())
+                };
+                match pass() {
+                    Ok(()) | Err(Error::Closed) => {}
+                    Err(e) => report.failures.push((TopicPartition::new(topic.name(), i as u32), e)),
                 }
             }
         }
@@ -425,6 +451,8 @@ impl BrokerInner {
     fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
         self.check_open()?;
         validate_topic_name(name)?;
+        // What is stored must reopen: the normalized form is the config.
+        let config = config.normalized();
         config.validate()?;
         let _admin = self.admin.lock();
         if self.topics.read().contains_key(name) {
@@ -475,13 +503,15 @@ impl BrokerInner {
             }
         }
         for (name, path) in entries {
-            let meta_path = path.join(TOPIC_META);
-            if name.starts_with(DELETED_PREFIX) || (validate_topic_name(&name).is_ok() && !meta_path.exists()) {
-                fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
-                fsutil::sync_dir(&self.topics_dir)?;
+            // Anything that is not a topic directory is not ours to touch.
+            if validate_topic_name(&name).is_err() || !path.is_dir() {
                 continue;
             }
-            if validate_topic_name(&name).is_err() || !path.is_dir() {
+            let meta_path = path.join(TOPIC_META);
+            if !meta_path.exists() {
+                // A creation that crashed before its metadata was written.
+                fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
+                fsutil::sync_dir(&self.topics_dir)?;
                 continue;
             }
             let text = fs::read_to_string(&meta_path).map_err(Error::io("read", &meta_path))?;

@@ -387,9 +387,9 @@ impl Consumer {
     fn leave_group(&mut self) -> Result<()> {
         let mut result = Ok(());
         if self.membership.is_some() && self.config.enable_auto_commit {
-            // Catch up with the group first, so that the commit is made at
-            // the current generation for what this member still holds.
-            result = self.sync_group().and_then(|()| self.commit());
+            // Commits what this member still holds; partitions it lost are
+            // fenced off (their new owners resume from the last commit).
+            result = self.commit();
             if matches!(result, Err(Error::StaleGeneration { .. })) {
                 result = Ok(());
             }
@@ -401,7 +401,7 @@ impl Consumer {
             {
                 l.on_partitions_revoked(&held);
             }
-            m.group.leave(self.broker.coordinator(), &m.member_id);
+            self.broker.coordinator().leave(&m.group, &m.member_id);
             self.assigned.clear();
         }
         result
@@ -425,15 +425,34 @@ impl Consumer {
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         self.check_open()?;
         let deadline = Instant::now() + timeout;
-        self.sync_group()?;
-        self.maybe_auto_commit()?;
+        // While inside poll the member is alive, however long it waits;
+        // `max_poll_interval` counts the time between polls.
+        if let Some(m) = &self.membership {
+            m.group.enter_poll(self.broker.coordinator(), &m.member_id, self.broker.opts.clock.now_ms());
+        }
+        let result = self.poll_until(deadline);
+        if let Some(m) = &self.membership {
+            m.group.exit_poll(&m.member_id, self.broker.opts.clock.now_ms());
+        }
+        result
+    }
+
+    fn poll_until(&mut self, deadline: Instant) -> Result<Vec<ConsumerRecord>> {
+        let mut first = true;
         loop {
+            // Reset before looking at the group: a rebalance or release after
+            // this point wakes the wait below instead of being lost.
+            self.waiter.reset();
+            self.sync_group()?;
+            if first {
+                self.maybe_auto_commit()?;
+                first = false;
+            }
             let records = self.fetch()?;
             if !records.is_empty() || Instant::now() >= deadline {
                 return Ok(records);
             }
             self.wait(deadline);
-            self.sync_group()?;
         }
     }
 
@@ -455,9 +474,13 @@ impl Consumer {
             self.membership = None;
             let subscription = std::mem::replace(&mut self.subscription, Subscription::None);
             self.join(subscription)?;
+            if let Some(m) = &self.membership {
+                m.group.enter_poll(self.broker.coordinator(), &m.member_id, now);
+            }
             return self.sync_group();
         };
-        let cooperative = self.config.assignor.is_cooperative();
+        // The group's assignor decides, not this member's configuration.
+        let cooperative = state.cooperative;
         if state.generation != m.generation {
             let target: BTreeSet<&TopicPartition> = state.target.iter().collect();
             let revoked: Vec<TopicPartition> =
@@ -547,30 +570,56 @@ impl Consumer {
         }
         let start = self.next_start % keys.len();
         self.next_start = self.next_start.wrapping_add(1);
-        let max = self.config.max_poll_records;
         for i in 0..keys.len() {
-            let tp = &keys[(start + i) % keys.len()];
-            if self.assigned[tp].position.is_none() {
-                let pos = self.resolve_position(tp, &self.assigned[tp])?;
-                self.assigned.get_mut(tp).expect("present").position = Some(pos);
+            if out.len() == self.config.max_poll_records {
+                break;
             }
-            let a = self.assigned.get_mut(tp).expect("present");
-            let pos = a.position.expect("resolved above");
-            if pos >= a.log.high_watermark() {
-                continue;
-            }
-            let batches = match a.log.read(pos, self.config.fetch_max_bytes) {
-                Ok(b) => b,
-                Err(Error::OffsetOutOfRange { .. }) => {
-                    let a = &self.assigned[tp];
-                    let reset = self.reset_position(tp, a)?;
-                    self.assigned.get_mut(tp).expect("present").position = Some(reset);
-                    continue;
+            if let Err(e) = self.fetch_partition(&keys[(start + i) % keys.len()], &mut out) {
+                // Records already taken (and positions already moved) must
+                // reach the caller; the error comes back on the next poll.
+                if out.is_empty() {
+                    return Err(e);
                 }
-                // The topic was deleted under us: nothing more to read here.
-                Err(Error::Closed) => continue,
-                Err(e) => return Err(e),
-            };
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends the records of one partition to `out`, up to the poll limit,
+    /// moving its position past them.
+    fn fetch_partition(&mut self, tp: &TopicPartition, out: &mut Vec<ConsumerRecord>) -> Result<()> {
+        let max = self.config.max_poll_records;
+        if self.assigned[tp].log.is_closed() {
+            // The topic was deleted under us: stop reading it.
+            self.assigned.remove(tp);
+            if let Some(m) = &self.membership {
+                m.group.release(&m.member_id, tp);
+            }
+            return Ok(());
+        }
+        if self.assigned[tp].position.is_none_or(|p| p > self.assigned[tp].log.high_watermark()) {
+            // No position yet, or one past the end (a seek too far): resolve
+            // it as Kafka does, through the committed offset or the reset.
+            let a = &self.assigned[tp];
+            let pos = if a.position.is_none() { self.resolve_position(tp, a)? } else { self.reset_position(tp, a)? };
+            self.assigned.get_mut(tp).expect("present").position = Some(pos);
+        }
+        let a = self.assigned.get_mut(tp).expect("present");
+        let pos = a.position.expect("resolved above");
+        if pos >= a.log.high_watermark() {
+            return Ok(());
+        }
+        let batches = match a.log.read(pos, self.config.fetch_max_bytes) {
+            Ok(b) => b,
+            Err(Error::OffsetOutOfRange { .. }) => {
+                let reset = self.reset_position(tp, &self.assigned[tp])?;
+                self.assigned.get_mut(tp).expect("present").position = Some(reset);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        {
             'batches: for b in batches {
                 for r in b.records() {
                     if out.len() == max {
@@ -590,17 +639,16 @@ impl Consumer {
                 // Past any records compaction removed at the batch's end.
                 a.position = Some(a.position.unwrap_or(0).max(b.next_offset()));
             }
-            if out.len() == max {
-                break;
-            }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Whether any unpaused partition has records past its position (or a
     /// position still to resolve).
     fn has_data(&self) -> bool {
-        self.assigned.values().any(|a| !a.paused && a.position.is_none_or(|p| p < a.log.high_watermark()))
+        self.assigned
+            .values()
+            .any(|a| !a.paused && (a.log.is_closed() || a.position.is_none_or(|p| p != a.log.high_watermark())))
     }
 
     /// Spins briefly watching for records, then parks until an append (or a
@@ -608,7 +656,7 @@ impl Consumer {
     fn wait(&mut self, deadline: Instant) {
         let spin_until = deadline.min(Instant::now() + self.config.spin);
         while Instant::now() < spin_until {
-            if self.has_data() {
+            if self.has_data() || self.waiter.is_woken() {
                 return;
             }
             std::hint::spin_loop();
@@ -620,12 +668,14 @@ impl Consumer {
                 m.group.set_waiter(&m.member_id, &self.waiter);
             }
         }
-        self.waiter.reset();
         let logs: Vec<Arc<Partition>> =
             self.assigned.values().filter(|a| !a.paused).map(|a| Arc::clone(&a.log)).collect();
         for log in &logs {
             log.register_waiter(&self.waiter);
         }
+        // Pairs with the SeqCst store of the high watermark: either this
+        // check sees the new records or the append sees the registration.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         if !self.has_data() {
             self.waiter.park_until(deadline);
         }
@@ -792,11 +842,14 @@ impl Consumer {
                 return Err(Error::OffsetOutOfRange { requested: *offset, start: log.log_start_offset(), end });
             }
         }
-        if let Some(m) = &self.membership {
-            let tps: Vec<&TopicPartition> = offsets.iter().map(|(tp, _)| tp).collect();
-            m.group.check_commit(&m.member_id, m.generation, &tps)?;
+        let coordinator = self.broker.coordinator();
+        let now = self.broker.opts.clock.now_ms();
+        match &self.membership {
+            // Checked and written under the group's lock: a member removed in
+            // between cannot slip a commit in.
+            Some(m) => m.group.commit_fenced(&m.member_id, m.generation, offsets, &coordinator.offsets, now),
+            None => coordinator.offsets.commit(group, offsets, now),
         }
-        self.broker.coordinator().offsets.commit(group, offsets, self.broker.opts.clock.now_ms())
     }
 
     /// Commits (with auto-commit), leaves the group and closes the consumer.

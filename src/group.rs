@@ -184,6 +184,8 @@ fn sticky(
 #[derive(Debug, Clone)]
 pub(crate) struct SyncState {
     pub generation: u32,
+    /// Whether the group's assignor revokes only what moves.
+    pub cooperative: bool,
     /// Partitions the member should hold in this generation.
     pub target: Vec<TopicPartition>,
 }
@@ -203,6 +205,9 @@ pub(crate) struct Join {
 struct Member {
     topics: BTreeSet<String>,
     target: Vec<TopicPartition>,
+    /// Inside `poll` now: alive, however long it waits.
+    in_poll: bool,
+    /// When the member last left `poll` (or joined).
     last_poll_ms: i64,
     max_poll_interval_ms: i64,
     waiter: Arc<Waiter>,
@@ -264,6 +269,15 @@ impl Coordinator {
         ids.into_iter().collect()
     }
 
+    /// A member leaves `group`; an empty group is forgotten (its committed
+    /// offsets stay).
+    pub fn leave(&self, group: &Arc<Group>, member_id: &str) {
+        let mut groups = self.groups.lock();
+        if group.leave(self, member_id) && groups.get(&group.id).is_some_and(|g| Arc::ptr_eq(g, group)) {
+            groups.remove(&group.id);
+        }
+    }
+
     pub fn new_member_id(&self, client_id: &str) -> String {
         let mut n = self.next_member.lock();
         *n += 1;
@@ -287,6 +301,7 @@ impl Group {
         let member = Member {
             topics: join.topics,
             target: Vec::new(),
+            in_poll: false,
             last_poll_ms: join.now_ms,
             max_poll_interval_ms: join.max_poll_interval_ms,
             waiter: join.waiter,
@@ -295,13 +310,15 @@ impl Group {
         Self::rebalance(&mut st, coordinator);
     }
 
-    /// Removes a member, releases what it held, and rebalances.
-    pub fn leave(&self, coordinator: &Coordinator, member_id: &str) {
+    /// Removes a member, releases what it held, and rebalances. Returns
+    /// whether the group is now empty.
+    fn leave(&self, coordinator: &Coordinator, member_id: &str) -> bool {
         let mut st = self.state.lock();
         if st.members.remove(member_id).is_some() {
             st.owners.retain(|_, owner| owner != member_id);
             Self::rebalance(&mut st, coordinator);
         }
+        st.members.is_empty()
     }
 
     /// Records a poll: evicts members past their poll deadline, notices
@@ -315,26 +332,8 @@ impl Group {
         now_ms: i64,
     ) -> Option<SyncState> {
         let mut st = self.state.lock();
-        let expired: Vec<String> = st
-            .members
-            .iter()
-            .filter(|(id, m)| *id != member_id && now_ms - m.last_poll_ms > m.max_poll_interval_ms)
-            .map(|(id, _)| id.clone())
-            .collect();
-        let mut changed = !expired.is_empty();
-        for id in &expired {
-            st.members.remove(id);
-            st.owners.retain(|_, owner| owner != id);
-        }
+        let mut changed = Self::evict_expired(&mut st, now_ms);
         let member = st.members.get_mut(member_id)?;
-        if now_ms - member.last_poll_ms > member.max_poll_interval_ms {
-            // This member missed its own deadline: it is out.
-            st.members.remove(member_id);
-            st.owners.retain(|_, owner| owner != member_id);
-            Self::rebalance(&mut st, coordinator);
-            return None;
-        }
-        member.last_poll_ms = now_ms;
         if member.topics != *topics {
             member.topics = topics.clone();
             changed = true;
@@ -347,13 +346,53 @@ impl Group {
             Self::rebalance(&mut st, coordinator);
         }
         let member = &st.members[member_id];
-        Some(SyncState { generation: st.generation, target: member.target.clone() })
+        Some(SyncState {
+            generation: st.generation,
+            cooperative: st.assignor.is_cooperative(),
+            target: member.target.clone(),
+        })
     }
 
     /// Replaces the waiter woken for this member on rebalances.
     pub fn set_waiter(&self, member_id: &str, waiter: &Arc<Waiter>) {
         if let Some(m) = self.state.lock().members.get_mut(member_id) {
             m.waiter = Arc::clone(waiter);
+        }
+    }
+
+    /// Removes members that are not in `poll` and left it more than their
+    /// `max_poll_interval` ago. Returns whether any went.
+    fn evict_expired(st: &mut GroupState, now_ms: i64) -> bool {
+        let expired: Vec<String> = st
+            .members
+            .iter()
+            .filter(|(_, m)| !m.in_poll && now_ms - m.last_poll_ms > m.max_poll_interval_ms)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            st.members.remove(id);
+            st.owners.retain(|_, owner| owner != id);
+        }
+        !expired.is_empty()
+    }
+
+    /// A member enters `poll`. If it missed its deadline since the last
+    /// one, it is removed (and learns so from `sync`).
+    pub fn enter_poll(&self, coordinator: &Coordinator, member_id: &str, now_ms: i64) {
+        let mut st = self.state.lock();
+        if Self::evict_expired(&mut st, now_ms) {
+            Self::rebalance(&mut st, coordinator);
+        }
+        if let Some(m) = st.members.get_mut(member_id) {
+            m.in_poll = true;
+        }
+    }
+
+    /// A member leaves `poll`: its `max_poll_interval` starts now.
+    pub fn exit_poll(&self, member_id: &str, now_ms: i64) {
+        if let Some(m) = self.state.lock().members.get_mut(member_id) {
+            m.in_poll = false;
+            m.last_poll_ms = now_ms;
         }
     }
 
@@ -383,13 +422,23 @@ impl Group {
         }
     }
 
-    /// Fencing for commits: the member must be in the group, at its current
-    /// generation, and hold every partition it commits.
-    pub fn check_commit(&self, member_id: &str, generation: u32, tps: &[&TopicPartition]) -> Result<()> {
+    /// Commits for a member, fenced: it must still be in the group and hold
+    /// every partition it commits. A member that a rebalance has moved on
+    /// from (removed, or whose partitions went to others) is rejected with
+    /// [`Error::StaleGeneration`]; one that still holds its partitions may
+    /// commit them, as in Kafka before it rejoins. The check and the write
+    /// happen under the group's lock.
+    pub fn commit_fenced(
+        &self,
+        member_id: &str,
+        generation: u32,
+        offsets: &[(TopicPartition, u64)],
+        store: &OffsetStore,
+        now_ms: i64,
+    ) -> Result<()> {
         let st = self.state.lock();
         let stale = !st.members.contains_key(member_id)
-            || generation != st.generation
-            || tps.iter().any(|tp| st.owners.get(*tp).is_none_or(|o| o != member_id));
+            || offsets.iter().any(|(tp, _)| st.owners.get(tp).is_none_or(|o| o != member_id));
         if stale {
             return Err(Error::StaleGeneration {
                 group: self.id.clone(),
@@ -397,7 +446,7 @@ impl Group {
                 group_generation: st.generation,
             });
         }
-        Ok(())
+        store.commit(&self.id, offsets, now_ms)
     }
 
     fn rebalance(st: &mut GroupState, coordinator: &Coordinator) {
@@ -557,6 +606,24 @@ impl OffsetStore {
         let mut map = self.committed.write();
         for (tp, off) in offsets {
             map.insert((group.to_owned(), tp.clone()), *off);
+        }
+        Ok(())
+    }
+
+    /// Forgets every group's offsets of `topic` (deleted), durably.
+    pub fn forget_topic(&self, topic: &str, now_ms: i64) -> Result<()> {
+        let _w = self.write.lock();
+        let doomed: Vec<(String, TopicPartition)> =
+            self.committed.read().keys().filter(|(_, tp)| tp.topic == topic).cloned().collect();
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        let tombstones: Vec<Record> =
+            doomed.iter().map(|(g, tp)| Record::tombstone(offset_key(g, tp)).with_timestamp(now_ms)).collect();
+        self.log.append(&tombstones)?;
+        let mut map = self.committed.write();
+        for k in &doomed {
+            map.remove(k);
         }
         Ok(())
     }

@@ -34,6 +34,11 @@ impl Waiter {
         }
     }
 
+    /// Whether a wake-up came since the last `reset`.
+    pub fn is_woken(&self) -> bool {
+        self.woken.load(Ordering::Acquire)
+    }
+
     /// Clears a previous wake-up before registering again.
     pub fn reset(&self) {
         self.woken.store(false, Ordering::Release);

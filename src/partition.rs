@@ -469,7 +469,7 @@ impl Partition {
     /// segments below it are deleted. Returns the new log start offset.
     pub fn delete_records(&self, before_offset: u64) -> Result<u64> {
         let inner = &*self.inner;
-        let _m = inner.maintenance.lock();
+        let _m = inner.maintenance_guard()?;
         let (start, end) = (self.log_start_offset(), self.high_watermark());
         if before_offset > end {
             return Err(Error::OffsetOutOfRange { requested: before_offset, start, end });
@@ -491,7 +491,7 @@ impl Partition {
         retention_bytes: Option<u64>,
     ) -> Result<usize> {
         let inner = &*self.inner;
-        let _m = inner.maintenance.lock();
+        let _m = inner.maintenance_guard()?;
         let segments = inner.segments();
         let sealed = &segments[..segments.len() - 1];
         let mut doomed = 0;
@@ -532,7 +532,7 @@ impl Partition {
     /// `min_cleanable_dirty_ratio`. Records without a key are kept.
     pub fn compact(&self, now_ms: i64, opts: &CompactionOptions) -> Result<CompactionStats> {
         let inner = &*self.inner;
-        let _m = inner.maintenance.lock();
+        let _m = inner.maintenance_guard()?;
         let mut stats = CompactionStats::default();
         let segments = inner.segments();
         let lag_cutoff = now_ms.saturating_sub(opts.min_compaction_lag.as_millis().min(i64::MAX as u128) as i64);
@@ -610,8 +610,8 @@ impl Partition {
             stats.segments_rewritten += 1;
         }
         let up_to = segments[end].base_offset();
+        inner.write_checkpoints(inner.log_start_offset.load(Ordering::Acquire), up_to)?;
         inner.cleaned_up_to.store(up_to, Ordering::Release);
-        inner.write_checkpoints()?;
         Ok(stats)
     }
 
@@ -636,8 +636,11 @@ impl Partition {
             f.stop();
         }
         let inner = &*self.inner;
+        // Wait out a maintenance pass in progress; none starts once closed.
+        let maintenance = inner.maintenance.lock();
         let writer = inner.writer.lock().take();
         inner.closed.store(true, Ordering::Release);
+        drop(maintenance);
         if let Some(pf) = &self.own_prefaulter {
             pf.shutdown();
         }
@@ -678,11 +681,15 @@ impl Inner {
     /// drops and deletes the segments wholly below it. Called with
     /// `maintenance` held.
     fn advance_log_start(&self, new_start: u64) -> Result<()> {
-        if new_start <= self.log_start_offset.load(Ordering::Acquire) {
-            return Ok(());
+        let current = self.log_start_offset.load(Ordering::Acquire);
+        if new_start > current {
+            // Durable first: if this fails, nothing moved.
+            self.write_checkpoints(new_start, self.cleaned_up_to.load(Ordering::Acquire))?;
+            self.log_start_offset.store(new_start, Ordering::Release);
         }
-        self.log_start_offset.store(new_start, Ordering::Release);
-        self.write_checkpoints()?;
+        // Whatever lies wholly below the log start goes, also when an
+        // earlier pass moved it but failed before deleting.
+        let new_start = new_start.max(current);
         let doomed: Vec<Arc<Segment>> = {
             let mut list = self.segments.write();
             let keep_from = (0..list.len() - 1).take_while(|&i| list[i + 1].base_offset() <= new_start).count();
@@ -702,12 +709,23 @@ impl Inner {
         fsutil::sync_dir(&self.dir)
     }
 
-    fn write_checkpoints(&self) -> Result<()> {
+    /// The maintenance lock, once it is sure the partition is still open: a
+    /// handle that outlived its broker must never touch files that a new
+    /// handle owns.
+    fn maintenance_guard(&self) -> Result<parking_lot::MutexGuard<'_, ()>> {
+        let guard = self.maintenance.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(guard)
+    }
+
+    fn write_checkpoints(&self, log_start: u64, cleaned_up_to: u64) -> Result<()> {
         let mut b = Vec::with_capacity(CHECKPOINT_LEN);
         b.extend_from_slice(CHECKPOINT_MAGIC);
         b.extend_from_slice(&[CHECKPOINT_VERSION, 0, 0, 0]);
-        b.extend_from_slice(&self.log_start_offset.load(Ordering::Acquire).to_le_bytes());
-        b.extend_from_slice(&self.cleaned_up_to.load(Ordering::Acquire).to_le_bytes());
+        b.extend_from_slice(&log_start.to_le_bytes());
+        b.extend_from_slice(&cleaned_up_to.to_le_bytes());
         b.extend_from_slice(&crc32fast::hash(&b).to_le_bytes());
         fsutil::write_atomic(&self.dir, CHECKPOINT_FILE, &b)
     }

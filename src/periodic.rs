@@ -32,7 +32,9 @@ impl Periodic {
             .spawn(move || {
                 let (lock, cv) = &*signal;
                 let mut stopped = lock.lock();
-                loop {
+                // Checked before every wait: a stop that came before the
+                // thread first waited must not be slept through.
+                while !*stopped {
                     cv.wait_for(&mut stopped, every);
                     if *stopped {
                         return;
@@ -56,5 +58,52 @@ impl Periodic {
         *self.stop.0.lock() = true;
         self.stop.1.notify_all();
         let _ = self.thread.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    #[test]
+    fn runs_on_schedule_and_stops_at_once() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = Arc::clone(&runs);
+        let p = Periodic::start(
+            "test-periodic",
+            Duration::from_millis(1),
+            move || r.fetch_add(1, Ordering::SeqCst) < 1000,
+            || {},
+        )
+        .unwrap();
+        while runs.load(Ordering::SeqCst) < 3 {
+            std::thread::yield_now();
+        }
+        p.stop();
+        // A stop right after the start must not wait out a long interval.
+        let start = Instant::now();
+        Periodic::start("test-periodic", Duration::from_secs(3600), || true, || {}).unwrap().stop();
+        assert!(start.elapsed() < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_panic_is_reported() {
+        let panicked = Arc::new(AtomicUsize::new(0));
+        let p2 = Arc::clone(&panicked);
+        let p = Periodic::start(
+            "test-periodic",
+            Duration::from_millis(1),
+            || panic!("task failed"),
+            move || {
+                p2.fetch_add(1, Ordering::SeqCst);
+            },
+        )
+        .unwrap();
+        while panicked.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        p.stop();
     }
 }

@@ -104,7 +104,7 @@ impl Partitioner for DefaultPartitioner {
         match self.no_key {
             NoKeyStrategy::RoundRobin => {
                 s.counter = s.counter.wrapping_add(1);
-                (s.counter - 1) % count
+                s.counter.wrapping_sub(1) % count
             }
             NoKeyStrategy::Sticky { batch_bytes } => {
                 if s.partition >= count || s.bytes >= batch_bytes {

@@ -119,6 +119,12 @@ impl Default for TopicConfig {
     }
 }
 
+/// A duration as stored: whole milliseconds, rounded up (so that a positive
+/// duration stays positive) and saturated.
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
 const META_HEADER: &str = "streamlog-topic";
 const META_VERSION: u32 = 1;
 
@@ -212,6 +218,23 @@ impl TopicConfig {
         }
     }
 
+    /// The configuration as it will be stored: durations in whole
+    /// milliseconds (rounded up). What [`crate::Topic::config`] returns.
+    pub fn normalized(&self) -> TopicConfig {
+        let norm = |d: Duration| Duration::from_millis(ms(d));
+        TopicConfig {
+            segment_age: norm(self.segment_age),
+            durability: match self.durability {
+                Durability::Interval(d) => Durability::Interval(norm(d)),
+                other => other,
+            },
+            retention: self.retention.map(norm),
+            min_compaction_lag: norm(self.min_compaction_lag),
+            delete_retention: norm(self.delete_retention),
+            ..self.clone()
+        }
+    }
+
     /// Checks every field against its documented range.
     pub fn validate(&self) -> Result<()> {
         if self.partitions == 0 {
@@ -242,7 +265,7 @@ impl TopicConfig {
         let durability = match self.durability {
             Durability::Os => "os".to_owned(),
             Durability::Sync => "sync".to_owned(),
-            Durability::Interval(d) => format!("interval:{}", d.as_millis()),
+            Durability::Interval(d) => format!("interval:{}", ms(d)),
         };
         let opt = |v: Option<u64>| v.map_or_else(|| "none".to_owned(), |v| v.to_string());
         let mut s = format!(
@@ -252,15 +275,15 @@ impl TopicConfig {
              min_compaction_lag_ms={}\ndelete_retention_ms={}\n",
             self.partitions,
             self.segment_bytes,
-            self.segment_age.as_millis(),
+            ms(self.segment_age),
             self.index_interval_bytes,
             self.max_index_bytes,
-            opt(self.retention.map(|d| d.as_millis() as u64)),
+            opt(self.retention.map(ms)),
             opt(self.retention_bytes),
             self.cleanup_policy.as_str(),
             self.min_cleanable_dirty_ratio,
-            self.min_compaction_lag.as_millis(),
-            self.delete_retention.as_millis(),
+            ms(self.min_compaction_lag),
+            ms(self.delete_retention),
         );
         let crc = crc32fast::hash(s.as_bytes());
         s.push_str(&format!("crc={crc:08x}\n"));
@@ -421,6 +444,20 @@ mod tests {
         };
         assert!(matches!(TopicConfig::decode(&newer, path), Err(Error::UnsupportedFormat { version: 9, .. })));
         assert!(TopicConfig::decode("", path).is_err());
+    }
+
+    #[test]
+    fn odd_durations_survive_the_round_trip() {
+        let c = TopicConfig::default()
+            .retention(Some(Duration::from_micros(500)))
+            .segment_age(Duration::MAX)
+            .durability(Durability::Interval(Duration::from_nanos(1)))
+            .delete_retention(Duration::from_nanos(1_500_001));
+        let n = c.normalized();
+        n.validate().unwrap();
+        assert_eq!(n.retention, Some(Duration::from_millis(1)));
+        assert_eq!(n.delete_retention, Duration::from_millis(2));
+        assert_eq!(TopicConfig::decode(&c.encode(), Path::new("m")).unwrap(), n);
     }
 
     #[test]

@@ -157,3 +157,28 @@ fn a_panic_in_maintenance_poisons_the_broker() {
     }
     assert!(matches!(b.producer().send(ProducerRecord::new("t", "x")), Err(Error::Poisoned { .. })));
 }
+
+#[test]
+fn one_damaged_partition_does_not_stop_maintenance_of_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let b = Broker::open(dir.path(), BrokerOptions::default().clock(clock.clone()).maintenance_interval(None)).unwrap();
+    b.create_topic("a", small(CleanupPolicy::Compact).partitions(1)).unwrap();
+    b.create_topic("b", small(CleanupPolicy::Delete).partitions(1).retention(Some(Duration::from_secs(1)))).unwrap();
+    let p = b.producer();
+    for i in 0..500u64 {
+        p.send(ProducerRecord::new("a", vec![1u8; 100]).key(format!("k{}", i % 3))).unwrap();
+        p.send(ProducerRecord::new("b", vec![1u8; 100])).unwrap();
+    }
+    // Damage a sealed segment of topic a.
+    let seg = dir.path().join("topics/a/0/00000000000000000000.log");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&seg, bytes).unwrap();
+    clock.advance(Duration::from_secs(10));
+    let report = b.run_maintenance().unwrap();
+    assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+    assert_eq!(report.failures[0].0, TopicPartition::new("a", 0));
+    assert!(matches!(report.failures[0].1, Error::Corrupt { .. }));
+    assert!(report.segments_deleted > 0, "topic b was still maintained");
+}

@@ -85,16 +85,20 @@ fn latest_reset_sees_only_new_records_and_poll_wakes_on_append() {
     assert!(c.poll(Duration::from_millis(10)).unwrap().is_empty());
     let producer = b.producer();
     let sender = std::thread::spawn(move || {
+        // Long enough for the consumer to stop spinning and park.
         std::thread::sleep(Duration::from_millis(100));
         producer.send(ProducerRecord::new("t", "late").partition(1)).unwrap();
+        Instant::now()
     });
-    let start = Instant::now();
     let recs = c.poll(Duration::from_secs(30)).unwrap();
-    let waited = start.elapsed();
-    sender.join().unwrap();
+    let returned = Instant::now();
+    let sent = sender.join().unwrap();
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].value.as_deref(), Some(&b"late"[..]));
-    assert!(waited < Duration::from_secs(10), "woken by the append, not the timeout: {waited:?}");
+    // Woken by the append: well within a scheduler tick of it, not at the
+    // 30 s timeout (the latency bench measures the real figure, ~20 µs).
+    let latency = returned.saturating_duration_since(sent);
+    assert!(latency < Duration::from_millis(200), "woken {latency:?} after the send");
 }
 
 #[test]
@@ -125,4 +129,42 @@ fn bad_input_is_typed() {
     assert!(matches!(reset_error.poll(Duration::ZERO), Err(Error::NoOffset { .. })));
     drop(b);
     assert!(matches!(c.poll(Duration::ZERO), Err(Error::Closed)), "the broker is closed");
+}
+
+#[test]
+fn an_error_on_one_partition_does_not_lose_records_of_another() {
+    let (_d, b) = setup(20);
+    let cfg = ConsumerConfig::with_group("g").auto_offset_reset(OffsetReset::Error).enable_auto_commit(false);
+    let tp0 = TopicPartition::new("t", 0);
+    let mut c = b.consumer(cfg.clone()).unwrap();
+    c.assign(&[tp0.clone(), TopicPartition::new("t", 1)]).unwrap();
+    c.commit_offsets(&[(tp0.clone(), 5)]).unwrap();
+    // Partition 1 has no commit and the reset is `Error`: whichever is
+    // fetched first, partition 0's records are returned, not dropped.
+    let mut got = Vec::new();
+    let mut errors = 0;
+    for _ in 0..4 {
+        match c.poll(Duration::ZERO) {
+            Ok(recs) => got.extend(recs.iter().map(|r| (r.partition, r.offset))),
+            Err(Error::NoOffset { partition: 1, .. }) => errors += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(got, (5..10).map(|o| (0, o)).collect::<Vec<_>>());
+    assert!(errors > 0);
+}
+
+#[test]
+fn seeking_past_the_end_resets_and_deleted_topics_drop_out() {
+    let (_d, b) = setup(10);
+    let tp = TopicPartition::new("t", 0);
+    let mut c = earliest(&b);
+    c.assign(std::slice::from_ref(&tp)).unwrap();
+    c.seek(&tp, 1000).unwrap();
+    assert_eq!(c.poll(Duration::from_millis(50)).unwrap().len(), 5, "reset to the earliest offset");
+    b.delete_topic("t").unwrap();
+    let start = Instant::now();
+    assert!(c.poll(Duration::from_millis(300)).unwrap().is_empty());
+    assert!(c.assignment().is_empty(), "the deleted partition is dropped");
+    assert!(start.elapsed() < Duration::from_secs(5));
 }

@@ -52,26 +52,41 @@ fn a_restarted_consumer_resumes_where_its_group_committed() {
 #[test]
 fn a_commit_from_a_stale_generation_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let b = Broker::open(dir.path(), BrokerOptions::default().clock(clock.clone())).unwrap();
     b.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
     produce(&b, 10);
     let tp = TopicPartition::new("t", 0);
-    let mut c1 = group_consumer(&b, "g");
+    let cfg = || {
+        ConsumerConfig::with_group("g")
+            .auto_offset_reset(OffsetReset::Earliest)
+            .enable_auto_commit(false)
+            .max_poll_interval(Duration::from_secs(30))
+    };
+    let mut c1 = b.consumer(cfg()).unwrap();
+    c1.subscribe(&["t"]).unwrap();
     c1.poll(Duration::from_secs(1)).unwrap();
     assert_eq!(c1.assignment(), vec![tp.clone()]);
-    let mut c2 = group_consumer(&b, "g");
-    // c2's join started a new generation; c1 has not polled since.
-    let err = c1.commit_offsets(&[(tp.clone(), 5)]).unwrap_err();
-    assert!(matches!(err, Error::StaleGeneration { .. }), "{err}");
-    assert_eq!(c1.committed(&tp).unwrap(), None);
-    // After polling, c1 is current again; the partition is still its own
-    // (range gives it to the first member), so the commit goes through.
-    c1.poll(Duration::ZERO).unwrap();
+    // A second member joins: a new generation. c1 still holds the
+    // partition (it gives it up in its next poll), so, as in Kafka before it
+    // rejoins, its commit goes through.
+    let mut c2 = b.consumer(cfg()).unwrap();
+    c2.subscribe(&["t"]).unwrap();
     c2.poll(Duration::ZERO).unwrap();
-    let owner_commit = if c1.assignment().is_empty() { &mut c2 } else { &mut c1 };
-    owner_commit.commit_offsets(&[(tp.clone(), 5)]).unwrap();
-    let non_owner = if c1.assignment().is_empty() { &mut c1 } else { &mut c2 };
-    assert!(matches!(non_owner.commit_offsets(&[(tp, 6)]), Err(Error::StaleGeneration { .. })));
+    c1.commit_offsets(&[(tp.clone(), 5)]).unwrap();
+    assert_eq!(c1.committed(&tp).unwrap(), Some(5));
+    // c1 stops polling past its deadline; c2's next poll removes it and
+    // takes the partition. The zombie's commit is fenced off.
+    clock.advance(Duration::from_secs(31));
+    c2.poll(Duration::ZERO).unwrap();
+    c2.poll(Duration::ZERO).unwrap();
+    assert_eq!(c2.assignment(), vec![tp.clone()]);
+    let err = c1.commit_offsets(&[(tp.clone(), 9)]).unwrap_err();
+    assert!(matches!(err, Error::StaleGeneration { .. }), "{err}");
+    assert_eq!(c2.committed(&tp).unwrap(), Some(5));
+    c2.commit_offsets(&[(tp.clone(), 7)]).unwrap();
+    // The same goes for a member whose partition moved by a rebalance.
+    assert!(matches!(c1.commit_offsets(&[(tp, 8)]), Err(Error::StaleGeneration { .. })));
 }
 
 #[test]
@@ -117,4 +132,25 @@ fn auto_commit_runs_on_its_interval_and_on_close() {
     c.close().unwrap();
     let d = b.describe_group("g").unwrap();
     assert_eq!(d.partitions[0].committed, Some(30), "close commits the rest");
+}
+
+#[test]
+fn a_recreated_topic_does_not_inherit_old_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+    b.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
+    produce(&b, 10);
+    let mut c = group_consumer(&b, "g");
+    c.poll(Duration::from_secs(1)).unwrap();
+    c.commit().unwrap();
+    c.close().unwrap();
+    b.delete_topic("t").unwrap();
+    b.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
+    produce(&b, 10);
+    let mut c = group_consumer(&b, "g");
+    assert_eq!(c.poll(Duration::from_secs(1)).unwrap()[0].offset, 0);
+    drop(c);
+    drop(b);
+    let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+    assert!(!b.list_groups().contains(&"g".to_owned()), "the tombstones are durable");
 }

@@ -213,3 +213,41 @@ fn pattern_subscriptions_follow_new_topics() {
         b.list_groups().into_iter().map(|g| (g.clone(), b.describe_group(&g).unwrap().members.len())).collect();
     assert_eq!(groups.get("m"), Some(&1));
 }
+
+#[test]
+fn a_parked_member_is_woken_when_a_partition_is_released() {
+    let (_d, b) = broker(None);
+    produce(&b, 0, 60);
+    let cfg =
+        || ConsumerConfig::with_group("g").auto_offset_reset(OffsetReset::Earliest).spin(Duration::from_millis(300));
+    let mut a = b.consumer(cfg()).unwrap();
+    a.subscribe(&["orders"]).unwrap();
+    let mut seen = Vec::new();
+    pump(&mut [&mut a], &mut seen);
+    let mut late = b.consumer(cfg().enable_auto_commit(false)).unwrap();
+    late.subscribe(&["orders"]).unwrap();
+    produce(&b, 60, 600);
+    let leaver = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        a.close().unwrap();
+    });
+    let start = std::time::Instant::now();
+    let got = late.poll(Duration::from_secs(20)).unwrap();
+    assert!(!got.is_empty());
+    assert!(start.elapsed() < Duration::from_secs(10), "woken by the release: {:?}", start.elapsed());
+    leaver.join().unwrap();
+}
+
+#[test]
+fn a_long_idle_poll_keeps_the_member_alive() {
+    let (_d, b) = broker(None);
+    let cfg = ConsumerConfig::with_group("g").max_poll_interval(Duration::from_millis(200));
+    let mut c = b.consumer(cfg).unwrap();
+    c.subscribe(&["orders"]).unwrap();
+    c.poll(Duration::ZERO).unwrap();
+    let (id, generation) = (c.member_id().unwrap().to_owned(), c.generation());
+    c.poll(Duration::from_millis(400)).unwrap();
+    c.poll(Duration::ZERO).unwrap();
+    assert_eq!(c.member_id().unwrap(), id);
+    assert_eq!(c.generation(), generation);
+}

@@ -156,3 +156,35 @@ fn close_releases_the_directory_even_with_handles_alive() {
     let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
     assert_eq!(b.topic("t").unwrap().partition(1).unwrap().high_watermark(), 1);
 }
+
+#[test]
+fn a_partition_handle_that_outlived_its_broker_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+    b.create_topic("t", TopicConfig::with_partitions(1).segment_bytes(4096)).unwrap();
+    let p = b.producer();
+    for i in 0..300 {
+        p.send(ProducerRecord::new("t", vec![i as u8; 100])).unwrap();
+    }
+    let stale = b.topic("t").unwrap().partition(0).unwrap();
+    b.close().unwrap();
+    let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+    assert!(matches!(stale.delete_records(150), Err(Error::Closed)));
+    assert!(matches!(stale.apply_retention(i64::MAX, Some(Duration::from_secs(1)), None), Err(Error::Closed)));
+    let fresh = b.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!(fresh.log_start_offset(), 0);
+    assert!(!fresh.read(0, 100).unwrap().is_empty());
+}
+
+#[test]
+fn odd_but_valid_names_and_stray_files_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+        b.create_topic(".deleted-x", TopicConfig::default()).unwrap();
+        b.producer().send(ProducerRecord::new(".deleted-x", "kept")).unwrap();
+    }
+    std::fs::write(dir.path().join("topics/.DS_Store"), "x").unwrap();
+    let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+    assert_eq!(b.topic(".deleted-x").unwrap().end_offsets(), vec![1]);
+}

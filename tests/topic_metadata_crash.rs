@@ -45,13 +45,16 @@ fn interrupted_delete_and_add_partitions_are_finished_on_open() {
         b.producer().send(ProducerRecord::new("t", "x").partition(1)).unwrap();
         b.close().unwrap();
     }
-    // A delete that renamed the directory and crashed.
-    fs::create_dir_all(dir.path().join("topics/.deleted-old/0")).unwrap();
+    // A delete that moved the directory to the trash and crashed.
+    fs::create_dir_all(dir.path().join("deleted/old-123/0")).unwrap();
+    // Stray files are left alone.
+    fs::write(dir.path().join("topics/.DS_Store"), "x").unwrap();
     // An add_partitions that created partition 2 but not the new metadata.
     fs::create_dir_all(dir.path().join("topics/t/2")).unwrap();
     let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
     assert_eq!(b.topics(), vec!["t".to_owned()]);
-    assert!(!dir.path().join("topics/.deleted-old").exists());
+    assert!(!dir.path().join("deleted/old-123").exists());
+    assert!(dir.path().join("topics/.DS_Store").exists());
     assert!(!dir.path().join("topics/t/2").exists());
     let t = b.topic("t").unwrap();
     assert_eq!(t.partition_count(), 2);
