@@ -435,8 +435,12 @@ impl BrokerInner {
         self.topics.read().get(name).cloned().ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })
     }
 
-    /// The topic to produce to: existing, or auto-created if enabled.
+    /// The topic to produce to: existing, or auto-created if enabled. The
+    /// internal offsets topic is written by the coordinator only.
     pub(crate) fn topic_for_produce(&self, name: &str) -> Result<Topic> {
+        if name == OFFSETS_TOPIC {
+            return Err(Error::InvalidConfig(format!("{OFFSETS_TOPIC} is internal")));
+        }
         match self.topic(name) {
             Err(Error::UnknownTopic { .. }) if self.opts.auto_create_topics => {
                 match self.create_topic(name, self.opts.default_topic_config.clone()) {

@@ -80,6 +80,10 @@ fn bad_input_is_typed_and_touches_nothing() {
     }
     assert!(matches!(b.create_topic("t", TopicConfig::default()), Err(Error::TopicExists { .. })));
     assert!(matches!(b.create_topic("z", TopicConfig::with_partitions(0)), Err(Error::InvalidConfig(_))));
+    let internal = streamlog::OFFSETS_TOPIC;
+    assert!(matches!(b.producer().send(ProducerRecord::new(internal, "x")), Err(Error::InvalidConfig(_))));
+    assert!(matches!(b.delete_topic(internal), Err(Error::InvalidConfig(_))));
+    assert!(matches!(b.add_partitions(internal, 9), Err(Error::InvalidConfig(_))));
     let err = b.topic("missing").unwrap_err();
     assert!(matches!(&err, Error::UnknownTopic { topic } if topic == "missing"));
     assert!(err.to_string().contains("missing"));
