@@ -344,9 +344,9 @@ impl<'a> RecordRef<'a> {
         n
     }
 
+    /// Writes the record (whose body is `body` bytes) at `at`.
     #[inline]
-    fn write(&self, buf: &mut [u8], mut at: usize, first_timestamp: i64) -> usize {
-        let body = self.body_len(first_timestamp);
+    fn write(&self, buf: &mut [u8], mut at: usize, first_timestamp: i64, body: usize) -> usize {
         at = put_uvarint(buf, at, body as u64);
         buf[at] = 0;
         at = put_uvarint(buf, at + 1, zigzag(self.timestamp.wrapping_sub(first_timestamp)));
@@ -371,6 +371,9 @@ pub(crate) struct BatchPlan {
     pub max_timestamp: i64,
     pub record_count: u32,
     pub last_offset_delta: u32,
+    /// Body length of a lone record (the one-record append is the hot
+    /// path: this saves sizing it twice).
+    pub single_body_len: usize,
 }
 
 /// Sizes a batch of `refs` (offset deltas increasing). `None` when empty or
@@ -378,10 +381,11 @@ pub(crate) struct BatchPlan {
 fn plan_refs<'a>(refs: impl Iterator<Item = RecordRef<'a>> + Clone) -> Option<BatchPlan> {
     let first = refs.clone().next()?.timestamp;
     let mut len = BATCH_HEADER_LEN;
-    let (mut max_ts, mut count, mut last) = (i64::MIN, 0u32, 0u32);
+    let (mut max_ts, mut count, mut last, mut single) = (i64::MIN, 0u32, 0u32, 0);
     for r in refs {
         max_ts = max_ts.max(r.timestamp);
         let body = r.body_len(first);
+        single = body;
         len = len.checked_add(uvarint_len(body as u64) + body)?;
         count = count.checked_add(1)?;
         last = r.offset_delta;
@@ -392,6 +396,7 @@ fn plan_refs<'a>(refs: impl Iterator<Item = RecordRef<'a>> + Clone) -> Option<Ba
         max_timestamp: max_ts,
         record_count: count,
         last_offset_delta: last,
+        single_body_len: single,
     })
 }
 
@@ -410,7 +415,8 @@ fn encode_refs<'a>(buf: &mut [u8], plan: &BatchPlan, base_offset: u64, refs: imp
     buf[..BATCH_HEADER_LEN].copy_from_slice(&header);
     let mut at = BATCH_HEADER_LEN;
     for r in refs {
-        at = r.write(buf, at, plan.first_timestamp);
+        let body = if plan.record_count == 1 { plan.single_body_len } else { r.body_len(plan.first_timestamp) };
+        at = r.write(buf, at, plan.first_timestamp, body);
     }
     debug_assert_eq!(at, plan.len);
     let crc = crc32fast::hash(&buf[LENGTH_OFFSET..plan.len]);

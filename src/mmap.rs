@@ -190,19 +190,6 @@ impl MappedFile {
         Some(f(slice))
     }
 
-    /// Maps the pages of committed bytes `range` in one call, rather than
-    /// one page fault at a time as they are read (pages written with
-    /// `pwrite` are in the page cache but not yet in this mapping). Best
-    /// effort.
-    pub fn prefetch(&self, range: Range<usize>) {
-        let end = range.end.min(self.committed());
-        if let Some(raw) = &self.raw
-            && range.start < end
-        {
-            let _ = raw.advise_range(Advice::PopulateRead, range.start, end - range.start);
-        }
-    }
-
     /// A zero-copy `Bytes` over committed bytes `range`, keeping the mapping
     /// alive for as long as it (or any slice of it) lives.
     pub fn bytes(self: &Arc<Self>, range: Range<usize>) -> Option<Bytes> {

@@ -320,10 +320,11 @@ impl Partition {
 
         let mut guard = inner.writer.lock();
         inner.check_writable()?;
-        let mut w = guard.as_mut().ok_or(Error::Closed)?;
+        let Some(mut w) = guard.as_mut() else { return Err(Error::Closed) };
         if inner.needs_roll(w, plan.len, count, plan.max_timestamp) {
             inner.roll_locked(&mut guard)?;
-            w = guard.as_mut().ok_or(Error::Closed)?;
+            let Some(rolled) = guard.as_mut() else { return Err(Error::Closed) };
+            w = rolled;
         }
         let base = w.next_offset;
         let pos = w.active.map.append_with(plan.len, |buf| format::encode_batch(buf, &plan, base, records, now))?;
@@ -761,7 +762,8 @@ impl Inner {
     /// handled by recovery (the segment before an empty last one is
     /// recovered too).
     fn roll_locked(&self, slot: &mut Option<Writer>) -> Result<()> {
-        let next_offset = slot.as_ref().ok_or(Error::Closed)?.next_offset;
+        let Some(w) = slot.as_ref() else { return Err(Error::Closed) };
+        let next_offset = w.next_offset;
         let active = Segment::create(&self.dir, next_offset, &self.segment_config)?;
         {
             let mut segments = self.segments.write();

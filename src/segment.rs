@@ -36,9 +36,6 @@ pub(crate) fn parse_log_name(name: &str) -> Option<u64> {
     (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit())).then(|| stem.parse().ok())?
 }
 
-/// Reads of at least this many bytes map their pages in one call first.
-const PREFETCH_MIN: usize = 64 << 10;
-
 /// Index settings a segment needs when it builds or resumes its indexes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IndexConfig {
@@ -468,9 +465,6 @@ impl Segment {
         let map = self.map()?;
         let committed = map.committed();
         let start = self.with_index(end_offset, |idx| idx.position_for(offset))? as usize;
-        if max_bytes >= PREFETCH_MIN {
-            map.prefetch(start..start.saturating_add(max_bytes));
-        }
         // Walk from the index entry to the first batch that reaches `offset`,
         // then on while the run fits `max_bytes`. Every batch walked over is
         // checked (CRC included): a damaged header must be an error, never a
@@ -601,8 +595,12 @@ impl Segment {
     }
 
     /// Bytes of log in this segment.
+    /// A sealed segment not mapped yet is not mapped just for this.
     pub fn size(&self) -> Result<u64> {
-        Ok(self.map()?.committed() as u64)
+        match self.map.get() {
+            Some(m) => Ok(m.committed() as u64),
+            None => Ok(std::fs::metadata(&self.log_path).map_err(Error::io("stat", &self.log_path))?.len()),
+        }
     }
 
     /// Deletes this segment's files (index files first: an orphan log is a
