@@ -205,7 +205,9 @@ impl Broker {
                 offsets_topic_config().segment_bytes(broker.inner.opts.offsets_segment_bytes),
             )?,
         };
-        let coordinator = Coordinator::new(Arc::downgrade(&broker.inner), offsets.partition(0)?)?;
+        let topics = broker.inner.topic_names().into_iter().collect();
+        let now = broker.inner.opts.clock.now_ms();
+        let coordinator = Coordinator::new(Arc::downgrade(&broker.inner), offsets.partition(0)?, &topics, now)?;
         let _ = broker.inner.coordinator.set(coordinator);
         if let Some(every) = broker.inner.opts.maintenance_interval {
             *broker.inner.maintenance.lock() = Some(start_maintenance(&broker.inner, every)?);
@@ -250,16 +252,19 @@ impl Broker {
             // The files go away next; a failed clean close changes nothing.
             let _ = p.shutdown();
         }
-        // Committed offsets of the topic go too: a new topic of the same
-        // name starts from scratch.
-        inner.coordinator().offsets.forget_topic(name, inner.opts.clock.now_ms())?;
         // Move out first: a crash mid-delete leaves a directory in the
         // trash, which open empties, never a half-deleted topic.
+        static DELETES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let trash = inner.dir.join(TRASH_DIR);
-        let doomed = trash.join(format!("{name}-{}", inner.opts.clock.now_ms()));
+        let unique = (std::process::id(), DELETES.fetch_add(1, Ordering::Relaxed), inner.opts.clock.now_ms());
+        let doomed = trash.join(format!("{name}-{}-{}-{}", unique.0, unique.1, unique.2));
         fs::rename(&topic.inner.dir, &doomed).map_err(Error::io("rename", &topic.inner.dir))?;
         fsutil::sync_dir(&inner.topics_dir)?;
         fsutil::sync_dir(&trash)?;
+        // Then its committed offsets: a new topic of the same name starts
+        // from scratch. (After a crash in between, open forgets the offsets
+        // of topics that no longer exist.)
+        inner.coordinator().offsets.forget_topic(name, inner.opts.clock.now_ms())?;
         fs::remove_dir_all(&doomed).map_err(Error::io("remove", &doomed))?;
         fsutil::sync_dir(&trash)
     }

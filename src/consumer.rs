@@ -237,6 +237,8 @@ pub struct Consumer {
     /// Where the next fetch starts, rotating for fairness.
     next_start: usize,
     waiter: Arc<Waiter>,
+    /// The broker-clock time by which the current `poll` returns.
+    poll_until_ms: i64,
     closed: bool,
 }
 
@@ -265,6 +267,7 @@ impl Consumer {
             last_auto_commit_ms: now,
             next_start: 0,
             waiter: Waiter::current(),
+            poll_until_ms: 0,
             closed: false,
         })
     }
@@ -425,10 +428,21 @@ impl Consumer {
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         self.check_open()?;
         let deadline = Instant::now() + timeout;
+        if !self.waiter.is_current_thread() {
+            // Moved to another thread: park that one. Before any reset or
+            // sync, so that no wake-up meant for the old waiter is lost.
+            let old = std::mem::replace(&mut self.waiter, Waiter::current());
+            if let Some(m) = &self.membership {
+                m.group.set_waiter(&m.member_id, &self.waiter);
+            }
+            drop(old);
+        }
         // While inside poll the member is alive, however long it waits;
         // `max_poll_interval` counts the time between polls.
+        let now = self.broker.opts.clock.now_ms();
+        self.poll_until_ms = now.saturating_add(timeout.as_millis().min(i64::MAX as u128) as i64);
         if let Some(m) = &self.membership {
-            m.group.enter_poll(self.broker.coordinator(), &m.member_id, self.broker.opts.clock.now_ms());
+            m.group.enter_poll(self.broker.coordinator(), &m.member_id, now, self.poll_until_ms);
         }
         let result = self.poll_until(deadline);
         if let Some(m) = &self.membership {
@@ -475,7 +489,7 @@ impl Consumer {
             let subscription = std::mem::replace(&mut self.subscription, Subscription::None);
             self.join(subscription)?;
             if let Some(m) = &self.membership {
-                m.group.enter_poll(self.broker.coordinator(), &m.member_id, now);
+                m.group.enter_poll(self.broker.coordinator(), &m.member_id, now, self.poll_until_ms);
             }
             return self.sync_group();
         };
@@ -617,6 +631,8 @@ impl Consumer {
                 self.assigned.get_mut(tp).expect("present").position = Some(reset);
                 return Ok(());
             }
+            // Deleted between the check above and the read: next time.
+            Err(Error::Closed) => return Ok(()),
             Err(e) => return Err(e),
         };
         {
@@ -660,13 +676,6 @@ impl Consumer {
                 return;
             }
             std::hint::spin_loop();
-        }
-        if !self.waiter.is_current_thread() {
-            // Moved to another thread since the waiter was made.
-            self.waiter = Waiter::current();
-            if let Some(m) = &self.membership {
-                m.group.set_waiter(&m.member_id, &self.waiter);
-            }
         }
         let logs: Vec<Arc<Partition>> =
             self.assigned.values().filter(|a| !a.paused).map(|a| Arc::clone(&a.log)).collect();
@@ -809,7 +818,11 @@ impl Consumer {
         let mut offsets = Vec::new();
         for tp in partitions {
             let a = self.assigned(tp)?;
-            let Some(pos) = a.position else { continue };
+            // Nothing to commit for a deleted topic, or for a position past
+            // the end (a seek too far, reset at the next fetch).
+            let Some(pos) = a.position.filter(|&p| !a.log.is_closed() && p <= a.log.high_watermark()) else {
+                continue;
+            };
             let committed = coordinator.offsets.get(&group, tp);
             // Never move a commit backwards unless the user sought there.
             if committed.is_none_or(|c| pos > c || (pos < c && a.seeked)) {
@@ -835,20 +848,22 @@ impl Consumer {
 
     fn commit_checked(&self, offsets: &[(TopicPartition, u64)]) -> Result<()> {
         let group = self.group_id()?;
+        let mut logs = Vec::with_capacity(offsets.len());
         for (tp, offset) in offsets {
             let log = self.broker.topic(&tp.topic)?.partition(tp.partition)?;
             let end = log.high_watermark();
             if *offset > end {
                 return Err(Error::OffsetOutOfRange { requested: *offset, start: log.log_start_offset(), end });
             }
+            logs.push(log);
         }
         let coordinator = self.broker.coordinator();
         let now = self.broker.opts.clock.now_ms();
         match &self.membership {
             // Checked and written under the group's lock: a member removed in
             // between cannot slip a commit in.
-            Some(m) => m.group.commit_fenced(&m.member_id, m.generation, offsets, &coordinator.offsets, now),
-            None => coordinator.offsets.commit(group, offsets, now),
+            Some(m) => m.group.commit_fenced(&m.member_id, m.generation, offsets, &logs, &coordinator.offsets, now),
+            None => coordinator.offsets.commit(group, offsets, &logs, now),
         }
     }
 

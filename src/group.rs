@@ -205,8 +205,10 @@ pub(crate) struct Join {
 struct Member {
     topics: BTreeSet<String>,
     target: Vec<TopicPartition>,
-    /// Inside `poll` now: alive, however long it waits.
-    in_poll: bool,
+    /// Inside `poll` now, which returns by this time at the latest: alive
+    /// until then (plus `max_poll_interval`), however long it waits, and
+    /// no longer even if it never leaves (a panic inside poll).
+    in_poll_until_ms: Option<i64>,
     /// When the member last left `poll` (or joined).
     last_poll_ms: i64,
     max_poll_interval_ms: i64,
@@ -240,13 +242,21 @@ pub(crate) struct Coordinator {
 }
 
 impl Coordinator {
-    pub fn new(broker: Weak<BrokerInner>, offsets_log: Arc<Partition>) -> Result<Coordinator> {
-        Ok(Coordinator {
-            broker,
-            groups: Mutex::new(BTreeMap::new()),
-            next_member: Mutex::new(0),
-            offsets: OffsetStore::load(offsets_log)?,
-        })
+    /// Loads the committed offsets; those of topics that no longer exist (a
+    /// delete that crashed before forgetting them) are forgotten now.
+    pub fn new(
+        broker: Weak<BrokerInner>,
+        offsets_log: Arc<Partition>,
+        topics: &BTreeSet<String>,
+        now_ms: i64,
+    ) -> Result<Coordinator> {
+        let offsets = OffsetStore::load(offsets_log)?;
+        let orphans: BTreeSet<String> =
+            offsets.committed.read().keys().map(|(_, tp)| tp.topic.clone()).filter(|t| !topics.contains(t)).collect();
+        for t in orphans {
+            offsets.forget_topic(&t, now_ms)?;
+        }
+        Ok(Coordinator { broker, groups: Mutex::new(BTreeMap::new()), next_member: Mutex::new(0), offsets })
     }
 
     pub fn group(&self, id: &str) -> Arc<Group> {
@@ -301,7 +311,7 @@ impl Group {
         let member = Member {
             topics: join.topics,
             target: Vec::new(),
-            in_poll: false,
+            in_poll_until_ms: None,
             last_poll_ms: join.now_ms,
             max_poll_interval_ms: join.max_poll_interval_ms,
             waiter: join.waiter,
@@ -366,7 +376,10 @@ impl Group {
         let expired: Vec<String> = st
             .members
             .iter()
-            .filter(|(_, m)| !m.in_poll && now_ms - m.last_poll_ms > m.max_poll_interval_ms)
+            .filter(|(_, m)| {
+                let alive_from = m.in_poll_until_ms.map_or(m.last_poll_ms, |d| d.max(m.last_poll_ms));
+                now_ms.saturating_sub(alive_from) > m.max_poll_interval_ms
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in &expired {
@@ -376,22 +389,23 @@ impl Group {
         !expired.is_empty()
     }
 
-    /// A member enters `poll`. If it missed its deadline since the last
-    /// one, it is removed (and learns so from `sync`).
-    pub fn enter_poll(&self, coordinator: &Coordinator, member_id: &str, now_ms: i64) {
+    /// A member enters a `poll` that returns by `until_ms`. If it missed
+    /// its deadline since the last one, it is removed (and learns so from
+    /// `sync`).
+    pub fn enter_poll(&self, coordinator: &Coordinator, member_id: &str, now_ms: i64, until_ms: i64) {
         let mut st = self.state.lock();
         if Self::evict_expired(&mut st, now_ms) {
             Self::rebalance(&mut st, coordinator);
         }
         if let Some(m) = st.members.get_mut(member_id) {
-            m.in_poll = true;
+            m.in_poll_until_ms = Some(until_ms);
         }
     }
 
     /// A member leaves `poll`: its `max_poll_interval` starts now.
     pub fn exit_poll(&self, member_id: &str, now_ms: i64) {
         if let Some(m) = self.state.lock().members.get_mut(member_id) {
-            m.in_poll = false;
+            m.in_poll_until_ms = None;
             m.last_poll_ms = now_ms;
         }
     }
@@ -433,6 +447,7 @@ impl Group {
         member_id: &str,
         generation: u32,
         offsets: &[(TopicPartition, u64)],
+        logs: &[Arc<Partition>],
         store: &OffsetStore,
         now_ms: i64,
     ) -> Result<()> {
@@ -446,7 +461,7 @@ impl Group {
                 group_generation: st.generation,
             });
         }
-        store.commit(&self.id, offsets, now_ms)
+        store.commit(&self.id, offsets, logs, now_ms)
     }
 
     fn rebalance(st: &mut GroupState, coordinator: &Coordinator) {
@@ -586,8 +601,20 @@ impl OffsetStore {
         self.committed.read().get(&(group.to_owned(), tp.clone())).copied()
     }
 
-    /// Appends the commits as one batch, then makes them visible.
-    pub fn commit(&self, group: &str, offsets: &[(TopicPartition, u64)], now_ms: i64) -> Result<()> {
+    /// Appends the commits as one batch, then makes them visible. Commits
+    /// for partitions whose log is closed by now (a topic deleted since the
+    /// caller looked it up) are dropped, under the same lock that
+    /// `forget_topic` takes, so a deleted topic's offsets never come back.
+    pub fn commit(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, u64)],
+        logs: &[Arc<Partition>],
+        now_ms: i64,
+    ) -> Result<()> {
+        let _w = self.write.lock();
+        let offsets: Vec<(TopicPartition, u64)> =
+            offsets.iter().zip(logs).filter(|(_, log)| !log.is_closed()).map(|(o, _)| o.clone()).collect();
         if offsets.is_empty() {
             return Ok(());
         }
@@ -601,11 +628,10 @@ impl OffsetStore {
                 Record::new(v).with_key(offset_key(group, tp)).with_timestamp(now_ms)
             })
             .collect();
-        let _w = self.write.lock();
         self.log.append(&records)?;
         let mut map = self.committed.write();
         for (tp, off) in offsets {
-            map.insert((group.to_owned(), tp.clone()), *off);
+            map.insert((group.to_owned(), tp), off);
         }
         Ok(())
     }
@@ -621,6 +647,8 @@ impl OffsetStore {
         let tombstones: Vec<Record> =
             doomed.iter().map(|(g, tp)| Record::tombstone(offset_key(g, tp)).with_timestamp(now_ms)).collect();
         self.log.append(&tombstones)?;
+        // As durable as the delete itself.
+        self.log.flush()?;
         let mut map = self.committed.write();
         for k in &doomed {
             map.remove(k);

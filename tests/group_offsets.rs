@@ -154,3 +154,22 @@ fn a_recreated_topic_does_not_inherit_old_commits() {
     let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
     assert!(!b.list_groups().contains(&"g".to_owned()), "the tombstones are durable");
 }
+
+#[test]
+fn a_seek_past_the_end_does_not_break_auto_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(10_000_000));
+    let b = Broker::open(dir.path(), BrokerOptions::default().clock(clock.clone())).unwrap();
+    b.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
+    produce(&b, 10);
+    let tp = TopicPartition::new("t", 0);
+    let cfg = ConsumerConfig::with_group("g").auto_offset_reset(OffsetReset::Earliest);
+    let mut c = b.consumer(cfg).unwrap();
+    c.subscribe(&["t"]).unwrap();
+    assert_eq!(c.poll(Duration::from_secs(1)).unwrap().len(), 10);
+    c.seek(&tp, 109).unwrap();
+    clock.advance(Duration::from_secs(6));
+    c.poll(Duration::ZERO).unwrap();
+    c.close().unwrap();
+    assert_eq!(b.describe_group("g").unwrap().partitions[0].committed, Some(10));
+}

@@ -251,3 +251,45 @@ fn a_long_idle_poll_keeps_the_member_alive() {
     assert_eq!(c.member_id().unwrap(), id);
     assert_eq!(c.generation(), generation);
 }
+
+#[test]
+fn a_member_that_panicked_inside_poll_is_evicted_after_its_deadline() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let (_d, b) = broker(Some(clock.clone()));
+    let cfg = || ConsumerConfig::with_group("g").max_poll_interval(Duration::from_secs(10));
+    struct Boom;
+    impl RebalanceListener for Boom {
+        fn on_partitions_assigned(&mut self, _: &[TopicPartition]) {
+            panic!("listener failed");
+        }
+    }
+    let mut doomed = b.consumer(cfg()).unwrap();
+    doomed.subscribe_with(&["orders"], Box::new(Boom)).unwrap();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doomed.poll(Duration::ZERO)));
+    assert!(caught.is_err());
+    let mut other = b.consumer(cfg()).unwrap();
+    other.subscribe(&["orders"]).unwrap();
+    other.poll(Duration::ZERO).unwrap();
+    assert!(other.assignment().len() < 6, "the panicked member still counts for now");
+    clock.advance(Duration::from_secs(11));
+    other.poll(Duration::ZERO).unwrap();
+    other.poll(Duration::ZERO).unwrap();
+    assert_eq!(other.assignment().len(), 6, "evicted once its poll deadline and interval passed");
+    std::mem::forget(doomed);
+}
+
+#[test]
+fn deleting_one_topic_does_not_redeliver_the_others() {
+    let (_d, b) = broker(None);
+    b.create_topic("other", TopicConfig::with_partitions(1)).unwrap();
+    produce(&b, 0, 60);
+    let mut c = b.consumer(ConsumerConfig::with_group("g").auto_offset_reset(OffsetReset::Earliest)).unwrap();
+    c.subscribe(&["orders", "other"]).unwrap();
+    let mut seen = Vec::new();
+    pump(&mut [&mut c], &mut seen);
+    assert_eq!(seen.len(), 60);
+    b.delete_topic("other").unwrap();
+    pump(&mut [&mut c], &mut seen);
+    assert_eq!(seen.len(), 60, "nothing delivered twice after the rebalance");
+    c.close().unwrap();
+}
