@@ -144,6 +144,8 @@ pub(crate) struct BrokerInner {
     /// Set when the maintenance thread panicked: the broker refuses work.
     poisoned: AtomicBool,
     maintenance: Mutex<Option<Periodic>>,
+    /// Syncs partitions with `Durability::Interval` when they are due.
+    flusher: Mutex<Option<Periodic>>,
     /// Consumer groups and committed offsets; set once the topics are open.
     coordinator: std::sync::OnceLock<Coordinator>,
     /// The directory lock, held until the broker is closed.
@@ -193,6 +195,7 @@ impl Broker {
             closed: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),
             maintenance: Mutex::new(None),
+            flusher: Mutex::new(None),
             coordinator: std::sync::OnceLock::new(),
             dir_lock: Mutex::new(Some(lock)),
         });
@@ -212,6 +215,7 @@ impl Broker {
         if let Some(every) = broker.inner.opts.maintenance_interval {
             *broker.inner.maintenance.lock() = Some(start_maintenance(&broker.inner, every)?);
         }
+        *broker.inner.flusher.lock() = Some(start_flusher(&broker.inner)?);
         Ok(broker)
     }
 
@@ -536,10 +540,10 @@ impl BrokerInner {
     }
 
     fn shutdown(&self) -> Result<()> {
-        // Stop maintenance before anything is closed under it.
-        let maintenance = self.maintenance.lock().take();
-        if let Some(m) = maintenance {
-            m.stop();
+        // Stop the background threads before anything is closed under them.
+        let threads = [self.maintenance.lock().take(), self.flusher.lock().take()];
+        for t in threads.into_iter().flatten() {
+            t.stop();
         }
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -572,6 +576,35 @@ fn start_maintenance(broker: &Arc<BrokerInner>, every: Duration) -> Result<Perio
         "streamlog-maintenance",
         every,
         move || task.upgrade().is_some_and(|b| b.run_maintenance().is_ok() || b.check_open().is_ok()),
+        move || {
+            if let Some(b) = on_panic.upgrade() {
+                b.poisoned.store(true, Ordering::Release);
+            }
+        },
+    )
+}
+
+/// How often the broker's flush thread looks for partitions due a sync.
+const FLUSH_TICK: Duration = Duration::from_millis(5);
+
+/// The broker's flush thread: one for all partitions with
+/// `Durability::Interval`, each synced once its interval has passed. A
+/// failed sync poisons that partition (as it would its own flusher).
+fn start_flusher(broker: &Arc<BrokerInner>) -> Result<Periodic> {
+    let (task, on_panic) = (Arc::downgrade(broker), Arc::downgrade(broker));
+    Periodic::start(
+        "streamlog-flush",
+        FLUSH_TICK,
+        move || {
+            let Some(b) = task.upgrade() else { return false };
+            let topics: Vec<Topic> = b.topics.read().values().cloned().collect();
+            for t in topics.iter().filter(|t| matches!(t.config().durability, crate::Durability::Interval(_))) {
+                for p in t.partitions() {
+                    let _ = p.flush_if_due();
+                }
+            }
+            b.check_open().is_ok()
+        },
         move || {
             if let Some(b) = on_panic.upgrade() {
                 b.poisoned.store(true, Ordering::Release);

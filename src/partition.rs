@@ -170,12 +170,13 @@ struct Writer {
     first_timestamp: Option<i64>,
 }
 
-#[derive(Default)]
 struct SyncState {
     /// Every offset below this is on disk.
     synced: u64,
     /// A thread is syncing; others wait for it rather than sync again.
     in_progress: bool,
+    /// When the last sync finished (for `Durability::Interval`).
+    last_sync: std::time::Instant,
 }
 
 impl Partition {
@@ -186,8 +187,10 @@ impl Partition {
         Partition::open_with(dir.as_ref(), opts, None)
     }
 
-    /// [`Partition::open`] with a prefault thread shared with other
-    /// partitions, or its own if `prefaulter` is `None`.
+    /// [`Partition::open`] for a broker's partition, when `prefaulter` is
+    /// the broker's: its prefault thread is shared, and the broker's flush
+    /// thread calls [`Partition::flush_if_due`] for `Durability::Interval`.
+    /// With `None`, the partition runs both threads itself.
     pub(crate) fn open_with(
         dir: &Path,
         opts: PartitionOptions,
@@ -284,7 +287,11 @@ impl Partition {
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             // Recovery synced whatever it kept; a clean close synced all.
-            sync: Mutex::new(SyncState { synced: next_offset, in_progress: false }),
+            sync: Mutex::new(SyncState {
+                synced: next_offset,
+                in_progress: false,
+                last_sync: std::time::Instant::now(),
+            }),
             sync_done: Condvar::new(),
             sync_calls: AtomicU64::new(0),
             maintenance: Mutex::new(()),
@@ -294,7 +301,7 @@ impl Partition {
             opts,
         });
         let flusher = match inner.opts.durability {
-            Durability::Interval(every) => Some(start_flusher(Arc::clone(&inner), every)?),
+            Durability::Interval(every) if own_prefaulter.is_some() => Some(start_flusher(Arc::clone(&inner), every)?),
             _ => None,
         };
         Ok(Partition { inner, flusher: Mutex::new(flusher), own_prefaulter })
@@ -438,6 +445,25 @@ impl Partition {
     /// Whether the partition is closed (its handle can no longer be used).
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Every offset below this is known to be on disk (synced by `flush`,
+    /// a group commit, an interval flush, a roll or a clean close).
+    pub fn flushed_offset(&self) -> u64 {
+        self.inner.sync.lock().synced
+    }
+
+    /// With `Durability::Interval(d)`: syncs if there is unsynced data and
+    /// the last sync is at least `d` ago.
+    pub(crate) fn flush_if_due(&self) -> Result<()> {
+        let inner = &*self.inner;
+        let Durability::Interval(every) = inner.opts.durability else { return Ok(()) };
+        let hw = inner.high_watermark.load(Ordering::Acquire);
+        let due = {
+            let state = inner.sync.lock();
+            state.synced < hw && state.last_sync.elapsed() >= every
+        };
+        if due && !inner.closed.load(Ordering::Acquire) { inner.sync_to(hw) } else { Ok(()) }
     }
 
     /// Writes everything appended so far to disk.
@@ -772,7 +798,11 @@ impl Inner {
             *segments = Arc::new(list);
         }
         let old = slot.replace(Writer { active, next_offset, first_timestamp: None }).expect("checked above");
-        old.active.seal(&self.dir).inspect_err(|_| self.poison()).map(drop)
+        old.active.seal(&self.dir).inspect_err(|_| self.poison())?;
+        // Sealing synced everything below the new segment.
+        let mut state = self.sync.lock();
+        state.synced = state.synced.max(next_offset);
+        Ok(())
     }
 
     /// Returns once every offset below `target` is on disk. Concurrent
@@ -801,7 +831,10 @@ impl Inner {
         let mut state = self.sync.lock();
         state.in_progress = false;
         match &result {
-            Ok(()) => state.synced = state.synced.max(covered),
+            Ok(()) => {
+                state.synced = state.synced.max(covered);
+                state.last_sync = std::time::Instant::now();
+            }
             Err(_) => self.poison(),
         }
         self.sync_done.notify_all();

@@ -182,3 +182,25 @@ fn one_damaged_partition_does_not_stop_maintenance_of_the_others() {
     assert!(matches!(report.failures[0].1, Error::Corrupt { .. }));
     assert!(report.segments_deleted > 0, "topic b was still maintained");
 }
+
+#[test]
+fn interval_durability_is_flushed_by_the_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Broker::open(dir.path(), BrokerOptions::default().maintenance_interval(None)).unwrap();
+    let every = Duration::from_millis(20);
+    b.create_topic("flushed", TopicConfig::with_partitions(2).durability(streamlog::Durability::Interval(every)))
+        .unwrap();
+    b.create_topic("lazy", TopicConfig::with_partitions(1)).unwrap();
+    let p = b.producer();
+    for i in 0..10 {
+        p.send(ProducerRecord::new("flushed", "x").partition(i % 2)).unwrap();
+        p.send(ProducerRecord::new("lazy", "x")).unwrap();
+    }
+    let parts = b.topic("flushed").unwrap().partitions();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while parts.iter().any(|p| p.flushed_offset() < 5) {
+        assert!(Instant::now() < deadline, "the broker never flushed");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(b.topic("lazy").unwrap().partition(0).unwrap().flushed_offset(), 0, "Os durability is left to the OS");
+}
