@@ -16,19 +16,32 @@ fn flip(path: &std::path::Path, at: u64) {
     f.write_all_at(&[b[0] ^ 0x20], at).unwrap();
 }
 
-/// A cleanly closed multi-segment log with a bit flipped in the middle of
-/// its second segment. Returns the dir, that segment's path and base offset.
-fn corrupted() -> (tempfile::TempDir, std::path::PathBuf, u64, u64) {
+/// Base offset of a segment file.
+fn base_of(seg: &std::path::Path) -> u64 {
+    seg.file_stem().unwrap().to_str().unwrap().parse().unwrap()
+}
+
+/// A multi-segment log of 1000 same-size records, still open. Returns it,
+/// its dir and its second segment's path.
+fn written() -> (Partition, tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let p = Partition::open(dir.path(), small_segments()).unwrap();
     for i in 0..1000 {
         p.append(&[numbered(i, 100)]).unwrap();
     }
-    p.close().unwrap();
     let seg = log_files(dir.path())[1].clone();
-    let base: u64 = seg.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    (p, dir, seg)
+}
+
+/// A cleanly closed multi-segment log with a bit flipped in the middle of
+/// its second segment. Returns the dir, that segment's path and base offset,
+/// and the flipped position.
+fn corrupted() -> (tempfile::TempDir, std::path::PathBuf, u64, u64) {
+    let (p, dir, seg) = written();
+    p.close().unwrap();
     let flip_at = std::fs::metadata(&seg).unwrap().len() / 2;
     flip(&seg, flip_at);
+    let base = base_of(&seg);
     (dir, seg, base, flip_at)
 }
 
@@ -88,17 +101,11 @@ fn repair_cuts_the_log_at_the_first_corrupt_batch() {
 /// without its checksum) is an error, not a reason to skip ahead.
 #[test]
 fn a_damaged_base_offset_is_not_skipped() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = Partition::open(dir.path(), small_segments()).unwrap();
-    for i in 0..1000 {
-        p.append(&[numbered(i, 100)]).unwrap();
-    }
+    let (p, dir, seg) = written();
     p.close().unwrap();
-    let seg = log_files(dir.path())[1].clone();
-    let base: u64 = seg.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let base = base_of(&seg);
     // Batches are the same size; damage the top byte of batch 20's base offset.
-    let batch_len = std::fs::metadata(&seg).unwrap().len()
-        / (log_files(dir.path())[2].file_stem().unwrap().to_str().unwrap().parse::<u64>().unwrap() - base);
+    let batch_len = std::fs::metadata(&seg).unwrap().len() / (base_of(&log_files(dir.path())[2]) - base);
     flip(&seg, 20 * batch_len + 12 + 7);
     let p = Partition::open(dir.path(), small_segments()).unwrap();
     let err = p.read(base + 20, 1 << 20).unwrap_err();
@@ -109,14 +116,9 @@ fn a_damaged_base_offset_is_not_skipped() {
 /// bytes must stay readable (a cut made in place would be a SIGBUS).
 #[test]
 fn repair_never_pulls_pages_from_under_live_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = Partition::open(dir.path(), small_segments()).unwrap();
-    for i in 0..1000 {
-        p.append(&[numbered(i, 100)]).unwrap();
-    }
-    let seg = log_files(dir.path())[1].clone();
-    let base: u64 = seg.file_stem().unwrap().to_str().unwrap().parse().unwrap();
-    let next_base: u64 = log_files(dir.path())[2].file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let (p, dir, seg) = written();
+    let base = base_of(&seg);
+    let next_base = base_of(&log_files(dir.path())[2]);
     // Hold the last record of segment 1.
     let held = read_all(&p, next_base - 1).remove(0);
     assert_eq!(held.offset, next_base - 1);
