@@ -237,8 +237,10 @@ impl Producer {
     /// durability).
     pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
         let topic = self.broker.topic_for_produce(&record.topic)?;
-        let partition = self.choose(&topic, &record)?;
-        let log = topic.partition(partition)?;
+        // One snapshot of the partition list serves the count and the log.
+        let parts = topic.partitions_snapshot();
+        let partition = self.choose(&topic, parts.len() as u32, &record)?;
+        let log = &parts[partition as usize];
         let timestamp = record.timestamp.unwrap_or_else(|| self.broker.opts.clock.now_ms());
         let rec = Record { key: record.key, value: record.value, timestamp: Some(timestamp), headers: record.headers };
         let at = log.append(std::slice::from_ref(&rec))?;
@@ -261,7 +263,7 @@ impl Producer {
                 Some(t) if t.name() == r.topic => t,
                 _ => self.broker.topic_for_produce(&r.topic)?,
             };
-            let partition = self.choose(&topic, &r)?;
+            let partition = self.choose(&topic, topic.partition_count(), &r)?;
             let timestamp = r.timestamp.unwrap_or(now);
             let rec = Record { key: r.key, value: r.value, timestamp: Some(timestamp), headers: r.headers };
             let g = match groups.iter().position(|((t, p), _, _)| *p == partition && t.name() == topic.name()) {
@@ -294,8 +296,7 @@ impl Producer {
     }
 
     /// Explicit partition > key hash > partitioner.
-    fn choose(&self, topic: &crate::Topic, record: &ProducerRecord) -> Result<u32> {
-        let count = topic.partition_count();
+    fn choose(&self, topic: &crate::Topic, count: u32, record: &ProducerRecord) -> Result<u32> {
         let partition = match record.partition {
             Some(p) => p,
             None => self.partitioner.partition(topic.name(), record.key.as_deref(), record.value.as_deref(), count),

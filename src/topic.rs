@@ -391,6 +391,11 @@ impl Topic {
         })
     }
 
+    /// The current partition list, shared (no per-partition clones).
+    pub(crate) fn partitions_snapshot(&self) -> Arc<Vec<Arc<Partition>>> {
+        Arc::clone(&self.inner.partitions.read())
+    }
+
     /// All partitions, in order.
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
         self.inner.partitions.read().to_vec()
