@@ -578,10 +578,11 @@ impl Consumer {
     fn fetch(&mut self) -> Result<Vec<ConsumerRecord>> {
         let keys: Vec<TopicPartition> =
             self.assigned.iter().filter(|(_, a)| !a.paused).map(|(k, _)| k.clone()).collect();
-        let mut out = Vec::new();
         if keys.is_empty() {
-            return Ok(out);
+            return Ok(Vec::new());
         }
+        // Room for a typical poll up front, rather than growing by copies.
+        let mut out = Vec::with_capacity(self.config.max_poll_records.min(1024));
         let start = self.next_start % keys.len();
         self.next_start = self.next_start.wrapping_add(1);
         for i in 0..keys.len() {
