@@ -798,7 +798,18 @@ impl Inner {
             *segments = Arc::new(list);
         }
         let old = slot.replace(Writer { active, next_offset, first_timestamp: None }).expect("checked above");
-        old.active.seal(&self.dir).inspect_err(|_| self.poison())?;
+        let sealed = old.active.seal(&self.dir).inspect_err(|_| self.poison())?;
+        // New readers get a handle that maps the sealed file read-only at its
+        // size; the writable full-capacity mapping goes with the last reader
+        // of the old handle.
+        {
+            let mut segments = self.segments.write();
+            let mut list = Vec::clone(&segments);
+            if let Some(slot) = list.iter_mut().find(|s| s.base_offset() == sealed.base_offset()) {
+                *slot = sealed.reopened();
+            }
+            *segments = Arc::new(list);
+        }
         // Sealing synced everything below the new segment.
         let mut state = self.sync.lock();
         state.synced = state.synced.max(next_offset);

@@ -545,6 +545,15 @@ impl Segment {
         self.check_sealed_scan(&scan)
     }
 
+    /// A fresh handle on this (sealed) segment: it opens its own read-only
+    /// mapping when first read, and starts with a copy of this one's index.
+    pub fn reopened(&self) -> Arc<Segment> {
+        let fresh = Segment::new(self.log_path.parent().unwrap_or(Path::new(".")), self.base_offset, self.index_config);
+        *fresh.index.write() = self.index.read().clone();
+        fresh.max_timestamp.store(self.max_timestamp.load(Ordering::Acquire), Ordering::Release);
+        Arc::new(fresh)
+    }
+
     /// Every batch of the segment, checksums verified.
     pub fn read_all(&self) -> Result<Vec<Batch>> {
         self.read(self.base_offset, u64::MAX, usize::MAX)
