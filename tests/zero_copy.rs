@@ -47,3 +47,18 @@ fn values_point_into_the_segment_mapping() {
     drop(recs);
     assert!(mappings_of(log).is_empty(), "mapping released with the last reader");
 }
+
+#[test]
+fn a_sealed_segment_is_mapped_at_its_size_not_its_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Partition::open(dir.path(), PartitionOptions::default()).unwrap();
+    p.append(&[common::numbered(0, 100)]).unwrap();
+    let log = common::log_files(dir.path())[0].clone();
+    let span = |maps: &[(usize, usize)]| maps.iter().map(|(a, b)| b - a).max().unwrap_or(0);
+    assert!(span(&mappings_of(&log)) >= 1 << 30, "the active segment is mapped for its capacity");
+    p.roll().unwrap();
+    let held = common::read_all(&p, 0);
+    let maps = mappings_of(&log);
+    assert!(span(&maps) <= 4096, "sealed: mapped at its size, {maps:x?}");
+    assert_eq!(common::number_of(&held[0]), 0);
+}
