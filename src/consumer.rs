@@ -15,6 +15,9 @@ use crate::notify::Waiter;
 use crate::partition::Partition;
 use crate::record::Header;
 
+/// A timeout that never runs out (a century).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Where a consumer starts when its group has no valid committed offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OffsetReset {
@@ -367,7 +370,7 @@ impl Consumer {
                     member_id: member_id.clone(),
                     topics,
                     assignor: self.config.assignor,
-                    max_poll_interval_ms: self.config.max_poll_interval.as_millis() as i64,
+                    max_poll_interval_ms: millis(self.config.max_poll_interval),
                     now_ms: self.broker.opts.clock.now_ms(),
                     waiter: Arc::clone(&self.waiter),
                 },
@@ -427,20 +430,20 @@ impl Consumer {
     /// member removed.
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         self.check_open()?;
-        let deadline = Instant::now() + timeout;
+        // `Duration::MAX` means "until records come".
+        let deadline = Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + FOREVER);
         if !self.waiter.is_current_thread() {
-            // Moved to another thread: park that one. Before any reset or
-            // sync, so that no wake-up meant for the old waiter is lost.
-            let old = std::mem::replace(&mut self.waiter, Waiter::current());
+            // Moved to another thread: wake-ups must reach this one. Swapped
+            // before any reset or sync, so that none is lost.
+            self.waiter = Waiter::current();
             if let Some(m) = &self.membership {
                 m.group.set_waiter(&m.member_id, &self.waiter);
             }
-            drop(old);
         }
         // While inside poll the member is alive, however long it waits;
         // `max_poll_interval` counts the time between polls.
         let now = self.broker.opts.clock.now_ms();
-        self.poll_until_ms = now.saturating_add(timeout.as_millis().min(i64::MAX as u128) as i64);
+        self.poll_until_ms = now.saturating_add(millis(timeout));
         if let Some(m) = &self.membership {
             m.group.enter_poll(self.broker.coordinator(), &m.member_id, now, self.poll_until_ms);
         }
@@ -544,7 +547,7 @@ impl Consumer {
             return Ok(());
         }
         let now = self.broker.opts.clock.now_ms();
-        if now - self.last_auto_commit_ms < self.config.auto_commit_interval.as_millis() as i64 {
+        if now.saturating_sub(self.last_auto_commit_ms) < millis(self.config.auto_commit_interval) {
             return Ok(());
         }
         self.last_auto_commit_ms = now;
@@ -671,7 +674,7 @@ impl Consumer {
     /// Spins briefly watching for records, then parks until an append (or a
     /// rebalance) wakes it or `deadline` passes.
     fn wait(&mut self, deadline: Instant) {
-        let spin_until = deadline.min(Instant::now() + self.config.spin);
+        let spin_until = Instant::now().checked_add(self.config.spin).map_or(deadline, |t| deadline.min(t));
         while Instant::now() < spin_until {
             if self.has_data() || self.waiter.is_woken() {
                 return;
@@ -889,6 +892,11 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
+}
+
+/// A duration in whole milliseconds, saturated to fit the clock's `i64`.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn fresh(topic: &Arc<str>, log: Arc<Partition>) -> Assigned {
