@@ -137,6 +137,9 @@ pub(crate) struct BrokerInner {
     topics_dir: PathBuf,
     pub(crate) opts: BrokerOptions,
     topics: RwLock<BTreeMap<String, Topic>>,
+    /// Bumped after every change to the set of topics or their partitions,
+    /// so producers can cache lookups and notice when to redo them.
+    pub(crate) topics_epoch: std::sync::atomic::AtomicU64,
     /// Serializes changes to the set of topics and their partition counts.
     admin: Mutex<()>,
     prefaulter: Arc<Prefaulter>,
@@ -190,6 +193,7 @@ impl Broker {
             topics_dir,
             opts,
             topics: RwLock::new(BTreeMap::new()),
+            topics_epoch: std::sync::atomic::AtomicU64::new(0),
             admin: Mutex::new(()),
             prefaulter: Prefaulter::start()?,
             closed: AtomicBool::new(false),
@@ -251,6 +255,7 @@ impl Broker {
         }
         let _admin = inner.admin.lock();
         let topic = inner.topics.write().remove(name).ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })?;
+        inner.topics_epoch.fetch_add(1, Ordering::AcqRel);
         topic.inner.deleted.store(true, Ordering::Release);
         for p in topic.partitions() {
             // The files go away next; a failed clean close changes nothing.
@@ -300,6 +305,7 @@ impl Broker {
         fsutil::write_atomic(&topic.inner.dir, TOPIC_META, config.encode().as_bytes())?;
         *topic.inner.config.write() = config;
         *topic.inner.partitions.write() = Arc::new(parts);
+        inner.topics_epoch.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
@@ -485,6 +491,7 @@ impl BrokerInner {
         fsutil::write_atomic(&dir, TOPIC_META, config.encode().as_bytes())?;
         let topic = self.topic_handle(name, dir, config, partitions);
         self.topics.write().insert(name.to_owned(), topic.clone());
+        self.topics_epoch.fetch_add(1, Ordering::AcqRel);
         Ok(topic)
     }
 

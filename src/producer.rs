@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -214,11 +215,34 @@ pub struct RecordMetadata {
 type Group = ((crate::Topic, u32), Vec<usize>, Vec<Record>);
 
 /// Sends records to topics. `Send + Sync + Clone`: clones share the
-/// partitioner's state and are cheap; share one between threads.
-#[derive(Clone)]
+/// partitioner's state and are cheap. Share one between threads, or better,
+/// give each thread its own clone: each clone caches its topic lookups, so
+/// clones on different threads do not contend on the send path.
 pub struct Producer {
     broker: Arc<BrokerInner>,
     partitioner: Arc<dyn Partitioner>,
+    /// The last topic this clone sent to. Each clone has its own (a clone
+    /// per thread shares no cache line with the others on the send path).
+    cache: Mutex<Option<Arc<CachedTopic>>>,
+}
+
+/// A topic lookup, valid while the broker's topics epoch is unchanged.
+struct CachedTopic {
+    epoch: u64,
+    /// This cache's own copy of the name, handed out in `RecordMetadata`.
+    name: Arc<str>,
+    partitions: Arc<Vec<Arc<crate::Partition>>>,
+    topic: crate::Topic,
+}
+
+impl Clone for Producer {
+    fn clone(&self) -> Producer {
+        Producer {
+            broker: Arc::clone(&self.broker),
+            partitioner: Arc::clone(&self.partitioner),
+            cache: Mutex::new(None),
+        }
+    }
 }
 
 impl fmt::Debug for Producer {
@@ -229,22 +253,38 @@ impl fmt::Debug for Producer {
 
 impl Producer {
     pub(crate) fn new(broker: Arc<BrokerInner>, config: ProducerConfig) -> Producer {
-        Producer { broker, partitioner: config.partitioner }
+        Producer { broker, partitioner: config.partitioner, cache: Mutex::new(None) }
     }
 
     /// Appends one record and returns where it landed. The record is
     /// visible to consumers when this returns (and durable per the topic's
     /// durability).
     pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
-        let topic = self.broker.topic_for_produce(&record.topic)?;
-        // One snapshot of the partition list serves the count and the log.
-        let parts = topic.partitions_snapshot();
-        let partition = self.choose(&topic, parts.len() as u32, &record)?;
-        let log = &parts[partition as usize];
+        let cached = self.lookup(&record.topic)?;
+        let partition = self.choose(&cached.topic, cached.partitions.len() as u32, &record)?;
+        let log = &cached.partitions[partition as usize];
         let timestamp = record.timestamp.unwrap_or_else(|| self.broker.opts.clock.now_ms());
         let rec = Record { key: record.key, value: record.value, timestamp: Some(timestamp), headers: record.headers };
         let at = log.append(std::slice::from_ref(&rec))?;
-        Ok(RecordMetadata { topic: Arc::clone(topic.name_arc()), partition, offset: at.base_offset, timestamp })
+        Ok(RecordMetadata { topic: Arc::clone(&cached.name), partition, offset: at.base_offset, timestamp })
+    }
+
+    /// The topic `name` with its partitions, from this clone's cache while no
+    /// topic changed since, else looked up (and auto-created if enabled).
+    fn lookup(&self, name: &str) -> Result<Arc<CachedTopic>> {
+        self.broker.check_open()?;
+        // Loaded before the lookup: a change racing with it bumps the epoch
+        // again, so a stale entry is never taken for current.
+        let epoch = self.broker.topics_epoch.load(Ordering::Acquire);
+        let mut cache = self.cache.lock();
+        if let Some(c) = cache.as_ref().filter(|c| c.epoch == epoch && &*c.name == name) {
+            return Ok(Arc::clone(c));
+        }
+        let topic = self.broker.topic_for_produce(name)?;
+        let fresh =
+            Arc::new(CachedTopic { epoch, name: Arc::from(name), partitions: topic.partitions_snapshot(), topic });
+        *cache = Some(Arc::clone(&fresh));
+        Ok(fresh)
     }
 
     /// Appends many records with one append (one lock acquisition) per

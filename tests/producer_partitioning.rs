@@ -122,3 +122,22 @@ fn send_batch_appends_once_per_partition_in_order() {
         .sum();
     assert_eq!(batches, 3);
 }
+
+#[test]
+fn a_producer_notices_topic_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+    b.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
+    let p = b.producer();
+    p.send(ProducerRecord::new("t", "a")).unwrap();
+    assert!(matches!(
+        p.send(ProducerRecord::new("t", "b").partition(3)),
+        Err(streamlog::Error::UnknownPartition { .. })
+    ));
+    b.add_partitions("t", 4).unwrap();
+    assert_eq!(p.send(ProducerRecord::new("t", "c").partition(3)).unwrap().partition, 3);
+    b.delete_topic("t").unwrap();
+    assert!(matches!(p.send(ProducerRecord::new("t", "d")), Err(streamlog::Error::UnknownTopic { .. })));
+    b.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
+    assert_eq!(p.send(ProducerRecord::new("t", "e")).unwrap().offset, 0, "the new topic, not the deleted one");
+}
