@@ -210,9 +210,14 @@ pub struct RecordMetadata {
     pub timestamp: i64,
 }
 
-/// Records of one `send_batch` bound for one partition: (topic, partition),
-/// their indexes in the input, the records.
-type Group = ((crate::Topic, u32), Vec<usize>, Vec<Record>);
+/// Records of one `send_batch` bound for one partition.
+struct Group {
+    topic: Arc<CachedTopic>,
+    partition: u32,
+    /// Where each record stands in the input.
+    indexes: Vec<usize>,
+    records: Vec<Record>,
+}
 
 /// Sends records to topics. `Send + Sync + Clone`: clones share the
 /// partitioner's state and are cheap. Share one between threads, or better,
@@ -295,33 +300,32 @@ impl Producer {
     pub fn send_batch(&self, records: Vec<ProducerRecord>) -> Result<Vec<RecordMetadata>> {
         let now = self.broker.opts.clock.now_ms();
         let mut groups: Vec<Group> = Vec::new();
+        // (topic, partition) -> index in `groups`; topics by cache entry.
+        let mut group_of: std::collections::HashMap<(*const CachedTopic, u32), usize> = HashMap::new();
         let mut placed: Vec<(usize, i64)> = Vec::with_capacity(records.len());
-        let mut last_topic: Option<crate::Topic> = None;
+        let mut last: Option<Arc<CachedTopic>> = None;
         for (i, r) in records.into_iter().enumerate() {
             // Batches usually go to one topic: look it up once.
-            let topic = match last_topic.take() {
-                Some(t) if t.name() == r.topic => t,
-                _ => self.broker.topic_for_produce(&r.topic)?,
+            let cached = match last.take() {
+                Some(c) if *c.name == *r.topic => c,
+                _ => self.lookup(&r.topic)?,
             };
-            let partition = self.choose(&topic, topic.partition_count(), &r)?;
+            let partition = self.choose(&cached.topic, cached.partitions.len() as u32, &r)?;
             let timestamp = r.timestamp.unwrap_or(now);
             let rec = Record { key: r.key, value: r.value, timestamp: Some(timestamp), headers: r.headers };
-            let g = match groups.iter().position(|((t, p), _, _)| *p == partition && t.name() == topic.name()) {
-                Some(g) => g,
-                None => {
-                    groups.push(((topic.clone(), partition), Vec::new(), Vec::new()));
-                    groups.len() - 1
-                }
-            };
-            last_topic = Some(topic);
+            let g = *group_of.entry((Arc::as_ptr(&cached), partition)).or_insert_with(|| {
+                groups.push(Group { topic: Arc::clone(&cached), partition, indexes: Vec::new(), records: Vec::new() });
+                groups.len() - 1
+            });
+            last = Some(cached);
             placed.push((g, timestamp));
-            groups[g].1.push(i);
-            groups[g].2.push(rec);
+            groups[g].indexes.push(i);
+            groups[g].records.push(rec);
         }
         let mut offsets = vec![0u64; placed.len()];
-        for ((topic, partition), indexes, recs) in &groups {
-            let at = topic.partition(*partition)?.append(recs)?;
-            for (k, &i) in indexes.iter().enumerate() {
+        for g in &groups {
+            let at = g.topic.partitions[g.partition as usize].append(&g.records)?;
+            for (k, &i) in g.indexes.iter().enumerate() {
                 offsets[i] = at.base_offset + k as u64;
             }
         }
@@ -329,8 +333,8 @@ impl Producer {
             .into_iter()
             .zip(offsets)
             .map(|((g, timestamp), offset)| {
-                let (topic, partition) = &groups[g].0;
-                RecordMetadata { topic: Arc::clone(topic.name_arc()), partition: *partition, offset, timestamp }
+                let g = &groups[g];
+                RecordMetadata { topic: Arc::clone(&g.topic.name), partition: g.partition, offset, timestamp }
             })
             .collect())
     }
