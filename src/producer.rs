@@ -300,24 +300,32 @@ impl Producer {
     pub fn send_batch(&self, records: Vec<ProducerRecord>) -> Result<Vec<RecordMetadata>> {
         let now = self.broker.opts.clock.now_ms();
         let mut groups: Vec<Group> = Vec::new();
-        // (topic, partition) -> index in `groups`; topics by cache entry.
-        let mut group_of: std::collections::HashMap<(*const CachedTopic, u32), usize> = HashMap::new();
+        // The batch's distinct topics (usually one), and (topic index,
+        // partition) -> index in `groups`.
+        let mut topics: Vec<Arc<CachedTopic>> = Vec::new();
+        let mut group_of: HashMap<(usize, u32), usize> = HashMap::new();
         let mut placed: Vec<(usize, i64)> = Vec::with_capacity(records.len());
-        let mut last: Option<Arc<CachedTopic>> = None;
+        let mut last = 0;
         for (i, r) in records.into_iter().enumerate() {
-            // Batches usually go to one topic: look it up once.
-            let cached = match last.take() {
-                Some(c) if *c.name == *r.topic => c,
-                _ => self.lookup(&r.topic)?,
+            let t = match topics.get(last) {
+                Some(c) if *c.name == *r.topic => last,
+                _ => match topics.iter().position(|c| *c.name == *r.topic) {
+                    Some(t) => t,
+                    None => {
+                        topics.push(self.lookup(&r.topic)?);
+                        topics.len() - 1
+                    }
+                },
             };
+            last = t;
+            let cached = &topics[t];
             let partition = self.choose(&cached.topic, cached.partitions.len() as u32, &r)?;
             let timestamp = r.timestamp.unwrap_or(now);
             let rec = Record { key: r.key, value: r.value, timestamp: Some(timestamp), headers: r.headers };
-            let g = *group_of.entry((Arc::as_ptr(&cached), partition)).or_insert_with(|| {
-                groups.push(Group { topic: Arc::clone(&cached), partition, indexes: Vec::new(), records: Vec::new() });
+            let g = *group_of.entry((t, partition)).or_insert_with(|| {
+                groups.push(Group { topic: Arc::clone(cached), partition, indexes: Vec::new(), records: Vec::new() });
                 groups.len() - 1
             });
-            last = Some(cached);
             placed.push((g, timestamp));
             groups[g].indexes.push(i);
             groups[g].records.push(rec);
