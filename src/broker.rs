@@ -187,6 +187,7 @@ impl Broker {
             let path = e.map_err(Error::io("list", &trash))?.path();
             let removed = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
             removed.map_err(Error::io("remove", &path))?;
+            fsutil::sync_dir(&trash)?;
         }
         let inner = Arc::new(BrokerInner {
             dir,

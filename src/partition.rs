@@ -227,9 +227,16 @@ impl Partition {
         let checkpoints = read_checkpoints(&dir.join(CHECKPOINT_FILE))?;
         // Segments wholly below the log start (deleted by retention or
         // delete_records, but a crash came before their files went).
-        while bases.len() > 1 && bases[1] <= checkpoints.log_start {
-            Segment::sealed(&dir, bases[0], index_config).delete_files()?;
-            bases.remove(0);
+        let below_start = bases
+            .len()
+            .saturating_sub(1)
+            .min(bases.iter().skip(1).take_while(|&&b| b <= checkpoints.log_start).count());
+        for &base in &bases[..below_start] {
+            Segment::sealed(&dir, base, index_config).delete_files()?;
+        }
+        if below_start > 0 {
+            bases.drain(..below_start);
+            fsutil::sync_dir(&dir)?;
         }
 
         let marker_path = dir.join(CLEAN_MARKER);
