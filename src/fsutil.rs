@@ -1,5 +1,7 @@
 //! Small file-system helpers with the durability rules of `docs/FORMAT.md`:
-//! every create, rename and delete is followed by a sync of its directory.
+//! every create, rename and delete is followed by a sync of its directory
+//! (but for the lock file and the removal of leftover `*.tmp` files, which
+//! need not survive a crash).
 
 use std::fs::{self, File};
 use std::io::Write;

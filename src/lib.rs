@@ -36,7 +36,9 @@
 //!
 //! ## Guarantees
 //!
-//! - Offsets are dense, start at 0 and are never reused.
+//! - Offsets are assigned consecutively from 0. Compaction leaves gaps;
+//!   offsets lost to power loss without `Durability::Sync`, or cut by
+//!   `repair`, are assigned again.
 //! - An acknowledged append is visible to every reader and survives a crash
 //!   of the process; [`Durability`] decides when it also survives power loss.
 //! - Every batch carries a CRC-32, checked on every read; a mismatch is an

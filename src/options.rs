@@ -27,7 +27,7 @@ pub enum Durability {
 #[derive(Debug, Clone)]
 pub struct PartitionOptions {
     /// Roll to a new segment before the `.log` file would pass this size.
-    /// Default: 1 GiB. Range: 4 KiB ..= 4 GiB - 1 (positions are 32-bit).
+    /// Default: 1 GiB. Range: 4096 ..= 4294967294 (positions are 32-bit).
     pub segment_bytes: u32,
     /// Roll once the active segment's records span this much time (by
     /// record timestamps, as Kafka's `segment.ms`). Default: 7 days.
@@ -39,7 +39,8 @@ pub struct PartitionOptions {
     pub max_index_bytes: u32,
     /// Default: [`Durability::Os`].
     pub durability: Durability,
-    /// At open, verify every segment and cut the log at the first corrupt
+    /// At open, verify every sealed segment (the last one is fully checked
+    /// only after a crash) and cut the log at the first corrupt
     /// batch, deleting it and everything after it. Default: `false` (a
     /// corrupt sealed segment is reported when read).
     pub repair: bool,

@@ -786,35 +786,32 @@ impl Inner {
             || w.first_timestamp.is_some_and(|first| max_timestamp.saturating_sub(first) >= self.segment_age_ms)
     }
 
-    /// Seals the active segment and starts the next one. Any failure poisons
-    /// the partition: the files are left for recovery to sort out on reopen.
     /// Starts the next segment, then seals the active one. Creating the
     /// new file comes first: if that fails (a full disk), nothing changed
     /// and the append can be retried. A failure to cut or sync the old
     /// segment poisons the partition. A crash between the two steps is
     /// handled by recovery (the segment before an empty last one is
-    /// recovered too).
+    /// recovered too). The new segment joins the list only once the old one
+    /// is synced: a concurrent `sync_to` syncs the last listed segment and
+    /// must not take an unsynced predecessor for done.
     fn roll_locked(&self, slot: &mut Option<Writer>) -> Result<()> {
         let Some(w) = slot.as_ref() else { return Err(Error::Closed) };
         let next_offset = w.next_offset;
         let active = Segment::create(&self.dir, next_offset, &self.segment_config)?;
-        {
-            let mut segments = self.segments.write();
-            let mut list = Vec::clone(&segments);
-            list.push(Arc::clone(&active.segment));
-            *segments = Arc::new(list);
-        }
+        let new_segment = Arc::clone(&active.segment);
         let old = slot.replace(Writer { active, next_offset, first_timestamp: None }).expect("checked above");
         let sealed = old.active.seal(&self.dir).inspect_err(|_| self.poison())?;
         // New readers get a handle that maps the sealed file read-only at its
         // size; the writable full-capacity mapping goes with the last reader
-        // of the old handle.
+        // of the old handle. (No reader needs the new segment yet: the high
+        // watermark has not moved past its base.)
         {
             let mut segments = self.segments.write();
             let mut list = Vec::clone(&segments);
             if let Some(slot) = list.iter_mut().find(|s| s.base_offset() == sealed.base_offset()) {
                 *slot = sealed.reopened();
             }
+            list.push(new_segment);
             *segments = Arc::new(list);
         }
         // Sealing synced everything below the new segment.

@@ -153,8 +153,8 @@ impl ProducerConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerRecord {
     pub topic: String,
-    /// Explicit partition; otherwise the key's hash, otherwise the
-    /// partitioner's choice.
+    /// Explicit partition; otherwise the partitioner's choice (the default
+    /// partitioner hashes the key, if any).
     pub partition: Option<u32>,
     pub key: Option<Bytes>,
     /// `None` is a tombstone.
@@ -347,7 +347,7 @@ impl Producer {
             .collect())
     }
 
-    /// Explicit partition > key hash > partitioner.
+    /// The explicit partition, else the partitioner's choice.
     fn choose(&self, topic: &crate::Topic, count: u32, record: &ProducerRecord) -> Result<u32> {
         let partition = match record.partition {
             Some(p) => p,

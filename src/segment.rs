@@ -349,6 +349,10 @@ impl Segment {
             })
             .expect("committed")
         };
+        // A batch of a newer format is not a torn write: never cut it.
+        if let ScanEnd::Bad(position, DecodeError::UnknownMagic(version)) = scanned.end {
+            return Err(Error::UnsupportedVersion { path: self.log_path.clone(), position, version });
+        }
         if let (ScanEnd::Bad(pos, e), Some(later)) = (scanned.end, valid_after)
             && !repair
         {

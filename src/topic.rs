@@ -401,7 +401,7 @@ impl Topic {
         self.inner.partitions.read().to_vec()
     }
 
-    /// Sum of the partitions' high watermarks: records ever appended.
+    /// Each partition's high watermark, in partition order.
     pub fn end_offsets(&self) -> Vec<u64> {
         self.inner.partitions.read().iter().map(|p| p.high_watermark()).collect()
     }

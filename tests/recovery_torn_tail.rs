@@ -153,3 +153,24 @@ fn a_crash_in_the_middle_of_a_roll_recovers_both_segments() {
     p.verify().unwrap();
     assert_eq!(p.append(&[numbered(100, 100)]).unwrap().base_offset, 100);
 }
+
+/// A batch written by a newer format version is not a torn tail: recovery
+/// reports it and cuts nothing.
+#[test]
+fn a_newer_batch_version_is_an_error_not_a_cut() {
+    let (_d, crash, _) = crashed(20, PartitionOptions::default());
+    let log = &log_files(&crash)[0];
+    let f = OpenOptions::new().read(true).write(true).open(log).unwrap();
+    let at = 15 * batch_len();
+    let mut batch = vec![0u8; batch_len() as usize];
+    f.read_exact_at(&mut batch, at).unwrap();
+    batch[8] = 9; // magic
+    let crc = crc32fast::hash(&batch[4..]);
+    batch[..4].copy_from_slice(&crc.to_le_bytes());
+    f.write_all_at(&batch, at).unwrap();
+    drop(f);
+    let before = fs::metadata(log).unwrap().len();
+    let err = Partition::open(&crash, PartitionOptions::default()).unwrap_err();
+    assert!(matches!(err, streamlog::Error::UnsupportedVersion { version: 9, .. }), "{err}");
+    assert_eq!(fs::metadata(log).unwrap().len(), before, "nothing cut");
+}
