@@ -21,19 +21,70 @@ use crate::segment::{self, ActiveSegment, IndexConfig, ScanEnd, Segment, Segment
 
 /// Name of the directory lock file.
 const LOCK_FILE: &str = ".lock";
-/// Written by a clean close, removed by open: its presence means the files
-/// are exactly as a clean close left them.
-const CLEAN_MARKER: &str = ".clean_shutdown";
-const CLEAN_MARKER_MAGIC: &[u8; 4] = b"SLCS";
-const CLEAN_MARKER_VERSION: u8 = 1;
-const CLEAN_MARKER_LEN: usize = 4 + 4 + 8 + 4;
+/// A small partition metadata file: magic (4 bytes), version (u8), 3 zero
+/// bytes, `fields` little-endian u64s, and a CRC-32 of everything before it.
+/// Written atomically.
+struct MetaFile {
+    name: &'static str,
+    magic: &'static [u8; 4],
+    version: u8,
+    fields: usize,
+}
 
-/// Log start offset and compaction progress, written atomically when they
-/// change.
-const CHECKPOINT_FILE: &str = ".checkpoints";
-const CHECKPOINT_MAGIC: &[u8; 4] = b"SLCP";
-const CHECKPOINT_VERSION: u8 = 1;
-const CHECKPOINT_LEN: usize = 4 + 4 + 8 + 8 + 4;
+/// What reading a [`MetaFile`] found.
+enum MetaRead {
+    Missing,
+    Fields(Vec<u64>),
+    /// Wrong length, magic or checksum.
+    Damaged,
+    /// Intact, but of another version.
+    Version(u8),
+}
+
+impl MetaFile {
+    fn len(&self) -> usize {
+        4 + 4 + 8 * self.fields + 4
+    }
+
+    fn write(&self, dir: &Path, fields: &[u64]) -> Result<()> {
+        debug_assert_eq!(fields.len(), self.fields);
+        let mut b = Vec::with_capacity(self.len());
+        b.extend_from_slice(self.magic);
+        b.extend_from_slice(&[self.version, 0, 0, 0]);
+        for f in fields {
+            b.extend_from_slice(&f.to_le_bytes());
+        }
+        b.extend_from_slice(&crc32fast::hash(&b).to_le_bytes());
+        fsutil::write_atomic(dir, self.name, &b)
+    }
+
+    fn read(&self, dir: &Path) -> Result<MetaRead> {
+        let path = dir.join(self.name);
+        let b = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(MetaRead::Missing),
+            Err(e) => return Err(Error::Io { op: "read", path, source: e }),
+        };
+        let crc_at = self.len() - 4;
+        if b.len() != self.len() || &b[..4] != self.magic || crc32fast::hash(&b[..crc_at]).to_le_bytes() != b[crc_at..]
+        {
+            return Ok(MetaRead::Damaged);
+        }
+        if b[4] != self.version {
+            return Ok(MetaRead::Version(b[4]));
+        }
+        Ok(MetaRead::Fields(
+            b[8..crc_at].chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8"))).collect(),
+        ))
+    }
+}
+
+/// Written by a clean close, removed by open: its presence means the files
+/// are exactly as a clean close left them. Field: the next offset.
+const CLEAN_MARKER: MetaFile = MetaFile { name: ".clean_shutdown", magic: b"SLCS", version: 1, fields: 1 };
+
+/// Log start offset and compaction progress, written when they change.
+const CHECKPOINTS: MetaFile = MetaFile { name: ".checkpoints", magic: b"SLCP", version: 1, fields: 2 };
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Checkpoints {
@@ -43,24 +94,24 @@ struct Checkpoints {
 
 /// Reads `.checkpoints`; missing means nothing was deleted or cleaned yet. A
 /// damaged file is an error: guessing could resurrect deleted records.
-fn read_checkpoints(path: &Path) -> Result<Checkpoints> {
-    let b = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Checkpoints::default()),
-        Err(e) => return Err(Error::Io { op: "read", path: path.to_owned(), source: e }),
-    };
-    let valid = b.len() == CHECKPOINT_LEN
-        && &b[..4] == CHECKPOINT_MAGIC
-        && crc32fast::hash(&b[..CHECKPOINT_LEN - 4]).to_le_bytes() == b[CHECKPOINT_LEN - 4..];
-    if !valid {
-        return Err(Error::Corrupt { path: path.to_owned(), position: 0, reason: "damaged checkpoint file".into() });
+fn read_checkpoints(dir: &Path) -> Result<Checkpoints> {
+    let path = || dir.join(CHECKPOINTS.name);
+    match CHECKPOINTS.read(dir)? {
+        MetaRead::Missing => Ok(Checkpoints::default()),
+        MetaRead::Fields(f) => Ok(Checkpoints { log_start: f[0], cleaned_up_to: f[1] }),
+        MetaRead::Damaged => {
+            Err(Error::Corrupt { path: path(), position: 0, reason: "damaged checkpoint file".into() })
+        }
+        MetaRead::Version(v) => Err(Error::UnsupportedFormat { path: path(), version: u32::from(v) }),
     }
-    if b[4] != CHECKPOINT_VERSION {
-        return Err(Error::UnsupportedFormat { path: path.to_owned(), version: u32::from(b[4]) });
-    }
-    Ok(Checkpoints {
-        log_start: u64::from_le_bytes(b[8..16].try_into().expect("8 bytes")),
-        cleaned_up_to: u64::from_le_bytes(b[16..24].try_into().expect("8 bytes")),
+}
+
+/// The next offset a clean close recorded, or `None` if there is no valid
+/// marker (then the log is recovered as after a crash).
+fn read_clean_marker(dir: &Path) -> Result<Option<u64>> {
+    Ok(match CLEAN_MARKER.read(dir)? {
+        MetaRead::Fields(f) => Some(f[0]),
+        _ => None,
     })
 }
 
@@ -224,7 +275,7 @@ impl Partition {
         }
         bases.sort_unstable();
 
-        let checkpoints = read_checkpoints(&dir.join(CHECKPOINT_FILE))?;
+        let checkpoints = read_checkpoints(&dir)?;
         // Segments wholly below the log start (deleted by retention or
         // delete_records, but a crash came before their files went).
         let below_start = bases
@@ -239,8 +290,8 @@ impl Partition {
             fsutil::sync_dir(&dir)?;
         }
 
-        let marker_path = dir.join(CLEAN_MARKER);
-        let mut clean_next = read_clean_marker(&marker_path)?;
+        let marker_path = dir.join(CLEAN_MARKER.name);
+        let mut clean_next = read_clean_marker(&dir)?;
         if fsutil::remove_if_exists(&marker_path)? {
             fsutil::sync_dir(&dir)?;
         }
@@ -681,12 +732,7 @@ impl Partition {
         inner.check_writable()?;
         let Some(w) = writer else { return Ok(()) };
         w.active.seal(&inner.dir)?;
-        let mut marker = Vec::with_capacity(CLEAN_MARKER_LEN);
-        marker.extend_from_slice(CLEAN_MARKER_MAGIC);
-        marker.extend_from_slice(&[CLEAN_MARKER_VERSION, 0, 0, 0]);
-        marker.extend_from_slice(&w.next_offset.to_le_bytes());
-        marker.extend_from_slice(&crc32fast::hash(&marker).to_le_bytes());
-        fsutil::write_atomic(&inner.dir, CLEAN_MARKER, &marker)
+        CLEAN_MARKER.write(&inner.dir, &[w.next_offset])
     }
 }
 
@@ -755,13 +801,7 @@ impl Inner {
     }
 
     fn write_checkpoints(&self, log_start: u64, cleaned_up_to: u64) -> Result<()> {
-        let mut b = Vec::with_capacity(CHECKPOINT_LEN);
-        b.extend_from_slice(CHECKPOINT_MAGIC);
-        b.extend_from_slice(&[CHECKPOINT_VERSION, 0, 0, 0]);
-        b.extend_from_slice(&log_start.to_le_bytes());
-        b.extend_from_slice(&cleaned_up_to.to_le_bytes());
-        b.extend_from_slice(&crc32fast::hash(&b).to_le_bytes());
-        fsutil::write_atomic(&self.dir, CHECKPOINT_FILE, &b)
+        CHECKPOINTS.write(&self.dir, &[log_start, cleaned_up_to])
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -874,21 +914,6 @@ pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
     }
 }
 
-/// The next offset a clean close recorded, or `None` if there is no valid
-/// marker (then the log is recovered as after a crash).
-fn read_clean_marker(path: &Path) -> Result<Option<u64>> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::Io { op: "read", path: path.to_owned(), source: e }),
-    };
-    let valid = bytes.len() == CLEAN_MARKER_LEN
-        && &bytes[..4] == CLEAN_MARKER_MAGIC
-        && bytes[4] == CLEAN_MARKER_VERSION
-        && crc32fast::hash(&bytes[..CLEAN_MARKER_LEN - 4]).to_le_bytes() == bytes[CLEAN_MARKER_LEN - 4..];
-    Ok(valid.then(|| u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"))))
-}
-
 /// Timestamp of a segment's first batch, read off its header.
 fn first_timestamp(segment: &Segment) -> Result<Option<i64>> {
     let map = segment.map()?;
@@ -963,7 +988,7 @@ mod tests {
         assert_eq!(p.read(0, 1 << 20).unwrap()[0].records().next().unwrap().offset, 0);
         assert!(matches!(p.close(), Err(Error::Poisoned { .. })));
         failpoints::fail_syncs_under(dir.path(), false);
-        assert!(!dir.path().join(CLEAN_MARKER).exists(), "a poisoned close is not clean");
+        assert!(!dir.path().join(CLEAN_MARKER.name).exists(), "a poisoned close is not clean");
         let p = Partition::open(dir.path(), opts).unwrap();
         assert!(p.high_watermark() >= 1, "the acknowledged record survived");
         p.append(&[rec(9)]).unwrap();

@@ -146,6 +146,11 @@ fn ends_cleanly_at(tail: &[u8], base_offset: u64, next_offset: u64) -> bool {
     next == next_offset || (tail.is_empty() && next_offset >= base_offset)
 }
 
+/// [`scan`] over every committed byte of `map`.
+fn scan_committed(map: &MappedFile, base_offset: u64, config: IndexConfig) -> Scan {
+    map.with_slice(0..map.committed(), |b| scan(b, base_offset, config)).expect("the committed range is readable")
+}
+
 /// The position of the first batch at or after `from` that passes its checks
 /// and continues the log (its base offset at or past `next_offset`), if any.
 /// Used to tell a torn tail (nothing valid follows) from damage in the middle.
@@ -285,8 +290,7 @@ impl Segment {
                 (index, w)
             }
             None => {
-                let scan =
-                    map.map().with_slice(0..len as usize, |b| scan(b, base_offset, index_config)).expect("committed");
+                let scan = scan_committed(map.map(), base_offset, index_config);
                 if scan.end != ScanEnd::Clean {
                     return Ok(None);
                 }
@@ -424,9 +428,7 @@ impl Segment {
     /// Rebuilds a sealed segment's index from its log. The log must be wholly
     /// valid; corruption is reported with its position.
     fn rebuild_index(&self) -> Result<SegmentIndex> {
-        let map = self.map()?;
-        let len = map.committed();
-        let mut scan = map.with_slice(0..len, |b| scan(b, self.base_offset, self.index_config)).expect("committed");
+        let mut scan = scan_committed(self.map()?, self.base_offset, self.index_config);
         self.check_sealed_scan(&scan)?;
         if let Some(due) = scan.writer.finish() {
             scan.index.push(due);
@@ -534,19 +536,14 @@ impl Segment {
     /// Walks every batch of the segment (checksums, record encoding, offset
     /// order). Returns the valid length and how the walk ended.
     pub fn scan_all(&self) -> Result<(usize, ScanEnd)> {
-        let map = self.map()?;
-        let len = map.committed();
-        let scan = map.with_slice(0..len, |b| scan(b, self.base_offset, self.index_config)).expect("committed");
+        let scan = scan_committed(self.map()?, self.base_offset, self.index_config);
         Ok((scan.valid_len, scan.end))
     }
 
     /// Like [`Segment::scan_all`], but anything short of a clean end is an
     /// error naming the file and position.
     pub fn verify(&self) -> Result<()> {
-        let map = self.map()?;
-        let len = map.committed();
-        let scan = map.with_slice(0..len, |b| scan(b, self.base_offset, self.index_config)).expect("committed");
-        self.check_sealed_scan(&scan)
+        self.check_sealed_scan(&scan_committed(self.map()?, self.base_offset, self.index_config))
     }
 
     /// A fresh handle on this (sealed) segment: it opens its own read-only
@@ -597,14 +594,19 @@ impl Segment {
         fsutil::sync_dir(dir)?;
         std::fs::rename(&tmp, &self.log_path).map_err(Error::io("rename", &self.log_path))?;
         fsutil::sync_dir(dir)?;
-        let name = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_owned).expect("utf-8 name");
-        // A cache: rebuilt from the log if this fails.
-        let _ = fsutil::write_atomic(dir, &name(&self.index_path), &index.encode_offsets())
-            .and_then(|()| fsutil::write_atomic(dir, &name(&self.time_index_path), &index.encode_times()));
+        self.write_index_files(dir, &index);
         let fresh = Segment::new(dir, self.base_offset, self.index_config);
         *fresh.index.write() = Some(index);
         fresh.max_timestamp.store(writer.max_timestamp(), Ordering::Release);
         Ok(Arc::new(fresh))
+    }
+
+    /// Writes both index files, best effort: they are a cache of the log,
+    /// rebuilt when next needed if this fails (a full disk).
+    fn write_index_files(&self, dir: &Path, index: &SegmentIndex) {
+        let name = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_owned).expect("utf-8 name");
+        let _ = fsutil::write_atomic(dir, &name(&self.index_path), &index.encode_offsets())
+            .and_then(|()| fsutil::write_atomic(dir, &name(&self.time_index_path), &index.encode_times()));
     }
 
     /// Bytes of log in this segment.
@@ -658,16 +660,9 @@ impl ActiveSegment {
         }
         let map = self.map.finish()?;
         map.sync().map_err(Error::io("sync", map.path()))?;
-        let (offsets, times) = {
-            let guard = self.segment.index.read();
-            let idx = guard.as_ref().expect("active segments have an index");
-            (idx.encode_offsets(), idx.encode_times())
-        };
-        let name = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_owned).expect("utf-8 name");
-        // The index files are a cache of the log: if they cannot be written
-        // (a full disk), they are rebuilt when next needed.
-        let _ = fsutil::write_atomic(dir, &name(&self.segment.index_path), &offsets)
-            .and_then(|()| fsutil::write_atomic(dir, &name(&self.segment.time_index_path), &times));
+        if let Some(index) = self.segment.index.read().as_ref() {
+            self.segment.write_index_files(dir, index);
+        }
         Ok(self.segment)
     }
 }
