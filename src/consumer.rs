@@ -584,8 +584,7 @@ impl Consumer {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        // Room for a typical poll up front, rather than growing by copies.
-        let mut out = Vec::with_capacity(self.config.max_poll_records.min(1024));
+        let mut out = Vec::new();
         let start = self.next_start % keys.len();
         self.next_start = self.next_start.wrapping_add(1);
         for i in 0..keys.len() {
@@ -639,6 +638,8 @@ impl Consumer {
             Err(Error::Closed) => return Ok(()),
             Err(e) => return Err(e),
         };
+        // Room for these records up front, rather than growing by copies.
+        out.reserve(batches.iter().map(|b| b.record_count() as usize).sum::<usize>().min(max - out.len()));
         {
             'batches: for b in batches {
                 for r in b.records() {
