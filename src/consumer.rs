@@ -240,6 +240,8 @@ pub struct Consumer {
     /// Where the next fetch starts, rotating for fairness.
     next_start: usize,
     waiter: Arc<Waiter>,
+    /// The subscribed topics, and the broker topics epoch they are for.
+    topics_cache: Option<(u64, BTreeSet<String>)>,
     /// The broker-clock time by which the current `poll` returns.
     poll_until_ms: i64,
     closed: bool,
@@ -270,6 +272,7 @@ impl Consumer {
             last_auto_commit_ms: now,
             next_start: 0,
             waiter: Waiter::current(),
+            topics_cache: None,
             poll_until_ms: 0,
             closed: false,
         })
@@ -320,6 +323,7 @@ impl Consumer {
         }
         self.assigned = next;
         self.subscription = Subscription::Manual;
+        self.topics_cache = None;
         Ok(())
     }
 
@@ -358,6 +362,7 @@ impl Consumer {
             return Err(Error::InvalidConfig("subscribe after assign: unassign first".into()));
         }
         self.subscription = subscription;
+        self.topics_cache = None;
         // Already a member: the next sync tells the group about the change.
         if self.membership.is_none() {
             let topics = self.subscribed_topics();
@@ -387,6 +392,7 @@ impl Consumer {
         let result = self.leave_group();
         self.assigned.clear();
         self.subscription = Subscription::None;
+        self.topics_cache = None;
         result
     }
 
@@ -420,6 +426,14 @@ impl Consumer {
                 self.broker.topic_names().into_iter().filter(|t| !t.starts_with("__") && p(t)).collect()
             }
             _ => BTreeSet::new(),
+        }
+    }
+
+    /// The subscribed topics as of `epoch`: a pattern is matched again only
+    /// when the broker's topics changed.
+    fn refresh_topics(&mut self, epoch: u64) {
+        if self.topics_cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            self.topics_cache = Some((epoch, self.subscribed_topics()));
         }
     }
 
@@ -476,11 +490,16 @@ impl Consumer {
     /// Applies the group's current generation: revokes, then takes what is
     /// free of this member's target.
     fn sync_group(&mut self) -> Result<()> {
+        if self.membership.is_none() {
+            return Ok(());
+        }
+        let epoch = self.broker.topics_epoch.load(std::sync::atomic::Ordering::Acquire);
+        self.refresh_topics(epoch);
         let Some(m) = self.membership.as_ref() else { return Ok(()) };
         let coordinator = self.broker.coordinator();
-        let topics = self.subscribed_topics();
+        let topics = &self.topics_cache.as_ref().expect("refreshed above").1;
         let now = self.broker.opts.clock.now_ms();
-        let Some(state) = m.group.sync(coordinator, &m.member_id, &topics, now) else {
+        let Some(state) = m.group.sync(coordinator, &m.member_id, topics, epoch, now) else {
             // Removed (missed the poll deadline): everything is lost; join
             // again as a new member.
             let lost: Vec<TopicPartition> = self.assigned.keys().cloned().collect();

@@ -225,6 +225,9 @@ struct GroupState {
     owners: BTreeMap<TopicPartition, String>,
     /// Partition counts the current assignment was computed with.
     counts: BTreeMap<String, u32>,
+    /// The broker's topics epoch when `counts` was read: until it moves,
+    /// the counts cannot have changed.
+    counts_epoch: u64,
 }
 
 /// A consumer group's membership and assignment.
@@ -295,6 +298,10 @@ impl Coordinator {
     }
 
     /// Partition counts of `topics` that exist now.
+    fn topics_epoch(&self) -> u64 {
+        self.broker.upgrade().map_or(0, |b| b.topics_epoch.load(std::sync::atomic::Ordering::Acquire))
+    }
+
     fn counts(&self, topics: impl Iterator<Item = String>) -> BTreeMap<String, u32> {
         let Some(broker) = self.broker.upgrade() else { return BTreeMap::new() };
         topics.filter_map(|t| broker.topic(&t).ok().map(|topic| (t, topic.partition_count()))).collect()
@@ -334,11 +341,13 @@ impl Group {
     /// Records a poll: evicts members past their poll deadline, notices
     /// subscription and partition count changes, and returns this member's
     /// generation and target, or `None` if it is no longer a member.
+    /// `topics_epoch` is the broker's, loaded by the caller.
     pub fn sync(
         &self,
         coordinator: &Coordinator,
         member_id: &str,
         topics: &BTreeSet<String>,
+        topics_epoch: u64,
         now_ms: i64,
     ) -> Option<SyncState> {
         let mut st = self.state.lock();
@@ -348,9 +357,11 @@ impl Group {
             member.topics = topics.clone();
             changed = true;
         }
-        let all_topics: BTreeSet<String> = st.members.values().flat_map(|m| m.topics.iter().cloned()).collect();
-        if coordinator.counts(all_topics.into_iter()) != st.counts {
-            changed = true;
+        if !changed && topics_epoch != st.counts_epoch {
+            // Topics changed somewhere: did the partition counts we use?
+            let epoch = coordinator.topics_epoch();
+            changed = coordinator.counts(Self::all_topics(&st).into_iter()) != st.counts;
+            st.counts_epoch = epoch;
         }
         if changed {
             Self::rebalance(&mut st, coordinator);
@@ -464,10 +475,15 @@ impl Group {
         store.commit(&self.id, offsets, logs, now_ms)
     }
 
+    fn all_topics(st: &GroupState) -> BTreeSet<String> {
+        st.members.values().flat_map(|m| m.topics.iter().cloned()).collect()
+    }
+
     fn rebalance(st: &mut GroupState, coordinator: &Coordinator) {
         st.generation += 1;
-        let topics: BTreeSet<String> = st.members.values().flat_map(|m| m.topics.iter().cloned()).collect();
-        st.counts = coordinator.counts(topics.into_iter());
+        // The epoch first: a change racing with the lookup moves it again.
+        st.counts_epoch = coordinator.topics_epoch();
+        st.counts = coordinator.counts(Self::all_topics(st).into_iter());
         let subs: Vec<MemberSubscription> = st
             .members
             .iter()
