@@ -5,10 +5,10 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use crate::format::{self, RecordIter};
-use crate::index::SegmentIndex;
-use crate::segment::{self, IndexConfig};
-use crate::topic::TopicConfig;
+use crate::broker::topic::TopicConfig;
+use crate::log::format::{self, RecordIter};
+use crate::log::index::SegmentIndex;
+use crate::log::segment::{self, IndexConfig};
 
 /// Decodes `data` as one record batch, as it is and with its checksum
 /// fixed up (so that mutations reach the record decoder). Returns how many

@@ -53,38 +53,27 @@
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
 mod broker;
+mod client;
 mod clock;
-mod consumer;
 mod error;
-mod format;
-mod fsutil;
 mod group;
-mod index;
 #[cfg(any(test, feature = "internals"))]
 pub mod internals;
-mod mmap;
-mod notify;
-mod options;
-mod partition;
-mod periodic;
-mod producer;
-mod record;
-mod segment;
-mod topic;
+mod log;
 
+pub use broker::topic::{CleanupPolicy, MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_topic_name};
 pub use broker::{Broker, BrokerOptions, MaintenanceReport};
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, TopicPattern};
-pub use error::{Error, Result};
-pub use format::RecordIter;
-pub use group::{
-    Assignor, GroupDescription, MemberDescription, MemberSubscription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition,
-};
-pub use options::{Durability, PartitionOptions};
-pub use partition::{AppendInfo, CompactionOptions, CompactionStats, Partition};
-pub use producer::{
+pub use client::consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, TopicPattern};
+pub use client::producer::{
     DefaultPartitioner, NoKeyStrategy, Partitioner, Producer, ProducerConfig, ProducerRecord, RecordMetadata, murmur2,
     murmur2_partition,
 };
-pub use record::{Batch, Header, LogRecord, Record};
-pub use topic::{CleanupPolicy, MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_topic_name};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+pub use group::coordinator::{
+    Assignor, GroupDescription, MemberDescription, MemberSubscription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition,
+};
+pub use log::format::RecordIter;
+pub use log::options::{Durability, PartitionOptions};
+pub use log::partition::{AppendInfo, CompactionOptions, CompactionStats, Partition};
+pub use log::record::{Batch, Header, LogRecord, Record};

@@ -10,14 +10,14 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::format;
-use crate::fsutil::{self, TMP_SUFFIX};
-use crate::mmap::Prefaulter;
-use crate::notify::{WaitList, Waiter};
-use crate::options::{Durability, PartitionOptions};
-use crate::periodic::Periodic;
-use crate::record::{Batch, LogRecord, Record};
-use crate::segment::{self, ActiveSegment, IndexConfig, ScanEnd, Segment, SegmentConfig};
+use crate::log::format;
+use crate::log::fsutil::{self, TMP_SUFFIX};
+use crate::log::mmap::Prefaulter;
+use crate::log::notify::{WaitList, Waiter};
+use crate::log::options::{Durability, PartitionOptions};
+use crate::log::periodic::Periodic;
+use crate::log::record::{Batch, LogRecord, Record};
+use crate::log::segment::{self, ActiveSegment, IndexConfig, ScanEnd, Segment, SegmentConfig};
 
 /// Name of the directory lock file.
 const LOCK_FILE: &str = ".lock";
@@ -966,7 +966,7 @@ fn start_flusher(inner: Arc<Inner>, every: Duration) -> Result<Periodic> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mmap::failpoints;
+    use crate::log::mmap::failpoints;
 
     fn rec(i: u64) -> Record {
         Record::new(i.to_le_bytes().to_vec()).with_timestamp(i as i64)

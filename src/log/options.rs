@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::format::BATCH_HEADER_LEN;
+use crate::log::format::BATCH_HEADER_LEN;
 
 /// When an acknowledged append also survives power loss.
 ///
@@ -114,7 +114,7 @@ impl PartitionOptions {
         if self.segment_age.is_zero() {
             return bad("segment_age must be positive".into());
         }
-        if (self.max_index_bytes as usize) < crate::index::OFFSET_ENTRY_LEN {
+        if (self.max_index_bytes as usize) < crate::log::index::OFFSET_ENTRY_LEN {
             return bad(format!("max_index_bytes {} holds no entry", self.max_index_bytes));
         }
         if let Durability::Interval(d) = self.durability

@@ -11,9 +11,9 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::broker::BrokerInner;
 use crate::error::{Error, Result};
-use crate::notify::Waiter;
-use crate::partition::Partition;
-use crate::record::Record;
+use crate::log::notify::Waiter;
+use crate::log::partition::Partition;
+use crate::log::record::Record;
 
 /// Name of the internal topic holding committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

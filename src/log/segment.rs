@@ -10,11 +10,11 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
-use crate::format::{self, BATCH_HEADER_LEN, BatchHeader, DecodeError};
-use crate::fsutil;
-use crate::index::{self, IndexWriter, SegmentIndex};
-use crate::mmap::{MapWriter, MappedFile, Prefaulter};
-use crate::record::Batch;
+use crate::log::format::{self, BATCH_HEADER_LEN, BatchHeader, DecodeError};
+use crate::log::fsutil;
+use crate::log::index::{self, IndexWriter, SegmentIndex};
+use crate::log::mmap::{MapWriter, MappedFile, Prefaulter};
+use crate::log::record::Batch;
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
 const INDEX_SUFFIX: &str = ".index";
@@ -177,7 +177,7 @@ fn valid_batch_after(bytes: &[u8], from: usize, next_offset: u64) -> Option<usiz
 /// renamed over it, so that the old mapping keeps its pages; otherwise in
 /// place. Returns the file to use from now on.
 pub(crate) fn cut_file(file: File, path: &Path, dir: &Path, len: u64) -> Result<File> {
-    if !crate::mmap::is_mapped(&file) {
+    if !crate::log::mmap::is_mapped(&file) {
         file.set_len(len).map_err(Error::io("truncate", path))?;
         return Ok(file);
     }

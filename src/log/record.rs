@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::format::{BatchHeader, RecordIter};
+use crate::log::format::{BatchHeader, RecordIter};
 
 /// A record header: a UTF-8 key and an optional value.
 #[derive(Debug, Clone, PartialEq, Eq)]

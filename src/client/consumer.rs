@@ -10,10 +10,10 @@ use bytes::Bytes;
 
 use crate::broker::BrokerInner;
 use crate::error::{Error, Result};
-use crate::group::{Assignor, Group, Join, TopicPartition};
-use crate::notify::Waiter;
-use crate::partition::Partition;
-use crate::record::Header;
+use crate::group::coordinator::{Assignor, Group, Join, TopicPartition};
+use crate::log::notify::Waiter;
+use crate::log::partition::Partition;
+use crate::log::record::Header;
 
 /// A timeout that never runs out (a century).
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);

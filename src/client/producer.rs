@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use crate::broker::BrokerInner;
 use crate::error::{Error, Result};
-use crate::record::{Header, Record};
+use crate::log::record::{Header, Record};
 
 /// Kafka's `Utils.murmur2`: 32-bit MurmurHash2 with seed `0x9747b28c`, bytes
 /// read little-endian four at a time.

@@ -7,6 +7,8 @@
 //! <dir>/topics/<name>/<partition>/  one partition log each
 //! ```
 
+pub(crate) mod topic;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -16,17 +18,19 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::broker::topic::CleanupPolicy;
+use crate::broker::topic::{Topic, TopicConfig, TopicInner, validate_topic_name};
+use crate::client::consumer::{Consumer, ConsumerConfig};
+use crate::client::producer::{Producer, ProducerConfig};
 use crate::clock::{Clock, SystemClock};
-use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::{Error, Result};
-use crate::fsutil;
-use crate::group::{Coordinator, GroupDescription, MemberDescription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition};
-use crate::mmap::Prefaulter;
-use crate::partition::{Partition, lock_dir};
-use crate::periodic::Periodic;
-use crate::producer::{Producer, ProducerConfig};
-use crate::topic::CleanupPolicy;
-use crate::topic::{Topic, TopicConfig, TopicInner, validate_topic_name};
+use crate::group::coordinator::{
+    Coordinator, GroupDescription, MemberDescription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition,
+};
+use crate::log::fsutil;
+use crate::log::mmap::Prefaulter;
+use crate::log::partition::{Partition, lock_dir};
+use crate::log::periodic::Periodic;
 
 const BROKER_META: &str = "streamlog.meta";
 const BROKER_META_HEADER: &str = "streamlog-broker";

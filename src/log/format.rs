@@ -29,7 +29,7 @@ use std::str;
 
 use bytes::Bytes;
 
-use crate::record::{Header, LogRecord, Record};
+use crate::log::record::{Header, LogRecord, Record};
 
 /// Where the CRC sits, and the first byte it covers.
 pub(crate) const CRC_OFFSET: usize = 0;

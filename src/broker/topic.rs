@@ -9,8 +9,8 @@ use std::time::Duration;
 use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
-use crate::options::{Durability, PartitionOptions};
-use crate::partition::Partition;
+use crate::log::options::{Durability, PartitionOptions};
+use crate::log::partition::Partition;
 
 /// Longest topic name Kafka accepts.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;

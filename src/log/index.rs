@@ -22,7 +22,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::format::u32_at;
+use crate::log::format::u32_at;
 
 const MAGIC_LEN: usize = 4;
 const VERSION_OFFSET: usize = MAGIC_LEN;

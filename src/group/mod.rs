@@ -1,0 +1,2 @@
+//! Consumer groups: the coordinator, the assignors and the offset store.
+pub(crate) mod coordinator;
