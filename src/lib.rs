@@ -73,7 +73,8 @@ pub use error::{Error, Result};
 pub use group::coordinator::{
     Assignor, GroupDescription, MemberDescription, MemberSubscription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition,
 };
+pub use log::cleaner::{CompactionOptions, CompactionStats};
 pub use log::format::RecordIter;
 pub use log::options::{Durability, PartitionOptions};
-pub use log::partition::{AppendInfo, CompactionOptions, CompactionStats, Partition};
+pub use log::partition::{AppendInfo, Partition};
 pub use log::record::{Batch, Header, LogRecord, Record};

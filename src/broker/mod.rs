@@ -28,8 +28,9 @@ use crate::group::coordinator::{
     Coordinator, GroupDescription, MemberDescription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition,
 };
 use crate::log::fsutil;
+use crate::log::meta::lock_dir;
 use crate::log::mmap::Prefaulter;
-use crate::log::partition::{Partition, lock_dir};
+use crate::log::partition::Partition;
 use crate::log::periodic::Periodic;
 
 const BROKER_META: &str = "streamlog.meta";

@@ -8,13 +8,16 @@
 //! and `fsutil` (atomic writes, directory syncs). Nothing here knows about
 //! topics, groups or clients.
 
+pub(crate) mod cleaner;
 pub(crate) mod format;
 pub(crate) mod fsutil;
 pub(crate) mod index;
+pub(crate) mod meta;
 pub(crate) mod mmap;
 pub(crate) mod notify;
 pub(crate) mod options;
 pub(crate) mod partition;
 pub(crate) mod periodic;
 pub(crate) mod record;
+pub(crate) mod recovery;
 pub(crate) mod segment;

@@ -11,141 +11,15 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::log::format;
-use crate::log::fsutil::{self, TMP_SUFFIX};
+use crate::log::fsutil;
+use crate::log::meta::{CLEAN_MARKER, lock_dir};
 use crate::log::mmap::Prefaulter;
 use crate::log::notify::{WaitList, Waiter};
 use crate::log::options::{Durability, PartitionOptions};
 use crate::log::periodic::Periodic;
-use crate::log::record::{Batch, LogRecord, Record};
-use crate::log::segment::{self, ActiveSegment, IndexConfig, ScanEnd, Segment, SegmentConfig};
-
-/// Name of the directory lock file.
-const LOCK_FILE: &str = ".lock";
-/// A small partition metadata file: magic (4 bytes), version (u8), 3 zero
-/// bytes, `fields` little-endian u64s, and a CRC-32 of everything before it.
-/// Written atomically.
-struct MetaFile {
-    name: &'static str,
-    magic: &'static [u8; 4],
-    version: u8,
-    fields: usize,
-}
-
-/// What reading a [`MetaFile`] found.
-enum MetaRead {
-    Missing,
-    Fields(Vec<u64>),
-    /// Wrong length, magic or checksum.
-    Damaged,
-    /// Intact, but of another version.
-    Version(u8),
-}
-
-impl MetaFile {
-    fn len(&self) -> usize {
-        4 + 4 + 8 * self.fields + 4
-    }
-
-    fn write(&self, dir: &Path, fields: &[u64]) -> Result<()> {
-        debug_assert_eq!(fields.len(), self.fields);
-        let mut b = Vec::with_capacity(self.len());
-        b.extend_from_slice(self.magic);
-        b.extend_from_slice(&[self.version, 0, 0, 0]);
-        for f in fields {
-            b.extend_from_slice(&f.to_le_bytes());
-        }
-        b.extend_from_slice(&crc32fast::hash(&b).to_le_bytes());
-        fsutil::write_atomic(dir, self.name, &b)
-    }
-
-    fn read(&self, dir: &Path) -> Result<MetaRead> {
-        let path = dir.join(self.name);
-        let b = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(MetaRead::Missing),
-            Err(e) => return Err(Error::Io { op: "read", path, source: e }),
-        };
-        let crc_at = self.len() - 4;
-        if b.len() != self.len() || &b[..4] != self.magic || crc32fast::hash(&b[..crc_at]).to_le_bytes() != b[crc_at..]
-        {
-            return Ok(MetaRead::Damaged);
-        }
-        if b[4] != self.version {
-            return Ok(MetaRead::Version(b[4]));
-        }
-        Ok(MetaRead::Fields(
-            b[8..crc_at].chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8"))).collect(),
-        ))
-    }
-}
-
-/// Written by a clean close, removed by open: its presence means the files
-/// are exactly as a clean close left them. Field: the next offset.
-const CLEAN_MARKER: MetaFile = MetaFile { name: ".clean_shutdown", magic: b"SLCS", version: 1, fields: 1 };
-
-/// Log start offset and compaction progress, written when they change.
-const CHECKPOINTS: MetaFile = MetaFile { name: ".checkpoints", magic: b"SLCP", version: 1, fields: 2 };
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Checkpoints {
-    log_start: u64,
-    cleaned_up_to: u64,
-}
-
-/// Reads `.checkpoints`; missing means nothing was deleted or cleaned yet. A
-/// damaged file is an error: guessing could resurrect deleted records.
-fn read_checkpoints(dir: &Path) -> Result<Checkpoints> {
-    let path = || dir.join(CHECKPOINTS.name);
-    match CHECKPOINTS.read(dir)? {
-        MetaRead::Missing => Ok(Checkpoints::default()),
-        MetaRead::Fields(f) => Ok(Checkpoints { log_start: f[0], cleaned_up_to: f[1] }),
-        MetaRead::Damaged => {
-            Err(Error::Corrupt { path: path(), position: 0, reason: "damaged checkpoint file".into() })
-        }
-        MetaRead::Version(v) => Err(Error::UnsupportedFormat { path: path(), version: u32::from(v) }),
-    }
-}
-
-/// The next offset a clean close recorded, or `None` if there is no valid
-/// marker (then the log is recovered as after a crash).
-fn read_clean_marker(dir: &Path) -> Result<Option<u64>> {
-    Ok(match CLEAN_MARKER.read(dir)? {
-        MetaRead::Fields(f) => Some(f[0]),
-        _ => None,
-    })
-}
-
-/// Settings of [`Partition::compact`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct CompactionOptions {
-    /// Compact only when at least this share of the cleanable bytes has not
-    /// been cleaned yet. Default: 0.5.
-    pub min_cleanable_dirty_ratio: f64,
-    /// Leave records younger than this alone. Default: 0.
-    pub min_compaction_lag: Duration,
-    /// Keep tombstones this long, so that consumers see the delete.
-    /// Default: 1 day.
-    pub delete_retention: Duration,
-}
-
-impl Default for CompactionOptions {
-    fn default() -> Self {
-        CompactionOptions {
-            min_cleanable_dirty_ratio: 0.5,
-            min_compaction_lag: Duration::ZERO,
-            delete_retention: Duration::from_secs(24 * 3600),
-        }
-    }
-}
-
-/// What one compaction pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CompactionStats {
-    pub bytes_read: u64,
-    pub bytes_written: u64,
-    pub records_removed: u64,
-    pub segments_rewritten: u64,
-}
+use crate::log::record::{Batch, Record};
+use crate::log::recovery::{self, Recovered};
+use crate::log::segment::{ActiveSegment, IndexConfig, Segment, SegmentConfig};
 
 /// Where an appended batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,42 +50,42 @@ pub struct AppendInfo {
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 pub struct Partition {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
     flusher: Mutex<Option<Periodic>>,
     /// The prefault thread, when this partition started its own (a broker
     /// shares one between its partitions).
     own_prefaulter: Option<Arc<Prefaulter>>,
 }
 
-struct Inner {
-    dir: PathBuf,
-    opts: PartitionOptions,
+pub(super) struct Inner {
+    pub(super) dir: PathBuf,
+    pub(super) opts: PartitionOptions,
     /// `opts.segment_age` in milliseconds, as compared with timestamps.
-    segment_age_ms: i64,
-    segment_config: SegmentConfig,
+    pub(super) segment_age_ms: i64,
+    pub(super) segment_config: SegmentConfig,
     /// The append path. `None` once closed, or after a failed roll.
     writer: Mutex<Option<Writer>>,
     /// Oldest first; the last one is the active segment.
-    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    pub(super) segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     /// The offset after the last appended record. Stored with release
     /// ordering after the bytes and index entries are in place.
-    high_watermark: AtomicU64,
-    log_start_offset: AtomicU64,
-    poisoned: AtomicBool,
-    closed: AtomicBool,
+    pub(super) high_watermark: AtomicU64,
+    pub(super) log_start_offset: AtomicU64,
+    pub(super) poisoned: AtomicBool,
+    pub(super) closed: AtomicBool,
     sync: Mutex<SyncState>,
-    sync_done: Condvar,
+    pub(super) sync_done: Condvar,
     /// Syncs issued by `sync_to`, for tests of group commit.
-    sync_calls: AtomicU64,
+    pub(super) sync_calls: AtomicU64,
     /// Consumers parked until new records arrive.
-    waiters: WaitList,
+    pub(super) waiters: WaitList,
     /// Serializes retention, delete-records and compaction.
-    maintenance: Mutex<()>,
+    pub(super) maintenance: Mutex<()>,
     /// Compaction has cleaned everything below this offset (for the dirty
     /// ratio). Persisted with the log start in `.checkpoints`.
-    cleaned_up_to: AtomicU64,
+    pub(super) cleaned_up_to: AtomicU64,
     /// The directory lock, held until the partition is closed.
-    dir_lock: Mutex<Option<File>>,
+    pub(super) dir_lock: Mutex<Option<File>>,
 }
 
 struct Writer {
@@ -262,43 +136,6 @@ impl Partition {
         let index_config =
             IndexConfig { interval_bytes: opts.index_interval_bytes, max_index_bytes: opts.max_index_bytes };
 
-        let mut bases = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
-            let entry = entry.map_err(Error::io("list", &dir))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.ends_with(TMP_SUFFIX) {
-                fsutil::remove_if_exists(&entry.path())?;
-            } else if let Some(base) = segment::parse_log_name(name) {
-                bases.push(base);
-            }
-        }
-        bases.sort_unstable();
-
-        let checkpoints = read_checkpoints(&dir)?;
-        // Segments wholly below the log start (deleted by retention or
-        // delete_records, but a crash came before their files went).
-        let below_start = bases
-            .len()
-            .saturating_sub(1)
-            .min(bases.iter().skip(1).take_while(|&&b| b <= checkpoints.log_start).count());
-        for &base in &bases[..below_start] {
-            Segment::sealed(&dir, base, index_config).delete_files()?;
-        }
-        if below_start > 0 {
-            bases.drain(..below_start);
-            fsutil::sync_dir(&dir)?;
-        }
-
-        let marker_path = dir.join(CLEAN_MARKER.name);
-        let mut clean_next = read_clean_marker(&dir)?;
-        if fsutil::remove_if_exists(&marker_path)? {
-            fsutil::sync_dir(&dir)?;
-        }
-        if opts.repair && repair(&dir, &mut bases, index_config)? {
-            clean_next = None;
-        }
-
         let own_prefaulter = match prefaulter {
             Some(_) => None,
             None => Some(Prefaulter::start()?),
@@ -306,31 +143,7 @@ impl Partition {
         let prefaulter = prefaulter.or_else(|| own_prefaulter.clone());
         let segment_config =
             SegmentConfig { capacity: opts.segment_bytes, index: index_config, prefaulter, repair: opts.repair };
-        let (active, next_offset) = match bases.last() {
-            None => (Segment::create(&dir, 0, &segment_config)?, 0),
-            Some(&last) => {
-                let clean = match clean_next.filter(|&n| n >= last) {
-                    Some(next) => Segment::open_clean(&dir, last, next, &segment_config)?.map(|a| (a, next)),
-                    None => None,
-                };
-                match clean {
-                    Some(opened) => opened,
-                    None => {
-                        // A crash between creating a segment and sealing the
-                        // one before leaves that one unsealed too.
-                        let last_is_empty =
-                            fs::metadata(dir.join(segment::log_file_name(last))).is_ok_and(|m| m.len() == 0);
-                        if let (true, Some(&prev)) = (last_is_empty, bases.iter().rev().nth(1)) {
-                            Segment::recover_sealed(&dir, prev, index_config, opts.repair)?;
-                        }
-                        Segment::recover(&dir, last, &segment_config)?
-                    }
-                }
-            }
-        };
-        let mut segments: Vec<Arc<Segment>> =
-            bases.iter().take(bases.len().saturating_sub(1)).map(|&b| Segment::sealed(&dir, b, index_config)).collect();
-        segments.push(Arc::clone(&active.segment));
+        let Recovered { segments, active, next_offset, checkpoints } = recovery::recover(&dir, &segment_config)?;
         let log_start = segments[0].base_offset().max(checkpoints.log_start).min(next_offset);
         let first_timestamp = first_timestamp(&active.segment)?;
 
@@ -549,157 +362,6 @@ impl Partition {
         self.inner.segments().iter().try_for_each(|s| s.verify())
     }
 
-    /// Moves the log start offset up to `before_offset` (Kafka's
-    /// `deleteRecords`): records below it can no longer be read, and whole
-    /// segments below it are deleted. Returns the new log start offset.
-    pub fn delete_records(&self, before_offset: u64) -> Result<u64> {
-        let inner = &*self.inner;
-        let _m = inner.maintenance_guard()?;
-        let (start, end) = (self.log_start_offset(), self.high_watermark());
-        if before_offset > end {
-            return Err(Error::OffsetOutOfRange { requested: before_offset, start, end });
-        }
-        if before_offset > start {
-            inner.advance_log_start(before_offset)?;
-        }
-        Ok(self.log_start_offset())
-    }
-
-    /// Deletes the oldest sealed segments (never the active one) whose
-    /// records are all older than `retention` before `now_ms`, then more
-    /// while the log is larger than `retention_bytes`. Moves the log start
-    /// offset durably. Returns how many segments went.
-    pub fn apply_retention(
-        &self,
-        now_ms: i64,
-        retention: Option<Duration>,
-        retention_bytes: Option<u64>,
-    ) -> Result<usize> {
-        let inner = &*self.inner;
-        let _m = inner.maintenance_guard()?;
-        let segments = inner.segments();
-        let sealed = &segments[..segments.len() - 1];
-        let mut doomed = 0;
-        if let Some(r) = retention {
-            let cutoff = now_ms.saturating_sub(r.as_millis().min(i64::MAX as u128) as i64);
-            for (i, seg) in sealed.iter().enumerate() {
-                if seg.max_timestamp(segments[i + 1].base_offset())? >= cutoff {
-                    break;
-                }
-                doomed = i + 1;
-            }
-        }
-        if let Some(limit) = retention_bytes {
-            let sizes = segments.iter().map(|s| s.size()).collect::<Result<Vec<u64>>>()?;
-            let mut excess = sizes.iter().sum::<u64>().saturating_sub(limit);
-            let mut by_size = 0;
-            for (i, &size) in sizes[..sealed.len()].iter().enumerate() {
-                if size > excess {
-                    break;
-                }
-                excess -= size;
-                by_size = i + 1;
-            }
-            doomed = doomed.max(by_size);
-        }
-        if doomed == 0 {
-            return Ok(0);
-        }
-        inner.advance_log_start(segments[doomed].base_offset())?;
-        Ok(doomed)
-    }
-
-    /// Compacts the sealed segments whose records are all older than
-    /// `min_compaction_lag`: keeps the latest record per key (offsets stay;
-    /// reads skip the gaps), drops tombstones older than `delete_retention`,
-    /// and replaces each changed segment crash-safely. Skipped while the
-    /// not-yet-cleaned share of those segments is below
-    /// `min_cleanable_dirty_ratio`. Records without a key are kept.
-    pub fn compact(&self, now_ms: i64, opts: &CompactionOptions) -> Result<CompactionStats> {
-        let inner = &*self.inner;
-        let _m = inner.maintenance_guard()?;
-        let mut stats = CompactionStats::default();
-        let segments = inner.segments();
-        let lag_cutoff = now_ms.saturating_sub(opts.min_compaction_lag.as_millis().min(i64::MAX as u128) as i64);
-        let mut end = 0;
-        for (i, seg) in segments[..segments.len() - 1].iter().enumerate() {
-            if seg.max_timestamp(segments[i + 1].base_offset())? > lag_cutoff {
-                break;
-            }
-            end = i + 1;
-        }
-        let range = &segments[..end];
-        if range.is_empty() {
-            return Ok(stats);
-        }
-        let cleaned_up_to = inner.cleaned_up_to.load(Ordering::Acquire);
-        let sizes = range.iter().map(|s| s.size()).collect::<Result<Vec<u64>>>()?;
-        let total: u64 = sizes.iter().sum();
-        let dirty: u64 =
-            range.iter().zip(&sizes).filter(|(s, _)| s.base_offset() >= cleaned_up_to).map(|(_, n)| n).sum();
-        if (dirty as f64) < opts.min_cleanable_dirty_ratio * total as f64
-            || (dirty == 0 && opts.min_cleanable_dirty_ratio > 0.0)
-        {
-            return Ok(stats);
-        }
-        // Pass 1: the latest offset of every key (keys are slices of the
-        // mappings, not copies).
-        let mut latest: std::collections::HashMap<bytes::Bytes, u64> = std::collections::HashMap::new();
-        for seg in range {
-            for batch in seg.read_all()? {
-                for r in batch.try_records()? {
-                    if let Some(k) = r.key {
-                        latest.insert(k, r.offset);
-                    }
-                }
-            }
-        }
-        // Pass 2: rewrite each segment that loses records.
-        let tombstone_cutoff = now_ms.saturating_sub(opts.delete_retention.as_millis().min(i64::MAX as u128) as i64);
-        for (seg, &size) in range.iter().zip(&sizes) {
-            stats.bytes_read += size;
-            let mut out = Vec::new();
-            let mut removed = 0u64;
-            for batch in seg.read_all()? {
-                let all = batch.try_records()?;
-                let n = all.len() as u64;
-                let kept: Vec<LogRecord> = all
-                    .into_iter()
-                    .filter(|r| match &r.key {
-                        None => true,
-                        Some(k) => {
-                            latest.get(k) == Some(&r.offset) && (r.value.is_some() || r.timestamp >= tombstone_cutoff)
-                        }
-                    })
-                    .collect();
-                removed += n - kept.len() as u64;
-                if kept.len() as u64 == n {
-                    out.push(batch.as_bytes().to_vec());
-                } else if let Some(b) = format::encode_log_records(&kept) {
-                    out.push(b);
-                }
-            }
-            if removed == 0 {
-                stats.bytes_written += size;
-                continue;
-            }
-            stats.records_removed += removed;
-            stats.bytes_written += out.iter().map(|b| b.len() as u64).sum::<u64>();
-            let fresh = seg.replace_log(&inner.dir, &out)?;
-            let mut list = inner.segments.write();
-            let mut next = Vec::clone(&list);
-            if let Some(slot) = next.iter_mut().find(|s| s.base_offset() == seg.base_offset()) {
-                *slot = fresh;
-            }
-            *list = Arc::new(next);
-            stats.segments_rewritten += 1;
-        }
-        let up_to = segments[end].base_offset();
-        inner.write_checkpoints(inner.log_start_offset.load(Ordering::Acquire), up_to)?;
-        inner.cleaned_up_to.store(up_to, Ordering::Release);
-        Ok(stats)
-    }
-
     /// Closes the partition cleanly: seals the active segment's files, syncs
     /// everything and leaves the marker that makes the next open cheap.
     pub fn close(self) -> Result<()> {
@@ -753,55 +415,8 @@ impl std::fmt::Debug for Partition {
 }
 
 impl Inner {
-    fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
+    pub(super) fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
         Arc::clone(&self.segments.read())
-    }
-
-    /// Moves the log start offset to `new_start` (durably, first), then
-    /// drops and deletes the segments wholly below it. Called with
-    /// `maintenance` held.
-    fn advance_log_start(&self, new_start: u64) -> Result<()> {
-        let current = self.log_start_offset.load(Ordering::Acquire);
-        if new_start > current {
-            // Durable first: if this fails, nothing moved.
-            self.write_checkpoints(new_start, self.cleaned_up_to.load(Ordering::Acquire))?;
-            self.log_start_offset.store(new_start, Ordering::Release);
-        }
-        // Whatever lies wholly below the log start goes, also when an
-        // earlier pass moved it but failed before deleting.
-        let new_start = new_start.max(current);
-        let doomed: Vec<Arc<Segment>> = {
-            let mut list = self.segments.write();
-            let keep_from = (0..list.len() - 1).take_while(|&i| list[i + 1].base_offset() <= new_start).count();
-            if keep_from == 0 {
-                return Ok(());
-            }
-            let next = list[keep_from..].to_vec();
-            let doomed = list[..keep_from].to_vec();
-            *list = Arc::new(next);
-            doomed
-        };
-        // Unlink only: readers holding records of these segments keep their
-        // mappings, and nothing is ever truncated under them.
-        for seg in &doomed {
-            seg.delete_files()?;
-        }
-        fsutil::sync_dir(&self.dir)
-    }
-
-    /// The maintenance lock, once it is sure the partition is still open: a
-    /// handle that outlived its broker must never touch files that a new
-    /// handle owns.
-    fn maintenance_guard(&self) -> Result<parking_lot::MutexGuard<'_, ()>> {
-        let guard = self.maintenance.lock();
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        Ok(guard)
-    }
-
-    fn write_checkpoints(&self, log_start: u64, cleaned_up_to: u64) -> Result<()> {
-        CHECKPOINTS.write(&self.dir, &[log_start, cleaned_up_to])
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -897,55 +512,11 @@ impl Inner {
     }
 }
 
-/// Takes the exclusive lock of `dir` (an flock on `dir/.lock`).
-pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(Error::io("open lock", &path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_owned() }),
-        Err(fs::TryLockError::Error(e)) => Err(Error::Io { op: "lock", path, source: e }),
-    }
-}
-
 /// Timestamp of a segment's first batch, read off its header.
 fn first_timestamp(segment: &Segment) -> Result<Option<i64>> {
     let map = segment.map()?;
     let len = map.committed().min(format::BATCH_HEADER_LEN);
     Ok(map.with_slice(0..len, |b| format::BatchHeader::parse(b).map(|h| h.first_timestamp)).flatten())
-}
-
-/// Verifies every segment but the last and cuts the log at the first bad
-/// batch: that segment is truncated there and every later one deleted.
-/// Returns whether anything was cut. Used only with `repair`.
-fn repair(dir: &Path, bases: &mut Vec<u64>, index_config: IndexConfig) -> Result<bool> {
-    for i in 0..bases.len().saturating_sub(1) {
-        let seg = Segment::sealed(dir, bases[i], index_config);
-        let (valid_len, end) = seg.scan_all()?;
-        if end == ScanEnd::Clean {
-            continue;
-        }
-        drop(seg);
-        for &later in &bases[i + 1..] {
-            Segment::sealed(dir, later, index_config).delete_files()?;
-        }
-        bases.truncate(i + 1);
-        let seg = Segment::sealed(dir, bases[i], index_config);
-        seg.delete_index_files()?;
-        let path = seg.log_path();
-        let file = File::options().read(true).write(true).open(path).map_err(Error::io("open", path))?;
-        let file = segment::cut_file(file, path, dir, valid_len as u64)?;
-        file.sync_all().map_err(Error::io("sync", path))?;
-        fsutil::sync_dir(dir)?;
-        return Ok(true);
-    }
-    Ok(false)
 }
 
 /// The background sync of [`Durability::Interval`].

@@ -1,0 +1,249 @@
+//! The cleaner: retention (whole sealed segments by age and size,
+//! delete-records) and compaction (the latest record per key), both moving
+//! the partition's durable checkpoints before they unlink anything.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::log::format;
+use crate::log::fsutil;
+use crate::log::meta::CHECKPOINTS;
+use crate::log::partition::{Inner, Partition};
+use crate::log::record::LogRecord;
+use crate::log::segment::Segment;
+
+/// Settings of [`Partition::compact`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionOptions {
+    /// Compact only when at least this share of the cleanable bytes has not
+    /// been cleaned yet. Default: 0.5.
+    pub min_cleanable_dirty_ratio: f64,
+    /// Leave records younger than this alone. Default: 0.
+    pub min_compaction_lag: Duration,
+    /// Keep tombstones this long, so that consumers see the delete.
+    /// Default: 1 day.
+    pub delete_retention: Duration,
+}
+
+impl Default for CompactionOptions {
+    fn default() -> Self {
+        CompactionOptions {
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag: Duration::ZERO,
+            delete_retention: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// What one compaction pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionStats {
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub records_removed: u64,
+    pub segments_rewritten: u64,
+}
+
+impl Partition {
+    /// Moves the log start offset up to `before_offset` (Kafka's
+    /// `deleteRecords`): records below it can no longer be read, and whole
+    /// segments below it are deleted. Returns the new log start offset.
+    pub fn delete_records(&self, before_offset: u64) -> Result<u64> {
+        let inner = &*self.inner;
+        let _m = inner.maintenance_guard()?;
+        let (start, end) = (self.log_start_offset(), self.high_watermark());
+        if before_offset > end {
+            return Err(Error::OffsetOutOfRange { requested: before_offset, start, end });
+        }
+        if before_offset > start {
+            inner.advance_log_start(before_offset)?;
+        }
+        Ok(self.log_start_offset())
+    }
+
+    /// Deletes the oldest sealed segments (never the active one) whose
+    /// records are all older than `retention` before `now_ms`, then more
+    /// while the log is larger than `retention_bytes`. Moves the log start
+    /// offset durably. Returns how many segments went.
+    pub fn apply_retention(
+        &self,
+        now_ms: i64,
+        retention: Option<Duration>,
+        retention_bytes: Option<u64>,
+    ) -> Result<usize> {
+        let inner = &*self.inner;
+        let _m = inner.maintenance_guard()?;
+        let segments = inner.segments();
+        let sealed = &segments[..segments.len() - 1];
+        let mut doomed = 0;
+        if let Some(r) = retention {
+            let cutoff = now_ms.saturating_sub(r.as_millis().min(i64::MAX as u128) as i64);
+            for (i, seg) in sealed.iter().enumerate() {
+                if seg.max_timestamp(segments[i + 1].base_offset())? >= cutoff {
+                    break;
+                }
+                doomed = i + 1;
+            }
+        }
+        if let Some(limit) = retention_bytes {
+            let sizes = segments.iter().map(|s| s.size()).collect::<Result<Vec<u64>>>()?;
+            let mut excess = sizes.iter().sum::<u64>().saturating_sub(limit);
+            let mut by_size = 0;
+            for (i, &size) in sizes[..sealed.len()].iter().enumerate() {
+                if size > excess {
+                    break;
+                }
+                excess -= size;
+                by_size = i + 1;
+            }
+            doomed = doomed.max(by_size);
+        }
+        if doomed == 0 {
+            return Ok(0);
+        }
+        inner.advance_log_start(segments[doomed].base_offset())?;
+        Ok(doomed)
+    }
+
+    /// Compacts the sealed segments whose records are all older than
+    /// `min_compaction_lag`: keeps the latest record per key (offsets stay;
+    /// reads skip the gaps), drops tombstones older than `delete_retention`,
+    /// and replaces each changed segment crash-safely. Skipped while the
+    /// not-yet-cleaned share of those segments is below
+    /// `min_cleanable_dirty_ratio`. Records without a key are kept.
+    pub fn compact(&self, now_ms: i64, opts: &CompactionOptions) -> Result<CompactionStats> {
+        let inner = &*self.inner;
+        let _m = inner.maintenance_guard()?;
+        let mut stats = CompactionStats::default();
+        let segments = inner.segments();
+        let lag_cutoff = now_ms.saturating_sub(opts.min_compaction_lag.as_millis().min(i64::MAX as u128) as i64);
+        let mut end = 0;
+        for (i, seg) in segments[..segments.len() - 1].iter().enumerate() {
+            if seg.max_timestamp(segments[i + 1].base_offset())? > lag_cutoff {
+                break;
+            }
+            end = i + 1;
+        }
+        let range = &segments[..end];
+        if range.is_empty() {
+            return Ok(stats);
+        }
+        let cleaned_up_to = inner.cleaned_up_to.load(Ordering::Acquire);
+        let sizes = range.iter().map(|s| s.size()).collect::<Result<Vec<u64>>>()?;
+        let total: u64 = sizes.iter().sum();
+        let dirty: u64 =
+            range.iter().zip(&sizes).filter(|(s, _)| s.base_offset() >= cleaned_up_to).map(|(_, n)| n).sum();
+        if (dirty as f64) < opts.min_cleanable_dirty_ratio * total as f64
+            || (dirty == 0 && opts.min_cleanable_dirty_ratio > 0.0)
+        {
+            return Ok(stats);
+        }
+        // Pass 1: the latest offset of every key (keys are slices of the
+        // mappings, not copies).
+        let mut latest: std::collections::HashMap<bytes::Bytes, u64> = std::collections::HashMap::new();
+        for seg in range {
+            for batch in seg.read_all()? {
+                for r in batch.try_records()? {
+                    if let Some(k) = r.key {
+                        latest.insert(k, r.offset);
+                    }
+                }
+            }
+        }
+        // Pass 2: rewrite each segment that loses records.
+        let tombstone_cutoff = now_ms.saturating_sub(opts.delete_retention.as_millis().min(i64::MAX as u128) as i64);
+        for (seg, &size) in range.iter().zip(&sizes) {
+            stats.bytes_read += size;
+            let mut out = Vec::new();
+            let mut removed = 0u64;
+            for batch in seg.read_all()? {
+                let all = batch.try_records()?;
+                let n = all.len() as u64;
+                let kept: Vec<LogRecord> = all
+                    .into_iter()
+                    .filter(|r| match &r.key {
+                        None => true,
+                        Some(k) => {
+                            latest.get(k) == Some(&r.offset) && (r.value.is_some() || r.timestamp >= tombstone_cutoff)
+                        }
+                    })
+                    .collect();
+                removed += n - kept.len() as u64;
+                if kept.len() as u64 == n {
+                    out.push(batch.as_bytes().to_vec());
+                } else if let Some(b) = format::encode_log_records(&kept) {
+                    out.push(b);
+                }
+            }
+            if removed == 0 {
+                stats.bytes_written += size;
+                continue;
+            }
+            stats.records_removed += removed;
+            stats.bytes_written += out.iter().map(|b| b.len() as u64).sum::<u64>();
+            let fresh = seg.replace_log(&inner.dir, &out)?;
+            let mut list = inner.segments.write();
+            let mut next = Vec::clone(&list);
+            if let Some(slot) = next.iter_mut().find(|s| s.base_offset() == seg.base_offset()) {
+                *slot = fresh;
+            }
+            *list = Arc::new(next);
+            stats.segments_rewritten += 1;
+        }
+        let up_to = segments[end].base_offset();
+        inner.write_checkpoints(inner.log_start_offset.load(Ordering::Acquire), up_to)?;
+        inner.cleaned_up_to.store(up_to, Ordering::Release);
+        Ok(stats)
+    }
+}
+
+impl Inner {
+    /// Moves the log start offset to `new_start` (durably, first), then
+    /// drops and deletes the segments wholly below it. Called with
+    /// `maintenance` held.
+    pub(super) fn advance_log_start(&self, new_start: u64) -> Result<()> {
+        let current = self.log_start_offset.load(Ordering::Acquire);
+        if new_start > current {
+            // Durable first: if this fails, nothing moved.
+            self.write_checkpoints(new_start, self.cleaned_up_to.load(Ordering::Acquire))?;
+            self.log_start_offset.store(new_start, Ordering::Release);
+        }
+        // Whatever lies wholly below the log start goes, also when an
+        // earlier pass moved it but failed before deleting.
+        let new_start = new_start.max(current);
+        let doomed: Vec<Arc<Segment>> = {
+            let mut list = self.segments.write();
+            let keep_from = (0..list.len() - 1).take_while(|&i| list[i + 1].base_offset() <= new_start).count();
+            if keep_from == 0 {
+                return Ok(());
+            }
+            let next = list[keep_from..].to_vec();
+            let doomed = list[..keep_from].to_vec();
+            *list = Arc::new(next);
+            doomed
+        };
+        // Unlink only: readers holding records of these segments keep their
+        // mappings, and nothing is ever truncated under them.
+        for seg in &doomed {
+            seg.delete_files()?;
+        }
+        fsutil::sync_dir(&self.dir)
+    }
+
+    /// The maintenance lock, once it is sure the partition is still open: a
+    /// handle that outlived its broker must never touch files that a new
+    /// handle owns.
+    pub(super) fn maintenance_guard(&self) -> Result<parking_lot::MutexGuard<'_, ()>> {
+        let guard = self.maintenance.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(guard)
+    }
+
+    fn write_checkpoints(&self, log_start: u64, cleaned_up_to: u64) -> Result<()> {
+        CHECKPOINTS.write(&self.dir, &[log_start, cleaned_up_to])
+    }
+}
