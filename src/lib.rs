@@ -70,7 +70,7 @@ pub use client::producer::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
-pub use group::coordinator::{
+pub use group::{
     Assignor, GroupDescription, MemberDescription, MemberSubscription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition,
 };
 pub use log::cleaner::{CompactionOptions, CompactionStats};

@@ -24,9 +24,8 @@ use crate::client::consumer::{Consumer, ConsumerConfig};
 use crate::client::producer::{Producer, ProducerConfig};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::group::coordinator::{
-    Coordinator, GroupDescription, MemberDescription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition,
-};
+use crate::group::coordinator::Coordinator;
+use crate::group::{GroupDescription, MemberDescription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition, TopicView};
 use crate::log::fsutil;
 use crate::log::meta::lock_dir;
 use crate::log::mmap::Prefaulter;
@@ -220,7 +219,7 @@ impl Broker {
         };
         let topics = broker.inner.topic_names().into_iter().collect();
         let now = broker.inner.opts.clock.now_ms();
-        let coordinator = Coordinator::new(Arc::downgrade(&broker.inner), offsets.partition(0)?, &topics, now)?;
+        let coordinator = Coordinator::new(Arc::downgrade(&broker.inner) as _, offsets.partition(0)?, &topics, now)?;
         let _ = broker.inner.coordinator.set(coordinator);
         if let Some(every) = broker.inner.opts.maintenance_interval {
             *broker.inner.maintenance.lock() = Some(start_maintenance(&broker.inner, every)?);
@@ -402,6 +401,16 @@ impl Drop for Broker {
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker").field("dir", &self.inner.dir).field("topics", &self.topics()).finish()
+    }
+}
+
+impl TopicView for BrokerInner {
+    fn topics_epoch(&self) -> u64 {
+        self.topics_epoch.load(Ordering::Acquire)
+    }
+
+    fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.topics.read().get(topic).map(Topic::partition_count)
     }
 }
 

@@ -10,7 +10,8 @@ use bytes::Bytes;
 
 use crate::broker::BrokerInner;
 use crate::error::{Error, Result};
-use crate::group::coordinator::{Assignor, Group, Join, TopicPartition};
+use crate::group::coordinator::{Group, Join};
+use crate::group::{Assignor, TopicPartition};
 use crate::log::notify::Waiter;
 use crate::log::partition::Partition;
 use crate::log::record::Header;

@@ -1,2 +1,76 @@
-//! Consumer groups: the coordinator, the assignors and the offset store.
+//! Consumer groups: the coordinator (members, generations, who holds which
+//! partition), the assignors (pure functions), and the offset store kept in
+//! the `__consumer_offsets` topic.
+//!
+//! The group layer sits on the log layer; it sees the broker's topics only
+//! through [`TopicView`], so it does not depend on the broker that owns it.
+
+pub(crate) mod assignor;
 pub(crate) mod coordinator;
+pub(crate) mod offsets;
+
+use std::fmt;
+
+pub use assignor::{Assignor, MemberSubscription};
+
+/// What the coordinator needs to know of the broker's topics.
+pub(crate) trait TopicView: Send + Sync {
+    /// Bumped after every change to the set of topics or their partition
+    /// counts; while it stays, earlier answers stay true.
+    fn topics_epoch(&self) -> u64;
+    /// The partition count of `topic`, if it exists.
+    fn partition_count(&self, topic: &str) -> Option<u32>;
+}
+
+/// Name of the internal topic holding committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// A partition of a topic.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: u32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: u32) -> TopicPartition {
+        TopicPartition { topic: topic.into(), partition }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// What `kafka-consumer-groups --describe` shows for a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group_id: String,
+    /// Rebalances so far (0 if the group never had a member in this run).
+    pub generation: u32,
+    pub assignor: Assignor,
+    pub members: Vec<MemberDescription>,
+    /// Every partition with a committed offset or an owner.
+    pub partitions: Vec<PartitionOffsets>,
+}
+
+/// A member and the partitions it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub partitions: Vec<TopicPartition>,
+}
+
+/// Offsets of one partition for one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub partition: TopicPartition,
+    pub committed: Option<u64>,
+    pub log_end_offset: u64,
+    /// `log_end_offset - committed`, when there is a commit.
+    pub lag: Option<u64>,
+    pub owner: Option<String>,
+}
+
