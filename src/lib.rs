@@ -64,10 +64,8 @@ mod log;
 pub use broker::topic::{CleanupPolicy, MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_topic_name};
 pub use broker::{Broker, BrokerOptions, MaintenanceReport};
 pub use client::consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, TopicPattern};
-pub use client::producer::{
-    DefaultPartitioner, NoKeyStrategy, Partitioner, Producer, ProducerConfig, ProducerRecord, RecordMetadata, murmur2,
-    murmur2_partition,
-};
+pub use client::partitioner::{DefaultPartitioner, NoKeyStrategy, Partitioner, murmur2, murmur2_partition};
+pub use client::producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use group::{

@@ -7,38 +7,32 @@
 //! <dir>/topics/<name>/<partition>/  one partition log each
 //! ```
 
+mod maintenance;
+mod state;
 pub(crate) mod topic;
 
+pub use maintenance::MaintenanceReport;
+use maintenance::{start_flusher, start_maintenance};
+pub(crate) use state::BrokerState;
+use state::{TOPIC_META, TOPICS_DIR, TRASH_DIR, check_or_init_meta, offsets_topic_config};
+
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::fs::{self};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::broker::topic::CleanupPolicy;
-use crate::broker::topic::{Topic, TopicConfig, TopicInner, validate_topic_name};
-use crate::client::consumer::{Consumer, ConsumerConfig};
-use crate::client::producer::{Producer, ProducerConfig};
+use crate::broker::topic::{Topic, TopicConfig};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::group::coordinator::Coordinator;
-use crate::group::{GroupDescription, MemberDescription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition, TopicView};
+use crate::group::{GroupDescription, MemberDescription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition};
 use crate::log::fsutil;
 use crate::log::meta::lock_dir;
 use crate::log::mmap::Prefaulter;
-use crate::log::partition::Partition;
-use crate::log::periodic::Periodic;
-
-const BROKER_META: &str = "streamlog.meta";
-const BROKER_META_HEADER: &str = "streamlog-broker";
-const BROKER_FORMAT_VERSION: u32 = 1;
-const TOPICS_DIR: &str = "topics";
-const TOPIC_META: &str = "topic.meta";
-/// Topic directories being deleted are moved here first; open empties it.
-const TRASH_DIR: &str = "deleted";
 
 /// Options of a [`Broker`].
 #[derive(Debug, Clone)]
@@ -105,20 +99,6 @@ impl BrokerOptions {
     }
 }
 
-/// What one maintenance pass did.
-#[derive(Debug, Default)]
-pub struct MaintenanceReport {
-    /// Partitions whose retention or compaction failed, with the error; the
-    /// others were still maintained.
-    pub failures: Vec<(TopicPartition, Error)>,
-    /// Segments deleted by retention.
-    pub segments_deleted: usize,
-    /// Records removed by compaction.
-    pub records_compacted: u64,
-    /// Segments rewritten by compaction.
-    pub segments_compacted: u64,
-}
-
 /// The root handle: a data directory holding topics.
 ///
 /// ```
@@ -133,30 +113,14 @@ pub struct MaintenanceReport {
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 pub struct Broker {
-    inner: Arc<BrokerInner>,
+    inner: Arc<BrokerState>,
 }
 
-pub(crate) struct BrokerInner {
-    dir: PathBuf,
-    topics_dir: PathBuf,
-    pub(crate) opts: BrokerOptions,
-    topics: RwLock<BTreeMap<String, Topic>>,
-    /// Bumped after every change to the set of topics or their partitions,
-    /// so producers can cache lookups and notice when to redo them.
-    pub(crate) topics_epoch: std::sync::atomic::AtomicU64,
-    /// Serializes changes to the set of topics and their partition counts.
-    admin: Mutex<()>,
-    prefaulter: Arc<Prefaulter>,
-    closed: AtomicBool,
-    /// Set when the maintenance thread panicked: the broker refuses work.
-    poisoned: AtomicBool,
-    maintenance: Mutex<Option<Periodic>>,
-    /// Syncs partitions with `Durability::Interval` when they are due.
-    flusher: Mutex<Option<Periodic>>,
-    /// Consumer groups and committed offsets; set once the topics are open.
-    coordinator: std::sync::OnceLock<Coordinator>,
-    /// The directory lock, held until the broker is closed.
-    dir_lock: Mutex<Option<File>>,
+impl Broker {
+    /// The handle the clients hold: the broker's state, not the `Broker`.
+    pub(crate) fn state(&self) -> &Arc<BrokerState> {
+        &self.inner
+    }
 }
 
 impl Broker {
@@ -193,7 +157,7 @@ impl Broker {
             removed.map_err(Error::io("remove", &path))?;
             fsutil::sync_dir(&trash)?;
         }
-        let inner = Arc::new(BrokerInner {
+        let inner = Arc::new(BrokerState {
             dir,
             topics_dir,
             opts,
@@ -314,23 +278,6 @@ impl Broker {
         Ok(())
     }
 
-    /// A producer with the default configuration (murmur2 for keyed records,
-    /// sticky for the rest).
-    pub fn producer(&self) -> Producer {
-        Producer::new(Arc::clone(&self.inner), ProducerConfig::default())
-    }
-
-    /// A producer with `config`.
-    pub fn producer_with(&self, config: ProducerConfig) -> Producer {
-        Producer::new(Arc::clone(&self.inner), config)
-    }
-
-    /// A consumer: `assign` partitions to it, or `subscribe` it to topics
-    /// as a member of `config.group_id`.
-    pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
-        Consumer::new(Arc::clone(&self.inner), config)
-    }
-
     /// Groups with members in this process or committed offsets.
     pub fn list_groups(&self) -> Vec<String> {
         self.inner.coordinator().group_ids()
@@ -401,282 +348,5 @@ impl Drop for Broker {
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker").field("dir", &self.inner.dir).field("topics", &self.topics()).finish()
-    }
-}
-
-impl TopicView for BrokerInner {
-    fn topics_epoch(&self) -> u64 {
-        self.topics_epoch.load(Ordering::Acquire)
-    }
-
-    fn partition_count(&self, topic: &str) -> Option<u32> {
-        self.topics.read().get(topic).map(Topic::partition_count)
-    }
-}
-
-impl BrokerInner {
-    pub(crate) fn check_open(&self) -> Result<()> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned { path: self.dir.clone() });
-        }
-        if self.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
-    }
-
-    fn run_maintenance(&self) -> Result<MaintenanceReport> {
-        self.check_open()?;
-        let now = self.opts.clock.now_ms();
-        let mut report = MaintenanceReport::default();
-        let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
-        for topic in topics {
-            let config = topic.config();
-            for (i, p) in topic.partitions().iter().enumerate() {
-                // One failing partition (a damaged segment, a full disk) must
-                // not stop the others: collect its error and go on.
-                let mut pass = || -> Result<()> {
-                    if config.deletes() {
-                        report.segments_deleted += p.apply_retention(now, config.retention, config.retention_bytes)?;
-                    }
-                    if config.compacts() {
-                        let stats = p.compact(now, &config.compaction_options())?;
-                        report.records_compacted += stats.records_removed;
-                        report.segments_compacted += stats.segments_rewritten;
-                    }
-                    Ok(())
-                };
-                match pass() {
-                    Ok(()) | Err(Error::Closed) => {}
-                    Err(e) => report.failures.push((TopicPartition::new(topic.name(), i as u32), e)),
-                }
-            }
-        }
-        Ok(report)
-    }
-
-    pub(crate) fn coordinator(&self) -> &Coordinator {
-        self.coordinator.get().expect("set by Broker::open")
-    }
-
-    pub(crate) fn topic_names(&self) -> Vec<String> {
-        self.topics.read().keys().cloned().collect()
-    }
-
-    pub(crate) fn topic(&self, name: &str) -> Result<Topic> {
-        self.check_open()?;
-        self.topics.read().get(name).cloned().ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })
-    }
-
-    /// The topic to produce to: existing, or auto-created if enabled. The
-    /// internal offsets topic is written by the coordinator only.
-    pub(crate) fn topic_for_produce(&self, name: &str) -> Result<Topic> {
-        if name == OFFSETS_TOPIC {
-            return Err(Error::InvalidConfig(format!("{OFFSETS_TOPIC} is internal")));
-        }
-        match self.topic(name) {
-            Err(Error::UnknownTopic { .. }) if self.opts.auto_create_topics => {
-                match self.create_topic(name, self.opts.default_topic_config.clone()) {
-                    Err(Error::TopicExists { .. }) => self.topic(name),
-                    other => other,
-                }
-            }
-            other => other,
-        }
-    }
-
-    fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
-        self.check_open()?;
-        validate_topic_name(name)?;
-        // What is stored must reopen: the normalized form is the config.
-        let config = config.normalized();
-        config.validate()?;
-        let _admin = self.admin.lock();
-        if self.topics.read().contains_key(name) {
-            return Err(Error::TopicExists { topic: name.to_owned() });
-        }
-        let dir = self.topics_dir.join(name);
-        if dir.exists() {
-            // Left by a creation that crashed before its metadata was written.
-            fs::remove_dir_all(&dir).map_err(Error::io("remove", &dir))?;
-        }
-        fs::create_dir(&dir).map_err(Error::io("create directory", &dir))?;
-        fsutil::sync_dir(&self.topics_dir)?;
-        let partitions = (0..config.partitions)
-            .map(|p| self.open_partition(&dir, p, &config).map(Arc::new))
-            .collect::<Result<_>>()?;
-        // The commit point of the creation.
-        fsutil::write_atomic(&dir, TOPIC_META, config.encode().as_bytes())?;
-        let topic = self.topic_handle(name, dir, config, partitions);
-        self.topics.write().insert(name.to_owned(), topic.clone());
-        self.topics_epoch.fetch_add(1, Ordering::AcqRel);
-        Ok(topic)
-    }
-
-    fn topic_handle(&self, name: &str, dir: PathBuf, config: TopicConfig, partitions: Vec<Arc<Partition>>) -> Topic {
-        Topic {
-            inner: Arc::new(TopicInner {
-                name: Arc::from(name),
-                dir,
-                config: RwLock::new(config),
-                partitions: RwLock::new(Arc::new(partitions)),
-                deleted: AtomicBool::new(false),
-            }),
-        }
-    }
-
-    fn open_partition(&self, topic_dir: &Path, index: u32, config: &TopicConfig) -> Result<Partition> {
-        let opts = config.partition_options().clock(Arc::clone(&self.opts.clock));
-        Partition::open_with(&topic_dir.join(index.to_string()), opts, Some(Arc::clone(&self.prefaulter)))
-    }
-
-    /// Opens every topic on disk, finishing interrupted deletes, creations
-    /// and partition additions.
-    fn load_topics(&self) -> Result<()> {
-        let mut entries: Vec<(String, PathBuf)> = Vec::new();
-        for e in fs::read_dir(&self.topics_dir).map_err(Error::io("list", &self.topics_dir))? {
-            let e = e.map_err(Error::io("list", &self.topics_dir))?;
-            if let Some(name) = e.file_name().to_str() {
-                entries.push((name.to_owned(), e.path()));
-            }
-        }
-        for (name, path) in entries {
-            // Anything that is not a topic directory is not ours to touch.
-            if validate_topic_name(&name).is_err() || !path.is_dir() {
-                continue;
-            }
-            let meta_path = path.join(TOPIC_META);
-            if !meta_path.exists() {
-                // A creation that crashed before its metadata was written.
-                fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
-                fsutil::sync_dir(&self.topics_dir)?;
-                continue;
-            }
-            let text = fs::read_to_string(&meta_path).map_err(Error::io("read", &meta_path))?;
-            let config = TopicConfig::decode(&text, &meta_path)?;
-            remove_extra_partitions(&path, config.partitions)?;
-            let partitions = (0..config.partitions)
-                .map(|p| self.open_partition(&path, p, &config).map(Arc::new))
-                .collect::<Result<_>>()?;
-            let topic = self.topic_handle(&name, path, config, partitions);
-            self.topics.write().insert(name, topic);
-        }
-        Ok(())
-    }
-
-    fn shutdown(&self) -> Result<()> {
-        // Stop the background threads before anything is closed under them.
-        let threads = [self.maintenance.lock().take(), self.flusher.lock().take()];
-        for t in threads.into_iter().flatten() {
-            t.stop();
-        }
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let _admin = self.admin.lock();
-        let mut first_error = Ok(());
-        for topic in self.topics.read().values() {
-            for p in topic.partitions() {
-                if let Err(e) = p.shutdown()
-                    && first_error.is_ok()
-                {
-                    first_error = Err(e);
-                }
-            }
-        }
-        self.prefaulter.shutdown();
-        // Producers may outlive the broker (they fail with `Closed`); the
-        // directory is free for the next open now.
-        drop(self.dir_lock.lock().take());
-        first_error
-    }
-}
-
-/// The broker's background thread: retention and compaction on a schedule.
-/// A panic in a pass poisons the broker instead of vanishing with the thread;
-/// an error (a full disk, a damaged segment) is retried on the next pass.
-fn start_maintenance(broker: &Arc<BrokerInner>, every: Duration) -> Result<Periodic> {
-    let (task, on_panic) = (Arc::downgrade(broker), Arc::downgrade(broker));
-    Periodic::start(
-        "streamlog-maintenance",
-        every,
-        move || task.upgrade().is_some_and(|b| b.run_maintenance().is_ok() || b.check_open().is_ok()),
-        move || {
-            if let Some(b) = on_panic.upgrade() {
-                b.poisoned.store(true, Ordering::Release);
-            }
-        },
-    )
-}
-
-/// How often the broker's flush thread looks for partitions due a sync.
-const FLUSH_TICK: Duration = Duration::from_millis(5);
-
-/// The broker's flush thread: one for all partitions with
-/// `Durability::Interval`, each synced once its interval has passed. A
-/// failed sync poisons that partition (as it would its own flusher).
-fn start_flusher(broker: &Arc<BrokerInner>) -> Result<Periodic> {
-    let (task, on_panic) = (Arc::downgrade(broker), Arc::downgrade(broker));
-    Periodic::start(
-        "streamlog-flush",
-        FLUSH_TICK,
-        move || {
-            let Some(b) = task.upgrade() else { return false };
-            let topics: Vec<Topic> = b.topics.read().values().cloned().collect();
-            for t in topics.iter().filter(|t| matches!(t.config().durability, crate::Durability::Interval(_))) {
-                for p in t.partitions() {
-                    let _ = p.flush_if_due();
-                }
-            }
-            b.check_open().is_ok()
-        },
-        move || {
-            if let Some(b) = on_panic.upgrade() {
-                b.poisoned.store(true, Ordering::Release);
-            }
-        },
-    )
-}
-
-/// The internal offsets topic: one compacted partition, kept forever.
-fn offsets_topic_config() -> TopicConfig {
-    TopicConfig::with_partitions(1).segment_bytes(64 << 20).retention(None).cleanup_policy(CleanupPolicy::Compact)
-}
-
-/// Partition directories numbered at or past `count`: left by an
-/// `add_partitions` that crashed before its commit point.
-fn remove_extra_partitions(topic_dir: &Path, count: u32) -> Result<()> {
-    for e in fs::read_dir(topic_dir).map_err(Error::io("list", topic_dir))? {
-        let e = e.map_err(Error::io("list", topic_dir))?;
-        let index = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok());
-        if index.is_some_and(|i| i >= count) && e.path().is_dir() {
-            fs::remove_dir_all(e.path()).map_err(Error::io("remove", e.path()))?;
-            fsutil::sync_dir(topic_dir)?;
-        }
-    }
-    Ok(())
-}
-
-/// Checks the broker's format file, or writes it in a new, empty directory.
-fn check_or_init_meta(dir: &Path) -> Result<()> {
-    let path = dir.join(BROKER_META);
-    match fs::read_to_string(&path) {
-        Ok(text) => {
-            let version = text.trim().strip_prefix(BROKER_META_HEADER).and_then(|v| v.trim().parse::<u32>().ok());
-            match version {
-                Some(BROKER_FORMAT_VERSION) => Ok(()),
-                Some(version) => Err(Error::UnsupportedFormat { path, version }),
-                None => Err(Error::NotAStreamlogDirectory { path: dir.to_owned() }),
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let foreign = fs::read_dir(dir)
-                .map_err(Error::io("list", dir))?
-                .filter_map(|e| e.ok())
-                .any(|e| e.file_name() != ".lock" && !e.file_name().to_string_lossy().ends_with(fsutil::TMP_SUFFIX));
-            if foreign {
-                return Err(Error::NotAStreamlogDirectory { path: dir.to_owned() });
-            }
-            let text = format!("{BROKER_META_HEADER} {BROKER_FORMAT_VERSION}\n");
-            fsutil::write_atomic(dir, BROKER_META, text.as_bytes())
-        }
-        Err(e) => Err(Error::Io { op: "read", path, source: e }),
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::broker::BrokerInner;
+use crate::broker::BrokerState;
 use crate::error::{Error, Result};
 use crate::group::coordinator::{Group, Join};
 use crate::group::{Assignor, TopicPartition};
@@ -231,7 +231,7 @@ struct Membership {
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 pub struct Consumer {
-    broker: Arc<BrokerInner>,
+    broker: Arc<BrokerState>,
     config: ConsumerConfig,
     subscription: Subscription,
     membership: Option<Membership>,
@@ -259,10 +259,10 @@ impl fmt::Debug for Consumer {
 }
 
 impl Consumer {
-    pub(crate) fn new(broker: Arc<BrokerInner>, config: ConsumerConfig) -> Result<Consumer> {
+    pub(crate) fn new(broker: Arc<BrokerState>, config: ConsumerConfig) -> Result<Consumer> {
         config.validate()?;
         broker.check_open()?;
-        let now = broker.opts.clock.now_ms();
+        let now = broker.now_ms();
         Ok(Consumer {
             broker,
             config,
@@ -377,7 +377,7 @@ impl Consumer {
                     topics,
                     assignor: self.config.assignor,
                     max_poll_interval_ms: millis(self.config.max_poll_interval),
-                    now_ms: self.broker.opts.clock.now_ms(),
+                    now_ms: self.broker.now_ms(),
                     waiter: Arc::clone(&self.waiter),
                 },
             );
@@ -457,14 +457,14 @@ impl Consumer {
         }
         // While inside poll the member is alive, however long it waits;
         // `max_poll_interval` counts the time between polls.
-        let now = self.broker.opts.clock.now_ms();
+        let now = self.broker.now_ms();
         self.poll_until_ms = now.saturating_add(millis(timeout));
         if let Some(m) = &self.membership {
             m.group.enter_poll(self.broker.coordinator(), &m.member_id, now, self.poll_until_ms);
         }
         let result = self.poll_until(deadline);
         if let Some(m) = &self.membership {
-            m.group.exit_poll(&m.member_id, self.broker.opts.clock.now_ms());
+            m.group.exit_poll(&m.member_id, self.broker.now_ms());
         }
         result
     }
@@ -494,12 +494,12 @@ impl Consumer {
         if self.membership.is_none() {
             return Ok(());
         }
-        let epoch = self.broker.topics_epoch.load(std::sync::atomic::Ordering::Acquire);
+        let epoch = self.broker.topics_epoch();
         self.refresh_topics(epoch);
         let Some(m) = self.membership.as_ref() else { return Ok(()) };
         let coordinator = self.broker.coordinator();
         let topics = &self.topics_cache.as_ref().expect("refreshed above").1;
-        let now = self.broker.opts.clock.now_ms();
+        let now = self.broker.now_ms();
         let Some(state) = m.group.sync(coordinator, &m.member_id, topics, epoch, now) else {
             // Removed (missed the poll deadline): everything is lost; join
             // again as a new member.
@@ -566,7 +566,7 @@ impl Consumer {
         if !self.config.enable_auto_commit || self.config.group_id.is_none() {
             return Ok(());
         }
-        let now = self.broker.opts.clock.now_ms();
+        let now = self.broker.now_ms();
         if now.saturating_sub(self.last_auto_commit_ms) < millis(self.config.auto_commit_interval) {
             return Ok(());
         }
@@ -883,7 +883,7 @@ impl Consumer {
             logs.push(log);
         }
         let coordinator = self.broker.coordinator();
-        let now = self.broker.opts.clock.now_ms();
+        let now = self.broker.now_ms();
         match &self.membership {
             // Checked and written under the group's lock: a member removed in
             // between cannot slip a commit in.

@@ -148,7 +148,6 @@ fn sticky(
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +228,4 @@ mod tests {
             assert!(second[id].iter().all(|tp| third[id].contains(tp)));
         }
     }
-
 }

@@ -87,7 +87,7 @@ impl Coordinator {
     ) -> Result<Coordinator> {
         let offsets = OffsetStore::load(offsets_log)?;
         for t in offsets.topics().difference(topics) {
-            offsets.forget_topic(&t, now_ms)?;
+            offsets.forget_topic(t, now_ms)?;
         }
         Ok(Coordinator { topics: view, groups: Mutex::new(BTreeMap::new()), next_member: Mutex::new(0), offsets })
     }
@@ -341,4 +341,3 @@ impl Group {
         (st.generation, st.assignor, members)
     }
 }
-

@@ -73,4 +73,3 @@ pub struct PartitionOffsets {
     pub lag: Option<u64>,
     pub owner: Option<String>,
 }
-

@@ -1,0 +1,104 @@
+//! Background work of a broker: retention and compaction on a schedule,
+//! and the flush thread of `Durability::Interval` partitions.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::broker::BrokerState;
+use crate::broker::topic::Topic;
+use crate::error::{Error, Result};
+use crate::group::TopicPartition;
+use crate::log::periodic::Periodic;
+
+/// What one maintenance pass did.
+#[derive(Debug, Default)]
+pub struct MaintenanceReport {
+    /// Partitions whose retention or compaction failed, with the error; the
+    /// others were still maintained.
+    pub failures: Vec<(TopicPartition, Error)>,
+    /// Segments deleted by retention.
+    pub segments_deleted: usize,
+    /// Records removed by compaction.
+    pub records_compacted: u64,
+    /// Segments rewritten by compaction.
+    pub segments_compacted: u64,
+}
+
+impl BrokerState {
+    pub(super) fn run_maintenance(&self) -> Result<MaintenanceReport> {
+        self.check_open()?;
+        let now = self.opts.clock.now_ms();
+        let mut report = MaintenanceReport::default();
+        let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
+        for topic in topics {
+            let config = topic.config();
+            for (i, p) in topic.partitions().iter().enumerate() {
+                // One failing partition (a damaged segment, a full disk) must
+                // not stop the others: collect its error and go on.
+                let mut pass = || -> Result<()> {
+                    if config.deletes() {
+                        report.segments_deleted += p.apply_retention(now, config.retention, config.retention_bytes)?;
+                    }
+                    if config.compacts() {
+                        let stats = p.compact(now, &config.compaction_options())?;
+                        report.records_compacted += stats.records_removed;
+                        report.segments_compacted += stats.segments_rewritten;
+                    }
+                    Ok(())
+                };
+                match pass() {
+                    Ok(()) | Err(Error::Closed) => {}
+                    Err(e) => report.failures.push((TopicPartition::new(topic.name(), i as u32), e)),
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// The broker's background thread: retention and compaction on a schedule.
+/// A panic in a pass poisons the broker instead of vanishing with the thread;
+/// an error (a full disk, a damaged segment) is retried on the next pass.
+pub(super) fn start_maintenance(broker: &Arc<BrokerState>, every: Duration) -> Result<Periodic> {
+    let (task, on_panic) = (Arc::downgrade(broker), Arc::downgrade(broker));
+    Periodic::start(
+        "streamlog-maintenance",
+        every,
+        move || task.upgrade().is_some_and(|b| b.run_maintenance().is_ok() || b.check_open().is_ok()),
+        move || {
+            if let Some(b) = on_panic.upgrade() {
+                b.poisoned.store(true, Ordering::Release);
+            }
+        },
+    )
+}
+
+/// How often the broker's flush thread looks for partitions due a sync.
+const FLUSH_TICK: Duration = Duration::from_millis(5);
+
+/// The broker's flush thread: one for all partitions with
+/// `Durability::Interval`, each synced once its interval has passed. A
+/// failed sync poisons that partition (as it would its own flusher).
+pub(super) fn start_flusher(broker: &Arc<BrokerState>) -> Result<Periodic> {
+    let (task, on_panic) = (Arc::downgrade(broker), Arc::downgrade(broker));
+    Periodic::start(
+        "streamlog-flush",
+        FLUSH_TICK,
+        move || {
+            let Some(b) = task.upgrade() else { return false };
+            let topics: Vec<Topic> = b.topics.read().values().cloned().collect();
+            for t in topics.iter().filter(|t| matches!(t.config().durability, crate::Durability::Interval(_))) {
+                for p in t.partitions() {
+                    let _ = p.flush_if_due();
+                }
+            }
+            b.check_open().is_ok()
+        },
+        move || {
+            if let Some(b) = on_panic.upgrade() {
+                b.poisoned.store(true, Ordering::Release);
+            }
+        },
+    )
+}

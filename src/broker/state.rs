@@ -1,0 +1,264 @@
+//! The broker's shared state: the directory, its lock, the topic registry
+//! and the group coordinator. [`Broker`](super::Broker) is its public face;
+//! the clients hold an `Arc<BrokerState>` and use only its `pub(crate)`
+//! methods.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::broker::BrokerOptions;
+use crate::broker::topic::{CleanupPolicy, Topic, TopicConfig, TopicInner, validate_topic_name};
+use crate::error::{Error, Result};
+use crate::group::coordinator::Coordinator;
+use crate::group::{OFFSETS_TOPIC, TopicView};
+use crate::log::fsutil;
+use crate::log::mmap::Prefaulter;
+use crate::log::partition::Partition;
+use crate::log::periodic::Periodic;
+
+pub(super) const BROKER_META: &str = "streamlog.meta";
+pub(super) const BROKER_META_HEADER: &str = "streamlog-broker";
+pub(super) const BROKER_FORMAT_VERSION: u32 = 1;
+pub(super) const TOPICS_DIR: &str = "topics";
+pub(super) const TOPIC_META: &str = "topic.meta";
+/// Topic directories being deleted are moved here first; open empties it.
+pub(super) const TRASH_DIR: &str = "deleted";
+
+pub(crate) struct BrokerState {
+    pub(super) dir: PathBuf,
+    pub(super) topics_dir: PathBuf,
+    pub(super) opts: BrokerOptions,
+    pub(super) topics: RwLock<BTreeMap<String, Topic>>,
+    /// Bumped after every change to the set of topics or their partitions,
+    /// so producers can cache lookups and notice when to redo them.
+    pub(super) topics_epoch: AtomicU64,
+    /// Serializes changes to the set of topics and their partition counts.
+    pub(super) admin: Mutex<()>,
+    pub(super) prefaulter: Arc<Prefaulter>,
+    pub(super) closed: AtomicBool,
+    /// Set when the maintenance thread panicked: the broker refuses work.
+    pub(super) poisoned: AtomicBool,
+    pub(super) maintenance: Mutex<Option<Periodic>>,
+    /// Syncs partitions with `Durability::Interval` when they are due.
+    pub(super) flusher: Mutex<Option<Periodic>>,
+    /// Consumer groups and committed offsets; set once the topics are open.
+    pub(super) coordinator: std::sync::OnceLock<Coordinator>,
+    /// The directory lock, held until the broker is closed.
+    pub(super) dir_lock: Mutex<Option<File>>,
+}
+
+impl TopicView for BrokerState {
+    fn topics_epoch(&self) -> u64 {
+        BrokerState::topics_epoch(self)
+    }
+
+    fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.topics.read().get(topic).map(Topic::partition_count)
+    }
+}
+
+impl BrokerState {
+    /// Now, by the broker's clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.opts.clock.now_ms()
+    }
+
+    /// See [`TopicView::topics_epoch`].
+    pub(crate) fn topics_epoch(&self) -> u64 {
+        self.topics_epoch.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned { path: self.dir.clone() });
+        }
+        if self.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
+    }
+
+    pub(crate) fn coordinator(&self) -> &Coordinator {
+        self.coordinator.get().expect("set by Broker::open")
+    }
+
+    pub(crate) fn topic_names(&self) -> Vec<String> {
+        self.topics.read().keys().cloned().collect()
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Result<Topic> {
+        self.check_open()?;
+        self.topics.read().get(name).cloned().ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })
+    }
+
+    /// The topic to produce to: existing, or auto-created if enabled. The
+    /// internal offsets topic is written by the coordinator only.
+    pub(crate) fn topic_for_produce(&self, name: &str) -> Result<Topic> {
+        if name == OFFSETS_TOPIC {
+            return Err(Error::InvalidConfig(format!("{OFFSETS_TOPIC} is internal")));
+        }
+        match self.topic(name) {
+            Err(Error::UnknownTopic { .. }) if self.opts.auto_create_topics => {
+                match self.create_topic(name, self.opts.default_topic_config.clone()) {
+                    Err(Error::TopicExists { .. }) => self.topic(name),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    pub(super) fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        self.check_open()?;
+        validate_topic_name(name)?;
+        // What is stored must reopen: the normalized form is the config.
+        let config = config.normalized();
+        config.validate()?;
+        let _admin = self.admin.lock();
+        if self.topics.read().contains_key(name) {
+            return Err(Error::TopicExists { topic: name.to_owned() });
+        }
+        let dir = self.topics_dir.join(name);
+        if dir.exists() {
+            // Left by a creation that crashed before its metadata was written.
+            fs::remove_dir_all(&dir).map_err(Error::io("remove", &dir))?;
+        }
+        fs::create_dir(&dir).map_err(Error::io("create directory", &dir))?;
+        fsutil::sync_dir(&self.topics_dir)?;
+        let partitions = (0..config.partitions)
+            .map(|p| self.open_partition(&dir, p, &config).map(Arc::new))
+            .collect::<Result<_>>()?;
+        // The commit point of the creation.
+        fsutil::write_atomic(&dir, TOPIC_META, config.encode().as_bytes())?;
+        let topic = self.topic_handle(name, dir, config, partitions);
+        self.topics.write().insert(name.to_owned(), topic.clone());
+        self.topics_epoch.fetch_add(1, Ordering::AcqRel);
+        Ok(topic)
+    }
+
+    fn topic_handle(&self, name: &str, dir: PathBuf, config: TopicConfig, partitions: Vec<Arc<Partition>>) -> Topic {
+        Topic {
+            inner: Arc::new(TopicInner {
+                name: Arc::from(name),
+                dir,
+                config: RwLock::new(config),
+                partitions: RwLock::new(Arc::new(partitions)),
+                deleted: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub(super) fn open_partition(&self, topic_dir: &Path, index: u32, config: &TopicConfig) -> Result<Partition> {
+        let opts = config.partition_options().clock(Arc::clone(&self.opts.clock));
+        Partition::open_with(&topic_dir.join(index.to_string()), opts, Some(Arc::clone(&self.prefaulter)))
+    }
+
+    /// Opens every topic on disk, finishing interrupted deletes, creations
+    /// and partition additions.
+    pub(super) fn load_topics(&self) -> Result<()> {
+        let mut entries: Vec<(String, PathBuf)> = Vec::new();
+        for e in fs::read_dir(&self.topics_dir).map_err(Error::io("list", &self.topics_dir))? {
+            let e = e.map_err(Error::io("list", &self.topics_dir))?;
+            if let Some(name) = e.file_name().to_str() {
+                entries.push((name.to_owned(), e.path()));
+            }
+        }
+        for (name, path) in entries {
+            // Anything that is not a topic directory is not ours to touch.
+            if validate_topic_name(&name).is_err() || !path.is_dir() {
+                continue;
+            }
+            let meta_path = path.join(TOPIC_META);
+            if !meta_path.exists() {
+                // A creation that crashed before its metadata was written.
+                fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
+                fsutil::sync_dir(&self.topics_dir)?;
+                continue;
+            }
+            let text = fs::read_to_string(&meta_path).map_err(Error::io("read", &meta_path))?;
+            let config = TopicConfig::decode(&text, &meta_path)?;
+            remove_extra_partitions(&path, config.partitions)?;
+            let partitions = (0..config.partitions)
+                .map(|p| self.open_partition(&path, p, &config).map(Arc::new))
+                .collect::<Result<_>>()?;
+            let topic = self.topic_handle(&name, path, config, partitions);
+            self.topics.write().insert(name, topic);
+        }
+        Ok(())
+    }
+
+    pub(super) fn shutdown(&self) -> Result<()> {
+        // Stop the background threads before anything is closed under them.
+        let threads = [self.maintenance.lock().take(), self.flusher.lock().take()];
+        for t in threads.into_iter().flatten() {
+            t.stop();
+        }
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let _admin = self.admin.lock();
+        let mut first_error = Ok(());
+        for topic in self.topics.read().values() {
+            for p in topic.partitions() {
+                if let Err(e) = p.shutdown()
+                    && first_error.is_ok()
+                {
+                    first_error = Err(e);
+                }
+            }
+        }
+        self.prefaulter.shutdown();
+        // Producers may outlive the broker (they fail with `Closed`); the
+        // directory is free for the next open now.
+        drop(self.dir_lock.lock().take());
+        first_error
+    }
+}
+
+/// The internal offsets topic: one compacted partition, kept forever.
+pub(super) fn offsets_topic_config() -> TopicConfig {
+    TopicConfig::with_partitions(1).segment_bytes(64 << 20).retention(None).cleanup_policy(CleanupPolicy::Compact)
+}
+
+/// Partition directories numbered at or past `count`: left by an
+/// `add_partitions` that crashed before its commit point.
+pub(super) fn remove_extra_partitions(topic_dir: &Path, count: u32) -> Result<()> {
+    for e in fs::read_dir(topic_dir).map_err(Error::io("list", topic_dir))? {
+        let e = e.map_err(Error::io("list", topic_dir))?;
+        let index = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok());
+        if index.is_some_and(|i| i >= count) && e.path().is_dir() {
+            fs::remove_dir_all(e.path()).map_err(Error::io("remove", e.path()))?;
+            fsutil::sync_dir(topic_dir)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks the broker's format file, or writes it in a new, empty directory.
+pub(super) fn check_or_init_meta(dir: &Path) -> Result<()> {
+    let path = dir.join(BROKER_META);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let version = text.trim().strip_prefix(BROKER_META_HEADER).and_then(|v| v.trim().parse::<u32>().ok());
+            match version {
+                Some(BROKER_FORMAT_VERSION) => Ok(()),
+                Some(version) => Err(Error::UnsupportedFormat { path, version }),
+                None => Err(Error::NotAStreamlogDirectory { path: dir.to_owned() }),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let foreign = fs::read_dir(dir)
+                .map_err(Error::io("list", dir))?
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name() != ".lock" && !e.file_name().to_string_lossy().ends_with(fsutil::TMP_SUFFIX));
+            if foreign {
+                return Err(Error::NotAStreamlogDirectory { path: dir.to_owned() });
+            }
+            let text = format!("{BROKER_META_HEADER} {BROKER_FORMAT_VERSION}\n");
+            fsutil::write_atomic(dir, BROKER_META, text.as_bytes())
+        }
+        Err(e) => Err(Error::Io { op: "read", path, source: e }),
+    }
+}
