@@ -91,6 +91,14 @@ pub enum Error {
     )]
     StaleGeneration { group: String, member_generation: u32, group_generation: u32 },
 
+    /// The group has members; it cannot be deleted or reset now.
+    #[error("group {group:?} has active members")]
+    GroupNotEmpty { group: String },
+
+    /// No group of this id has members or committed offsets.
+    #[error("unknown group {group:?}")]
+    UnknownGroup { group: String },
+
     /// The consumer is not assigned this partition.
     #[error("partition {partition} of topic {topic:?} is not assigned to this consumer")]
     NotAssigned { topic: String, partition: u32 },

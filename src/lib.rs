@@ -57,6 +57,7 @@ mod client;
 mod clock;
 mod error;
 mod group;
+pub mod inspect;
 #[cfg(any(test, feature = "internals"))]
 pub mod internals;
 mod log;

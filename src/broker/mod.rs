@@ -8,7 +8,7 @@
 //! ```
 
 mod maintenance;
-mod state;
+pub(crate) mod state;
 pub(crate) mod topic;
 
 pub use maintenance::MaintenanceReport;
@@ -276,6 +276,48 @@ impl Broker {
         *topic.inner.partitions.write() = Arc::new(parts);
         inner.topics_epoch.fetch_add(1, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// Replaces a topic's configuration, durably (Kafka's
+    /// `kafka-configs --alter`). The partition count cannot change here (see
+    /// [`Broker::add_partitions`]). Retention and compaction settings apply
+    /// from the next maintenance pass; settings of the partitions' files
+    /// (segment size and age, index interval, durability) from the next
+    /// open of the broker.
+    pub fn alter_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
+        let inner = &*self.inner;
+        inner.check_open()?;
+        if name == OFFSETS_TOPIC {
+            return Err(Error::InvalidConfig(format!("{OFFSETS_TOPIC} is internal")));
+        }
+        let config = config.normalized();
+        config.validate()?;
+        let _admin = inner.admin.lock();
+        let topic = inner.topic(name)?;
+        if config.partitions != topic.partition_count() {
+            return Err(Error::InvalidConfig(format!(
+                "alter_topic keeps the partition count ({}); use add_partitions to change it",
+                topic.partition_count()
+            )));
+        }
+        fsutil::write_atomic(&topic.inner.dir, TOPIC_META, config.encode().as_bytes())?;
+        *topic.inner.config.write() = config;
+        Ok(())
+    }
+
+    /// Deletes a consumer group: its committed offsets are removed durably.
+    /// Refused with [`Error::GroupNotEmpty`] while it has members.
+    pub fn delete_group(&self, group_id: &str) -> Result<()> {
+        let inner = &*self.inner;
+        inner.check_open()?;
+        let coordinator = inner.coordinator();
+        if coordinator.existing_group(group_id).is_some_and(|g| !g.describe().2.is_empty()) {
+            return Err(Error::GroupNotEmpty { group: group_id.to_owned() });
+        }
+        if !coordinator.group_ids().iter().any(|g| g == group_id) {
+            return Err(Error::UnknownGroup { group: group_id.to_owned() });
+        }
+        coordinator.offsets.forget_group(group_id, inner.now_ms())
     }
 
     /// Groups with members in this process or committed offsets.

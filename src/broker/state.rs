@@ -24,8 +24,8 @@ use crate::log::periodic::Periodic;
 pub(super) const BROKER_META: &str = "streamlog.meta";
 pub(super) const BROKER_META_HEADER: &str = "streamlog-broker";
 pub(super) const BROKER_FORMAT_VERSION: u32 = 1;
-pub(super) const TOPICS_DIR: &str = "topics";
-pub(super) const TOPIC_META: &str = "topic.meta";
+pub(crate) const TOPICS_DIR: &str = "topics";
+pub(crate) const TOPIC_META: &str = "topic.meta";
 /// Topic directories being deleted are moved here first; open empties it.
 pub(super) const TRASH_DIR: &str = "deleted";
 
@@ -261,4 +261,13 @@ pub(super) fn check_or_init_meta(dir: &Path) -> Result<()> {
         }
         Err(e) => Err(Error::Io { op: "read", path, source: e }),
     }
+}
+
+/// Checks the broker's format file without writing anything: a directory
+/// without one is not a data directory.
+pub(crate) fn check_meta(dir: &Path) -> Result<()> {
+    if !dir.join(BROKER_META).is_file() {
+        return Err(Error::NotAStreamlogDirectory { path: dir.to_owned() });
+    }
+    check_or_init_meta(dir)
 }

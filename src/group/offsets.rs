@@ -39,7 +39,7 @@ fn offset_key(group: &str, tp: &TopicPartition) -> Bytes {
     Bytes::from(k)
 }
 
-fn parse_offset_key(k: &[u8]) -> Option<(String, TopicPartition)> {
+pub(crate) fn parse_offset_key(k: &[u8]) -> Option<(String, TopicPartition)> {
     let (&version, rest) = k.split_first()?;
     if version != OFFSET_RECORD_VERSION {
         return None;
@@ -55,7 +55,7 @@ fn parse_offset_key(k: &[u8]) -> Option<(String, TopicPartition)> {
     (rest.len() == used + 4).then_some((group, TopicPartition { topic, partition }))
 }
 
-fn parse_offset_value(v: &[u8]) -> Option<u64> {
+pub(crate) fn parse_offset_value(v: &[u8]) -> Option<u64> {
     (v.len() == 17 && v[0] == OFFSET_RECORD_VERSION).then(|| u64::from_le_bytes(v[1..9].try_into().expect("8 bytes")))
 }
 
@@ -124,9 +124,19 @@ impl OffsetStore {
 
     /// Forgets every group's offsets of `topic` (deleted), durably.
     pub fn forget_topic(&self, topic: &str, now_ms: i64) -> Result<()> {
+        self.forget(|_, tp| tp.topic == topic, now_ms)
+    }
+
+    /// Removes every committed offset of `group`, durably.
+    pub fn forget_group(&self, group: &str, now_ms: i64) -> Result<()> {
+        self.forget(|g, _| g == group, now_ms)
+    }
+
+    /// Writes tombstones for the commits that `doomed` picks and syncs them.
+    fn forget(&self, doomed: impl Fn(&str, &TopicPartition) -> bool, now_ms: i64) -> Result<()> {
         let _w = self.write.lock();
         let doomed: Vec<(String, TopicPartition)> =
-            self.committed.read().keys().filter(|(_, tp)| tp.topic == topic).cloned().collect();
+            self.committed.read().keys().filter(|(g, tp)| doomed(g, tp)).cloned().collect();
         if doomed.is_empty() {
             return Ok(());
         }

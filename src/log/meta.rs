@@ -75,14 +75,14 @@ pub(super) const CLEAN_MARKER: MetaFile = MetaFile { name: ".clean_shutdown", ma
 pub(super) const CHECKPOINTS: MetaFile = MetaFile { name: ".checkpoints", magic: b"SLCP", version: 1, fields: 2 };
 
 #[derive(Debug, Default, Clone, Copy)]
-pub(super) struct Checkpoints {
-    pub(super) log_start: u64,
+pub(crate) struct Checkpoints {
+    pub(crate) log_start: u64,
     pub(super) cleaned_up_to: u64,
 }
 
 /// Reads `.checkpoints`; missing means nothing was deleted or cleaned yet. A
 /// damaged file is an error: guessing could resurrect deleted records.
-pub(super) fn read_checkpoints(dir: &Path) -> Result<Checkpoints> {
+pub(crate) fn read_checkpoints(dir: &Path) -> Result<Checkpoints> {
     let path = || dir.join(CHECKPOINTS.name);
     match CHECKPOINTS.read(dir)? {
         MetaRead::Missing => Ok(Checkpoints::default()),

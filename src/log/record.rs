@@ -86,6 +86,12 @@ impl Batch {
         Batch { data, header, min_offset }
     }
 
+    /// This batch, its records read from `offset` on.
+    pub(crate) fn from_offset(mut self, offset: u64) -> Batch {
+        self.min_offset = self.min_offset.max(offset);
+        self
+    }
+
     pub fn base_offset(&self) -> u64 {
         self.header.base_offset
     }

@@ -667,6 +667,16 @@ impl ActiveSegment {
     }
 }
 
+/// The offset index file beside the segment file `log_path`.
+pub(crate) fn offset_index_path(log_path: &Path) -> PathBuf {
+    log_path.with_extension(&INDEX_SUFFIX[1..])
+}
+
+/// The time index file beside the segment file `log_path`.
+pub(crate) fn time_index_path(log_path: &Path) -> PathBuf {
+    log_path.with_extension(&TIME_INDEX_SUFFIX[1..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

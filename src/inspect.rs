@@ -1,0 +1,560 @@
+//! Read-only inspection of a data directory, for tools (the `streamlog`
+//! command) that look at a directory another process may hold open.
+//!
+//! Nothing here takes the directory lock, maps a file or writes a byte.
+//! Files are read with `pread(2)`: when the owner rolls, cuts, compacts or
+//! deletes a segment under a reader, the reader sees a short read (the end)
+//! or an I/O error, never `SIGBUS`, which a mapping past the end of a file
+//! would raise. What is read is a snapshot; the owner may append meanwhile.
+//!
+//! ```
+//! use streamlog::{Broker, BrokerOptions, ProducerRecord, TopicConfig};
+//! use streamlog::inspect::DataDir;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let broker = Broker::open(dir.path(), BrokerOptions::default())?;
+//! broker.create_topic("orders", TopicConfig::with_partitions(1))?;
+//! broker.producer().send(ProducerRecord::new("orders", "created"))?;
+//!
+//! // While the broker holds the directory:
+//! let data = DataDir::open(dir.path())?;
+//! assert_eq!(data.holder(), Some(std::process::id()));
+//! let p = data.partition("orders", 0)?;
+//! assert_eq!(p.log_end_offset()?, 1);
+//! let batches = p.read(0, 1 << 20)?;
+//! assert_eq!(batches[0].records().next().unwrap().value.as_deref(), Some(&b"created"[..]));
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::broker::state::{self, TOPIC_META, TOPICS_DIR};
+use crate::broker::topic::TopicConfig;
+use crate::error::{Error, Result};
+use crate::group::offsets::{parse_offset_key, parse_offset_value};
+use crate::group::{OFFSETS_TOPIC, TopicPartition};
+use crate::log::format::{self, BATCH_HEADER_LEN, BatchHeader};
+use crate::log::index::{self, SegmentIndex};
+use crate::log::meta::{LOCK_FILE, read_checkpoints};
+use crate::log::record::Batch;
+use crate::log::segment::{self, IndexConfig, ScanEnd};
+
+/// How many bytes a segment reader asks for at once.
+const READ_CHUNK: usize = 1 << 20;
+
+/// A data directory, opened for reading only.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    path: PathBuf,
+}
+
+impl DataDir {
+    /// Checks that `path` is a streamlog data directory of a version this
+    /// build reads ([`Error::NotAStreamlogDirectory`],
+    /// [`Error::UnsupportedFormat`]). Takes no lock.
+    pub fn open(path: impl AsRef<Path>) -> Result<DataDir> {
+        let path = path.as_ref().to_path_buf();
+        if !path.is_dir() {
+            return Err(Error::NotAStreamlogDirectory { path });
+        }
+        state::check_meta(&path)?;
+        Ok(DataDir { path })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The id of the process holding the directory's lock (a running
+    /// [`Broker`](crate::Broker)), if any, as `/proc/locks` tells.
+    pub fn holder(&self) -> Option<u32> {
+        lock_holder(&self.path.join(LOCK_FILE))
+    }
+
+    /// Names of the topics, sorted; `internal` adds `__consumer_offsets`.
+    pub fn topics(&self, internal: bool) -> Result<Vec<String>> {
+        let dir = self.path.join(TOPICS_DIR);
+        let mut names = Vec::new();
+        for e in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
+            let e = e.map_err(Error::io("list", &dir))?;
+            let Some(name) = e.file_name().to_str().map(str::to_owned) else { continue };
+            if crate::validate_topic_name(&name).is_ok()
+                && e.path().join(TOPIC_META).is_file()
+                && (internal || name != OFFSETS_TOPIC)
+            {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// A topic's stored configuration.
+    pub fn topic_config(&self, topic: &str) -> Result<TopicConfig> {
+        let path = self.path.join(TOPICS_DIR).join(topic).join(TOPIC_META);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::UnknownTopic { topic: topic.to_owned() });
+            }
+            Err(e) => return Err(Error::Io { op: "read", path, source: e }),
+        };
+        let text = String::from_utf8(bytes).map_err(|_| Error::Corrupt {
+            path: path.clone(),
+            position: 0,
+            reason: "topic metadata is not UTF-8".into(),
+        })?;
+        TopicConfig::decode(&text, &path)
+    }
+
+    /// The files of one partition.
+    pub fn partition(&self, topic: &str, partition: u32) -> Result<PartitionFiles> {
+        let config = self.topic_config(topic)?;
+        if partition >= config.partitions {
+            return Err(Error::UnknownPartition { topic: topic.to_owned(), partition, count: config.partitions });
+        }
+        let dir = self.path.join(TOPICS_DIR).join(topic).join(partition.to_string());
+        PartitionFiles::open(&dir, &config)
+    }
+
+    /// Every committed offset, by group, as the `__consumer_offsets` log
+    /// holds them (the latest record per key; tombstones remove).
+    pub fn committed_offsets(&self) -> Result<BTreeMap<String, BTreeMap<TopicPartition, u64>>> {
+        let mut out: BTreeMap<String, BTreeMap<TopicPartition, u64>> = BTreeMap::new();
+        let log = match self.partition(OFFSETS_TOPIC, 0) {
+            Ok(p) => p,
+            Err(Error::UnknownTopic { .. }) => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for seg in log.segments() {
+            for entry in seg.batches()? {
+                let Some(batch) = entry?.batch else { break };
+                for r in batch.try_records()? {
+                    let Some((group, tp)) = r.key.as_deref().and_then(parse_offset_key) else { continue };
+                    match r.value.as_deref().and_then(parse_offset_value) {
+                        Some(offset) => {
+                            out.entry(group).or_default().insert(tp, offset);
+                        }
+                        None => {
+                            if let Some(g) = out.get_mut(&group) {
+                                g.remove(&tp);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out.retain(|_, offsets| !offsets.is_empty());
+        Ok(out)
+    }
+}
+
+/// One partition's segment files, listed when it was opened.
+#[derive(Debug, Clone)]
+pub struct PartitionFiles {
+    dir: PathBuf,
+    index: IndexConfig,
+    segments: Vec<SegmentFile>,
+    log_start: u64,
+}
+
+impl PartitionFiles {
+    /// Lists the segments of the partition directory `dir` of a topic with
+    /// `config`.
+    pub fn open(dir: &Path, config: &TopicConfig) -> Result<PartitionFiles> {
+        let mut segments = Vec::new();
+        for e in fs::read_dir(dir).map_err(Error::io("list", dir))? {
+            let e = e.map_err(Error::io("list", dir))?;
+            if let Some(base) = e.file_name().to_str().and_then(segment::parse_log_name) {
+                let len = e.metadata().map_err(Error::io("stat", e.path()))?.len();
+                segments.push(SegmentFile { base_offset: base, path: e.path(), len });
+            }
+        }
+        segments.sort_by_key(|s| s.base_offset);
+        let checkpoint = read_checkpoints(dir)?.log_start;
+        let log_start = segments.first().map_or(checkpoint, |s| s.base_offset.max(checkpoint));
+        let index =
+            IndexConfig { interval_bytes: config.index_interval_bytes, max_index_bytes: config.max_index_bytes };
+        Ok(PartitionFiles { dir: dir.to_path_buf(), index, segments, log_start })
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Oldest first; the last one is the active segment.
+    pub fn segments(&self) -> &[SegmentFile] {
+        &self.segments
+    }
+
+    /// The first offset still in the log.
+    pub fn log_start_offset(&self) -> u64 {
+        self.log_start
+    }
+
+    /// Bytes of the segment files (an active segment's file includes space
+    /// allocated ahead of the writer).
+    pub fn size_in_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.len).sum()
+    }
+
+    /// The offset after the last record: the end of the last segment's
+    /// valid batches (a batch the owner is still writing is not counted).
+    pub fn log_end_offset(&self) -> Result<u64> {
+        let Some(last) = self.segments.last() else { return Ok(self.log_start) };
+        let mut end = last.base_offset;
+        for entry in last.batches()? {
+            match entry?.batch {
+                Some(b) => end = b.next_offset(),
+                None => break,
+            }
+        }
+        Ok(end.max(self.log_start))
+    }
+
+    /// Batches from `offset` on, up to about `max_bytes` (at least one if
+    /// any record is there), as [`Partition::read`](crate::Partition::read)
+    /// returns them, but copied out of the files. Below the log start is
+    /// [`Error::OffsetOutOfRange`]; at or past the end, no batches.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Vec<Batch>> {
+        if offset < self.log_start {
+            return Err(Error::OffsetOutOfRange { requested: offset, start: self.log_start, end: u64::MAX });
+        }
+        let first = self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for (i, seg) in self.segments.iter().enumerate().skip(first) {
+            let is_last = i + 1 == self.segments.len();
+            let start = if i == first { self.index_position(seg, offset) } else { 0 };
+            for entry in seg.batches_from(start)? {
+                let entry = entry?;
+                let Some(batch) = entry.batch else {
+                    // The tail the owner is writing ends the last segment;
+                    // anywhere else, damage is an error.
+                    if is_last {
+                        return Ok(out);
+                    }
+                    return Err(Error::Corrupt {
+                        path: seg.path.clone(),
+                        position: entry.position,
+                        reason: entry.problem.unwrap_or_default(),
+                    });
+                };
+                if batch.last_offset() < offset {
+                    continue;
+                }
+                bytes += batch.as_bytes().len();
+                out.push(batch.from_offset(offset));
+                if bytes >= max_bytes {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The offset of the first record whose timestamp is `>= ts`, or `None`.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<u64>> {
+        for seg in &self.segments {
+            for entry in seg.batches()? {
+                let Some(batch) = entry?.batch else { break };
+                if batch.max_timestamp() >= ts
+                    && let Some(r) = batch.try_records()?.into_iter().find(|r| r.timestamp >= ts)
+                {
+                    return Ok(Some(r.offset.max(self.log_start)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks every batch of every segment (checksum, records, offsets in
+    /// order, segments that follow on) and the index files of sealed
+    /// segments against the log. `progress` gets the bytes checked so far.
+    /// Returns the problems found, none if the partition is clean.
+    pub fn verify(&self, progress: &mut dyn FnMut(u64)) -> Result<Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut next_expected: Option<u64> = None;
+        for (i, seg) in self.segments.iter().enumerate() {
+            let is_last = i + 1 == self.segments.len();
+            let bytes = read_whole(&seg.path)?;
+            let scan = segment::scan(&bytes, seg.base_offset, self.index);
+            progress(bytes.len() as u64);
+            let problem = |position: u64, what: String| Problem { path: seg.path.clone(), position, what };
+            if let Some(expected) = next_expected
+                && seg.base_offset < expected
+            {
+                problems.push(problem(0, format!("segment starts at {} inside the previous one", seg.base_offset)));
+            }
+            match scan.end {
+                ScanEnd::Clean => {}
+                ScanEnd::Unwritten if is_last => {}
+                ScanEnd::Unwritten => {
+                    problems.push(problem(scan.valid_len as u64, "zero bytes inside a sealed segment".into()))
+                }
+                ScanEnd::Bad(pos, e) => problems.push(problem(pos, e.to_string())),
+            }
+            if !is_last {
+                let offsets = index::read_file(&segment::offset_index_path(&seg.path))?;
+                let times = index::read_file(&segment::time_index_path(&seg.path))?;
+                let bound = self.segments[i + 1].base_offset;
+                match SegmentIndex::load(seg.base_offset, &offsets, &times, scan.valid_len as u64, bound) {
+                    Ok(loaded) if loaded == scan.index => {}
+                    Ok(_) => problems.push(problem(0, "index files disagree with the log (rebuilt on open)".into())),
+                    Err(why) => problems.push(problem(0, format!("index files unusable: {why} (rebuilt on open)"))),
+                }
+            }
+            next_expected = Some(scan.next_offset);
+        }
+        Ok(problems)
+    }
+
+    /// The position to start reading `offset` at in `seg`: from its offset
+    /// index when the file is there and sound, else the start.
+    fn index_position(&self, seg: &SegmentFile, offset: u64) -> u64 {
+        let read = |p: PathBuf| index::read_file(&p).ok();
+        let (Some(offsets), Some(times)) =
+            (read(segment::offset_index_path(&seg.path)), read(segment::time_index_path(&seg.path)))
+        else {
+            return 0;
+        };
+        SegmentIndex::load(seg.base_offset, &offsets, &times, seg.len, u64::MAX)
+            .map_or(0, |idx| u64::from(idx.position_for(offset)))
+    }
+}
+
+/// Something [`PartitionFiles::verify`] found wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: PathBuf,
+    /// Byte position in the file.
+    pub position: u64,
+    pub what: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at byte {}: {}", self.path.display(), self.position, self.what)
+    }
+}
+
+/// One `.log` file.
+#[derive(Debug, Clone)]
+pub struct SegmentFile {
+    base_offset: u64,
+    path: PathBuf,
+    len: u64,
+}
+
+impl SegmentFile {
+    /// The segment file at `path` (named `<base offset, 20 digits>.log`).
+    pub fn open(path: impl AsRef<Path>) -> Result<SegmentFile> {
+        let path = path.as_ref().to_path_buf();
+        let base_offset = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(segment::parse_log_name)
+            .ok_or_else(|| Error::InvalidConfig(format!("{} is not a segment file name", path.display())))?;
+        let len = fs::metadata(&path).map_err(Error::io("stat", &path))?.len();
+        Ok(SegmentFile { base_offset, path, len })
+    }
+
+    /// The offset of its first record.
+    pub fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's length when it was listed.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the file was empty when listed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every batch from the start of the file, in order.
+    pub fn batches(&self) -> Result<SegmentBatches> {
+        self.batches_from(0)
+    }
+
+    fn batches_from(&self, position: u64) -> Result<SegmentBatches> {
+        let file = File::open(&self.path).map_err(Error::io("open", &self.path))?;
+        Ok(SegmentBatches {
+            file,
+            path: self.path.clone(),
+            pos: position,
+            chunk: Bytes::new(),
+            chunk_at: 0,
+            done: false,
+        })
+    }
+}
+
+/// One batch as a walk over a segment file met it.
+#[derive(Debug, Clone)]
+pub struct BatchEntry {
+    /// Byte position of the batch in the file.
+    pub position: u64,
+    /// The header as stored, if there were enough bytes for one (for a
+    /// damaged batch its fields may be garbage).
+    pub header: Option<BatchSummary>,
+    /// The batch, if it passed every check.
+    pub batch: Option<Batch>,
+    /// Why it did not, if it did not.
+    pub problem: Option<String>,
+}
+
+/// The fields of a batch header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSummary {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    pub record_count: u32,
+    /// Bytes of the whole batch.
+    pub size: u32,
+    pub first_timestamp: i64,
+    pub max_timestamp: i64,
+    /// The stored CRC-32.
+    pub crc: u32,
+}
+
+impl From<&BatchHeader> for BatchSummary {
+    fn from(h: &BatchHeader) -> BatchSummary {
+        BatchSummary {
+            base_offset: h.base_offset,
+            last_offset: h.last_offset(),
+            record_count: h.record_count,
+            size: h.batch_length,
+            first_timestamp: h.first_timestamp,
+            max_timestamp: h.max_timestamp,
+            crc: h.crc,
+        }
+    }
+}
+
+/// The batches of a segment file, read with `pread` in chunks. Ends at the
+/// end of the file or at unwritten (zero) space; a damaged batch is yielded
+/// with its problem and ends the walk, since its length cannot be trusted.
+#[derive(Debug)]
+pub struct SegmentBatches {
+    file: File,
+    path: PathBuf,
+    pos: u64,
+    /// Bytes read from `chunk_at` on.
+    chunk: Bytes,
+    chunk_at: u64,
+    done: bool,
+}
+
+impl SegmentBatches {
+    /// The bytes from `self.pos` on, at least `want` of them if the file has
+    /// them; fewer means the file ends sooner.
+    fn bytes_at_pos(&mut self, want: usize) -> Result<Bytes> {
+        let in_chunk = self.pos.checked_sub(self.chunk_at).map(|d| d as usize).filter(|&d| d <= self.chunk.len());
+        if let Some(d) = in_chunk
+            && self.chunk.len() - d >= want
+        {
+            return Ok(self.chunk.slice(d..));
+        }
+        let mut buf = vec![0u8; want.max(READ_CHUNK)];
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.file.read_at(&mut buf[filled..], self.pos + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::Io { op: "read", path: self.path.clone(), source: e }),
+            }
+        }
+        buf.truncate(filled);
+        self.chunk = Bytes::from(buf);
+        self.chunk_at = self.pos;
+        Ok(self.chunk.clone())
+    }
+
+    fn next_entry(&mut self) -> Result<Option<BatchEntry>> {
+        let head = self.bytes_at_pos(BATCH_HEADER_LEN)?;
+        if head.is_empty() || (head.len() >= format::MAGIC_OFFSET && head[..format::MAGIC_OFFSET] == [0; 8]) {
+            return Ok(None);
+        }
+        let position = self.pos;
+        let Some(header) = BatchHeader::parse(&head) else {
+            return Ok(Some(self.damaged(position, None, "truncated batch header".into())));
+        };
+        let want = header.len().max(BATCH_HEADER_LEN);
+        let bytes = if head.len() >= want { head } else { self.bytes_at_pos(want)? };
+        let checked = format::check_batch(&bytes).and_then(|h| format::validate_records(&bytes, &h).map(|()| h));
+        match checked {
+            Ok(h) => {
+                self.pos += h.len() as u64;
+                let data = bytes.slice(..h.len());
+                Ok(Some(BatchEntry {
+                    position,
+                    header: Some(BatchSummary::from(&h)),
+                    batch: Some(Batch::new(data, h, h.base_offset)),
+                    problem: None,
+                }))
+            }
+            Err(e) => Ok(Some(self.damaged(position, Some(BatchSummary::from(&header)), e.to_string()))),
+        }
+    }
+
+    fn damaged(&mut self, position: u64, header: Option<BatchSummary>, problem: String) -> BatchEntry {
+        self.done = true;
+        BatchEntry { position, header, batch: None, problem: Some(problem) }
+    }
+}
+
+impl Iterator for SegmentBatches {
+    type Item = Result<BatchEntry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let next = self.next_entry();
+        if !matches!(next, Ok(Some(_))) {
+            self.done = true;
+        }
+        next.transpose()
+    }
+}
+
+/// Reads a whole file with `pread`; a file that shrinks meanwhile gives
+/// what was there.
+fn read_whole(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(Error::io("read", path))
+}
+
+/// The pid holding an flock on `lock_file`, from `/proc/locks` (lines like
+/// `1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`).
+fn lock_holder(lock_file: &Path) -> Option<u32> {
+    let meta = fs::metadata(lock_file).ok()?;
+    let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (kind, pid, id) = (fields.get(1)?, fields.get(4)?, fields.get(5)?);
+        let mut parts = id.split(':');
+        let dev_major = u32::from_str_radix(parts.next()?, 16).ok()?;
+        let dev_minor = u32::from_str_radix(parts.next()?, 16).ok()?;
+        let inode: u64 = parts.next()?.parse().ok()?;
+        (*kind == "FLOCK" && inode == meta.ino() && dev_major == major && dev_minor == minor)
+            .then(|| pid.parse().ok())
+            .flatten()
+    })
+}
