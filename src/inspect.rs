@@ -284,7 +284,12 @@ impl PartitionFiles {
         let mut next_expected: Option<u64> = None;
         for (i, seg) in self.segments.iter().enumerate() {
             let is_last = i + 1 == self.segments.len();
-            let bytes = read_whole(&seg.path)?;
+            let bytes = match fs::read(&seg.path) {
+                Ok(b) => b,
+                // Deleted by retention or compaction since it was listed.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::Io { op: "read", path: seg.path.clone(), source: e }),
+            };
             let scan = segment::scan(&bytes, seg.base_offset, self.index);
             progress(bytes.len() as u64);
             let problem = |position: u64, what: String| Problem { path: seg.path.clone(), position, what };
@@ -299,6 +304,9 @@ impl PartitionFiles {
                 ScanEnd::Unwritten => {
                     problems.push(problem(scan.valid_len as u64, "zero bytes inside a sealed segment".into()))
                 }
+                // The active segment's tail: a write in progress, or torn
+                // by a crash (the next open cuts it). Not damage.
+                ScanEnd::Bad(_, _) if is_last => {}
                 ScanEnd::Bad(pos, e) => problems.push(problem(pos, e.to_string())),
             }
             if !is_last {
@@ -532,12 +540,6 @@ impl Iterator for SegmentBatches {
         }
         next.transpose()
     }
-}
-
-/// Reads a whole file with `pread`; a file that shrinks meanwhile gives
-/// what was there.
-fn read_whole(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(Error::io("read", path))
 }
 
 /// The pid holding an flock on `lock_file`, from `/proc/locks` (lines like
