@@ -251,7 +251,7 @@ impl PartitionFiles {
                     continue;
                 }
                 bytes += batch.as_bytes().len();
-                out.push(batch.from_offset(offset));
+                out.push(batch.starting_at(offset));
                 if bytes >= max_bytes {
                     return Ok(out);
                 }
@@ -290,7 +290,11 @@ impl PartitionFiles {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(Error::Io { op: "read", path: seg.path.clone(), source: e }),
             };
-            let scan = segment::scan(&bytes, seg.base_offset, self.index);
+            let mut scan = segment::scan(&bytes, seg.base_offset, self.index);
+            // Sealing adds the final time entry; so does a rebuild.
+            if let Some(due) = scan.writer.finish() {
+                scan.index.push(due);
+            }
             progress(bytes.len() as u64);
             let problem = |position: u64, what: String| Problem { path: seg.path.clone(), position, what };
             if let Some(expected) = next_expected
@@ -496,7 +500,9 @@ impl SegmentBatches {
 
     fn next_entry(&mut self) -> Result<Option<BatchEntry>> {
         let head = self.bytes_at_pos(BATCH_HEADER_LEN)?;
-        if head.is_empty() || (head.len() >= format::MAGIC_OFFSET && head[..format::MAGIC_OFFSET] == [0; 8]) {
+        // The end, or space allocated ahead of the writer and not yet
+        // written: a batch never starts with eight zero bytes.
+        if head[..head.len().min(format::MAGIC_OFFSET)].iter().all(|&b| b == 0) {
             return Ok(None);
         }
         let position = self.pos;

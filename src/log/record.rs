@@ -87,7 +87,7 @@ impl Batch {
     }
 
     /// This batch, its records read from `offset` on.
-    pub(crate) fn from_offset(mut self, offset: u64) -> Batch {
+    pub(crate) fn starting_at(mut self, offset: u64) -> Batch {
         self.min_offset = self.min_offset.max(offset);
         self
     }
