@@ -78,6 +78,25 @@ struct NoKeyState {
     partition: u32,
     bytes: usize,
     counter: u32,
+    /// State of the random choice of the next sticky partition.
+    random: u64,
+}
+
+/// SplitMix64: a small, fast generator; the choice of a partition needs
+/// spread, not cryptographic strength.
+fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A seed that differs between partitioners and runs.
+fn seed() -> u64 {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    time ^ COUNTER.fetch_add(0x9e37_79b9, std::sync::atomic::Ordering::Relaxed).rotate_left(32)
 }
 
 impl DefaultPartitioner {
@@ -94,7 +113,12 @@ impl Partitioner for DefaultPartitioner {
         let mut state = self.state.lock();
         let s = match state.get_mut(topic) {
             Some(s) => s,
-            None => state.entry(topic.to_owned()).or_default(),
+            None => state.entry(topic.to_owned()).or_insert_with(|| NoKeyState {
+                // Start anywhere: producers that start together spread out.
+                partition: u32::MAX,
+                random: seed(),
+                ..NoKeyState::default()
+            }),
         };
         match self.no_key {
             NoKeyStrategy::RoundRobin => {
@@ -103,10 +127,16 @@ impl Partitioner for DefaultPartitioner {
             }
             NoKeyStrategy::Sticky { batch_bytes } => {
                 if s.partition >= count || s.bytes >= batch_bytes {
-                    s.counter = s.counter.wrapping_add(1);
-                    // Move on to another partition; a stride that is not a
-                    // multiple of small counts spreads the choice around.
-                    s.partition = if count == 1 { 0 } else { (s.partition + 1 + s.counter % (count - 1)) % count };
+                    // As Kafka's built-in partitioner: the next sticky
+                    // partition is a random one, here never the current.
+                    let r = next_random(&mut s.random);
+                    s.partition = if count == 1 {
+                        0
+                    } else if s.partition >= count {
+                        (r % u64::from(count)) as u32
+                    } else {
+                        (s.partition + 1 + (r % u64::from(count - 1)) as u32) % count
+                    };
                     s.bytes = 0;
                 }
                 s.bytes += value.map_or(0, <[u8]>::len).max(1);
@@ -176,6 +206,15 @@ mod tests {
             seen.insert(sticky.partition("t", None, Some(&v), 4));
         }
         assert_eq!(seen.len(), 4, "visits every partition");
+
+        // Every partition is reached, whatever the count (a fixed stride
+        // reached only some when the count was not a power of two).
+        for count in (1..=16).chain([100]) {
+            let sticky = DefaultPartitioner::new(NoKeyStrategy::Sticky { batch_bytes: 1 });
+            let reached: std::collections::HashSet<u32> =
+                (0..count * 50).map(|_| sticky.partition("t", None, Some(&v), count)).collect();
+            assert_eq!(reached.len(), count as usize, "{count} partitions");
+        }
 
         let rr = DefaultPartitioner::new(NoKeyStrategy::RoundRobin);
         let got: Vec<u32> = (0..6).map(|_| rr.partition("t", None, None, 3)).collect();

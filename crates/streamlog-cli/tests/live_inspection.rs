@@ -67,7 +67,17 @@ fn inspection_works_while_another_process_writes() {
         for args in [
             &["topics", "describe"][..],
             &["consume", "events", "--from-beginning", "--timeout-ms", "50", "--max-messages", "5000"],
-            &["consume", "state", "--from-beginning", "--timeout-ms", "50", "--output", "json", "--max-messages", "500"],
+            &[
+                "consume",
+                "state",
+                "--from-beginning",
+                "--timeout-ms",
+                "50",
+                "--output",
+                "json",
+                "--max-messages",
+                "500",
+            ],
             &["groups", "list"],
             &["dump-log", data.join("topics/state/0").to_str().unwrap()],
             &["verify", "--quiet"],
