@@ -208,6 +208,8 @@ impl Inner {
         if new_start > current {
             // Durable first: if this fails, nothing moved.
             self.write_checkpoints(new_start, self.cleaned_up_to.load(Ordering::Acquire))?;
+            // Before the list swap below: `Partition::read` takes the list
+            // first, then the start, and relies on this order.
             self.log_start_offset.store(new_start, Ordering::Release);
         }
         // Whatever lies wholly below the log start goes, also when an

@@ -235,6 +235,18 @@ impl Partition {
             return Err(Error::Closed);
         }
         let end = inner.high_watermark.load(Ordering::Acquire);
+        // The segment list before the log start: retention stores the new
+        // start before it swaps the list (`advance_log_start`), so a list
+        // without the dropped segments comes with a start that excludes
+        // their offsets. The other way round, a start loaded before
+        // retention and a list taken after it would send a read below the
+        // new start to the first kept segment: later records, not
+        // `OffsetOutOfRange`. An old list with an old start is a consistent
+        // view of before retention (its files stay readable, or fail and
+        // are mapped to `OffsetOutOfRange` below).
+        let segments = inner.segments();
+        #[cfg(test)]
+        tests::between_read_loads();
         let start = inner.log_start_offset.load(Ordering::Acquire);
         if offset < start || offset > end {
             return Err(Error::OffsetOutOfRange { requested: offset, start, end });
@@ -242,7 +254,6 @@ impl Partition {
         if offset == end {
             return Ok(Vec::new());
         }
-        let segments = inner.segments();
         let mut i = segments.partition_point(|s| s.base_offset() <= offset).saturating_sub(1);
         loop {
             let bound = segments.get(i + 1).map_or(end, |s| s.base_offset().min(end));
@@ -615,6 +626,43 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         p.close().unwrap();
+    }
+
+    thread_local! {
+        /// Run by `read` between its loads of the segment list and of the
+        /// log start, on this thread only.
+        static BETWEEN_READ_LOADS: std::cell::RefCell<Option<Box<dyn FnMut()>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    pub(super) fn between_read_loads() {
+        let hook = BETWEEN_READ_LOADS.with(|h| h.borrow_mut().take());
+        if let Some(mut f) = hook {
+            f();
+        }
+    }
+
+    #[test]
+    fn a_read_racing_retention_is_out_of_range_not_later_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Arc::new(Partition::open(dir.path(), PartitionOptions::default()).unwrap());
+        for i in 0..3 {
+            p.append(&[rec(2 * i), rec(2 * i + 1)]).unwrap();
+            p.roll().unwrap();
+        }
+        // Segments based at 0, 2, 4 and the active one at 6. Retention moves
+        // the log start to 4 while a read of offset 1 is between its loads.
+        let q = Arc::clone(&p);
+        BETWEEN_READ_LOADS
+            .with(|h| *h.borrow_mut() = Some(Box::new(move || assert_eq!(q.delete_records(4).unwrap(), 4))));
+        match p.read(1, 1 << 20) {
+            Err(Error::OffsetOutOfRange { requested: 1, start: 4, .. }) => {}
+            Ok(batches) => {
+                panic!("read(1) returned offsets {:?}", batches.iter().map(|b| b.base_offset()).collect::<Vec<_>>())
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert_eq!(p.log_start_offset(), 4);
     }
 
     #[test]
