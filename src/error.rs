@@ -108,6 +108,21 @@ pub enum Error {
     #[error("no valid committed offset for partition {partition} of topic {topic:?}")]
     NoOffset { topic: String, partition: u32 },
 
+    /// A consumer group id longer than Kafka's limit
+    /// ([`MAX_GROUP_ID_LEN`](crate::MAX_GROUP_ID_LEN) bytes).
+    #[error("a group id of {len} bytes exceeds the limit of {max} bytes")]
+    GroupIdTooLong { len: usize, max: usize },
+
+    /// A topic of more partitions than
+    /// [`MAX_PARTITIONS`](crate::MAX_PARTITIONS).
+    #[error("{requested} partitions exceed the limit of {max} per topic")]
+    TooManyPartitions { requested: u32, max: u32 },
+
+    /// [`Consumer::wakeup`](crate::Consumer::wakeup) interrupted (or
+    /// preceded) this `poll`. The consumer stays usable.
+    #[error("the poll was interrupted by wakeup()")]
+    Wakeup,
+
     /// A directory or metadata file written by a newer streamlog.
     #[error("{path}: unsupported format version {version}")]
     UnsupportedFormat { path: PathBuf, version: u32 },

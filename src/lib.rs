@@ -62,15 +62,16 @@ pub mod inspect;
 pub mod internals;
 mod log;
 
-pub use broker::topic::{CleanupPolicy, MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_topic_name};
-pub use broker::{Broker, BrokerOptions, MaintenanceReport};
+pub use broker::topic::{CleanupPolicy, MAX_PARTITIONS, MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_topic_name};
+pub use broker::{Broker, BrokerOptions, MIN_MAINTENANCE_INTERVAL, MaintenanceReport};
 pub use client::consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, TopicPattern};
 pub use client::partitioner::{DefaultPartitioner, NoKeyStrategy, Partitioner, murmur2, murmur2_partition};
 pub use client::producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use group::{
-    Assignor, GroupDescription, MemberDescription, MemberSubscription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition,
+    Assignor, GroupDescription, MAX_GROUP_ID_LEN, MemberDescription, MemberSubscription, OFFSETS_TOPIC,
+    PartitionOffsets, TopicPartition,
 };
 pub use log::cleaner::{CompactionOptions, CompactionStats};
 pub use log::format::RecordIter;

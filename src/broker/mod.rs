@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::broker::topic::{Topic, TopicConfig};
+use crate::broker::topic::{MAX_PARTITIONS, Topic, TopicConfig};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::group::coordinator::Coordinator;
@@ -46,9 +46,9 @@ pub struct BrokerOptions {
     /// Record timestamps, segment ages and retention use this clock.
     /// Default: [`SystemClock`].
     pub clock: Arc<dyn Clock>,
-    /// How often the maintenance thread applies retention and compaction;
-    /// `None` runs no thread (call [`Broker::run_maintenance`] yourself).
-    /// Default: 5 s.
+    /// How often the maintenance thread applies retention and compaction,
+    /// at least [`MIN_MAINTENANCE_INTERVAL`]; `None` runs no thread (call
+    /// [`Broker::run_maintenance`] yourself). Default: 5 s.
     pub maintenance_interval: Option<Duration>,
     /// Segment size of the internal offsets topic, when it is created.
     /// Default: 16 MiB.
@@ -67,7 +67,21 @@ impl Default for BrokerOptions {
     }
 }
 
+/// Shortest [`BrokerOptions::maintenance_interval`]: anything shorter
+/// would keep a core busy with retention passes.
+pub const MIN_MAINTENANCE_INTERVAL: Duration = Duration::from_millis(1);
+
 impl BrokerOptions {
+    /// Checks every option against its documented range.
+    pub fn validate(&self) -> Result<()> {
+        if self.maintenance_interval.is_some_and(|d| d < MIN_MAINTENANCE_INTERVAL) {
+            return Err(Error::InvalidConfig(format!(
+                "maintenance_interval must be at least {MIN_MAINTENANCE_INTERVAL:?} (or None)"
+            )));
+        }
+        self.default_topic_config.validate()
+    }
+
     #[must_use]
     pub fn auto_create_topics(mut self, on: bool) -> Self {
         self.auto_create_topics = on;
@@ -133,7 +147,7 @@ impl Broker {
         if dir.as_os_str().is_empty() {
             return Err(Error::InvalidConfig("the broker directory path is empty".into()));
         }
-        opts.default_topic_config.validate()?;
+        opts.validate()?;
         if !dir.is_dir() {
             fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -223,20 +237,30 @@ impl Broker {
             return Err(Error::InvalidConfig(format!("{OFFSETS_TOPIC} is internal and cannot be deleted")));
         }
         let _admin = inner.admin.lock();
-        let topic = inner.topics.write().remove(name).ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })?;
+        let topic = inner.topic(name)?;
+        // Move out first, before anything in memory changes: if the rename
+        // fails the topic is still whole, on disk and here. A crash after it
+        // leaves a directory in the trash, which open empties, never a
+        // half-deleted topic. The trash name is short whatever the topic's
+        // (a 249-byte name plus a suffix would pass the 255-byte limit);
+        // nothing needs the original name back.
+        static DELETES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let trash = inner.dir.join(TRASH_DIR);
+        let doomed = trash.join(format!(
+            "{}-{}-{}",
+            std::process::id(),
+            DELETES.fetch_add(1, Ordering::Relaxed),
+            inner.opts.clock.now_ms()
+        ));
+        fs::rename(&topic.inner.dir, &doomed).map_err(Error::io("rename", &topic.inner.dir))?;
+        inner.topics.write().remove(name);
         inner.topics_epoch.fetch_add(1, Ordering::AcqRel);
         topic.inner.deleted.store(true, Ordering::Release);
         for p in topic.partitions() {
-            // The files go away next; a failed clean close changes nothing.
+            // The files are in the trash; a failed clean close changes
+            // nothing. Closing wakes the consumers waiting on them.
             let _ = p.shutdown();
         }
-        // Move out first: a crash mid-delete leaves a directory in the
-        // trash, which open empties, never a half-deleted topic.
-        static DELETES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let trash = inner.dir.join(TRASH_DIR);
-        let unique = (std::process::id(), DELETES.fetch_add(1, Ordering::Relaxed), inner.opts.clock.now_ms());
-        let doomed = trash.join(format!("{name}-{}-{}-{}", unique.0, unique.1, unique.2));
-        fs::rename(&topic.inner.dir, &doomed).map_err(Error::io("rename", &topic.inner.dir))?;
         fsutil::sync_dir(&inner.topics_dir)?;
         fsutil::sync_dir(&trash)?;
         // Then its committed offsets: a new topic of the same name starts
@@ -258,6 +282,9 @@ impl Broker {
         let _admin = inner.admin.lock();
         let topic = inner.topic(name)?;
         let current = topic.partition_count();
+        if new_count > MAX_PARTITIONS {
+            return Err(Error::TooManyPartitions { requested: new_count, max: MAX_PARTITIONS });
+        }
         if new_count <= current {
             return Err(Error::InvalidConfig(format!(
                 "topic {name:?} has {current} partitions; the count can only grow, not become {new_count}"

@@ -15,6 +15,11 @@ use crate::log::partition::Partition;
 /// Longest topic name Kafka accepts.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
+/// Most partitions one topic may have. Every partition is a directory
+/// with open files and a mapping, so a count in the millions is a mistake
+/// that would take minutes to fail; this limit makes it fail at once.
+pub const MAX_PARTITIONS: u32 = 10_000;
+
 /// Checks a topic name against Kafka's rules: 1 to 249 characters of
 /// `[a-zA-Z0-9._-]`, and not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<()> {
@@ -68,8 +73,8 @@ impl CleanupPolicy {
 /// A topic's configuration, persisted with the topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicConfig {
-    /// Number of partitions; may only grow ([`crate::Broker::add_partitions`]).
-    /// Default: 1.
+    /// Number of partitions, 1 to [`MAX_PARTITIONS`]; may only grow
+    /// ([`crate::Broker::add_partitions`]). Default: 1.
     pub partitions: u32,
     /// See [`PartitionOptions::segment_bytes`]. Default: 1 GiB.
     pub segment_bytes: u32,
@@ -239,6 +244,9 @@ impl TopicConfig {
     pub fn validate(&self) -> Result<()> {
         if self.partitions == 0 {
             return Err(Error::InvalidConfig("a topic needs at least one partition".into()));
+        }
+        if self.partitions > MAX_PARTITIONS {
+            return Err(Error::TooManyPartitions { requested: self.partitions, max: MAX_PARTITIONS });
         }
         if self.retention.is_some_and(|r| r.is_zero()) {
             return Err(Error::InvalidConfig("retention must be positive (or None)".into()));

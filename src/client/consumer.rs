@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crate::broker::BrokerState;
 use crate::error::{Error, Result};
 use crate::group::coordinator::{Group, Join};
-use crate::group::{Assignor, TopicPartition};
+use crate::group::{Assignor, MAX_GROUP_ID_LEN, TopicPartition};
 use crate::log::notify::Waiter;
 use crate::log::partition::Partition;
 use crate::log::record::Header;
@@ -34,8 +34,8 @@ pub enum OffsetReset {
 /// Options of a [`Consumer`].
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
-    /// The group to join on `subscribe` and to commit offsets for.
-    /// Default: none (then only `assign`, and no commits).
+    /// The group to join on `subscribe` and to commit offsets for, 1 to
+    /// [`MAX_GROUP_ID_LEN`] bytes. Default: none (then only `assign`, and no commits).
     pub group_id: Option<String>,
     /// Prefix of the member id. Default: `"consumer"`.
     pub client_id: String,
@@ -142,6 +142,9 @@ impl ConsumerConfig {
         let bad = |m: &str| Err(Error::InvalidConfig(m.to_owned()));
         if self.group_id.as_deref().is_some_and(str::is_empty) {
             return bad("group_id must not be empty");
+        }
+        if let Some(len) = self.group_id.as_deref().map(str::len).filter(|&n| n > MAX_GROUP_ID_LEN) {
+            return Err(Error::GroupIdTooLong { len, max: MAX_GROUP_ID_LEN });
         }
         if self.max_poll_records == 0 {
             return bad("max_poll_records must be at least 1");

@@ -22,6 +22,10 @@ pub(crate) trait TopicView: Send + Sync {
     fn partition_count(&self, topic: &str) -> Option<u32>;
 }
 
+/// Longest group id, in bytes: Kafka's limit (a wire string has an `i16`
+/// length). The offsets log stores it with a `u16` length.
+pub const MAX_GROUP_ID_LEN: usize = 32_767;
+
 /// Name of the internal topic holding committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::error::Result;
-use crate::group::TopicPartition;
+use crate::error::{Error, Result};
+use crate::group::{MAX_GROUP_ID_LEN, TopicPartition};
 use crate::log::partition::Partition;
 use crate::log::record::Record;
 
@@ -98,6 +98,10 @@ impl OffsetStore {
         logs: &[Arc<Partition>],
         now_ms: i64,
     ) -> Result<()> {
+        if group.len() > MAX_GROUP_ID_LEN {
+            // Its u16 length would wrap: the commit would vanish on replay.
+            return Err(Error::GroupIdTooLong { len: group.len(), max: MAX_GROUP_ID_LEN });
+        }
         let _w = self.write.lock();
         let offsets: Vec<(TopicPartition, u64)> =
             offsets.iter().zip(logs).filter(|(_, log)| !log.is_closed()).map(|(o, _)| o.clone()).collect();

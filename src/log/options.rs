@@ -15,8 +15,8 @@ pub enum Durability {
     /// segments are still synced when they roll. Default.
     #[default]
     Os,
-    /// A background thread syncs the partition at this interval, so the disk
-    /// is at most about this far behind.
+    /// A background thread syncs the partition at this interval (at least
+    /// 1 ms), so the disk is at most about this far behind.
     Interval(Duration),
     /// `append` returns only once the batch is on disk (fdatasync). Threads
     /// appending at the same time share one sync (group commit).
@@ -118,9 +118,10 @@ impl PartitionOptions {
             return bad(format!("max_index_bytes {} holds no entry", self.max_index_bytes));
         }
         if let Durability::Interval(d) = self.durability
-            && d.is_zero()
+            && d < Duration::from_millis(1)
         {
-            return bad("Durability::Interval needs a positive interval".into());
+            // Shorter keeps the flush thread busy; use `Durability::Sync`.
+            return bad("Durability::Interval needs an interval of at least 1 ms".into());
         }
         Ok(())
     }
