@@ -64,7 +64,9 @@ mod log;
 
 pub use broker::topic::{CleanupPolicy, MAX_PARTITIONS, MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_topic_name};
 pub use broker::{Broker, BrokerOptions, MIN_MAINTENANCE_INTERVAL, MaintenanceReport};
-pub use client::consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, TopicPattern};
+pub use client::consumer::{
+    Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, TopicPattern, WakeupHandle,
+};
 pub use client::partitioner::{DefaultPartitioner, NoKeyStrategy, Partitioner, murmur2, murmur2_partition};
 pub use client::producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use clock::{Clock, ManualClock, SystemClock};

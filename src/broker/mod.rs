@@ -185,6 +185,7 @@ impl Broker {
             flusher: Mutex::new(None),
             coordinator: std::sync::OnceLock::new(),
             dir_lock: Mutex::new(Some(lock)),
+            waiters: crate::log::notify::WaitList::default(),
         });
         let broker = Broker { inner };
         broker.inner.load_topics()?;
@@ -261,6 +262,9 @@ impl Broker {
             // nothing. Closing wakes the consumers waiting on them.
             let _ = p.shutdown();
         }
+        // Also those that hold no partition of it (subscribed by name, or
+        // with its partitions paused): none may wait on a topic that is gone.
+        inner.waiters.wake_all();
         fsutil::sync_dir(&inner.topics_dir)?;
         fsutil::sync_dir(&trash)?;
         // Then its committed offsets: a new topic of the same name starts

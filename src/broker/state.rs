@@ -18,6 +18,7 @@ use crate::group::coordinator::Coordinator;
 use crate::group::{OFFSETS_TOPIC, TopicView};
 use crate::log::fsutil;
 use crate::log::mmap::Prefaulter;
+use crate::log::notify::WaitList;
 use crate::log::partition::Partition;
 use crate::log::periodic::Periodic;
 
@@ -50,6 +51,9 @@ pub(crate) struct BrokerState {
     pub(super) coordinator: std::sync::OnceLock<Coordinator>,
     /// The directory lock, held until the broker is closed.
     pub(super) dir_lock: Mutex<Option<File>>,
+    /// Every consumer's waiter, for its lifetime: closing the broker or
+    /// deleting a topic wakes them all, whatever they wait on.
+    pub(crate) waiters: WaitList,
 }
 
 impl TopicView for BrokerState {
@@ -71,6 +75,11 @@ impl BrokerState {
     /// See [`TopicView::topics_epoch`].
     pub(crate) fn topics_epoch(&self) -> u64 {
         self.topics_epoch.load(Ordering::Acquire)
+    }
+
+    /// Whether the broker is closed (a `SeqCst` load, for waiters).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -195,9 +204,12 @@ impl BrokerState {
         for t in threads.into_iter().flatten() {
             t.stop();
         }
-        if self.closed.swap(true, Ordering::AcqRel) {
+        // SeqCst, then wake: pairs with the consumer's fence and check
+        // before it parks (see `Consumer::wait`).
+        if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
+        self.waiters.wake_all();
         let _admin = self.admin.lock();
         let mut first_error = Ok(());
         for topic in self.topics.read().values() {

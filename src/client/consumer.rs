@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 
 use crate::broker::BrokerState;
 use crate::error::{Error, Result};
@@ -215,8 +217,43 @@ struct Membership {
     target: Vec<TopicPartition>,
 }
 
+/// Interrupts a consumer's `poll` from any thread (Kafka's
+/// `KafkaConsumer.wakeup()`): get one with [`Consumer::wakeup_handle`],
+/// hand it to the thread that stops the service. `Send + Sync + Clone`.
+#[derive(Clone)]
+pub struct WakeupHandle {
+    shared: Arc<WakeupShared>,
+}
+
+struct WakeupShared {
+    /// A wakeup not yet reported by a `poll`.
+    requested: AtomicBool,
+    /// The waiter of the thread that polls (it changes when the consumer
+    /// moves to another thread).
+    waiter: Mutex<Arc<Waiter>>,
+}
+
+impl WakeupHandle {
+    /// Makes the consumer's blocked `poll` return [`Error::Wakeup`] at once;
+    /// if none is blocked, the next `poll` does (once). The consumer stays
+    /// usable.
+    pub fn wakeup(&self) {
+        // Before the wake: the woken poll's `reset` reads the wake's write
+        // and so sees the request.
+        self.shared.requested.store(true, Ordering::SeqCst);
+        self.shared.waiter.lock().wake();
+    }
+}
+
+impl fmt::Debug for WakeupHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WakeupHandle").field("requested", &self.shared.requested.load(Ordering::Relaxed)).finish()
+    }
+}
+
 /// Reads records from assigned partitions; `Send`, used from one thread at a
-/// time (like Kafka's consumer).
+/// time (like Kafka's consumer). Another thread interrupts its `poll`
+/// through a [`WakeupHandle`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -244,6 +281,10 @@ pub struct Consumer {
     /// Where the next fetch starts, rotating for fairness.
     next_start: usize,
     waiter: Arc<Waiter>,
+    wakeup: Arc<WakeupShared>,
+    /// Topics subscribed by name found missing, as of a broker topics
+    /// epoch: each deletion is reported once.
+    missing_topics: (u64, BTreeSet<String>),
     /// The subscribed topics, and the broker topics epoch they are for.
     topics_cache: Option<(u64, BTreeSet<String>)>,
     /// The broker-clock time by which the current `poll` returns.
@@ -266,6 +307,12 @@ impl Consumer {
         config.validate()?;
         broker.check_open()?;
         let now = broker.now_ms();
+        let waiter = Waiter::current();
+        // For the consumer's lifetime: a broker close or topic delete wakes
+        // it whatever it waits on.
+        broker.waiters.register(&waiter);
+        let wakeup =
+            Arc::new(WakeupShared { requested: AtomicBool::new(false), waiter: Mutex::new(Arc::clone(&waiter)) });
         Ok(Consumer {
             broker,
             config,
@@ -275,7 +322,9 @@ impl Consumer {
             listener: None,
             last_auto_commit_ms: now,
             next_start: 0,
-            waiter: Waiter::current(),
+            waiter,
+            wakeup,
+            missing_topics: (u64::MAX, BTreeSet::new()),
             topics_cache: None,
             poll_until_ms: 0,
             closed: false,
@@ -287,6 +336,17 @@ impl Consumer {
             return Err(Error::Closed);
         }
         self.broker.check_open()
+    }
+
+    /// A handle that interrupts this consumer's `poll` from another thread.
+    pub fn wakeup_handle(&self) -> WakeupHandle {
+        WakeupHandle { shared: Arc::clone(&self.wakeup) }
+    }
+
+    /// Makes the next `poll` return [`Error::Wakeup`] (once). From another
+    /// thread, while `poll` blocks, use a [`Consumer::wakeup_handle`].
+    pub fn wakeup(&self) {
+        self.wakeup_handle().wakeup();
     }
 
     fn group_id(&self) -> Result<&str> {
@@ -446,6 +506,13 @@ impl Consumer {
     /// In a group, this is also when rebalances take effect and when
     /// auto-commits happen; not polling within `max_poll_interval` gets the
     /// member removed.
+    ///
+    /// Returns at once, however long `timeout` is, with [`Error::Closed`]
+    /// when the broker closes, [`Error::Wakeup`] after a
+    /// [`WakeupHandle::wakeup`], and [`Error::UnknownTopic`] when an assigned
+    /// topic, or one subscribed by name, is deleted (once per deletion; its
+    /// partitions leave the assignment). Under a pattern subscription a
+    /// deleted topic just stops matching.
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         self.check_open()?;
         // `Duration::MAX` means "until records come".
@@ -453,7 +520,10 @@ impl Consumer {
         if !self.waiter.is_current_thread() {
             // Moved to another thread: wake-ups must reach this one. Swapped
             // before any reset or sync, so that none is lost.
-            self.waiter = Waiter::current();
+            let old = std::mem::replace(&mut self.waiter, Waiter::current());
+            self.broker.waiters.unregister(&old);
+            self.broker.waiters.register(&self.waiter);
+            *self.wakeup.waiter.lock() = Arc::clone(&self.waiter);
             if let Some(m) = &self.membership {
                 m.group.set_waiter(&m.member_id, &self.waiter);
             }
@@ -478,16 +548,61 @@ impl Consumer {
             // Reset before looking at the group: a rebalance or release after
             // this point wakes the wait below instead of being lost.
             self.waiter.reset();
+            self.check_open()?;
+            if self.wakeup.requested.swap(false, Ordering::AcqRel) {
+                return Err(Error::Wakeup);
+            }
             self.sync_group()?;
             if first {
                 self.maybe_auto_commit()?;
                 first = false;
             }
+            self.drop_deleted_topics()?;
             let records = self.fetch()?;
             if !records.is_empty() || Instant::now() >= deadline {
                 return Ok(records);
             }
             self.wait(deadline);
+        }
+    }
+
+    /// Drops the partitions of deleted topics from the assignment, and
+    /// fails with [`Error::UnknownTopic`] naming one (or a topic subscribed
+    /// by name that is gone since the last look), but for a pattern
+    /// subscription.
+    fn drop_deleted_topics(&mut self) -> Result<()> {
+        let mut gone: Option<String> = None;
+        let closed: Vec<TopicPartition> =
+            self.assigned.iter().filter(|(_, a)| a.log.is_closed()).map(|(tp, _)| tp.clone()).collect();
+        if !closed.is_empty() {
+            // Closed by the broker's close, not a delete: say that.
+            self.check_open()?;
+        }
+        for tp in closed {
+            self.assigned.remove(&tp);
+            if let Some(m) = &self.membership {
+                m.group.release(&m.member_id, &tp);
+            }
+            gone.get_or_insert(tp.topic);
+        }
+        if let Subscription::Topics(names) = &self.subscription {
+            let epoch = self.broker.topics_epoch();
+            if self.missing_topics.0 != epoch {
+                let existing = self.broker.topic_names();
+                let missing: BTreeSet<String> =
+                    names.iter().filter(|t| existing.binary_search(t).is_err()).cloned().collect();
+                if let Some(t) = missing.difference(&self.missing_topics.1).next() {
+                    gone.get_or_insert_with(|| t.clone());
+                }
+                self.missing_topics = (epoch, missing);
+            }
+        }
+        match gone {
+            Some(topic) if !matches!(self.subscription, Subscription::Pattern(_)) => {
+                self.check_open()?;
+                Err(Error::UnknownTopic { topic })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -712,8 +827,11 @@ impl Consumer {
         }
         // Pairs with the SeqCst store of the high watermark: either this
         // check sees the new records or the append sees the registration.
+        // The same for the broker's close (this waiter is registered with
+        // the broker for the consumer's lifetime). A wakeup needs no fence:
+        // it sets the waiter's flag, which the park checks.
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        if !self.has_data() {
+        if !self.has_data() && !self.broker.is_closed() {
             self.waiter.park_until(deadline);
         }
         for log in &logs {
@@ -915,6 +1033,7 @@ impl Consumer {
 impl Drop for Consumer {
     fn drop(&mut self) {
         let _ = self.shutdown();
+        self.broker.waiters.unregister(&self.waiter);
     }
 }
 

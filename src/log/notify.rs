@@ -39,9 +39,11 @@ impl Waiter {
         self.woken.load(Ordering::Acquire)
     }
 
-    /// Clears a previous wake-up before registering again.
+    /// Clears a previous wake-up before registering again. A swap, not a
+    /// store: reading the waker's write makes what it did before waking
+    /// (closing, requesting a wakeup) visible to the checks that follow.
     pub fn reset(&self) {
-        self.woken.store(false, Ordering::Release);
+        self.woken.swap(false, Ordering::AcqRel);
     }
 
     /// Parks until woken or `deadline`. Must be called by the thread that

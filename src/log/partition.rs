@@ -397,7 +397,11 @@ impl Partition {
         // Wait out a maintenance pass in progress; none starts once closed.
         let maintenance = inner.maintenance.lock();
         let writer = inner.writer.lock().take();
-        inner.closed.store(true, Ordering::Release);
+        // SeqCst, then wake: pairs with a waiter's registration, as an
+        // append's high watermark does (a deleted topic or a closed broker
+        // must not leave a consumer parked).
+        inner.closed.store(true, Ordering::SeqCst);
+        inner.waiters.wake_all();
         drop(maintenance);
         if let Some(pf) = &self.own_prefaulter {
             pf.shutdown();
