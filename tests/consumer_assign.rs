@@ -164,7 +164,10 @@ fn seeking_past_the_end_resets_and_deleted_topics_drop_out() {
     assert_eq!(c.poll(Duration::from_millis(50)).unwrap().len(), 5, "reset to the earliest offset");
     b.delete_topic("t").unwrap();
     let start = Instant::now();
-    assert!(c.poll(Duration::from_millis(300)).unwrap().is_empty());
+    // Told once, at once; the deleted partition is dropped.
+    let r = c.poll(Duration::from_millis(300));
+    assert!(matches!(&r, Err(Error::UnknownTopic { topic }) if topic == "t"), "{r:?}");
     assert!(c.assignment().is_empty(), "the deleted partition is dropped");
+    assert!(c.poll(Duration::from_millis(10)).unwrap().is_empty());
     assert!(start.elapsed() < Duration::from_secs(5));
 }
