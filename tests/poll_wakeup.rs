@@ -169,6 +169,12 @@ fn wakeup_reaches_a_group_member_waiting_for_its_assignment() {
 }
 
 #[test]
+fn the_wakeup_handle_goes_to_any_thread() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<streamlog::WakeupHandle>();
+}
+
+#[test]
 fn a_wakeup_before_poll_fails_the_next_poll_once() {
     let (_dir, b) = broker();
     let mut c = assigned(&b, &[("t", 0)]);
