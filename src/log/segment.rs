@@ -247,8 +247,16 @@ impl Segment {
             .create_new(true)
             .open(&seg.log_path)
             .map_err(Error::io("create", &seg.log_path))?;
-        fsutil::sync_dir(dir)?;
-        let map = config.open_writable(file, &seg.log_path, 0)?;
+        // Nothing may stay behind if this fails: a stray empty segment would
+        // claim offsets that the next appends give to the previous segment.
+        let map = fsutil::sync_dir(dir).and_then(|()| config.open_writable(file, &seg.log_path, 0));
+        let map = match map {
+            Ok(map) => map,
+            Err(e) => {
+                let _ = fsutil::remove_if_exists(&seg.log_path).and_then(|_| fsutil::sync_dir(dir));
+                return Err(e);
+            }
+        };
         *seg.index.write() = Some(SegmentIndex::new(base_offset));
         Ok(seg.activate(map, config.index.writer()))
     }
