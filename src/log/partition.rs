@@ -12,7 +12,9 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::log::format;
 use crate::log::fsutil;
-use crate::log::meta::{CLEAN_MARKER, lock_dir};
+use crate::log::meta::{CleanState, SegmentFingerprint, lock_dir};
+#[cfg(test)]
+use crate::log::meta::CLEAN_MARKER;
 use crate::log::mmap::Prefaulter;
 use crate::log::notify::{WaitList, Waiter};
 use crate::log::options::{Durability, PartitionOptions};
@@ -394,7 +396,8 @@ impl Partition {
         inner.check_writable()?;
         let Some(w) = writer else { return Ok(()) };
         w.active.seal(&inner.dir)?;
-        CLEAN_MARKER.write(&inner.dir, &[w.next_offset])
+        let segments = SegmentFingerprint::of(inner.segments().iter().map(|s| s.base_offset()));
+        CleanState { next_offset: w.next_offset, segments }.write(&inner.dir)
     }
 }
 
