@@ -100,7 +100,8 @@ fn an_interrupted_merge_is_finished_on_open() {
     assert!(log_files(before.path()).len() > merged_files.len());
     drop(p);
     let p = Partition::open(before.path(), opts()).unwrap();
-    let names = |v: Vec<std::path::PathBuf>| v.into_iter().map(|f| f.file_name().unwrap().to_owned()).collect::<Vec<_>>();
+    let names =
+        |v: Vec<std::path::PathBuf>| v.into_iter().map(|f| f.file_name().unwrap().to_owned()).collect::<Vec<_>>();
     assert_eq!(names(log_files(before.path())), names(merged_files));
     let got = contents(&p);
     // Records appended after the copy are not in it; everything else is.

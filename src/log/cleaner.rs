@@ -187,9 +187,9 @@ impl Partition {
             }
             stats.records_removed += removed;
             let out_len: u64 = out.iter().map(|b| b.len() as u64).sum();
-            let fits = run.as_ref().is_some_and(|r| {
-                r.bytes + out_len <= capacity && seg_end - 1 - r.base <= u64::from(u32::MAX)
-            });
+            let fits = run
+                .as_ref()
+                .is_some_and(|r| r.bytes + out_len <= capacity && seg_end - 1 - r.base <= u64::from(u32::MAX));
             if !fits && let Some(done) = run.take() {
                 stats.segments_rewritten += u64::from(done.rewrites());
                 stats.bytes_written += done.write(inner, range)?;

@@ -12,9 +12,9 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::log::format;
 use crate::log::fsutil;
-use crate::log::meta::{CleanState, SegmentFingerprint, lock_dir};
 #[cfg(test)]
 use crate::log::meta::CLEAN_MARKER;
+use crate::log::meta::{CleanState, SegmentFingerprint, lock_dir};
 use crate::log::mmap::Prefaulter;
 use crate::log::notify::{WaitList, Waiter};
 use crate::log::options::{Durability, PartitionOptions};

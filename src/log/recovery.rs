@@ -6,14 +6,17 @@
 //! crash came mid-roll) is scanned: every batch's length and CRC checked, the
 //! torn tail cut, the indexes rebuilt, the result synced. With `repair`,
 //! every sealed segment is verified and the log cut at the first damage.
+//! Every open checks the segment chain (no offsets missing between the log
+//! start and the last segment), reading each sealed segment's last batch
+//! unless a clean close recorded this very set of segments.
 
 use std::fs::{self, File};
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::log::fsutil::{self, TMP_SUFFIX};
 use crate::log::format;
+use crate::log::fsutil::{self, TMP_SUFFIX};
 use crate::log::meta::{
     CLEAN_MARKER, Checkpoints, SegmentFingerprint, read_checkpoints, read_clean_marker, write_checkpoints,
 };
