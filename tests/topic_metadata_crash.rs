@@ -1,5 +1,4 @@
-//! Topic metadata is written atomically: a crash between the temp write and
-//! the rename, in the middle of a delete, or of an `add_partitions`, leaves
+//! Topic metadata is written atomically: a crash before a creation's rename, in the middle of a delete, or of an `add_partitions`, leaves
 //! the topic either whole or absent.
 
 use std::fs;
@@ -15,13 +14,17 @@ fn a_creation_that_crashed_before_its_rename_is_absent() {
         b.create_topic("half", TopicConfig::with_partitions(2)).unwrap();
         b.close().unwrap();
     }
-    // The state a crash after writing topic.meta.tmp, before the rename,
-    // leaves: partition directories and a temp file, no metadata.
+    // The state a crash before the creation's commit point (the rename of
+    // its directory into place) leaves: the directory under its temporary
+    // name, with or without its metadata.
     let half = dir.path().join("topics/half");
-    fs::rename(half.join("topic.meta"), half.join("topic.meta.tmp")).unwrap();
+    let creating = dir.path().join("topics/~half");
+    fs::rename(&half, &creating).unwrap();
+    fs::create_dir(dir.path().join("topics/~other")).unwrap();
     let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
     assert_eq!(b.topics(), vec!["kept".to_owned()]);
-    assert!(!half.exists(), "the leftovers are removed");
+    assert!(!creating.exists() && !half.exists(), "the leftovers are removed");
+    assert!(!dir.path().join("topics/~other").exists());
     b.create_topic("half", TopicConfig::with_partitions(1)).unwrap();
 }
 

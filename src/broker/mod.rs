@@ -53,6 +53,13 @@ pub struct BrokerOptions {
     /// Segment size of the internal offsets topic, when it is created.
     /// Default: 16 MiB.
     pub offsets_segment_bytes: u32,
+    /// Open every partition with [`PartitionOptions::repair`](crate::PartitionOptions::repair):
+    /// damage that open would refuse (a corrupt sealed segment, a missing
+    /// segment) is cut off or recorded explicitly instead. A missing
+    /// `topic.meta` stays an error (a configuration cannot be guessed),
+    /// but for the internal offsets topic's, which is written again.
+    /// Default: `false`.
+    pub repair: bool,
 }
 
 impl Default for BrokerOptions {
@@ -63,6 +70,7 @@ impl Default for BrokerOptions {
             clock: Arc::new(SystemClock),
             maintenance_interval: Some(Duration::from_secs(5)),
             offsets_segment_bytes: 16 << 20,
+            repair: false,
         }
     }
 }
@@ -109,6 +117,13 @@ impl BrokerOptions {
     #[must_use]
     pub fn offsets_segment_bytes(mut self, bytes: u32) -> Self {
         self.offsets_segment_bytes = bytes;
+        self
+    }
+
+    /// See [`BrokerOptions::repair`].
+    #[must_use]
+    pub fn repair(mut self, repair: bool) -> Self {
+        self.repair = repair;
         self
     }
 }

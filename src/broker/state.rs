@@ -29,6 +29,13 @@ pub(crate) const TOPICS_DIR: &str = "topics";
 pub(crate) const TOPIC_META: &str = "topic.meta";
 /// Topic directories being deleted are moved here first; open empties it.
 pub(super) const TRASH_DIR: &str = "deleted";
+/// A topic is created as `topics/~<name>`, then renamed into place. `~`
+/// never appears in a topic name.
+const CREATING_PREFIX: &str = "~";
+
+fn creating_dir_name(topic: &str) -> String {
+    format!("{CREATING_PREFIX}{topic}")
+}
 
 pub(crate) struct BrokerState {
     pub(super) dir: PathBuf,
@@ -131,16 +138,37 @@ impl BrokerState {
         }
         let dir = self.topics_dir.join(name);
         if dir.exists() {
-            // Left by a creation that crashed before its metadata was written.
-            fs::remove_dir_all(&dir).map_err(Error::io("remove", &dir))?;
+            // Not loaded, yet there: never ours to remove (it may hold data).
+            return Err(Error::Corrupt {
+                path: dir,
+                position: 0,
+                reason: "a directory of this name exists but holds no loaded topic; move it away".into(),
+            });
         }
-        fs::create_dir(&dir).map_err(Error::io("create directory", &dir))?;
+        // Created under a temporary name, renamed into place as the commit
+        // point: a crash before leaves a directory open recognises and
+        // removes; after, a whole topic. A topic directory without its
+        // metadata is then damage, never an interrupted creation.
+        let creating = self.topics_dir.join(creating_dir_name(name));
+        if creating.exists() {
+            fs::remove_dir_all(&creating).map_err(Error::io("remove", &creating))?;
+        }
+        fs::create_dir(&creating).map_err(Error::io("create directory", &creating))?;
+        fsutil::write_atomic(&creating, TOPIC_META, config.encode().as_bytes())?;
+        fs::rename(&creating, &dir).map_err(Error::io("rename", &creating))?;
         fsutil::sync_dir(&self.topics_dir)?;
-        let partitions = (0..config.partitions)
-            .map(|p| self.open_partition(&dir, p, &config).map(Arc::new))
-            .collect::<Result<_>>()?;
-        // The commit point of the creation.
-        fsutil::write_atomic(&dir, TOPIC_META, config.encode().as_bytes())?;
+        let opened: Result<Vec<Arc<Partition>>> =
+            (0..config.partitions).map(|p| self.open_partition(&dir, p, &config).map(Arc::new)).collect();
+        let partitions = match opened {
+            Ok(partitions) => partitions,
+            Err(e) => {
+                // A new topic holds no records yet: undo it whole.
+                if fs::remove_dir_all(&dir).is_ok() {
+                    let _ = fsutil::sync_dir(&self.topics_dir);
+                }
+                return Err(e);
+            }
+        };
         let topic = self.topic_handle(name, dir, config, partitions);
         self.topics.write().insert(name.to_owned(), topic.clone());
         self.topics_epoch.fetch_add(1, Ordering::AcqRel);
@@ -160,7 +188,7 @@ impl BrokerState {
     }
 
     pub(super) fn open_partition(&self, topic_dir: &Path, index: u32, config: &TopicConfig) -> Result<Partition> {
-        let opts = config.partition_options().clock(Arc::clone(&self.opts.clock));
+        let opts = config.partition_options().clock(Arc::clone(&self.opts.clock)).repair(self.opts.repair);
         Partition::open_with(&topic_dir.join(index.to_string()), opts, Some(Arc::clone(&self.prefaulter)))
     }
 
@@ -175,18 +203,43 @@ impl BrokerState {
             }
         }
         for (name, path) in entries {
+            if name.strip_prefix(CREATING_PREFIX).is_some_and(|n| validate_topic_name(n).is_ok()) && path.is_dir() {
+                // A creation that crashed before its commit point.
+                fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
+                fsutil::sync_dir(&self.topics_dir)?;
+                continue;
+            }
             // Anything that is not a topic directory is not ours to touch.
             if validate_topic_name(&name).is_err() || !path.is_dir() {
                 continue;
             }
             let meta_path = path.join(TOPIC_META);
-            if !meta_path.exists() {
-                // A creation that crashed before its metadata was written.
-                fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
-                fsutil::sync_dir(&self.topics_dir)?;
-                continue;
-            }
-            let text = fs::read_to_string(&meta_path).map_err(Error::io("read", &meta_path))?;
+            let bytes = match fs::read(&meta_path) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if name == OFFSETS_TOPIC && self.opts.repair {
+                        // Its configuration is known: write it again.
+                        let config = offsets_topic_config().segment_bytes(self.opts.offsets_segment_bytes);
+                        fsutil::write_atomic(&path, TOPIC_META, config.encode().as_bytes())?;
+                        config.encode().into_bytes()
+                    } else {
+                        return Err(Error::Corrupt {
+                            path: meta_path,
+                            position: 0,
+                            reason: "the topic's metadata file is missing; its data is kept. Restore the file \
+                                     (or move the topic directory away); `repair` cannot guess a topic's \
+                                     configuration, but rewrites the internal offsets topic's"
+                                .into(),
+                        });
+                    }
+                }
+                Err(e) => return Err(Error::Io { op: "read", path: meta_path, source: e }),
+            };
+            let text = String::from_utf8(bytes).map_err(|e| Error::Corrupt {
+                path: meta_path.clone(),
+                position: e.utf8_error().valid_up_to() as u64,
+                reason: "topic metadata is not UTF-8".into(),
+            })?;
             let config = TopicConfig::decode(&text, &meta_path)?;
             remove_extra_partitions(&path, config.partitions)?;
             let partitions = (0..config.partitions)

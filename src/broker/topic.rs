@@ -302,6 +302,11 @@ impl TopicConfig {
         let corrupt = |reason: &str| Error::Corrupt { path: path.to_owned(), position: 0, reason: reason.to_owned() };
         let body_end = text.rfind("crc=").ok_or_else(|| corrupt("no checksum line"))?;
         let stored = u32::from_str_radix(text[body_end + 4..].trim(), 16).map_err(|_| corrupt("bad checksum line"))?;
+        // Exactly as written: a flipped bit in the line itself ('a' to 'A',
+        // a newline) must not pass either.
+        if text[body_end + 4..] != format!("{stored:08x}\n") {
+            return Err(corrupt("bad checksum line"));
+        }
         if crc32fast::hash(&text.as_bytes()[..body_end]) != stored {
             return Err(corrupt("checksum mismatch"));
         }

@@ -152,11 +152,19 @@ impl Partition {
                 }
             }
         }
-        // Pass 2: rewrite each segment that loses records.
+        // Pass 2: filter each segment, then write each run of adjacent
+        // segments whose output fits one segment as one segment named by the
+        // first (Kafka's cleaner groups segments the same way): small and
+        // empty segments merge away. A run of one unchanged segment is left.
         let tombstone_cutoff = now_ms.saturating_sub(opts.delete_retention.as_millis().min(i64::MAX as u128) as i64);
-        for (seg, &size) in range.iter().zip(&sizes) {
+        let capacity = u64::from(inner.segment_config.capacity);
+        let mut run: Option<Run> = None;
+        for (i, (seg, &size)) in range.iter().zip(&sizes).enumerate() {
             stats.bytes_read += size;
-            let mut out = Vec::new();
+            // The chain (checked on open, kept by every pass) makes the next
+            // segment's base this one's end.
+            let seg_end = segments[i + 1].base_offset();
+            let mut out: Vec<bytes::Bytes> = Vec::new();
             let mut removed = 0u64;
             for batch in seg.read_all()? {
                 let all = batch.try_records()?;
@@ -172,25 +180,31 @@ impl Partition {
                     .collect();
                 removed += n - kept.len() as u64;
                 if kept.len() as u64 == n {
-                    out.push(batch.as_bytes().to_vec());
+                    out.push(batch.as_bytes().clone());
                 } else if let Some(b) = format::encode_log_records(&kept) {
-                    out.push(b);
+                    out.push(b.into());
                 }
             }
-            if removed == 0 {
-                stats.bytes_written += size;
-                continue;
-            }
             stats.records_removed += removed;
-            stats.bytes_written += out.iter().map(|b| b.len() as u64).sum::<u64>();
-            let fresh = seg.replace_log(&inner.dir, &out)?;
-            let mut list = inner.segments.write();
-            let mut next = Vec::clone(&list);
-            if let Some(slot) = next.iter_mut().find(|s| s.base_offset() == seg.base_offset()) {
-                *slot = fresh;
+            let out_len: u64 = out.iter().map(|b| b.len() as u64).sum();
+            let fits = run
+                .as_ref()
+                .is_some_and(|r| r.bytes + out_len <= capacity && seg_end - 1 - r.base <= u64::from(u32::MAX));
+            if !fits && let Some(done) = run.take() {
+                stats.segments_rewritten += u64::from(done.rewrites());
+                stats.bytes_written += done.write(inner, range)?;
             }
-            *list = Arc::new(next);
-            stats.segments_rewritten += 1;
+            let r = run.get_or_insert_with(|| Run { base: seg.base_offset(), ..Run::default() });
+            r.segments.push(i);
+            r.batches.extend(out);
+            r.bytes += out_len;
+            r.changed |= removed > 0;
+            r.end = seg_end;
+            r.max_timestamp = r.max_timestamp.max(seg.max_timestamp(seg_end)?);
+        }
+        if let Some(done) = run.take() {
+            stats.segments_rewritten += u64::from(done.rewrites());
+            stats.bytes_written += done.write(inner, range)?;
         }
         let up_to = segments[end].base_offset();
         inner.write_checkpoints(inner.log_start_offset.load(Ordering::Acquire), up_to)?;
@@ -247,5 +261,85 @@ impl Inner {
 
     fn write_checkpoints(&self, log_start: u64, cleaned_up_to: u64) -> Result<()> {
         CHECKPOINTS.write(&self.dir, &[log_start, cleaned_up_to])
+    }
+}
+
+/// Adjacent segments of a compaction pass that become one.
+struct Run {
+    /// The first segment's base: the output's name.
+    base: u64,
+    /// The offset after the last segment (the next segment's base).
+    end: u64,
+    /// Indexes into the pass's range.
+    segments: Vec<usize>,
+    /// The kept batches, in order (unchanged ones are slices of the map).
+    batches: Vec<bytes::Bytes>,
+    bytes: u64,
+    /// Some segment lost records.
+    changed: bool,
+    max_timestamp: i64,
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Run {
+            base: 0,
+            end: 0,
+            segments: Vec::new(),
+            batches: Vec::new(),
+            bytes: 0,
+            changed: false,
+            max_timestamp: i64::MIN,
+        }
+    }
+}
+
+impl Run {
+    /// Segments this run rewrites: none when it is one unchanged segment.
+    fn rewrites(&self) -> u32 {
+        if self.segments.len() == 1 && !self.changed { 0 } else { self.segments.len() as u32 }
+    }
+
+    /// Writes the run as one segment in place of its segments; returns the
+    /// bytes written (or kept as they were). The output's last batch covers
+    /// the run's offsets to its end, so that the segment's end stays known
+    /// (the chain check on open relies on it). Crash-safe (docs/FORMAT.md):
+    /// the output is written and synced under a temporary name and renamed
+    /// over the first segment; a crash before the others are deleted leaves
+    /// them wholly covered by it, which open recognises and finishes.
+    fn write(mut self, inner: &Inner, range: &[Arc<Segment>]) -> Result<u64> {
+        if self.rewrites() == 0 {
+            return Ok(self.bytes);
+        }
+        let last = self.end - 1;
+        match self.batches.last_mut() {
+            Some(b) => {
+                let h = format::BatchHeader::parse(b).expect("checked when read");
+                if h.last_offset() < last {
+                    *b = format::with_last_offset(b, last).into();
+                }
+            }
+            None => self.batches.push(format::encode_empty_batch(self.base, last, self.max_timestamp).into()),
+        }
+        let first = &range[self.segments[0]];
+        let others: Vec<&Arc<Segment>> = self.segments[1..].iter().map(|&i| &range[i]).collect();
+        // Readers holding the current list keep reading the old files:
+        // map them all before any is replaced or unlinked.
+        for seg in &others {
+            seg.map()?;
+        }
+        let fresh = first.replace_log(&inner.dir, &self.batches)?;
+        for seg in &others {
+            seg.delete_files()?;
+        }
+        fsutil::sync_dir(&inner.dir)?;
+        let mut list = inner.segments.write();
+        let next: Vec<Arc<Segment>> = list
+            .iter()
+            .filter(|s| !others.iter().any(|o| o.base_offset() == s.base_offset()))
+            .map(|s| if s.base_offset() == self.base { Arc::clone(&fresh) } else { Arc::clone(s) })
+            .collect();
+        *list = Arc::new(next);
+        Ok(self.batches.iter().map(|b| b.len() as u64).sum())
     }
 }

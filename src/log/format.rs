@@ -11,10 +11,10 @@
 //!  9  attributes        u8    no flags defined yet: must be 0
 //! 10  reserved          u16   must be 0
 //! 12  base_offset       u64   offset of the first record
-//! 20  last_offset_delta u32   last record's offset minus base_offset
+//! 20  last_offset_delta u32   the batch's last offset minus base_offset (at or past the last record's)
 //! 24  first_timestamp   i64   first record's timestamp (ms since the epoch)
 //! 32  max_timestamp     i64   largest record timestamp in the batch
-//! 40  record_count      u32   number of records that follow
+//! 40  record_count      u32   number of records that follow (0 ..= last_offset_delta + 1)
 //! 44  records ...
 //! ```
 //!
@@ -167,8 +167,10 @@ pub(crate) fn check_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     if header.attributes != 0 || header.reserved != 0 {
         return Err(DecodeError::BadAttributes);
     }
+    // A batch may cover more offsets than it holds records, even none at all:
+    // compaction keeps a segment's end offset that way (docs/FORMAT.md).
     let count = u64::from(header.record_count);
-    if count == 0 || count > u64::from(header.last_offset_delta) + 1 {
+    if count > u64::from(header.last_offset_delta) + 1 {
         return Err(DecodeError::BadRecord("record count disagrees with the offset range"));
     }
     if count > ((len - BATCH_HEADER_LEN) / MIN_RECORD_LEN) as u64 {
@@ -451,6 +453,36 @@ pub(crate) fn encode_log_records(records: &[LogRecord]) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// A copy of the checked batch `batch` whose offset range ends at
+/// `last_offset` (at or past its last record's, within a `u32` of its base):
+/// how compaction keeps the offset range of the records it removed after it.
+pub(crate) fn with_last_offset(batch: &[u8], last_offset: u64) -> Vec<u8> {
+    let h = BatchHeader::parse(batch).expect("a checked batch");
+    let delta = u32::try_from(last_offset - h.base_offset).expect("within the segment's offset range");
+    let mut out = batch[..h.len()].to_vec();
+    out[LAST_DELTA_OFFSET..FIRST_TS_OFFSET].copy_from_slice(&delta.to_le_bytes());
+    let crc = crc32fast::hash(&out[LENGTH_OFFSET..]);
+    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// A batch of no records covering offsets `base_offset ..= last_offset`
+/// (within a `u32`): what remains of a range whose records were all
+/// compacted away, or a gap made explicit by `repair`.
+pub(crate) fn encode_empty_batch(base_offset: u64, last_offset: u64, timestamp: i64) -> Vec<u8> {
+    let delta = u32::try_from(last_offset - base_offset).expect("within a u32 of the base");
+    let mut b = vec![0u8; BATCH_HEADER_LEN];
+    b[LENGTH_OFFSET..MAGIC_OFFSET].copy_from_slice(&(BATCH_HEADER_LEN as u32).to_le_bytes());
+    b[MAGIC_OFFSET] = MAGIC;
+    b[BASE_OFFSET_OFFSET..LAST_DELTA_OFFSET].copy_from_slice(&base_offset.to_le_bytes());
+    b[LAST_DELTA_OFFSET..FIRST_TS_OFFSET].copy_from_slice(&delta.to_le_bytes());
+    b[FIRST_TS_OFFSET..MAX_TS_OFFSET].copy_from_slice(&timestamp.to_le_bytes());
+    b[MAX_TS_OFFSET..COUNT_OFFSET].copy_from_slice(&timestamp.to_le_bytes());
+    let crc = crc32fast::hash(&b[LENGTH_OFFSET..]);
+    b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
 // ---------------------------------------------------------------------------
 // decoding
 
@@ -512,10 +544,7 @@ impl RecordCursor {
         at += 1;
         let ts_delta = unzigzag(get_uvarint(rec, &mut at)?);
         let offset_delta = get_uvarint(rec, &mut at)?;
-        if offset_delta > u64::from(self.last_offset_delta)
-            || self.prev_delta.is_some_and(|p| offset_delta <= p)
-            || (self.left == 0 && offset_delta != u64::from(self.last_offset_delta))
-        {
+        if offset_delta > u64::from(self.last_offset_delta) || self.prev_delta.is_some_and(|p| offset_delta <= p) {
             return Err(DecodeError::BadRecord("offset deltas out of order"));
         }
         self.prev_delta = Some(offset_delta);
@@ -676,6 +705,26 @@ mod tests {
         validate_records(&out, &h).unwrap();
         let back: Vec<LogRecord> = RecordIter::new(Bytes::from(out), &h, 0).collect();
         assert_eq!(back, kept);
+    }
+
+    #[test]
+    fn batches_may_cover_offsets_past_their_last_record() {
+        let buf = encode(&sample(), 100, 2000);
+        let h = check_batch(&buf).unwrap();
+        let all: Vec<LogRecord> = RecordIter::new(Bytes::from(buf), &h, 0).collect();
+        let kept = encode_log_records(&all[..2]).unwrap();
+        let longer = with_last_offset(&kept, 109);
+        let h = check_batch(&longer).unwrap();
+        assert_eq!((h.base_offset, h.last_offset(), h.record_count), (100, 109, 2));
+        validate_records(&longer, &h).unwrap();
+        let back: Vec<LogRecord> = RecordIter::new(Bytes::from(longer), &h, 0).collect();
+        assert_eq!(back, all[..2]);
+
+        let empty = encode_empty_batch(50, 60, 7);
+        let h = check_batch(&empty).unwrap();
+        assert_eq!((h.base_offset, h.last_offset(), h.record_count, h.len()), (50, 60, 0, BATCH_HEADER_LEN));
+        validate_records(&empty, &h).unwrap();
+        assert_eq!(RecordIter::new(Bytes::from(empty), &h, 0).count(), 0);
     }
 
     #[test]

@@ -68,8 +68,46 @@ impl MetaFile {
 }
 
 /// Written by a clean close, removed by open: its presence means the files
-/// are exactly as a clean close left them. Field: the next offset.
-pub(super) const CLEAN_MARKER: MetaFile = MetaFile { name: ".clean_shutdown", magic: b"SLCS", version: 1, fields: 1 };
+/// are exactly as a clean close left them. Fields: the next offset, then the
+/// [`SegmentFingerprint`] of the segments at close.
+pub(super) const CLEAN_MARKER: MetaFile = MetaFile { name: ".clean_shutdown", magic: b"SLCS", version: 2, fields: 3 };
+
+/// What a clean close recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CleanState {
+    pub(super) next_offset: u64,
+    pub(super) segments: SegmentFingerprint,
+}
+
+/// The set of segments, in short: their count and a hash (FNV-1a, 64 bits)
+/// of their base offsets. If it matches at open, no segment file went
+/// missing since the chain was last known good, and the open need not read
+/// every segment's last batch again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SegmentFingerprint {
+    pub(super) count: u64,
+    pub(super) hash: u64,
+}
+
+impl SegmentFingerprint {
+    pub(super) fn of(bases: impl IntoIterator<Item = u64>) -> SegmentFingerprint {
+        let mut count = 0;
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        for base in bases {
+            count += 1;
+            for byte in base.to_le_bytes() {
+                hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        SegmentFingerprint { count, hash }
+    }
+}
+
+impl CleanState {
+    pub(super) fn write(&self, dir: &Path) -> Result<()> {
+        CLEAN_MARKER.write(dir, &[self.next_offset, self.segments.count, self.segments.hash])
+    }
+}
 
 /// Log start offset and compaction progress, written when they change.
 pub(super) const CHECKPOINTS: MetaFile = MetaFile { name: ".checkpoints", magic: b"SLCP", version: 1, fields: 2 };
@@ -94,13 +132,20 @@ pub(crate) fn read_checkpoints(dir: &Path) -> Result<Checkpoints> {
     }
 }
 
-/// The next offset a clean close recorded, or `None` if there is no valid
-/// marker (then the log is recovered as after a crash).
-pub(super) fn read_clean_marker(dir: &Path) -> Result<Option<u64>> {
+/// What a clean close recorded, or `None` if there is no valid marker (then
+/// the log is recovered as after a crash).
+pub(super) fn read_clean_marker(dir: &Path) -> Result<Option<CleanState>> {
     Ok(match CLEAN_MARKER.read(dir)? {
-        MetaRead::Fields(f) => Some(f[0]),
+        MetaRead::Fields(f) => {
+            Some(CleanState { next_offset: f[0], segments: SegmentFingerprint { count: f[1], hash: f[2] } })
+        }
         _ => None,
     })
+}
+
+/// Writes `.checkpoints`.
+pub(super) fn write_checkpoints(dir: &Path, c: Checkpoints) -> Result<()> {
+    CHECKPOINTS.write(dir, &[c.log_start, c.cleaned_up_to])
 }
 
 /// Takes the exclusive lock of `dir` (an flock on `dir/.lock`).

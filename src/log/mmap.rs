@@ -147,6 +147,10 @@ impl MappedFile {
         prefaulter: Option<Arc<Prefaulter>>,
     ) -> Result<MapWriter> {
         assert!(len <= capacity && capacity > 0, "len {len} capacity {capacity}");
+        #[cfg(test)]
+        if failpoints::map_fails(path) {
+            return Err(Error::io("mmap", path)(io::Error::from_raw_os_error(libc::ENOMEM)));
+        }
         let raw = MmapOptions::new().len(capacity).map_raw(&file).map_err(Error::io("mmap", path))?;
         let registered = LiveMapping::register(&file, path)?;
         let map = Arc::new(MappedFile {
@@ -498,7 +502,8 @@ fn write_zeroes(file: &File, mut offset: u64, len: u64) -> io::Result<()> {
 }
 
 /// Fault injection for unit tests: make syncs of files under a directory fail
-/// as a dying disk would (EIO).
+/// as a dying disk would (EIO), or writable mappings fail as when the
+/// process runs out of map areas (ENOMEM).
 #[cfg(test)]
 pub(crate) mod failpoints {
     use std::path::{Path, PathBuf};
@@ -506,6 +511,19 @@ pub(crate) mod failpoints {
     use parking_lot::Mutex;
 
     static FAILING_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    static FAILING_MAP_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    pub fn fail_maps_under(dir: &Path, fail: bool) {
+        let mut dirs = FAILING_MAP_DIRS.lock();
+        dirs.retain(|d| d != dir);
+        if fail {
+            dirs.push(dir.to_owned());
+        }
+    }
+
+    pub(super) fn map_fails(path: &Path) -> bool {
+        FAILING_MAP_DIRS.lock().iter().any(|d| path.starts_with(d))
+    }
 
     pub fn fail_syncs_under(dir: &Path, fail: bool) {
         let mut dirs = FAILING_DIRS.lock();

@@ -12,7 +12,9 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::log::format;
 use crate::log::fsutil;
-use crate::log::meta::{CLEAN_MARKER, lock_dir};
+#[cfg(test)]
+use crate::log::meta::CLEAN_MARKER;
+use crate::log::meta::{CleanState, SegmentFingerprint, lock_dir};
 use crate::log::mmap::Prefaulter;
 use crate::log::notify::{WaitList, Waiter};
 use crate::log::options::{Durability, PartitionOptions};
@@ -409,7 +411,8 @@ impl Partition {
         inner.check_writable()?;
         let Some(w) = writer else { return Ok(()) };
         w.active.seal(&inner.dir)?;
-        CLEAN_MARKER.write(&inner.dir, &[w.next_offset])
+        let segments = SegmentFingerprint::of(inner.segments().iter().map(|s| s.base_offset()));
+        CleanState { next_offset: w.next_offset, segments }.write(&inner.dir)
     }
 }
 
@@ -592,6 +595,42 @@ mod tests {
         drop(p);
         let p = Partition::open(dir.path(), PartitionOptions::default()).unwrap();
         assert_eq!(p.high_watermark(), 1);
+    }
+
+    /// Issue 10 item 5: a roll whose new segment cannot be mapped must leave
+    /// no file behind, and what is appended after it stays readable.
+    #[test]
+    fn a_failed_roll_leaves_no_segment_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PartitionOptions::default().segment_bytes(4096);
+        let p = Partition::open(dir.path(), opts.clone()).unwrap();
+        for i in 0..61 {
+            p.append(&[rec(i)]).unwrap();
+        }
+        failpoints::fail_maps_under(dir.path(), true);
+        let err = p.roll().unwrap_err();
+        assert!(matches!(err, Error::Io { op: "mmap", .. }), "{err}");
+        failpoints::fail_maps_under(dir.path(), false);
+        let logs = || {
+            let mut v: Vec<String> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.ends_with(".log"))
+                .collect();
+            v.sort();
+            v
+        };
+        let before = logs();
+        for i in 61..63 {
+            p.append(&[rec(i)]).unwrap();
+        }
+        p.close().unwrap();
+        let p = Partition::open(dir.path(), opts).unwrap();
+        assert_eq!(p.high_watermark(), 63);
+        let got: Vec<u64> = p.read(61, 1 << 20).unwrap().iter().flat_map(|b| b.records()).map(|r| r.offset).collect();
+        assert_eq!(got, vec![61, 62]);
+        assert_eq!(logs(), before, "no segment file left by the failed roll");
+        p.verify().unwrap();
     }
 
     #[test]

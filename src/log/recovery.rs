@@ -6,14 +6,20 @@
 //! crash came mid-roll) is scanned: every batch's length and CRC checked, the
 //! torn tail cut, the indexes rebuilt, the result synced. With `repair`,
 //! every sealed segment is verified and the log cut at the first damage.
+//! Every open checks the segment chain (no offsets missing between the log
+//! start and the last segment), reading each sealed segment's last batch
+//! unless a clean close recorded this very set of segments.
 
 use std::fs::{self, File};
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::log::format;
 use crate::log::fsutil::{self, TMP_SUFFIX};
-use crate::log::meta::{CLEAN_MARKER, Checkpoints, read_checkpoints, read_clean_marker};
+use crate::log::meta::{
+    CLEAN_MARKER, Checkpoints, SegmentFingerprint, read_checkpoints, read_clean_marker, write_checkpoints,
+};
 use crate::log::segment::{self, ActiveSegment, IndexConfig, ScanEnd, Segment, SegmentConfig};
 
 /// A partition's state as found on disk.
@@ -58,16 +64,40 @@ pub(super) fn recover(dir: &Path, config: &SegmentConfig) -> Result<Recovered> {
     }
 
     let marker_path = dir.join(CLEAN_MARKER.name);
-    let mut clean_next = read_clean_marker(dir)?;
-    if fsutil::remove_if_exists(&marker_path)? {
-        fsutil::sync_dir(dir)?;
-    }
+    let clean_state = read_clean_marker(dir)?;
+    let mut clean_next = clean_state.map(|c| c.next_offset);
     if config.repair && repair(dir, &mut bases, config.index)? {
         clean_next = None;
     }
+    let trust_marker = clean_next.is_some_and(|n| bases.last().is_none_or(|&last| n >= last));
+    if !trust_marker && let [.., prev, last] = bases[..] {
+        // A crash between creating a segment and sealing the one before
+        // leaves that one unsealed too.
+        let last_is_empty = fs::metadata(dir.join(segment::log_file_name(last))).is_ok_and(|m| m.len() == 0);
+        if last_is_empty {
+            Segment::recover_sealed(dir, prev, config.index, config.repair)?;
+        }
+    }
+    // With a marker whose segment set matches the listing, the chain is as
+    // the clean close left it: only the log start is checked (O(1)).
+    let chain_known_good =
+        trust_marker && clean_state.is_some_and(|c| c.segments == SegmentFingerprint::of(bases.iter().copied()));
+    let mut checkpoints = checkpoints;
+    if check_chain(dir, &mut bases, &mut checkpoints, config, chain_known_good, clean_next)? {
+        clean_next = None;
+    }
+    // Removed only now: an open that failed its checks leaves the marker
+    // (and what it knows) for the next attempt.
+    if fsutil::remove_if_exists(&marker_path)? {
+        fsutil::sync_dir(dir)?;
+    }
 
     let (active, next_offset) = match bases.last() {
-        None => (Segment::create(dir, 0, config)?, 0),
+        None => {
+            // Only a new log has no segment (checked above, or repaired).
+            let start = checkpoints.log_start.max(clean_next.unwrap_or(0));
+            (Segment::create(dir, start, config)?, start)
+        }
         Some(&last) => {
             let clean = match clean_next.filter(|&n| n >= last) {
                 Some(next) => Segment::open_clean(dir, last, next, config)?.map(|a| (a, next)),
@@ -75,16 +105,7 @@ pub(super) fn recover(dir: &Path, config: &SegmentConfig) -> Result<Recovered> {
             };
             match clean {
                 Some(opened) => opened,
-                None => {
-                    // A crash between creating a segment and sealing the
-                    // one before leaves that one unsealed too.
-                    let last_is_empty =
-                        fs::metadata(dir.join(segment::log_file_name(last))).is_ok_and(|m| m.len() == 0);
-                    if let (true, Some(&prev)) = (last_is_empty, bases.iter().rev().nth(1)) {
-                        Segment::recover_sealed(dir, prev, config.index, config.repair)?;
-                    }
-                    Segment::recover(dir, last, config)?
-                }
+                None => Segment::recover(dir, last, config)?,
             }
         }
     };
@@ -119,4 +140,132 @@ fn repair(dir: &Path, bases: &mut Vec<u64>, index_config: IndexConfig) -> Result
         return Ok(true);
     }
     Ok(false)
+}
+
+/// Checks the segment chain: the first segment starts at or below the log
+/// start, and every segment ends (its last batch's last offset + 1) where the
+/// next one starts. With `sealed_known_good` (a clean close left this very
+/// set of segments) only the first check is made. Finishes what a crash
+/// interrupted: the segments a merge covered (its output, named by the
+/// first, ends past them exactly at a later segment's base) are deleted, and
+/// so is an empty last segment that does not follow on (left by a failed
+/// roll of an earlier version). A missing range is [`Error::Corrupt`] naming
+/// it; with `repair` the loss is recorded durably: a missing start moves the
+/// log start, a gap inside is filled with segments of empty batches covering
+/// exactly its offsets (they read as if compacted away). Returns whether any
+/// file changed.
+fn check_chain(
+    dir: &Path,
+    bases: &mut Vec<u64>,
+    checkpoints: &mut Checkpoints,
+    config: &SegmentConfig,
+    sealed_known_good: bool,
+    clean_next: Option<u64>,
+) -> Result<bool> {
+    let log_path = |base: u64| dir.join(segment::log_file_name(base));
+    let Some(&first) = bases.first() else {
+        // No segment at all, but records were once written.
+        let end = checkpoints.log_start.max(clean_next.unwrap_or(0));
+        if end == 0 {
+            return Ok(false);
+        }
+        if !config.repair {
+            return Err(Error::Corrupt {
+                path: dir.to_owned(),
+                position: 0,
+                reason: format!(
+                    "offsets {}..{end} are missing: the partition has no segment file; \
+                     open with `repair` to start the log afresh at {end}",
+                    checkpoints.log_start
+                ),
+            });
+        }
+        checkpoints.log_start = end;
+        write_checkpoints(dir, *checkpoints)?;
+        return Ok(true);
+    };
+    let mut changed = false;
+    if first > checkpoints.log_start {
+        if !config.repair {
+            return Err(Error::Corrupt {
+                path: log_path(first),
+                position: 0,
+                reason: format!(
+                    "offsets {}..{first} are missing: the first segment starts at {first}, past the log start; \
+                     open with `repair` to move the log start to {first}",
+                    checkpoints.log_start
+                ),
+            });
+        }
+        checkpoints.log_start = first;
+        write_checkpoints(dir, *checkpoints)?;
+        changed = true;
+    }
+    if sealed_known_good {
+        return Ok(changed);
+    }
+    let mut i = 0;
+    while i + 1 < bases.len() {
+        let (base, next) = (bases[i], bases[i + 1]);
+        // An empty sealed file holds nothing, so covers nothing.
+        let end = Segment::sealed_end_offset(dir, base, config.index)?.unwrap_or(base);
+        if end == next {
+            i += 1;
+            continue;
+        }
+        if end < next {
+            if !config.repair {
+                return Err(Error::Corrupt {
+                    path: log_path(base),
+                    position: 0,
+                    reason: format!(
+                        "offsets {end}..{next} are missing: this segment ends at {end}, the next one \
+                         ({}) starts at {next}; open with `repair` to record the gap and go on",
+                        segment::log_file_name(next)
+                    ),
+                });
+            }
+            let mut at = end;
+            while at < next {
+                let last = next.saturating_sub(1).min(at.saturating_add(u64::from(u32::MAX)));
+                if at == base {
+                    Segment::sealed(dir, base, config.index).delete_index_files()?;
+                }
+                Segment::write_sealed(dir, at, &[format::encode_empty_batch(at, last, 0)])?;
+                if at != base {
+                    i += 1;
+                    bases.insert(i, at);
+                }
+                at = last + 1;
+            }
+            i += 1;
+            changed = true;
+            continue;
+        }
+        // Overlap. A merge that took the place of its first segment but
+        // did not delete the others yet ends exactly at a later base.
+        if let Some(covered) = bases[i + 1..].iter().position(|&b| b == end) {
+            for &b in &bases[i + 1..i + 1 + covered] {
+                Segment::sealed(dir, b, config.index).delete_files()?;
+            }
+            fsutil::sync_dir(dir)?;
+            bases.drain(i + 1..i + 1 + covered);
+            changed = true;
+            continue;
+        }
+        let last_is_empty = fs::metadata(log_path(next)).is_ok_and(|m| m.len() == 0);
+        if i + 2 == bases.len() && last_is_empty {
+            Segment::sealed(dir, next, config.index).delete_files()?;
+            fsutil::sync_dir(dir)?;
+            bases.pop();
+            changed = true;
+            continue;
+        }
+        return Err(Error::Corrupt {
+            path: log_path(base),
+            position: 0,
+            reason: format!("this segment ends at {end}, past the start of the next one ({next})"),
+        });
+    }
+    Ok(changed)
 }

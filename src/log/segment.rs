@@ -247,8 +247,16 @@ impl Segment {
             .create_new(true)
             .open(&seg.log_path)
             .map_err(Error::io("create", &seg.log_path))?;
-        fsutil::sync_dir(dir)?;
-        let map = config.open_writable(file, &seg.log_path, 0)?;
+        // Nothing may stay behind if this fails: a stray empty segment would
+        // claim offsets that the next appends give to the previous segment.
+        let map = fsutil::sync_dir(dir).and_then(|()| config.open_writable(file, &seg.log_path, 0));
+        let map = match map {
+            Ok(map) => map,
+            Err(e) => {
+                let _ = fsutil::remove_if_exists(&seg.log_path).and_then(|_| fsutil::sync_dir(dir));
+                return Err(e);
+            }
+        };
         *seg.index.write() = Some(SegmentIndex::new(base_offset));
         Ok(seg.activate(map, config.index.writer()))
     }
@@ -375,6 +383,66 @@ impl Segment {
         Ok((scanned, file))
     }
 
+    /// The offset after a sealed segment's last batch (which may cover
+    /// offsets past its last record, see `docs/FORMAT.md`), or `None` for an
+    /// empty file. Reads the file with `pread` from its last index entry on
+    /// (the whole file if the index files are unusable), without mapping it.
+    pub fn sealed_end_offset(dir: &Path, base_offset: u64, index_config: IndexConfig) -> Result<Option<u64>> {
+        use std::os::unix::fs::FileExt;
+        let seg = Segment::new(dir, base_offset, index_config);
+        let path = &seg.log_path;
+        let file = File::open(path).map_err(Error::io("open", path))?;
+        let len = file.metadata().map_err(Error::io("stat", path))?.len();
+        if len == 0 {
+            return Ok(None);
+        }
+        let read_from = |pos: u64| -> Result<Vec<u8>> {
+            let mut buf = vec![0u8; usize::try_from(len - pos).expect("a segment fits in memory")];
+            file.read_exact_at(&mut buf, pos).map_err(Error::io("read", path))?;
+            Ok(buf)
+        };
+        let from = seg.load_index_files(len, u64::MAX).map_or(0, |idx| u64::from(idx.position_for(u64::MAX)));
+        if from > 0 {
+            let tail = read_from(from)?;
+            let mut at = 0;
+            let mut last = None;
+            while at < tail.len() {
+                let Ok(h) = format::check_batch(&tail[at..]) else { break };
+                at += h.len();
+                last = Some(h);
+            }
+            if at == tail.len()
+                && let Some(h) = last
+            {
+                return Ok(Some(h.last_offset() + 1));
+            }
+        }
+        // No usable index entry, or it points at no batch: walk it all.
+        let all = read_from(0)?;
+        let scanned = scan(&all, base_offset, index_config);
+        seg.check_sealed_scan(&scanned)?;
+        Ok(Some(scanned.next_offset))
+    }
+
+    /// Writes a sealed segment `<base>.log` holding `batches` (encoded, in
+    /// offset order) crash-safely: written and synced under a temporary name,
+    /// renamed into place, directory synced. Index files are built on first
+    /// use.
+    pub fn write_sealed(dir: &Path, base_offset: u64, batches: &[Vec<u8>]) -> Result<()> {
+        use std::io::Write;
+        let name = file_name(base_offset, LOG_SUFFIX);
+        let tmp = dir.join(format!("{name}{}", fsutil::TMP_SUFFIX));
+        let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+        for b in batches {
+            f.write_all(b).map_err(Error::io("write", &tmp))?;
+        }
+        f.sync_all().map_err(Error::io("sync", &tmp))?;
+        drop(f);
+        let path = dir.join(name);
+        std::fs::rename(&tmp, &path).map_err(Error::io("rename", &path))?;
+        fsutil::sync_dir(dir)
+    }
+
     pub fn base_offset(&self) -> u64 {
         self.base_offset
     }
@@ -485,6 +553,16 @@ impl Segment {
                     if h.base_offset >= end_offset {
                         break;
                     }
+                    // A batch of no records (the offset range left by
+                    // compaction or a repaired gap) is not returned: skipped
+                    // before a run, it ends one.
+                    if h.record_count == 0 {
+                        if first.is_some() {
+                            break;
+                        }
+                        pos += h.len();
+                        continue;
+                    }
                     if first.is_none() && h.last_offset() >= offset {
                         first = Some(pos);
                     }
@@ -567,7 +645,7 @@ impl Segment {
     /// step: a crash leaves one or the other, never both or neither) and
     /// new index files are written. Returns a fresh handle on the new file;
     /// this one keeps reading the old file (its mapping is opened first).
-    pub fn replace_log(&self, dir: &Path, batches: &[Vec<u8>]) -> Result<Arc<Segment>> {
+    pub fn replace_log(&self, dir: &Path, batches: &[bytes::Bytes]) -> Result<Arc<Segment>> {
         use std::io::Write;
         self.map()?;
         let tmp = dir.join(format!("{:020}.cleaned{}", self.base_offset, fsutil::TMP_SUFFIX));
