@@ -172,7 +172,12 @@ impl PartitionFiles {
         for e in fs::read_dir(dir).map_err(Error::io("list", dir))? {
             let e = e.map_err(Error::io("list", dir))?;
             if let Some(base) = e.file_name().to_str().and_then(segment::parse_log_name) {
-                let len = e.metadata().map_err(Error::io("stat", e.path()))?.len();
+                let len = match e.metadata() {
+                    Ok(m) => m.len(),
+                    // Deleted by retention or compaction since it was listed.
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(err) => return Err(Error::Io { op: "stat", path: e.path(), source: err }),
+                };
                 segments.push(SegmentFile { base_offset: base, path: e.path(), len });
             }
         }
