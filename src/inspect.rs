@@ -282,9 +282,11 @@ impl PartitionFiles {
 
     /// Checks every batch of every segment (checksum, records, offsets in
     /// order, segments that follow on) and the index files of sealed
-    /// segments against the log. `progress` gets the bytes checked so far.
+    /// segments against the log. With `live` (another process holds the
+    /// directory), a bad batch at the very end of the last segment is taken
+    /// for a write in progress. `progress` gets the bytes checked so far.
     /// Returns the problems found, none if the partition is clean.
-    pub fn verify(&self, progress: &mut dyn FnMut(u64)) -> Result<Vec<Problem>> {
+    pub fn verify(&self, live: bool, progress: &mut dyn FnMut(u64)) -> Result<Vec<Problem>> {
         let mut problems = Vec::new();
         let mut next_expected: Option<u64> = None;
         for (i, seg) in self.segments.iter().enumerate() {
@@ -313,16 +315,21 @@ impl PartitionFiles {
                 ScanEnd::Unwritten => {
                     problems.push(problem(scan.valid_len as u64, "zero bytes inside a sealed segment".into()))
                 }
-                // The active segment's tail: a write in progress, or torn
-                // by a crash (the next open cuts it). Not damage.
-                ScanEnd::Bad(_, _) if is_last => {}
+                // The active segment's tail with nothing valid after it: a
+                // write in progress while the directory is held (not damage),
+                // or a tail torn by a crash (the next open cuts it).
+                ScanEnd::Bad(pos, _)
+                    if is_last
+                        && live
+                        && segment::valid_batch_after(&bytes, pos as usize + 1, scan.next_offset).is_none() => {}
                 ScanEnd::Bad(pos, e) => problems.push(problem(pos, e.to_string())),
             }
-            if !is_last {
-                let offsets = index::read_file(&segment::offset_index_path(&seg.path))?;
-                let times = index::read_file(&segment::time_index_path(&seg.path))?;
-                let bound = self.segments[i + 1].base_offset;
-                match SegmentIndex::load(seg.base_offset, &offsets, &times, scan.valid_len as u64, bound) {
+            let offsets = index::read_file(&segment::offset_index_path(&seg.path))?;
+            let times = index::read_file(&segment::time_index_path(&seg.path))?;
+            // Indexes are a cache: none at all (the active segment; one
+            // recovery sealed) is fine, present ones must match the log.
+            if !is_last && !(offsets.is_empty() && times.is_empty()) {
+                match SegmentIndex::load(seg.base_offset, &offsets, &times, scan.valid_len as u64, scan.next_offset) {
                     Ok(loaded) if loaded == scan.index => {}
                     Ok(_) => problems.push(problem(0, "index files disagree with the log (rebuilt on open)".into())),
                     Err(why) => problems.push(problem(0, format!("index files unusable: {why} (rebuilt on open)"))),
@@ -515,6 +522,17 @@ impl SegmentBatches {
             return Ok(Some(self.damaged(position, None, "truncated batch header".into())));
         };
         let want = header.len().max(BATCH_HEADER_LEN);
+        if head.len() < want {
+            // A damaged length must not become a huge allocation.
+            let file_len = self.file.metadata().map_err(Error::io("stat", &self.path))?.len();
+            if position + want as u64 > file_len {
+                return Ok(Some(self.damaged(
+                    position,
+                    Some(BatchSummary::from(&header)),
+                    "batch runs past the end of the file".into(),
+                )));
+            }
+        }
         let bytes = if head.len() >= want { head } else { self.bytes_at_pos(want)? };
         let checked = format::check_batch(&bytes).and_then(|h| format::validate_records(&bytes, &h).map(|()| h));
         match checked {

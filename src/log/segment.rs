@@ -154,7 +154,7 @@ fn scan_committed(map: &MappedFile, base_offset: u64, config: IndexConfig) -> Sc
 /// The position of the first batch at or after `from` that passes its checks
 /// and continues the log (its base offset at or past `next_offset`), if any.
 /// Used to tell a torn tail (nothing valid follows) from damage in the middle.
-fn valid_batch_after(bytes: &[u8], from: usize, next_offset: u64) -> Option<usize> {
+pub(crate) fn valid_batch_after(bytes: &[u8], from: usize, next_offset: u64) -> Option<usize> {
     let mut pos = from;
     while pos + BATCH_HEADER_LEN <= bytes.len() {
         // Skip unwritten (zero) space quickly.

@@ -252,4 +252,8 @@ pub struct PerfArgs {
     /// Records per send (1: one send per record).
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
+    /// Run in this directory (default: a temporary one, removed afterwards;
+    /// never --data, so a run does not fill a real data directory).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }

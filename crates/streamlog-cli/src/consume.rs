@@ -66,7 +66,7 @@ fn read_only_loop(data: &Path, args: &ConsumeArgs, printer: &Printer, stop: &Ato
     for p in partitions {
         let files = dir.partition(&args.topic, p)?;
         let position = start_position(&files, args)?;
-        cursors.push(Cursor { partition: p, files, position, stale: false });
+        cursors.push(Cursor { partition: p, files, position, stale: false, retries: 0 });
     }
     let mut out = stdout();
     let mut printed = 0u64;
@@ -86,16 +86,19 @@ fn read_only_loop(data: &Path, args: &ConsumeArgs, printer: &Printer, stop: &Ato
                         c.partition, c.position
                     );
                     c.position = start;
+                    c.retries = 0;
                     continue;
                 }
                 // A segment the owner replaced or deleted under the read:
-                // list the files again.
-                Err(Error::Io { .. }) => {
+                // list the files again (up to ten times in a row; then it is an error).
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && c.retries < 10 => {
+                    c.retries += 1;
                     c.stale = true;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             };
+            c.retries = 0;
             if batches.is_empty() {
                 c.stale = true;
             }
@@ -118,6 +121,9 @@ fn read_only_loop(data: &Path, args: &ConsumeArgs, printer: &Printer, stop: &Ato
                     }
                 }
                 c.position = batch.next_offset();
+                if stop.load(Ordering::Acquire) {
+                    return Ok(out.flush()?);
+                }
             }
         }
         if any {
@@ -138,6 +144,8 @@ struct Cursor {
     position: u64,
     /// List the segments again before the next read.
     stale: bool,
+    /// Reads in a row that found a listed segment gone.
+    retries: u32,
 }
 
 fn start_position(files: &PartitionFiles, args: &ConsumeArgs) -> Res<u64> {
@@ -228,7 +236,7 @@ fn with_group(data: &Path, args: &ConsumeArgs, printer: &Printer, stop: &AtomicB
                 same
             });
             consumer.commit_offsets(&done)?;
-            if limits.max_messages.is_some_and(|m| printed >= m) {
+            if limits.max_messages.is_some_and(|m| printed >= m) || stop.load(Ordering::Acquire) {
                 return Ok(());
             }
         }

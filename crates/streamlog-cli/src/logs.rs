@@ -38,12 +38,13 @@ pub fn dump(args: DumpLogArgs) -> Res {
     let bar = progress(segments.iter().map(SegmentFile::len).sum(), "dump-log");
     let mut out = stdout();
     let mut damaged = false;
+    let mut done = 0;
     for seg in &segments {
         writeln!(out, "Dumping {}", seg.path().display())?;
         writeln!(out, "Starting offset: {}", seg.base_offset())?;
         for entry in seg.batches()? {
             let entry = entry?;
-            bar.set_position(bar.position().max(entry.position));
+            bar.set_position(done + entry.position);
             match &entry.header {
                 Some(h) => write!(
                     out,
@@ -86,7 +87,8 @@ pub fn dump(args: DumpLogArgs) -> Res {
                 }
             }
         }
-        bar.inc(0);
+        done += seg.len();
+        bar.set_position(done);
     }
     bar.finish_and_clear();
     out.flush()?;
@@ -105,8 +107,9 @@ pub fn verify(data: &Path, quiet: bool) -> Res {
     let bar = progress(partitions.iter().map(|(_, _, f)| f.size_in_bytes()).sum(), "verify");
     let mut out = stdout();
     let mut problems = 0usize;
+    let live = dir.holder().is_some();
     for (topic, p, files) in &partitions {
-        let found = files.verify(&mut |n| bar.inc(n))?;
+        let found = files.verify(live, &mut |n| bar.inc(n))?;
         if !quiet || !found.is_empty() {
             let verdict = if found.is_empty() { "ok".to_owned() } else { format!("{} problem(s)", found.len()) };
             let internal = if topic == OFFSETS_TOPIC { " (internal)" } else { "" };
@@ -123,7 +126,7 @@ pub fn verify(data: &Path, quiet: bool) -> Res {
         return Err(Failure::new(format!("{problems} problem(s) found in {}", data.display())));
     }
     if !quiet {
-        println!("{}: {} partition(s) verified, no problems.", data.display(), partitions.len());
+        writeln!(out, "{}: {} partition(s) verified, no problems.", data.display(), partitions.len())?;
     }
-    Ok(())
+    Ok(out.flush()?)
 }

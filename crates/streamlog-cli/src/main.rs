@@ -88,7 +88,7 @@ fn run(cli: Cli) -> Res {
             };
             logs::verify(&dir, args.quiet)
         }
-        Command::Perf(cmd) => perf::run(data().ok(), cmd),
+        Command::Perf(cmd) => perf::run(cmd),
     }
 }
 

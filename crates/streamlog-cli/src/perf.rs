@@ -4,23 +4,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use streamlog::{Broker, BrokerOptions, ConsumerConfig, Producer, ProducerRecord, TopicConfig, TopicPartition};
+use streamlog::{ConsumerConfig, Producer, ProducerRecord, TopicConfig, TopicPartition};
 
 use crate::cli::{PerfArgs, PerfCmd};
-use crate::{Failure, Res};
+use crate::{Failure, Res, open_for_write};
 
-pub fn run(data: Option<PathBuf>, cmd: PerfCmd) -> Res {
-    // Without --data, a temporary directory that goes away afterwards.
-    let temp;
-    let dir = match data {
-        Some(d) => d,
-        None => {
-            temp = tempfile::tempdir()?;
-            temp.path().to_path_buf()
-        }
-    };
-    let broker = Broker::open(&dir, BrokerOptions::default().maintenance_interval(None))?;
-    let topic = format!("perf-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
+pub fn run(cmd: PerfCmd) -> Res {
     let (args, consume) = match cmd {
         PerfCmd::Produce(a) => (a, false),
         PerfCmd::Consume(a) => (a, true),
@@ -28,6 +17,20 @@ pub fn run(data: Option<PathBuf>, cmd: PerfCmd) -> Res {
     if args.batch == 0 || args.num_records == 0 {
         return Err(Failure::usage("--batch and --num-records must be at least 1"));
     }
+    if args.record_size > 64 << 20 {
+        return Err(Failure::usage("--record-size is at most 64 MiB"));
+    }
+    // Without --dir, a temporary directory that goes away afterwards.
+    let temp;
+    let dir: PathBuf = match args.dir.clone() {
+        Some(d) => d,
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let broker = open_for_write(&dir)?;
+    let topic = format!("perf-{}", std::process::id());
     broker.create_topic(&topic, TopicConfig::with_partitions(args.partitions))?;
     let producer = broker.producer();
     let (elapsed, latencies) = produce(&producer, &topic, &args)?;
@@ -76,7 +79,7 @@ pub fn run(data: Option<PathBuf>, cmd: PerfCmd) -> Res {
 /// Sends the records; returns the wall time and the latency of every send.
 fn produce(producer: &Producer, topic: &str, args: &PerfArgs) -> Res<(Duration, Vec<Duration>)> {
     let value = bytes::Bytes::from(vec![b'x'; args.record_size]);
-    let mut latencies = Vec::with_capacity((args.num_records as usize).div_ceil(args.batch));
+    let mut latencies = Vec::with_capacity((args.num_records as usize).div_ceil(args.batch).min(1 << 20));
     let started = Instant::now();
     let mut sent = 0u64;
     while sent < args.num_records {

@@ -36,7 +36,16 @@ pub fn run(data: &Path, args: ProduceArgs) -> Res {
     };
     for (n, line) in io::stdin().lock().lines().enumerate() {
         let line = line?;
-        let record = parse_line(&args, &line).map_err(|why| Failure::new(format!("line {}: {why}", n + 1)))?;
+        let record = match parse_line(&args, &line) {
+            Ok(r) => r,
+            Err(why) => {
+                // What came before the bad line is appended, and said so.
+                flush(&mut pending, &mut out)?;
+                out.flush()?;
+                broker.close()?;
+                return Err(Failure::new(format!("line {}: {why} (lines before it were appended)", n + 1)));
+            }
+        };
         pending.push(record);
         if pending.len() == per_send {
             flush(&mut pending, &mut out)?;

@@ -75,6 +75,13 @@ fn create_produce_consume_describe_reset_delete() {
     assert!(dry.contains("dry run"), "{dry}");
     assert!(ok(&data, &["groups", "describe", "billing"], None).lines().filter(|l| l.ends_with(" 0")).count() == 2);
     ok(&data, &["groups", "reset-offsets", "billing", "--topic", "orders", "--to-earliest", "--execute"], None);
+    let lag = ok(&data, &["groups", "describe", "billing"], None);
+    let total: u64 = lag
+        .lines()
+        .filter(|l| l.starts_with("orders"))
+        .map(|l| l.split_whitespace().last().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, 5, "{lag}");
     let reread = ok(&data, &["consume", "orders", "--group", "billing", "--timeout-ms", "300"], None);
     assert_eq!(reread.lines().count(), 5, "the group starts over: {reread}");
 
@@ -96,7 +103,7 @@ fn bad_input_gets_an_error_status_and_a_message() {
     fails(&data, &["topics", "create", "bad/name"], 1, "invalid topic name");
     fails(&data, &["topics", "create", "t2", "--config", "retention.ms=soon"], 2, "bad value");
     fails(&data, &["groups", "delete", "nobody"], 1, "unknown group");
-    fails(&data, &["dump-log", "/nonexistent/00000000000000000000.log"], 1, "error");
+    fails(&data, &["dump-log", "/nonexistent/00000000000000000000.log"], 1, "No such file");
     fails(&dir.path().join("empty"), &["topics", "list"], 1, "not a streamlog data directory");
     fails(&data, &["consume", "t", "--format", "%q"], 2, "unknown field");
 
@@ -109,6 +116,8 @@ fn bad_input_gets_an_error_status_and_a_message() {
     let out = streamlog(&data, &["dump-log", seg.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("isValid: false"));
+    // Nobody holds the directory: a damaged last batch is a problem to verify.
+    fails(&data, &["verify"], 1, "problem");
 }
 
 #[test]
