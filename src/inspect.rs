@@ -328,7 +328,8 @@ impl PartitionFiles {
             let times = index::read_file(&segment::time_index_path(&seg.path))?;
             // Indexes are a cache: none at all (the active segment; one
             // recovery sealed) is fine, present ones must match the log.
-            if !is_last && !(offsets.is_empty() && times.is_empty()) {
+            let no_index = offsets.is_empty() && times.is_empty();
+            if !is_last && !no_index {
                 match SegmentIndex::load(seg.base_offset, &offsets, &times, scan.valid_len as u64, scan.next_offset) {
                     Ok(loaded) if loaded == scan.index => {}
                     Ok(_) => problems.push(problem(0, "index files disagree with the log (rebuilt on open)".into())),
