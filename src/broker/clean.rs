@@ -93,17 +93,17 @@ pub(super) fn write(dir: &Path, states: &[(String, u32, CleanState)]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::meta::SegmentFingerprint;
 
     #[test]
     fn round_trips_and_rejects_damage() {
-        let states = vec![
-            ("orders".to_owned(), 0, CleanState { next_offset: 42 }),
-            ("__consumer_offsets".to_owned(), 0, CleanState { next_offset: u64::MAX - 1 }),
-        ];
+        let state = |next_offset| CleanState { next_offset, segments: SegmentFingerprint::of([0, 7, next_offset]) };
+        let states =
+            vec![("orders".to_owned(), 0, state(42)), ("__consumer_offsets".to_owned(), 0, state(u64::MAX - 1))];
         let b = encode(&states);
         let back = decode(&b).unwrap();
         assert_eq!(back.len(), 2);
-        assert_eq!(back[&("orders".to_owned(), 0)], CleanState { next_offset: 42 });
+        assert_eq!(back[&("orders".to_owned(), 0)], state(42));
         for i in 0..b.len() {
             let mut bad = b.clone();
             bad[i] ^= 1;
