@@ -33,3 +33,53 @@ fn open_from_another_process_is_locked() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && stdout.contains("CHILD-SAW-LOCKED"), "{stdout}");
 }
+
+/// A broker holds one lock for its whole directory; a partition directory
+/// inside it cannot be opened on its own while the broker is open, from
+/// this process or another, and the broker does not open while one of its
+/// partitions is open on its own.
+#[test]
+fn a_partition_of_an_open_broker_is_locked() {
+    use streamlog::{Broker, BrokerOptions, TopicConfig};
+    if let Ok(dir) = std::env::var("STREAMLOG_BROKER_LOCK_CHILD") {
+        let err = Partition::open(&dir, PartitionOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::Locked { .. }), "{err}");
+        println!("CHILD-SAW-LOCKED");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+    broker.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
+    let part_dir = dir.path().join("topics").join("t").join("1");
+    let err = Partition::open(&part_dir, PartitionOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_partition_of_an_open_broker_is_locked", "--nocapture", "--test-threads=1"])
+        .env("STREAMLOG_BROKER_LOCK_CHILD", &part_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("CHILD-SAW-LOCKED"), "{stdout}");
+    broker.close().unwrap();
+
+    // Closed broker: the partition opens on its own, and the broker waits.
+    let p = Partition::open(&part_dir, PartitionOptions::default()).unwrap();
+    let err = Broker::open(dir.path(), BrokerOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    p.close().unwrap();
+    Broker::open(dir.path(), BrokerOptions::default()).unwrap().close().unwrap();
+}
+
+/// A broker's partitions take no lock files of their own: the number of
+/// open descriptors does not grow by one per partition.
+#[test]
+fn broker_partitions_have_no_lock_files() {
+    use streamlog::{Broker, BrokerOptions, TopicConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+    broker.create_topic("t", TopicConfig::with_partitions(3)).unwrap();
+    for p in 0..3 {
+        assert!(!dir.path().join("topics/t").join(p.to_string()).join(".lock").exists());
+    }
+    broker.close().unwrap();
+}

@@ -87,10 +87,11 @@ fn clean_reopen_keeps_everything_and_continues_offsets() {
     p.close().unwrap();
     assert!(dir.path().join(".clean_shutdown").exists());
     let p = Partition::open(dir.path(), small_segments()).unwrap();
-    assert!(!dir.path().join(".clean_shutdown").exists(), "the marker is consumed on open");
+    assert!(dir.path().join(".clean_shutdown").exists(), "open changes nothing, the marker stays");
     assert_eq!(p.segment_count(), segments);
     assert_eq!(p.high_watermark(), 500);
     assert_eq!(p.append(&[numbered(500, 100)]).unwrap().base_offset, 500);
+    assert!(!dir.path().join(".clean_shutdown").exists(), "removed before the first write");
     let all = read_all(&p, 0);
     assert_eq!(all.len(), 501);
     assert!(all.iter().all(|r| common::number_of(r) == r.offset));

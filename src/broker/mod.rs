@@ -1,12 +1,14 @@
 //! The broker: one data directory, its lock, its topics.
 //!
 //! ```text
-//! <dir>/.lock                       flock(2)ed while open
+//! <dir>/.lock                       flock(2)ed while open (the only lock: partitions have none)
+//! <dir>/.clean_shutdown             every partition's clean state, left by a clean close
 //! <dir>/streamlog.meta              "streamlog-broker <version>"
 //! <dir>/topics/<name>/topic.meta    the topic's configuration (TopicConfig::encode)
 //! <dir>/topics/<name>/<partition>/  one partition log each
 //! ```
 
+mod clean;
 mod maintenance;
 pub(crate) mod state;
 pub(crate) mod topic;
@@ -31,8 +33,10 @@ use crate::error::{Error, Result};
 use crate::group::coordinator::Coordinator;
 use crate::group::{GroupDescription, MemberDescription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition};
 use crate::log::fsutil;
-use crate::log::meta::lock_dir;
+use crate::log::mapcache::{self, MapCache};
+use crate::log::meta::{CleanMarker, lock_dir};
 use crate::log::mmap::Prefaulter;
+use crate::log::partition::BrokerLink;
 
 /// Options of a [`Broker`].
 #[derive(Debug, Clone)]
@@ -60,6 +64,12 @@ pub struct BrokerOptions {
     /// but for the internal offsets topic's, which is written again.
     /// Default: `false`.
     pub repair: bool,
+    /// How many sealed segments stay mapped, across all partitions; others
+    /// are mapped again when read. Mappings hold no file descriptors (only
+    /// address space and `vm.max_map_count` entries); `Bytes` already read
+    /// keep their mapping alive regardless. Default: a quarter of the
+    /// process's `RLIMIT_NOFILE`, within 64 ..= 16,384. Must be positive.
+    pub max_mapped_segments: usize,
 }
 
 impl Default for BrokerOptions {
@@ -71,6 +81,7 @@ impl Default for BrokerOptions {
             maintenance_interval: Some(Duration::from_secs(5)),
             offsets_segment_bytes: 16 << 20,
             repair: false,
+            max_mapped_segments: mapcache::default_capacity(),
         }
     }
 }
@@ -86,6 +97,9 @@ impl BrokerOptions {
             return Err(Error::InvalidConfig(format!(
                 "maintenance_interval must be at least {MIN_MAINTENANCE_INTERVAL:?} (or None)"
             )));
+        }
+        if self.max_mapped_segments == 0 {
+            return Err(Error::InvalidConfig("max_mapped_segments must be positive".into()));
         }
         self.default_topic_config.validate()
     }
@@ -124,6 +138,13 @@ impl BrokerOptions {
     #[must_use]
     pub fn repair(mut self, repair: bool) -> Self {
         self.repair = repair;
+        self
+    }
+
+    /// See [`BrokerOptions::max_mapped_segments`].
+    #[must_use]
+    pub fn max_mapped_segments(mut self, n: usize) -> Self {
+        self.max_mapped_segments = n;
         self
     }
 }
@@ -171,21 +192,26 @@ impl Broker {
         }
         let lock = lock_dir(&dir)?;
         check_or_init_meta(&dir)?;
+        let (marker_present, clean_states) = clean::read(&dir)?;
+        let marker = CleanMarker::new(&dir, clean::CLEAN_FILE, marker_present);
         let topics_dir = dir.join(TOPICS_DIR);
         let trash = dir.join(TRASH_DIR);
         for d in [&topics_dir, &trash] {
             if !d.is_dir() {
+                marker.invalidate()?;
                 fs::create_dir(d).map_err(Error::io("create directory", d))?;
                 fsutil::sync_dir(&dir)?;
             }
         }
         // Finish deletes that a crash interrupted.
         for e in fs::read_dir(&trash).map_err(Error::io("list", &trash))? {
+            marker.invalidate()?;
             let path = e.map_err(Error::io("list", &trash))?.path();
             let removed = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
             removed.map_err(Error::io("remove", &path))?;
             fsutil::sync_dir(&trash)?;
         }
+        let cache = MapCache::new(opts.max_mapped_segments);
         let inner = Arc::new(BrokerState {
             dir,
             topics_dir,
@@ -193,7 +219,8 @@ impl Broker {
             topics: RwLock::new(BTreeMap::new()),
             topics_epoch: std::sync::atomic::AtomicU64::new(0),
             admin: Mutex::new(()),
-            prefaulter: Prefaulter::start()?,
+            link: BrokerLink { prefaulter: Prefaulter::start()?, cache, marker },
+            clean_states: Mutex::new(clean_states),
             closed: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),
             maintenance: Mutex::new(None),
@@ -254,6 +281,7 @@ impl Broker {
         }
         let _admin = inner.admin.lock();
         let topic = inner.topic(name)?;
+        inner.link.marker.invalidate()?;
         // Move out first, before anything in memory changes: if the rename
         // fails the topic is still whole, on disk and here. A crash after it
         // leaves a directory in the trash, which open empties, never a
@@ -309,11 +337,18 @@ impl Broker {
                 "topic {name:?} has {current} partitions; the count can only grow, not become {new_count}"
             )));
         }
+        inner.link.marker.invalidate()?;
         let mut config = topic.config();
         config.partitions = new_count;
         let mut parts = topic.partitions();
         for p in current..new_count {
-            parts.push(Arc::new(inner.open_partition(&topic.inner.dir, p, &config)?));
+            let dir = &topic.inner.dir;
+            if dir.join(p.to_string()).exists() {
+                // Left by an `add_partitions` that crashed before its commit.
+                let stale = dir.join(p.to_string());
+                fs::remove_dir_all(&stale).map_err(Error::io("remove", &stale))?;
+            }
+            parts.push(Arc::new(inner.open_partition(name, dir, p, &config, true)?));
         }
         // The commit point: until the new count is written, open ignores
         // (and removes) the extra partition directories.

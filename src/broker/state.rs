@@ -12,17 +12,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use crate::broker::BrokerOptions;
+use crate::broker::clean::{self, CleanStates};
 use crate::broker::topic::{CleanupPolicy, Topic, TopicConfig, TopicInner, validate_topic_name};
 use crate::error::{Error, Result};
 use crate::group::coordinator::Coordinator;
 use crate::group::{OFFSETS_TOPIC, TopicView};
 use crate::log::fsutil;
-use crate::log::mmap::Prefaulter;
 use crate::log::notify::WaitList;
-use crate::log::partition::Partition;
+use crate::log::partition::{BrokerLink, BrokerOpen, Partition};
 use crate::log::periodic::Periodic;
 
-pub(super) const BROKER_META: &str = "streamlog.meta";
+pub(super) use crate::log::meta::BROKER_META;
 pub(super) const BROKER_META_HEADER: &str = "streamlog-broker";
 pub(super) const BROKER_FORMAT_VERSION: u32 = 1;
 pub(crate) const TOPICS_DIR: &str = "topics";
@@ -47,7 +47,11 @@ pub(crate) struct BrokerState {
     pub(super) topics_epoch: AtomicU64,
     /// Serializes changes to the set of topics and their partition counts.
     pub(super) admin: Mutex<()>,
-    pub(super) prefaulter: Arc<Prefaulter>,
+    /// The prefault thread, the mapping cache and the clean marker, shared
+    /// by every partition.
+    pub(super) link: BrokerLink,
+    /// The clean marker's states, taken by the partitions as they open.
+    pub(super) clean_states: Mutex<CleanStates>,
     pub(super) closed: AtomicBool,
     /// Set when the maintenance thread panicked: the broker refuses work.
     pub(super) poisoned: AtomicBool,
@@ -136,6 +140,7 @@ impl BrokerState {
         if self.topics.read().contains_key(name) {
             return Err(Error::TopicExists { topic: name.to_owned() });
         }
+        self.link.marker.invalidate()?;
         let dir = self.topics_dir.join(name);
         if dir.exists() {
             // Not loaded, yet there: never ours to remove (it may hold data).
@@ -157,8 +162,14 @@ impl BrokerState {
         fsutil::write_atomic(&creating, TOPIC_META, config.encode().as_bytes())?;
         fs::rename(&creating, &dir).map_err(Error::io("rename", &creating))?;
         fsutil::sync_dir(&self.topics_dir)?;
-        let opened: Result<Vec<Arc<Partition>>> =
-            (0..config.partitions).map(|p| self.open_partition(&dir, p, &config).map(Arc::new)).collect();
+        // The partitions are made without a directory sync each: one sync
+        // of the topic directory makes their entries durable, and each
+        // partition syncs its own directory before its first sync of data
+        // (a crash before that loses only empty segment files, made again
+        // on open).
+        let opened = self
+            .open_partitions(name, &dir, 0..config.partitions, &config, true)
+            .and_then(|p| fsutil::sync_dir(&dir).map(|()| p));
         let partitions = match opened {
             Ok(partitions) => partitions,
             Err(e) => {
@@ -187,9 +198,63 @@ impl BrokerState {
         }
     }
 
-    pub(super) fn open_partition(&self, topic_dir: &Path, index: u32, config: &TopicConfig) -> Result<Partition> {
+    /// Opens partition `index` of topic `name`; `create` when it is being
+    /// created (by `create_topic` or `add_partitions`, which then sync the
+    /// topic directory).
+    pub(super) fn open_partition(
+        &self,
+        name: &str,
+        topic_dir: &Path,
+        index: u32,
+        config: &TopicConfig,
+        create: bool,
+    ) -> Result<Partition> {
         let opts = config.partition_options().clock(Arc::clone(&self.opts.clock)).repair(self.opts.repair);
-        Partition::open_with(&topic_dir.join(index.to_string()), opts, Some(Arc::clone(&self.prefaulter)))
+        let clean = self.clean_states.lock().remove(&(name.to_owned(), index));
+        let open = BrokerOpen { link: self.link.clone(), clean, create };
+        Partition::open_with(&topic_dir.join(index.to_string()), opts, Some(open))
+    }
+
+    /// Opens partitions `range` of topic `name`, on a few threads when there
+    /// are many: each open is a few dozen system calls, independent of the
+    /// others.
+    pub(super) fn open_partitions(
+        &self,
+        name: &str,
+        topic_dir: &Path,
+        range: std::ops::Range<u32>,
+        config: &TopicConfig,
+        create: bool,
+    ) -> Result<Vec<Arc<Partition>>> {
+        const PER_THREAD: usize = 64;
+        let indexes: Vec<u32> = range.collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(indexes.len() / PER_THREAD);
+        let open_chunk = |chunk: &[u32]| -> Result<Vec<Arc<Partition>>> {
+            chunk.iter().map(|&p| self.open_partition(name, topic_dir, p, config, create).map(Arc::new)).collect()
+        };
+        if threads <= 1 {
+            return open_chunk(&indexes);
+        }
+        let chunks: Vec<Result<Vec<Arc<Partition>>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = indexes
+                .chunks(indexes.len().div_ceil(threads))
+                .map(|chunk| {
+                    std::thread::Builder::new().name("streamlog-open".into()).spawn_scoped(s, || open_chunk(chunk))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| match h {
+                    Ok(h) => h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    Err(e) => Err(Error::Io { op: "spawn", path: topic_dir.to_owned(), source: e }),
+                })
+                .collect()
+        });
+        let mut all = Vec::with_capacity(indexes.len());
+        for chunk in chunks {
+            all.extend(chunk?);
+        }
+        Ok(all)
     }
 
     /// Opens every topic on disk, finishing interrupted deletes, creations
@@ -205,6 +270,7 @@ impl BrokerState {
         for (name, path) in entries {
             if name.strip_prefix(CREATING_PREFIX).is_some_and(|n| validate_topic_name(n).is_ok()) && path.is_dir() {
                 // A creation that crashed before its commit point.
+                self.link.marker.invalidate()?;
                 fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
                 fsutil::sync_dir(&self.topics_dir)?;
                 continue;
@@ -219,6 +285,7 @@ impl BrokerState {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     if name == OFFSETS_TOPIC && self.opts.repair {
                         // Its configuration is known: write it again.
+                        self.link.marker.invalidate()?;
                         let config = offsets_topic_config().segment_bytes(self.opts.offsets_segment_bytes);
                         fsutil::write_atomic(&path, TOPIC_META, config.encode().as_bytes())?;
                         config.encode().into_bytes()
@@ -241,10 +308,8 @@ impl BrokerState {
                 reason: "topic metadata is not UTF-8".into(),
             })?;
             let config = TopicConfig::decode(&text, &meta_path)?;
-            remove_extra_partitions(&path, config.partitions)?;
-            let partitions = (0..config.partitions)
-                .map(|p| self.open_partition(&path, p, &config).map(Arc::new))
-                .collect::<Result<_>>()?;
+            remove_extra_partitions(&path, config.partitions, &self.link)?;
+            let partitions = self.open_partitions(&name, &path, 0..config.partitions, &config, false)?;
             let topic = self.topic_handle(&name, path, config, partitions);
             self.topics.write().insert(name, topic);
         }
@@ -265,16 +330,27 @@ impl BrokerState {
         self.waiters.wake_all();
         let _admin = self.admin.lock();
         let mut first_error = Ok(());
-        for topic in self.topics.read().values() {
-            for p in topic.partitions() {
-                if let Err(e) = p.shutdown()
-                    && first_error.is_ok()
-                {
-                    first_error = Err(e);
+        let mut states = Vec::new();
+        for (name, topic) in self.topics.read().iter() {
+            for (i, p) in topic.partitions().iter().enumerate() {
+                match p.shutdown_clean() {
+                    Ok(Some(state)) => states.push((name.clone(), i as u32, state)),
+                    Ok(None) => {}
+                    Err(e) if first_error.is_ok() => first_error = Err(e),
+                    Err(_) => {}
                 }
             }
         }
-        self.prefaulter.shutdown();
+        // Nothing changed since a clean open: the marker is still right.
+        // Otherwise one marker for all: partitions that failed to close are
+        // left out, and recovered on the next open.
+        if !self.link.marker.is_present()
+            && let Err(e) = clean::write(&self.dir, &states)
+            && first_error.is_ok()
+        {
+            first_error = Err(e);
+        }
+        self.link.prefaulter.shutdown();
         // Producers may outlive the broker (they fail with `Closed`); the
         // directory is free for the next open now.
         drop(self.dir_lock.lock().take());
@@ -289,11 +365,12 @@ pub(super) fn offsets_topic_config() -> TopicConfig {
 
 /// Partition directories numbered at or past `count`: left by an
 /// `add_partitions` that crashed before its commit point.
-pub(super) fn remove_extra_partitions(topic_dir: &Path, count: u32) -> Result<()> {
+pub(super) fn remove_extra_partitions(topic_dir: &Path, count: u32, link: &BrokerLink) -> Result<()> {
     for e in fs::read_dir(topic_dir).map_err(Error::io("list", topic_dir))? {
         let e = e.map_err(Error::io("list", topic_dir))?;
         let index = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok());
         if index.is_some_and(|i| i >= count) && e.path().is_dir() {
+            link.marker.invalidate()?;
             fs::remove_dir_all(e.path()).map_err(Error::io("remove", e.path()))?;
             fsutil::sync_dir(topic_dir)?;
         }
@@ -314,10 +391,10 @@ pub(super) fn check_or_init_meta(dir: &Path) -> Result<()> {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let foreign = fs::read_dir(dir)
-                .map_err(Error::io("list", dir))?
-                .filter_map(|e| e.ok())
-                .any(|e| e.file_name() != ".lock" && !e.file_name().to_string_lossy().ends_with(fsutil::TMP_SUFFIX));
+            let foreign = fs::read_dir(dir).map_err(Error::io("list", dir))?.filter_map(|e| e.ok()).any(|e| {
+                e.file_name() != crate::log::meta::LOCK_FILE
+                    && !e.file_name().to_string_lossy().ends_with(fsutil::TMP_SUFFIX)
+            });
             if foreign {
                 return Err(Error::NotAStreamlogDirectory { path: dir.to_owned() });
             }

@@ -207,6 +207,7 @@ impl Partition {
             stats.bytes_written += done.write(inner, range)?;
         }
         let up_to = segments[end].base_offset();
+        inner.before_change()?;
         inner.write_checkpoints(inner.log_start_offset.load(Ordering::Acquire), up_to)?;
         inner.cleaned_up_to.store(up_to, Ordering::Release);
         Ok(stats)
@@ -220,6 +221,7 @@ impl Inner {
     pub(super) fn advance_log_start(&self, new_start: u64) -> Result<()> {
         let current = self.log_start_offset.load(Ordering::Acquire);
         if new_start > current {
+            self.before_change()?;
             // Durable first: if this fails, nothing moved.
             self.write_checkpoints(new_start, self.cleaned_up_to.load(Ordering::Acquire))?;
             // Before the list swap below: `Partition::read` takes the list
@@ -240,6 +242,7 @@ impl Inner {
             *list = Arc::new(next);
             doomed
         };
+        self.before_change()?;
         // Unlink only: readers holding records of these segments keep their
         // mappings, and nothing is ever truncated under them.
         for seg in &doomed {
@@ -323,10 +326,12 @@ impl Run {
         }
         let first = &range[self.segments[0]];
         let others: Vec<&Arc<Segment>> = self.segments[1..].iter().map(|&i| &range[i]).collect();
+        inner.before_change()?;
         // Readers holding the current list keep reading the old files:
-        // map them all before any is replaced or unlinked.
+        // map them all (held by their handles, not only the cache) before
+        // any is replaced or unlinked.
         for seg in &others {
-            seg.map()?;
+            seg.pin_map()?;
         }
         let fresh = first.replace_log(&inner.dir, &self.batches)?;
         for seg in &others {

@@ -150,6 +150,27 @@ impl BatchHeader {
 /// [`RecordIter`]; [`validate_records`] checks them all.
 pub(crate) fn check_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     let header = BatchHeader::parse(buf).ok_or(DecodeError::Truncated)?;
+    check_length(&header, buf)?;
+    let computed = crc32fast::hash(&buf[LENGTH_OFFSET..header.len()]);
+    if computed != header.crc {
+        return Err(DecodeError::Checksum { stored: header.crc, computed });
+    }
+    check_fields(&header)?;
+    Ok(header)
+}
+
+/// [`check_batch`] without the checksum: the header's fields and length
+/// are consistent and the batch fits in `buf`. For walks that only need
+/// the batch boundaries of bytes a clean close vouches for (the checksum
+/// is still verified when the batch is read).
+pub(crate) fn check_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
+    let header = BatchHeader::parse(buf).ok_or(DecodeError::Truncated)?;
+    check_length(&header, buf)?;
+    check_fields(&header)?;
+    Ok(header)
+}
+
+fn check_length(header: &BatchHeader, buf: &[u8]) -> Result<(), DecodeError> {
     let len = header.len();
     if len < BATCH_HEADER_LEN {
         return Err(DecodeError::BadLength(header.batch_length));
@@ -157,10 +178,11 @@ pub(crate) fn check_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     if len > buf.len() {
         return Err(DecodeError::Truncated);
     }
-    let computed = crc32fast::hash(&buf[LENGTH_OFFSET..len]);
-    if computed != header.crc {
-        return Err(DecodeError::Checksum { stored: header.crc, computed });
-    }
+    Ok(())
+}
+
+fn check_fields(header: &BatchHeader) -> Result<(), DecodeError> {
+    let len = header.len();
     if header.magic != MAGIC {
         return Err(DecodeError::UnknownMagic(header.magic));
     }
@@ -179,7 +201,7 @@ pub(crate) fn check_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     if header.base_offset.checked_add(u64::from(header.last_offset_delta)).is_none_or(|l| l == u64::MAX) {
         return Err(DecodeError::BadRecord("offsets overflow"));
     }
-    Ok(header)
+    Ok(())
 }
 
 /// Decodes every record of a checked batch, so that iterating it later cannot

@@ -27,6 +27,22 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// [`write_atomic`] of several files of `dir` (full paths), with one
+/// directory sync for all the renames.
+pub(crate) fn write_atomic_many(dir: &Path, files: &[(&Path, &[u8])]) -> Result<()> {
+    for (target, bytes) in files {
+        let mut tmp = target.as_os_str().to_owned();
+        tmp.push(TMP_SUFFIX);
+        let tmp = std::path::PathBuf::from(tmp);
+        let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+        f.write_all(bytes).map_err(Error::io("write", &tmp))?;
+        f.sync_all().map_err(Error::io("sync", &tmp))?;
+        drop(f);
+        fs::rename(&tmp, target).map_err(Error::io("rename", target))?;
+    }
+    sync_dir(dir)
+}
+
 /// Suffix of half-written files; any left over from a crash are deleted on open.
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
 

@@ -2,13 +2,22 @@
 //! clean-shutdown marker and the checkpoints (log start, compaction progress).
 
 use std::fs::{self, File};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::log::fsutil;
 
 /// Name of the directory lock file.
 pub(crate) const LOCK_FILE: &str = ".lock";
+/// Name of a broker's clean-shutdown marker (in the broker directory; its
+/// contents are the broker's business).
+pub(crate) const BROKER_CLEAN_MARKER: &str = ".clean_shutdown";
+/// Name of a broker directory's format file: a partition directory below
+/// one belongs to that broker (see [`lock_partition_dir`]).
+pub(crate) const BROKER_META: &str = "streamlog.meta";
 /// A small partition metadata file: magic (4 bytes), version (u8), 3 zero
 /// bytes, `fields` little-endian u64s, and a CRC-32 of everything before it.
 /// Written atomically.
@@ -67,16 +76,40 @@ impl MetaFile {
     }
 }
 
-/// Written by a clean close, removed by open: its presence means the files
-/// are exactly as a clean close left them. Fields: the next offset, then the
-/// [`SegmentFingerprint`] of the segments at close.
-pub(super) const CLEAN_MARKER: MetaFile = MetaFile { name: ".clean_shutdown", magic: b"SLCS", version: 2, fields: 3 };
+/// Written by a clean close of a standalone partition, removed before the
+/// first change after open: its presence means the files are exactly as a
+/// clean close left them. Fields: a [`CleanState`]. (A broker keeps the
+/// clean states of all its partitions in one file of its own instead.)
+pub(super) const CLEAN_MARKER: MetaFile =
+    MetaFile { name: ".clean_shutdown", magic: b"SLCS", version: 2, fields: CleanState::FIELDS };
 
-/// What a clean close recorded.
+/// What a clean close records about a partition, so that the next open
+/// trusts its files without scanning them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct CleanState {
-    pub(super) next_offset: u64,
-    pub(super) segments: SegmentFingerprint,
+pub(crate) struct CleanState {
+    /// The offset the next appended record gets.
+    pub(crate) next_offset: u64,
+    /// The segments at close.
+    pub(crate) segments: SegmentFingerprint,
+}
+
+impl CleanState {
+    /// Number of u64 fields in the encoding.
+    pub(crate) const FIELDS: usize = 3;
+
+    pub(crate) fn to_fields(self) -> Vec<u64> {
+        vec![self.next_offset, self.segments.count, self.segments.hash]
+    }
+
+    /// `None` if `fields` is not a state of this version.
+    pub(crate) fn from_fields(fields: &[u64]) -> Option<CleanState> {
+        match *fields {
+            [next_offset, count, hash] => {
+                Some(CleanState { next_offset, segments: SegmentFingerprint { count, hash } })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The set of segments, in short: their count and a hash (FNV-1a, 64 bits)
@@ -84,13 +117,13 @@ pub(super) struct CleanState {
 /// missing since the chain was last known good, and the open need not read
 /// every segment's last batch again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct SegmentFingerprint {
-    pub(super) count: u64,
-    pub(super) hash: u64,
+pub(crate) struct SegmentFingerprint {
+    pub(crate) count: u64,
+    pub(crate) hash: u64,
 }
 
 impl SegmentFingerprint {
-    pub(super) fn of(bases: impl IntoIterator<Item = u64>) -> SegmentFingerprint {
+    pub(crate) fn of(bases: impl IntoIterator<Item = u64>) -> SegmentFingerprint {
         let mut count = 0;
         let mut hash = 0xcbf2_9ce4_8422_2325u64;
         for base in bases {
@@ -103,9 +136,73 @@ impl SegmentFingerprint {
     }
 }
 
-impl CleanState {
-    pub(super) fn write(&self, dir: &Path) -> Result<()> {
-        CLEAN_MARKER.write(dir, &[self.next_offset, self.segments.count, self.segments.hash])
+/// A clean-shutdown marker file as seen by the partitions it covers (a
+/// standalone partition's own, or its broker's): it must be gone, durably,
+/// before the first change to any file it vouches for.
+#[derive(Debug)]
+pub(crate) struct CleanMarker {
+    dir: PathBuf,
+    name: &'static str,
+    /// Markers of enclosing brokers, which vouch for this partition too (a
+    /// broker's partition opened on its own): removed along with this one.
+    enclosing: Vec<PathBuf>,
+    /// The file is known to be gone.
+    removed: AtomicBool,
+    removing: Mutex<()>,
+}
+
+impl CleanMarker {
+    /// The marker `dir/name`; `present` says whether the file may exist.
+    pub(crate) fn new(dir: &Path, name: &'static str, present: bool) -> std::sync::Arc<CleanMarker> {
+        CleanMarker::with_enclosing(dir, name, present, Vec::new())
+    }
+
+    /// A partition's own marker, plus the markers (full paths) of the
+    /// brokers whose directories enclose it.
+    pub(crate) fn with_enclosing(
+        dir: &Path,
+        name: &'static str,
+        present: bool,
+        enclosing: Vec<PathBuf>,
+    ) -> std::sync::Arc<CleanMarker> {
+        let present = present || enclosing.iter().any(|p| p.exists());
+        std::sync::Arc::new(CleanMarker {
+            dir: dir.to_owned(),
+            name,
+            enclosing,
+            removed: AtomicBool::new(!present),
+            removing: Mutex::new(()),
+        })
+    }
+
+    /// Removes the marker (and syncs its directory) unless already gone.
+    /// Cheap after the first call: one atomic load.
+    pub(crate) fn invalidate(&self) -> Result<()> {
+        // Acquire: pairs with the release below; the removal is durable.
+        if self.removed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _once = self.removing.lock();
+        if self.removed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        for other in &self.enclosing {
+            if fsutil::remove_if_exists(other)?
+                && let Some(parent) = other.parent()
+            {
+                fsutil::sync_dir(parent)?;
+            }
+        }
+        if fsutil::remove_if_exists(&self.dir.join(self.name))? {
+            fsutil::sync_dir(&self.dir)?;
+        }
+        self.removed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether the marker file is still in place (nothing changed since open).
+    pub(crate) fn is_present(&self) -> bool {
+        !self.removed.load(Ordering::Acquire)
     }
 }
 
@@ -132,13 +229,11 @@ pub(crate) fn read_checkpoints(dir: &Path) -> Result<Checkpoints> {
     }
 }
 
-/// What a clean close recorded, or `None` if there is no valid marker (then
-/// the log is recovered as after a crash).
+/// The state a clean close recorded, or `None` if there is no valid marker
+/// (then the log is recovered as after a crash).
 pub(super) fn read_clean_marker(dir: &Path) -> Result<Option<CleanState>> {
     Ok(match CLEAN_MARKER.read(dir)? {
-        MetaRead::Fields(f) => {
-            Some(CleanState { next_offset: f[0], segments: SegmentFingerprint { count: f[1], hash: f[2] } })
-        }
+        MetaRead::Fields(f) => CleanState::from_fields(&f),
         _ => None,
     })
 }
@@ -150,6 +245,11 @@ pub(super) fn write_checkpoints(dir: &Path, c: Checkpoints) -> Result<()> {
 
 /// Takes the exclusive lock of `dir` (an flock on `dir/.lock`).
 pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
+    lock_file(dir, false)
+}
+
+/// flock(2)s `dir/.lock`, shared or exclusive, without waiting.
+fn lock_file(dir: &Path, shared: bool) -> Result<File> {
     let path = dir.join(LOCK_FILE);
     let file = File::options()
         .read(true)
@@ -158,9 +258,31 @@ pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&path)
         .map_err(Error::io("open lock", &path))?;
-    match file.try_lock() {
+    let locked = if shared { file.try_lock_shared() } else { file.try_lock() };
+    match locked {
         Ok(()) => Ok(file),
         Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_owned() }),
         Err(fs::TryLockError::Error(e)) => Err(Error::Io { op: "lock", path, source: e }),
     }
+}
+
+/// The locks a standalone partition holds: its own directory's, exclusive,
+/// and a shared lock on every enclosing broker directory (one holding
+/// [`BROKER_META`]). A broker holds its directory's lock exclusively, so a
+/// partition inside a broker that is open fails with [`Error::Locked`], and
+/// a broker does not open while one of its partitions is open on its own;
+/// flock(2) makes both hold across processes too.
+/// Returns the locks and the enclosing broker directories.
+pub(crate) fn lock_partition_dir(dir: &Path) -> Result<(Vec<File>, Vec<PathBuf>)> {
+    let mut locks = Vec::new();
+    let mut brokers = Vec::new();
+    let abs = fs::canonicalize(dir).map_err(Error::io("resolve", dir))?;
+    for ancestor in abs.ancestors().skip(1) {
+        if ancestor.join(BROKER_META).is_file() {
+            locks.push(lock_file(ancestor, true)?);
+            brokers.push(ancestor.to_owned());
+        }
+    }
+    locks.push(lock_file(dir, false)?);
+    Ok((locks, brokers))
 }

@@ -17,6 +17,7 @@
 //! has them open; the directory lock keeps other streamlog handles away.
 #![allow(unsafe_code, reason = "memory maps need unsafe; this module is their only user")]
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
@@ -24,9 +25,8 @@ use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, OnceLock, mpsc};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
@@ -42,7 +42,7 @@ const PREFAULT_MAX_AHEAD: usize = 64 << 20;
 /// The prefaulter holds the provisioning lock for at most this many bytes, so
 /// a writer that catches up waits briefly.
 const PREFAULT_STEP: usize = 16 << 20;
-/// Largest encoding buffer kept between `pwrite` appends.
+/// Largest encoding buffer a thread keeps between `pwrite` appends.
 const SCRATCH_KEEP: usize = 4 << 20;
 /// What a writer that caught up allocates at a time.
 const WRITER_STEP: usize = 2 << 20;
@@ -54,9 +54,58 @@ fn prefault_ahead(written: usize) -> usize {
     written.clamp(PREFAULT_MIN_AHEAD, PREFAULT_MAX_AHEAD)
 }
 
-/// A shared mapping of one file, readable up to its committed length.
+thread_local! {
+    /// Where large appends are encoded before `pwrite`: one buffer per
+    /// appending thread, not per partition, so memory does not multiply by
+    /// partitions (a thousand partitions that each saw a 1 MiB batch once
+    /// would otherwise keep a gigabyte).
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The soft limit of open file descriptors (`RLIMIT_NOFILE`), or 1,024 if
+/// it cannot be read.
+pub(crate) fn nofile_limit() -> usize {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one `rlimit` through a valid pointer to a
+    // local; nothing else is shared with the kernel.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if rc != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
+        return 1024;
+    }
+    usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// Descriptors that writers keep open between appends, process-wide (the
+/// limit is the process's). Beyond this share of `RLIMIT_NOFILE` a writer
+/// opens its file only for the rare calls that need one (`fallocate` every
+/// few MiB, the final cut) and appends through the mapping.
+static WRITER_FDS: AtomicUsize = AtomicUsize::new(0);
+
+fn writer_fd_cap() -> usize {
+    static CAP: OnceLock<usize> = OnceLock::new();
+    *CAP.get_or_init(|| nofile_limit() / 4)
+}
+
+/// A descriptor kept open by a writer, counted in [`WRITER_FDS`].
+struct KeptFile(File);
+
+impl KeptFile {
+    fn try_keep(file: File) -> Option<KeptFile> {
+        let cap = writer_fd_cap();
+        WRITER_FDS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < cap).then_some(n + 1)).ok()?;
+        Some(KeptFile(file))
+    }
+}
+
+impl Drop for KeptFile {
+    fn drop(&mut self) {
+        WRITER_FDS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A shared mapping of one file, readable up to its committed length. It
+/// holds no file descriptor: a mapping stays valid after its file is closed.
 pub(crate) struct MappedFile {
-    file: File,
     path: PathBuf,
     /// `None` when the capacity is zero (an empty sealed file).
     raw: Option<MmapRaw>,
@@ -70,6 +119,8 @@ pub(crate) struct MappedFile {
     provision_lock: Mutex<bool>,
     /// A prefault request is queued or running.
     prefault_pending: AtomicBool,
+    /// Read since a cache last looked (its eviction clock).
+    used: AtomicBool,
     _registered: LiveMapping,
 }
 
@@ -115,6 +166,7 @@ pub(crate) fn is_mapped(file: &File) -> bool {
 
 impl MappedFile {
     /// Maps an existing file read-only; all its `len` bytes are committed.
+    /// The file is closed once mapped.
     pub fn open_read_only(file: File, path: &Path, len: usize) -> Result<Arc<MappedFile>> {
         let raw = if len == 0 {
             None
@@ -124,7 +176,6 @@ impl MappedFile {
         };
         let registered = LiveMapping::register(&file, path)?;
         Ok(Arc::new(MappedFile {
-            file,
             path: path.to_owned(),
             raw,
             capacity: len,
@@ -132,13 +183,15 @@ impl MappedFile {
             provisioned: AtomicUsize::new(len),
             provision_lock: Mutex::new(true),
             prefault_pending: AtomicBool::new(false),
+            used: AtomicBool::new(true),
             _registered: registered,
         }))
     }
 
     /// Maps `file` writable for `capacity` bytes. Its first `len` bytes (the
     /// file's current size) are committed; the writer appends after them,
-    /// helped by `prefaulter` if given.
+    /// helped by `prefaulter` if given. The writer keeps `file` open while
+    /// the process-wide budget of kept descriptors allows.
     pub fn open_writable(
         file: File,
         path: &Path,
@@ -154,7 +207,6 @@ impl MappedFile {
         let raw = MmapOptions::new().len(capacity).map_raw(&file).map_err(Error::io("mmap", path))?;
         let registered = LiveMapping::register(&file, path)?;
         let map = Arc::new(MappedFile {
-            file,
             path: path.to_owned(),
             raw: Some(raw),
             capacity,
@@ -162,9 +214,28 @@ impl MappedFile {
             provisioned: AtomicUsize::new(len),
             provision_lock: Mutex::new(false),
             prefault_pending: AtomicBool::new(false),
+            used: AtomicBool::new(true),
             _registered: registered,
         });
-        Ok(MapWriter { map, cursor: len, prefaulter, scratch: Vec::new() })
+        Ok(MapWriter { map, cursor: len, prefaulter, file: KeptFile::try_keep(file) })
+    }
+
+    /// Opens the mapped file for writing (for the calls that need a
+    /// descriptor when none is kept).
+    fn open_file(&self) -> Result<File> {
+        File::options().write(true).open(&self.path).map_err(Error::io("open", &self.path))
+    }
+
+    /// Marks the mapping as recently read (for a cache's eviction).
+    pub fn touch(&self) {
+        if !self.used.load(Ordering::Relaxed) {
+            self.used.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the mapping was read since the last call.
+    pub fn take_used(&self) -> bool {
+        self.used.swap(false, Ordering::Relaxed)
     }
 
     pub fn path(&self) -> &Path {
@@ -209,12 +280,12 @@ impl MappedFile {
     /// Allocates `[provisioned, end)` in the file and publishes it. The
     /// caller holds `provision_lock` and has checked that the writer has not
     /// finished. Returns the newly allocated range.
-    fn allocate_locked(&self, end: usize) -> Result<Range<usize>> {
+    fn allocate_locked(&self, file: &File, end: usize) -> Result<Range<usize>> {
         let start = self.provisioned.load(Ordering::Acquire);
         if end <= start {
             return Ok(start..start);
         }
-        allocate(&self.file, start as u64, (end - start) as u64).map_err(Error::io("fallocate", &self.path))?;
+        allocate(file, start as u64, (end - start) as u64).map_err(Error::io("fallocate", &self.path))?;
         // Release: a writer that loads the new value sees the file extended.
         self.provisioned.store(end, Ordering::Release);
         Ok(start..end)
@@ -223,6 +294,8 @@ impl MappedFile {
     /// The prefaulter's work: allocate ahead of the writer a step at a time
     /// (briefly holding the lock), then fault the pages in (not holding it).
     fn prefault(&self) {
+        // Its own descriptor, for the length of this request.
+        let mut file = None;
         loop {
             let range = {
                 let finished = self.provision_lock.lock();
@@ -233,7 +306,14 @@ impl MappedFile {
                     break;
                 }
                 // An error (a full disk) is left for the writer to meet.
-                match self.allocate_locked(target.min(have + PREFAULT_STEP)) {
+                if file.is_none() {
+                    match self.open_file() {
+                        Ok(f) => file = Some(f),
+                        Err(_) => break,
+                    }
+                }
+                let f = file.as_ref().expect("opened above");
+                match self.allocate_locked(f, target.min(have + PREFAULT_STEP)) {
                     Ok(range) => range,
                     Err(_) => break,
                 }
@@ -259,9 +339,11 @@ impl MappedFile {
         }
         match &self.raw {
             // msync(MS_SYNC) of a shared file mapping is fdatasync of that
-            // range on Linux; it also covers bytes written with pwrite.
+            // range on Linux (file size included); it also covers bytes
+            // written with pwrite. Nothing committed: nothing to sync (the
+            // file's creation was synced with its directory).
             Some(raw) if self.committed() > 0 => raw.flush_range(0, self.committed()),
-            _ => self.file.sync_data(),
+            _ => Ok(()),
         }
     }
 
@@ -297,8 +379,9 @@ pub(crate) struct MapWriter {
     /// Always equal to `map.committed` between calls.
     cursor: usize,
     prefaulter: Option<Arc<Prefaulter>>,
-    /// Where large appends are encoded before `pwrite`.
-    scratch: Vec<u8>,
+    /// The file, when the descriptor budget let the writer keep it: large
+    /// appends then go through `pwrite`.
+    file: Option<KeptFile>,
 }
 
 impl MapWriter {
@@ -325,9 +408,17 @@ impl MapWriter {
         // what this append needs, rounded up a little, and let the pages
         // fault in as they are written.
         let _guard = self.map.provision_lock.lock();
+        let opened;
+        let file = match &self.file {
+            Some(kept) => &kept.0,
+            None => {
+                opened = self.map.open_file()?;
+                &opened
+            }
+        };
         let want = end.next_multiple_of(WRITER_STEP).min(self.map.capacity);
         // Near a full disk the rounding may not fit where the append does.
-        self.map.allocate_locked(want).or_else(|_| self.map.allocate_locked(end)).map(drop)
+        self.map.allocate_locked(file, want).or_else(|_| self.map.allocate_locked(file, end)).map(drop)
     }
 
     /// Asks the prefaulter to provision more once half the headroom is used.
@@ -349,7 +440,7 @@ impl MapWriter {
             return Err(Error::RecordTooLarge { size: n as u64, max: self.remaining() as u64 });
         }
         let start = self.cursor;
-        if n >= PWRITE_MIN {
+        if n >= PWRITE_MIN && self.file.is_some() {
             return self.append_pwrite(n, fill);
         }
         self.reserve(start + n)?;
@@ -376,13 +467,18 @@ impl MapWriter {
     /// Linux both see the same page cache.
     fn append_pwrite(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) -> Result<usize> {
         let start = self.cursor;
-        self.scratch.resize(n, 0);
-        fill(&mut self.scratch);
-        let written = self.map.file.write_all_at(&self.scratch, start as u64);
-        if self.scratch.capacity() > SCRATCH_KEEP {
-            // Do not hold on to the largest batch ever seen.
-            self.scratch = Vec::new();
-        }
+        let file = &self.file.as_ref().expect("checked by the caller").0;
+        let written = SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            scratch.resize(n, 0);
+            fill(scratch);
+            let written = file.write_all_at(scratch, start as u64);
+            if scratch.capacity() > SCRATCH_KEEP {
+                // Do not hold on to the largest batch ever seen.
+                *scratch = Vec::new();
+            }
+            written
+        });
         written.map_err(Error::io("write", &self.map.path))?;
         let end = start + n;
         if self.map.provisioned.load(Ordering::Acquire) < end {
@@ -398,17 +494,26 @@ impl MapWriter {
     /// bytes, and stops all further provisioning. Safe for readers: they
     /// never look past the committed length. Consumes the writer: nothing
     /// may be written past the new end of file.
-    pub fn finish(self) -> Result<Arc<MappedFile>> {
+    pub fn finish(mut self) -> Result<Arc<MappedFile>> {
         let map = Arc::clone(&self.map);
         let cursor = self.cursor;
+        let kept = self.file.take();
+        let opened;
+        let file = match &kept {
+            Some(kept) => &kept.0,
+            None => {
+                opened = map.open_file()?;
+                &opened
+            }
+        };
         drop(self); // marks the map finished
         {
             let _guard = map.provision_lock.lock();
             // The file may be longer than `provisioned` says: a failed
             // `pwrite` can leave part of a batch behind.
-            let file_len = map.file.metadata().map_err(Error::io("stat", &map.path))?.len();
+            let file_len = file.metadata().map_err(Error::io("stat", &map.path))?.len();
             if file_len != cursor as u64 {
-                map.file.set_len(cursor as u64).map_err(Error::io("truncate", &map.path))?;
+                file.set_len(cursor as u64).map_err(Error::io("truncate", &map.path))?;
             }
             map.provisioned.store(cursor, Ordering::Release);
         }

@@ -12,6 +12,7 @@ pub(crate) mod cleaner;
 pub(crate) mod format;
 pub(crate) mod fsutil;
 pub(crate) mod index;
+pub(crate) mod mapcache;
 pub(crate) mod meta;
 pub(crate) mod mmap;
 pub(crate) mod notify;

@@ -12,9 +12,11 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::log::format;
 use crate::log::fsutil;
-#[cfg(test)]
-use crate::log::meta::CLEAN_MARKER;
-use crate::log::meta::{CleanState, SegmentFingerprint, lock_dir};
+use crate::log::mapcache::{self, MapCache};
+use crate::log::meta::{
+    BROKER_CLEAN_MARKER, CLEAN_MARKER, CleanMarker, CleanState, SegmentFingerprint, lock_partition_dir,
+    read_clean_marker,
+};
 use crate::log::mmap::Prefaulter;
 use crate::log::notify::{WaitList, Waiter};
 use crate::log::options::{Durability, PartitionOptions};
@@ -86,8 +88,39 @@ pub(super) struct Inner {
     /// Compaction has cleaned everything below this offset (for the dirty
     /// ratio). Persisted with the log start in `.checkpoints`.
     pub(super) cleaned_up_to: AtomicU64,
-    /// The directory lock, held until the partition is closed.
-    pub(super) dir_lock: Mutex<Option<File>>,
+    /// The directory locks of a standalone partition, held until it is
+    /// closed (a broker's partitions are covered by the broker's lock).
+    pub(super) dir_lock: Mutex<Vec<File>>,
+    /// The clean-shutdown marker vouching for this partition's files: its
+    /// own, or its broker's.
+    marker: Arc<CleanMarker>,
+    /// Whether the marker is this partition's own (written at close).
+    own_marker: bool,
+    /// Changed since open (or recovered): a close must seal and sync it.
+    dirty: AtomicBool,
+    /// The directory entry of the first segment is not synced yet (a
+    /// partition created by a broker, which defers that to the first sync).
+    dir_unsynced: AtomicBool,
+}
+
+/// What a broker shares with the partitions it opens.
+#[derive(Clone)]
+pub(crate) struct BrokerLink {
+    pub prefaulter: Arc<Prefaulter>,
+    pub cache: Arc<MapCache>,
+    /// The broker's clean-shutdown marker.
+    pub marker: Arc<CleanMarker>,
+}
+
+/// How a broker opens one partition.
+pub(crate) struct BrokerOpen {
+    pub link: BrokerLink,
+    /// The partition's state in the broker's marker, if it has one.
+    pub clean: Option<CleanState>,
+    /// A partition being created: its directory is made here, and syncing
+    /// its entries is left to the caller (the parent) and to the first sync
+    /// of data (the partition's own).
+    pub create: bool,
 }
 
 struct Writer {
@@ -110,42 +143,68 @@ impl Partition {
     /// Opens (or creates) the partition log in `dir`, recovering it if it
     /// was not closed cleanly. Fails with [`Error::Locked`] if another handle
     /// has it open.
+    ///
+    /// A partition directory inside a broker's directory that a broker has
+    /// open (in this process or another) is [`Error::Locked`] too.
     pub fn open(dir: impl AsRef<Path>, opts: PartitionOptions) -> Result<Partition> {
         Partition::open_with(dir.as_ref(), opts, None)
     }
 
-    /// [`Partition::open`] for a broker's partition, when `prefaulter` is
-    /// the broker's: its prefault thread is shared, and the broker's flush
-    /// thread calls [`Partition::flush_if_due`] for `Durability::Interval`.
-    /// With `None`, the partition runs both threads itself.
-    pub(crate) fn open_with(
-        dir: &Path,
-        opts: PartitionOptions,
-        prefaulter: Option<Arc<Prefaulter>>,
-    ) -> Result<Partition> {
+    /// [`Partition::open`] for a broker's partition (`broker` given): the
+    /// broker's lock covers it, its prefault thread, mapping cache and
+    /// clean marker are shared, and the broker's flush thread calls
+    /// [`Partition::flush_if_due`] for `Durability::Interval`. With `None`,
+    /// the partition locks its directory and has all of these itself.
+    pub(crate) fn open_with(dir: &Path, opts: PartitionOptions, broker: Option<BrokerOpen>) -> Result<Partition> {
         opts.validate()?;
         let dir = dir.to_path_buf();
         if dir.as_os_str().is_empty() {
             return Err(Error::InvalidConfig("the partition directory path is empty".into()));
         }
-        if !dir.is_dir() {
+        let create = broker.as_ref().is_some_and(|b| b.create);
+        if create {
+            // Its parent is synced by the caller, its own entries before
+            // the first sync of data.
+            fs::create_dir(&dir).map_err(Error::io("create directory", &dir))?;
+        } else if !dir.is_dir() {
             fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
             if let Some(parent) = dir.parent() {
                 fsutil::sync_dir(parent)?;
             }
         }
-        let lock = lock_dir(&dir)?;
+        let (locks, brokers) = if broker.is_none() { lock_partition_dir(&dir)? } else { Default::default() };
         let index_config =
             IndexConfig { interval_bytes: opts.index_interval_bytes, max_index_bytes: opts.max_index_bytes };
 
-        let own_prefaulter = match prefaulter {
-            Some(_) => None,
-            None => Some(Prefaulter::start()?),
+        let (link, clean, own_prefaulter) = match broker {
+            Some(b) => (b.link, b.clean, None),
+            None => {
+                let prefaulter = Prefaulter::start()?;
+                let clean = read_clean_marker(&dir)?;
+                let link = BrokerLink {
+                    prefaulter: Arc::clone(&prefaulter),
+                    cache: MapCache::new(mapcache::PARTITION_DEFAULT_CAPACITY),
+                    // A broker's partition opened on its own: its changes
+                    // void the broker's marker too.
+                    marker: CleanMarker::with_enclosing(
+                        &dir,
+                        CLEAN_MARKER.name,
+                        dir.join(CLEAN_MARKER.name).exists(),
+                        brokers.iter().map(|b| b.join(BROKER_CLEAN_MARKER)).collect(),
+                    ),
+                };
+                (link, clean, Some(prefaulter))
+            }
         };
-        let prefaulter = prefaulter.or_else(|| own_prefaulter.clone());
-        let segment_config =
-            SegmentConfig { capacity: opts.segment_bytes, index: index_config, prefaulter, repair: opts.repair };
-        let Recovered { segments, active, next_offset, checkpoints } = recovery::recover(&dir, &segment_config)?;
+        let segment_config = SegmentConfig {
+            capacity: opts.segment_bytes,
+            index: index_config,
+            prefaulter: Some(link.prefaulter),
+            cache: link.cache,
+            repair: opts.repair,
+        };
+        let Recovered { segments, active, next_offset, checkpoints, clean: opened_clean } =
+            recovery::recover(&dir, &segment_config, clean, &link.marker, !create)?;
         let log_start = segments[0].base_offset().max(checkpoints.log_start).min(next_offset);
         let first_timestamp = first_timestamp(&active.segment)?;
 
@@ -170,7 +229,11 @@ impl Partition {
             maintenance: Mutex::new(()),
             cleaned_up_to: AtomicU64::new(checkpoints.cleaned_up_to),
             waiters: WaitList::default(),
-            dir_lock: Mutex::new(Some(lock)),
+            dir_lock: Mutex::new(locks),
+            marker: link.marker,
+            own_marker: own_prefaulter.is_some(),
+            dirty: AtomicBool::new(!opened_clean),
+            dir_unsynced: AtomicBool::new(create),
             opts,
         });
         let flusher = match inner.opts.durability {
@@ -201,6 +264,7 @@ impl Partition {
         let mut guard = inner.writer.lock();
         inner.check_writable()?;
         let Some(mut w) = guard.as_mut() else { return Err(Error::Closed) };
+        inner.before_change()?;
         if inner.needs_roll(w, plan.len, count, plan.max_timestamp) {
             inner.roll_locked(&mut guard)?;
             let Some(rolled) = guard.as_mut() else { return Err(Error::Closed) };
@@ -365,7 +429,10 @@ impl Partition {
         match guard.as_ref() {
             None => Err(Error::Closed),
             Some(w) if w.active.map.position() == 0 => Ok(()),
-            Some(_) => inner.roll_locked(&mut guard),
+            Some(_) => {
+                inner.before_change()?;
+                inner.roll_locked(&mut guard)
+            }
         }
     }
 
@@ -384,14 +451,23 @@ impl Partition {
     /// Closes through a shared reference: what `close` and drop do, and what
     /// a broker does to partitions that others may still hold.
     pub(crate) fn shutdown(&self) -> Result<()> {
+        self.shutdown_clean().map(drop)
+    }
+
+    /// [`Partition::shutdown`], returning the state a broker records in its
+    /// clean marker (`None` if the partition was closed already).
+    pub(crate) fn shutdown_clean(&self) -> Result<Option<CleanState>> {
         let result = self.seal_for_close();
         // Release the directory even if other handles to this partition live
         // on (they fail with `Closed`), so that it can be opened again.
-        drop(self.inner.dir_lock.lock().take());
+        self.inner.dir_lock.lock().clear();
         result
     }
 
-    fn seal_for_close(&self) -> Result<()> {
+    /// Seals the active segment, unless nothing changed since a clean open
+    /// (then the files are as the marker describes them), and for a
+    /// standalone partition writes its marker.
+    fn seal_for_close(&self) -> Result<Option<CleanState>> {
         if let Some(f) = self.flusher.lock().take() {
             f.stop();
         }
@@ -409,10 +485,21 @@ impl Partition {
             pf.shutdown();
         }
         inner.check_writable()?;
-        let Some(w) = writer else { return Ok(()) };
-        w.active.seal(&inner.dir)?;
+        let Some(w) = writer else { return Ok(None) };
         let segments = SegmentFingerprint::of(inner.segments().iter().map(|s| s.base_offset()));
-        CleanState { next_offset: w.next_offset, segments }.write(&inner.dir)
+        let state = CleanState { next_offset: w.next_offset, segments };
+        if !inner.dirty.load(Ordering::Acquire) {
+            return Ok(Some(state));
+        }
+        let written = w.active.map.position() > 0;
+        w.active.seal(&inner.dir)?;
+        if written && inner.dir_unsynced.load(Ordering::Acquire) {
+            fsutil::sync_dir(&inner.dir)?;
+        }
+        if inner.own_marker {
+            CLEAN_MARKER.write(&inner.dir, &state.to_fields())?;
+        }
+        Ok(Some(state))
     }
 }
 
@@ -435,6 +522,17 @@ impl std::fmt::Debug for Partition {
 impl Inner {
     pub(super) fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
         Arc::clone(&self.segments.read())
+    }
+
+    /// Called before the first change to the files after open: the clean
+    /// marker must be gone first. One atomic load after that.
+    pub(super) fn before_change(&self) -> Result<()> {
+        // Acquire: pairs with the release below (the marker is gone).
+        if !self.dirty.load(Ordering::Acquire) {
+            self.marker.invalidate()?;
+            self.dirty.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -470,7 +568,9 @@ impl Inner {
     fn roll_locked(&self, slot: &mut Option<Writer>) -> Result<()> {
         let Some(w) = slot.as_ref() else { return Err(Error::Closed) };
         let next_offset = w.next_offset;
-        let active = Segment::create(&self.dir, next_offset, &self.segment_config)?;
+        let active = Segment::create(&self.dir, next_offset, &self.segment_config, true)?;
+        // That synced the directory, with the first segment's entry.
+        self.dir_unsynced.store(false, Ordering::Release);
         let new_segment = Arc::clone(&active.segment);
         let old = slot.replace(Writer { active, next_offset, first_timestamp: None }).expect("checked above");
         let sealed = old.active.seal(&self.dir).inspect_err(|_| self.poison())?;
@@ -510,12 +610,17 @@ impl Inner {
         }
         state.in_progress = true;
         drop(state);
+        let dir_synced = if self.dir_unsynced.load(Ordering::Acquire) {
+            fsutil::sync_dir(&self.dir).inspect(|()| self.dir_unsynced.store(false, Ordering::Release))
+        } else {
+            Ok(())
+        };
         // Load the high watermark before choosing the segment: every segment
         // before the one we sync was synced when it rolled.
         let covered = self.high_watermark.load(Ordering::Acquire);
         let active = Arc::clone(self.segments().last().expect("a partition has a segment"));
         self.sync_calls.fetch_add(1, Ordering::Relaxed);
-        let result = active.map().and_then(|m| m.sync().map_err(Error::io("sync", m.path())));
+        let result = dir_synced.and_then(|()| active.map()).and_then(|m| m.sync().map_err(Error::io("sync", m.path())));
         let mut state = self.sync.lock();
         state.in_progress = false;
         match &result {
@@ -706,6 +811,29 @@ mod tests {
             Err(e) => panic!("{e}"),
         }
         assert_eq!(p.log_start_offset(), 4);
+    }
+
+    #[test]
+    fn sealed_segments_are_mapped_through_a_bounded_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(dir.path(), PartitionOptions::default().segment_bytes(4096)).unwrap();
+        let value = |i: u64| Record::new(vec![(i % 251) as u8; 1000]);
+        for i in 0..600 {
+            p.append(&[value(i)]).unwrap();
+        }
+        let cache = &p.inner.segment_config.cache;
+        assert!(p.segment_count() > 2 * cache.capacity(), "{} segments", p.segment_count());
+        let first = p.read(0, 1).unwrap()[0].records().next().unwrap().value.unwrap();
+        let mut next = 0;
+        while next < p.high_watermark() {
+            for b in p.read(next, 64 << 10).unwrap() {
+                next = b.next_offset();
+            }
+            assert!(cache.len() <= cache.capacity(), "{} mapped", cache.len());
+        }
+        // Evicted long ago, still readable through the reader's own handle.
+        assert_eq!(&first[..], &[0u8; 1000][..]);
+        p.close().unwrap();
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Opening a partition's directory: what a crash, an interrupted retention
 //! or a clean close left behind, turned back into a list of segments.
 //!
-//! A clean close leaves a marker naming the next offset, and the open costs
-//! O(segments). Otherwise the active segment (and the one before it, if the
+//! A clean close leaves a marker with each partition's [`CleanState`] (the
+//! next offset, the segment fingerprint), and the open costs O(segments).
+//! The marker is removed only before the first change to the files, here or
+//! later. Otherwise the active segment (and the one before it, if the
 //! crash came mid-roll) is scanned: every batch's length and CRC checked, the
 //! torn tail cut, the indexes rebuilt, the result synced. With `repair`,
 //! every sealed segment is verified and the log cut at the first damage.
@@ -18,9 +20,9 @@ use crate::error::{Error, Result};
 use crate::log::format;
 use crate::log::fsutil::{self, TMP_SUFFIX};
 use crate::log::meta::{
-    CLEAN_MARKER, Checkpoints, SegmentFingerprint, read_checkpoints, read_clean_marker, write_checkpoints,
+    CHECKPOINTS, Checkpoints, CleanMarker, CleanState, SegmentFingerprint, read_checkpoints, write_checkpoints,
 };
-use crate::log::segment::{self, ActiveSegment, IndexConfig, ScanEnd, Segment, SegmentConfig};
+use crate::log::segment::{self, ActiveSegment, ScanEnd, Segment, SegmentConfig};
 
 /// A partition's state as found on disk.
 pub(super) struct Recovered {
@@ -30,19 +32,32 @@ pub(super) struct Recovered {
     /// The offset the next appended record gets.
     pub(super) next_offset: u64,
     pub(super) checkpoints: Checkpoints,
+    /// Opened as the clean state said, nothing changed on disk.
+    pub(super) clean: bool,
 }
 
 /// Lists the segments of `dir` (whose lock the caller holds), finishes
 /// interrupted work (temporary files, segments below the log start), and
-/// opens the last segment for appends: cheaply after a clean close,
-/// otherwise by recovering it.
-pub(super) fn recover(dir: &Path, config: &SegmentConfig) -> Result<Recovered> {
+/// opens the last segment for appends: cheaply after a clean close (`clean`
+/// is what the marker recorded), otherwise by recovering it. `marker` is
+/// invalidated before any file it vouches for changes. A first segment
+/// created here has its directory synced only if `sync_new_dir`.
+pub(super) fn recover(
+    dir: &Path,
+    config: &SegmentConfig,
+    clean: Option<CleanState>,
+    marker: &CleanMarker,
+    sync_new_dir: bool,
+) -> Result<Recovered> {
     let mut bases = Vec::new();
+    let mut has_checkpoints = false;
     for entry in fs::read_dir(dir).map_err(Error::io("list", dir))? {
         let entry = entry.map_err(Error::io("list", dir))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(TMP_SUFFIX) {
+        if name == CHECKPOINTS.name {
+            has_checkpoints = true;
+        } else if name.ends_with(TMP_SUFFIX) {
             fsutil::remove_if_exists(&entry.path())?;
         } else if let Some(base) = segment::parse_log_name(name) {
             bases.push(base);
@@ -50,24 +65,29 @@ pub(super) fn recover(dir: &Path, config: &SegmentConfig) -> Result<Recovered> {
     }
     bases.sort_unstable();
 
-    let checkpoints = read_checkpoints(dir)?;
+    // Listed above: no need to try opening a file that is not there.
+    let checkpoints = if has_checkpoints { read_checkpoints(dir)? } else { Checkpoints::default() };
     // Segments wholly below the log start (deleted by retention or
     // delete_records, but a crash came before their files went).
     let below_start =
         bases.len().saturating_sub(1).min(bases.iter().skip(1).take_while(|&&b| b <= checkpoints.log_start).count());
+    if below_start > 0 {
+        marker.invalidate()?;
+    }
     for &base in &bases[..below_start] {
-        Segment::sealed(dir, base, config.index).delete_files()?;
+        Segment::sealed(dir, base, config).delete_files()?;
     }
     if below_start > 0 {
         bases.drain(..below_start);
         fsutil::sync_dir(dir)?;
     }
 
-    let marker_path = dir.join(CLEAN_MARKER.name);
-    let clean_state = read_clean_marker(dir)?;
-    let mut clean_next = clean_state.map(|c| c.next_offset);
-    if config.repair && repair(dir, &mut bases, config.index)? {
-        clean_next = None;
+    let mut clean_next = clean.map(|c| c.next_offset);
+    if config.repair {
+        marker.invalidate()?;
+        if repair(dir, &mut bases, config)? {
+            clean_next = None;
+        }
     }
     let trust_marker = clean_next.is_some_and(|n| bases.last().is_none_or(|&last| n >= last));
     if !trust_marker && let [.., prev, last] = bases[..] {
@@ -75,28 +95,28 @@ pub(super) fn recover(dir: &Path, config: &SegmentConfig) -> Result<Recovered> {
         // leaves that one unsealed too.
         let last_is_empty = fs::metadata(dir.join(segment::log_file_name(last))).is_ok_and(|m| m.len() == 0);
         if last_is_empty {
-            Segment::recover_sealed(dir, prev, config.index, config.repair)?;
+            marker.invalidate()?;
+            Segment::recover_sealed(dir, prev, config)?;
         }
     }
     // With a marker whose segment set matches the listing, the chain is as
     // the clean close left it: only the log start is checked (O(1)).
     let chain_known_good =
-        trust_marker && clean_state.is_some_and(|c| c.segments == SegmentFingerprint::of(bases.iter().copied()));
+        trust_marker && clean.is_some_and(|c| c.segments == SegmentFingerprint::of(bases.iter().copied()));
     let mut checkpoints = checkpoints;
-    if check_chain(dir, &mut bases, &mut checkpoints, config, chain_known_good, clean_next)? {
+    // The marker stays unless a file changes: an open that failed its
+    // checks leaves it (and what it knows) for the next attempt.
+    if check_chain(dir, &mut bases, &mut checkpoints, config, chain_known_good, clean_next, marker)? {
         clean_next = None;
     }
-    // Removed only now: an open that failed its checks leaves the marker
-    // (and what it knows) for the next attempt.
-    if fsutil::remove_if_exists(&marker_path)? {
-        fsutil::sync_dir(dir)?;
-    }
 
+    let mut opened_clean = false;
     let (active, next_offset) = match bases.last() {
         None => {
             // Only a new log has no segment (checked above, or repaired).
+            marker.invalidate()?;
             let start = checkpoints.log_start.max(clean_next.unwrap_or(0));
-            (Segment::create(dir, start, config)?, start)
+            (Segment::create(dir, start, config, sync_new_dir)?, start)
         }
         Some(&last) => {
             let clean = match clean_next.filter(|&n| n >= last) {
@@ -104,33 +124,39 @@ pub(super) fn recover(dir: &Path, config: &SegmentConfig) -> Result<Recovered> {
                 None => None,
             };
             match clean {
-                Some(opened) => opened,
-                None => Segment::recover(dir, last, config)?,
+                Some(opened) => {
+                    opened_clean = true;
+                    opened
+                }
+                None => {
+                    marker.invalidate()?;
+                    Segment::recover(dir, last, config)?
+                }
             }
         }
     };
     let mut segments: Vec<Arc<Segment>> =
-        bases.iter().take(bases.len().saturating_sub(1)).map(|&b| Segment::sealed(dir, b, config.index)).collect();
+        bases.iter().take(bases.len().saturating_sub(1)).map(|&b| Segment::sealed(dir, b, config)).collect();
     segments.push(Arc::clone(&active.segment));
-    Ok(Recovered { segments, active, next_offset, checkpoints })
+    Ok(Recovered { segments, active, next_offset, checkpoints, clean: opened_clean && !config.repair })
 }
 
 /// Verifies every segment but the last and cuts the log at the first bad
 /// batch: that segment is truncated there and every later one deleted.
 /// Returns whether anything was cut. Used only with `repair`.
-fn repair(dir: &Path, bases: &mut Vec<u64>, index_config: IndexConfig) -> Result<bool> {
+fn repair(dir: &Path, bases: &mut Vec<u64>, config: &SegmentConfig) -> Result<bool> {
     for i in 0..bases.len().saturating_sub(1) {
-        let seg = Segment::sealed(dir, bases[i], index_config);
+        let seg = Segment::sealed(dir, bases[i], config);
         let (valid_len, end) = seg.scan_all()?;
         if end == ScanEnd::Clean {
             continue;
         }
         drop(seg);
         for &later in &bases[i + 1..] {
-            Segment::sealed(dir, later, index_config).delete_files()?;
+            Segment::sealed(dir, later, config).delete_files()?;
         }
         bases.truncate(i + 1);
-        let seg = Segment::sealed(dir, bases[i], index_config);
+        let seg = Segment::sealed(dir, bases[i], config);
         seg.delete_index_files()?;
         let path = seg.log_path();
         let file = File::options().read(true).write(true).open(path).map_err(Error::io("open", path))?;
@@ -161,6 +187,7 @@ fn check_chain(
     config: &SegmentConfig,
     sealed_known_good: bool,
     clean_next: Option<u64>,
+    marker: &CleanMarker,
 ) -> Result<bool> {
     let log_path = |base: u64| dir.join(segment::log_file_name(base));
     let Some(&first) = bases.first() else {
@@ -181,6 +208,7 @@ fn check_chain(
             });
         }
         checkpoints.log_start = end;
+        marker.invalidate()?;
         write_checkpoints(dir, *checkpoints)?;
         return Ok(true);
     };
@@ -198,6 +226,7 @@ fn check_chain(
             });
         }
         checkpoints.log_start = first;
+        marker.invalidate()?;
         write_checkpoints(dir, *checkpoints)?;
         changed = true;
     }
@@ -208,7 +237,7 @@ fn check_chain(
     while i + 1 < bases.len() {
         let (base, next) = (bases[i], bases[i + 1]);
         // An empty sealed file holds nothing, so covers nothing.
-        let end = Segment::sealed_end_offset(dir, base, config.index)?.unwrap_or(base);
+        let end = Segment::sealed_end_offset(dir, base, config)?.unwrap_or(base);
         if end == next {
             i += 1;
             continue;
@@ -225,11 +254,12 @@ fn check_chain(
                     ),
                 });
             }
+            marker.invalidate()?;
             let mut at = end;
             while at < next {
                 let last = next.saturating_sub(1).min(at.saturating_add(u64::from(u32::MAX)));
                 if at == base {
-                    Segment::sealed(dir, base, config.index).delete_index_files()?;
+                    Segment::sealed(dir, base, config).delete_index_files()?;
                 }
                 Segment::write_sealed(dir, at, &[format::encode_empty_batch(at, last, 0)])?;
                 if at != base {
@@ -245,8 +275,9 @@ fn check_chain(
         // Overlap. A merge that took the place of its first segment but
         // did not delete the others yet ends exactly at a later base.
         if let Some(covered) = bases[i + 1..].iter().position(|&b| b == end) {
+            marker.invalidate()?;
             for &b in &bases[i + 1..i + 1 + covered] {
-                Segment::sealed(dir, b, config.index).delete_files()?;
+                Segment::sealed(dir, b, config).delete_files()?;
             }
             fsutil::sync_dir(dir)?;
             bases.drain(i + 1..i + 1 + covered);
@@ -255,7 +286,8 @@ fn check_chain(
         }
         let last_is_empty = fs::metadata(log_path(next)).is_ok_and(|m| m.len() == 0);
         if i + 2 == bases.len() && last_is_empty {
-            Segment::sealed(dir, next, config.index).delete_files()?;
+            marker.invalidate()?;
+            Segment::sealed(dir, next, config).delete_files()?;
             fsutil::sync_dir(dir)?;
             bases.pop();
             changed = true;

@@ -5,14 +5,15 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::log::format::{self, BATCH_HEADER_LEN, BatchHeader, DecodeError};
 use crate::log::fsutil;
 use crate::log::index::{self, IndexWriter, SegmentIndex};
+use crate::log::mapcache::{self, MapCache};
 use crate::log::mmap::{MapWriter, MappedFile, Prefaulter};
 use crate::log::record::Batch;
 
@@ -56,6 +57,9 @@ pub(crate) struct SegmentConfig {
     pub capacity: u32,
     pub index: IndexConfig,
     pub prefaulter: Option<Arc<Prefaulter>>,
+    /// Where sealed segments keep their mappings (shared by a broker's
+    /// partitions).
+    pub cache: Arc<MapCache>,
     /// Recovery may cut valid batches that follow a corrupt one.
     pub repair: bool,
 }
@@ -128,14 +132,17 @@ pub(crate) fn scan(bytes: &[u8], base_offset: u64, config: IndexConfig) -> Scan 
     Scan { valid_len: pos, next_offset, index, writer, end }
 }
 
-/// Whether the batches in `tail` (starting at a batch boundary) pass their
-/// checks and end exactly at the end of `tail`, the last one just before
-/// `next_offset` (an empty tail: `next_offset` is the segment's base).
+/// Whether the batches in `tail` (starting at a batch boundary) have sound
+/// headers and end exactly at the end of `tail`, the last one just before
+/// `next_offset` (an empty tail: `next_offset` is the segment's base). Their
+/// checksums are left to the reads: a clean close vouches for the bytes, and
+/// this check only has to find that the file ends where the marker says,
+/// in time independent of the batches' size.
 fn ends_cleanly_at(tail: &[u8], base_offset: u64, next_offset: u64) -> bool {
     let mut at = 0;
     let mut next = base_offset;
     while at < tail.len() {
-        match format::check_batch(&tail[at..]) {
+        match format::check_header(&tail[at..]) {
             Ok(h) => {
                 at += h.len();
                 next = h.last_offset() + 1;
@@ -192,13 +199,22 @@ pub(crate) fn cut_file(file: File, path: &Path, dir: &Path, len: u64) -> Result<
 }
 
 /// One segment. Sealed segments open their mapping and indexes lazily, on
-/// first read, so that opening a log costs O(segments) and not O(bytes).
+/// first read, so that opening a log costs O(segments) and not O(bytes);
+/// their mappings live in the [`MapCache`], which bounds how many stay.
 pub(crate) struct Segment {
     base_offset: u64,
     log_path: PathBuf,
     index_path: PathBuf,
     time_index_path: PathBuf,
-    map: OnceLock<Arc<MappedFile>>,
+    /// This handle's key in `cache`.
+    id: u64,
+    cache: Arc<MapCache>,
+    /// A mapping held for the handle's lifetime: the active segment's
+    /// writable one, or the old file of a segment compaction replaced.
+    pinned: OnceLock<Arc<MappedFile>>,
+    /// The mapping last used, while anyone (the cache, a reader's `Bytes`)
+    /// keeps it alive.
+    mapped: Mutex<Weak<MappedFile>>,
     /// `None` until loaded (sealed segments) or built (the active one).
     index: RwLock<Option<SegmentIndex>>,
     index_config: IndexConfig,
@@ -219,14 +235,23 @@ pub(crate) struct ActiveSegment {
     pub index: IndexWriter,
 }
 
+impl Drop for Segment {
+    fn drop(&mut self) {
+        self.cache.remove(self.id);
+    }
+}
+
 impl Segment {
-    fn new(dir: &Path, base_offset: u64, index_config: IndexConfig) -> Segment {
+    fn new(dir: &Path, base_offset: u64, index_config: IndexConfig, cache: &Arc<MapCache>) -> Segment {
         Segment {
             base_offset,
             log_path: dir.join(file_name(base_offset, LOG_SUFFIX)),
             index_path: dir.join(file_name(base_offset, INDEX_SUFFIX)),
             time_index_path: dir.join(file_name(base_offset, TIME_INDEX_SUFFIX)),
-            map: OnceLock::new(),
+            id: mapcache::next_id(),
+            cache: Arc::clone(cache),
+            pinned: OnceLock::new(),
+            mapped: Mutex::new(Weak::new()),
             index: RwLock::new(None),
             index_config,
             max_timestamp: AtomicI64::new(i64::MIN),
@@ -234,13 +259,15 @@ impl Segment {
     }
 
     /// A sealed segment whose files are opened on first use.
-    pub fn sealed(dir: &Path, base_offset: u64, index_config: IndexConfig) -> Arc<Segment> {
-        Arc::new(Segment::new(dir, base_offset, index_config))
+    pub fn sealed(dir: &Path, base_offset: u64, config: &SegmentConfig) -> Arc<Segment> {
+        Arc::new(Segment::new(dir, base_offset, config.index, &config.cache))
     }
 
-    /// Creates the files of a new, empty active segment.
-    pub fn create(dir: &Path, base_offset: u64, config: &SegmentConfig) -> Result<ActiveSegment> {
-        let seg = Segment::new(dir, base_offset, config.index);
+    /// Creates the files of a new, empty active segment. With `sync_dir`
+    /// false the caller syncs the directory before anything written to the
+    /// segment is reported durable.
+    pub fn create(dir: &Path, base_offset: u64, config: &SegmentConfig, sync_dir: bool) -> Result<ActiveSegment> {
+        let seg = Segment::new(dir, base_offset, config.index, &config.cache);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -249,7 +276,8 @@ impl Segment {
             .map_err(Error::io("create", &seg.log_path))?;
         // Nothing may stay behind if this fails: a stray empty segment would
         // claim offsets that the next appends give to the previous segment.
-        let map = fsutil::sync_dir(dir).and_then(|()| config.open_writable(file, &seg.log_path, 0));
+        let synced = if sync_dir { fsutil::sync_dir(dir) } else { Ok(()) };
+        let map = synced.and_then(|()| config.open_writable(file, &seg.log_path, 0));
         let map = match map {
             Ok(map) => map,
             Err(e) => {
@@ -262,7 +290,7 @@ impl Segment {
     }
 
     fn activate(self, map: MapWriter, index: IndexWriter) -> ActiveSegment {
-        let _ = self.map.set(Arc::clone(map.map()));
+        let _ = self.pinned.set(Arc::clone(map.map()));
         self.max_timestamp.store(index.max_timestamp(), Ordering::Release);
         ActiveSegment { segment: Arc::new(self), map, index }
     }
@@ -289,7 +317,7 @@ impl Segment {
         config: &SegmentConfig,
     ) -> Result<Option<ActiveSegment>> {
         let index_config = config.index;
-        let seg = Segment::new(dir, base_offset, index_config);
+        let seg = Segment::new(dir, base_offset, index_config, &config.cache);
         let (file, len) = seg.open_rw()?;
         let map = config.open_writable(file, &seg.log_path, len as usize)?;
         let (index, writer) = match seg.load_index_files(len, next_offset) {
@@ -321,7 +349,7 @@ impl Segment {
     /// the torn or unwritten tail, rebuilds the indexes and syncs the result.
     /// Returns the segment and the offset after its last good batch.
     pub fn recover(dir: &Path, base_offset: u64, config: &SegmentConfig) -> Result<(ActiveSegment, u64)> {
-        let seg = Segment::new(dir, base_offset, config.index);
+        let seg = Segment::new(dir, base_offset, config.index, &config.cache);
         let (scanned, file) = seg.recover_file(dir, config.repair)?;
         let map = config.open_writable(file, &seg.log_path, scanned.valid_len)?;
         *seg.index.write() = Some(scanned.index);
@@ -332,9 +360,9 @@ impl Segment {
     /// no longer the last one (the crash came between creating the next
     /// segment and sealing this one): cuts its unwritten tail and removes its
     /// index files, which are then rebuilt on first use.
-    pub fn recover_sealed(dir: &Path, base_offset: u64, index_config: IndexConfig, repair: bool) -> Result<()> {
-        let seg = Segment::new(dir, base_offset, index_config);
-        let (scanned, _file) = seg.recover_file(dir, repair)?;
+    pub fn recover_sealed(dir: &Path, base_offset: u64, config: &SegmentConfig) -> Result<()> {
+        let seg = Segment::new(dir, base_offset, config.index, &config.cache);
+        let (scanned, _file) = seg.recover_file(dir, config.repair)?;
         if scanned.end != ScanEnd::Clean {
             seg.delete_index_files()?;
             fsutil::sync_dir(dir)?;
@@ -387,9 +415,10 @@ impl Segment {
     /// offsets past its last record, see `docs/FORMAT.md`), or `None` for an
     /// empty file. Reads the file with `pread` from its last index entry on
     /// (the whole file if the index files are unusable), without mapping it.
-    pub fn sealed_end_offset(dir: &Path, base_offset: u64, index_config: IndexConfig) -> Result<Option<u64>> {
+    pub fn sealed_end_offset(dir: &Path, base_offset: u64, config: &SegmentConfig) -> Result<Option<u64>> {
         use std::os::unix::fs::FileExt;
-        let seg = Segment::new(dir, base_offset, index_config);
+        let index_config = config.index;
+        let seg = Segment::new(dir, base_offset, index_config, &config.cache);
         let path = &seg.log_path;
         let file = File::open(path).map_err(Error::io("open", path))?;
         let len = file.metadata().map_err(Error::io("stat", path))?.len();
@@ -451,18 +480,40 @@ impl Segment {
         &self.log_path
     }
 
-    /// The mapping, opened read-only on first use for sealed segments.
-    pub fn map(&self) -> Result<&Arc<MappedFile>> {
-        if let Some(m) = self.map.get() {
+    /// The mapping: the active segment's own, or for a sealed segment the
+    /// one still alive, else a read-only mapping made now and kept by the
+    /// cache (which may evict it; whoever holds it keeps it valid).
+    pub fn map(&self) -> Result<Arc<MappedFile>> {
+        if let Some(m) = self.pinned.get() {
+            return Ok(Arc::clone(m));
+        }
+        let mut mapped = self.mapped.lock();
+        if let Some(m) = mapped.upgrade() {
+            m.touch();
             return Ok(m);
         }
         let file = File::open(&self.log_path).map_err(Error::io("open", &self.log_path))?;
         let len = file.metadata().map_err(Error::io("stat", &self.log_path))?.len();
         let map = MappedFile::open_read_only(file, &self.log_path, len as usize)?;
         map.advise_sequential();
-        // Another reader may have won the race; either mapping is the same file.
-        let _ = self.map.set(map);
-        Ok(self.map.get().expect("just set"))
+        *mapped = Arc::downgrade(&map);
+        drop(mapped);
+        self.cache.insert(self.id, Arc::clone(&map));
+        Ok(map)
+    }
+
+    /// Maps the file and keeps the mapping for this handle's lifetime (not
+    /// only the cache's): for a file about to be replaced or unlinked under
+    /// readers that still hold this handle.
+    pub fn pin_map(&self) -> Result<()> {
+        let map = self.map()?;
+        let _ = self.pinned.set(map);
+        Ok(())
+    }
+
+    /// The mapping if one is alive, without making one.
+    fn live_map(&self) -> Option<Arc<MappedFile>> {
+        self.pinned.get().cloned().or_else(|| self.mapped.lock().upgrade())
     }
 
     /// Runs `f` on the index, loading (or rebuilding) it first if needed.
@@ -496,7 +547,7 @@ impl Segment {
     /// Rebuilds a sealed segment's index from its log. The log must be wholly
     /// valid; corruption is reported with its position.
     fn rebuild_index(&self) -> Result<SegmentIndex> {
-        let mut scan = scan_committed(self.map()?, self.base_offset, self.index_config);
+        let mut scan = scan_committed(&*self.map()?, self.base_offset, self.index_config);
         self.check_sealed_scan(&scan)?;
         if let Some(due) = scan.writer.finish() {
             scan.index.push(due);
@@ -614,20 +665,21 @@ impl Segment {
     /// Walks every batch of the segment (checksums, record encoding, offset
     /// order). Returns the valid length and how the walk ended.
     pub fn scan_all(&self) -> Result<(usize, ScanEnd)> {
-        let scan = scan_committed(self.map()?, self.base_offset, self.index_config);
+        let scan = scan_committed(&*self.map()?, self.base_offset, self.index_config);
         Ok((scan.valid_len, scan.end))
     }
 
     /// Like [`Segment::scan_all`], but anything short of a clean end is an
     /// error naming the file and position.
     pub fn verify(&self) -> Result<()> {
-        self.check_sealed_scan(&scan_committed(self.map()?, self.base_offset, self.index_config))
+        self.check_sealed_scan(&scan_committed(&*self.map()?, self.base_offset, self.index_config))
     }
 
     /// A fresh handle on this (sealed) segment: it opens its own read-only
     /// mapping when first read, and starts with a copy of this one's index.
     pub fn reopened(&self) -> Arc<Segment> {
-        let fresh = Segment::new(self.log_path.parent().unwrap_or(Path::new(".")), self.base_offset, self.index_config);
+        let dir = self.log_path.parent().unwrap_or(Path::new("."));
+        let fresh = Segment::new(dir, self.base_offset, self.index_config, &self.cache);
         *fresh.index.write() = self.index.read().clone();
         fresh.max_timestamp.store(self.max_timestamp.load(Ordering::Acquire), Ordering::Release);
         Arc::new(fresh)
@@ -647,7 +699,8 @@ impl Segment {
     /// this one keeps reading the old file (its mapping is opened first).
     pub fn replace_log(&self, dir: &Path, batches: &[bytes::Bytes]) -> Result<Arc<Segment>> {
         use std::io::Write;
-        self.map()?;
+        // This handle keeps reading the old file (its index describes it).
+        self.pin_map()?;
         let tmp = dir.join(format!("{:020}.cleaned{}", self.base_offset, fsutil::TMP_SUFFIX));
         let mut out = std::io::BufWriter::new(File::create(&tmp).map_err(Error::io("create", &tmp))?);
         let mut index = SegmentIndex::new(self.base_offset);
@@ -673,24 +726,26 @@ impl Segment {
         std::fs::rename(&tmp, &self.log_path).map_err(Error::io("rename", &self.log_path))?;
         fsutil::sync_dir(dir)?;
         self.write_index_files(dir, &index);
-        let fresh = Segment::new(dir, self.base_offset, self.index_config);
+        let fresh = Segment::new(dir, self.base_offset, self.index_config, &self.cache);
         *fresh.index.write() = Some(index);
         fresh.max_timestamp.store(writer.max_timestamp(), Ordering::Release);
         Ok(Arc::new(fresh))
     }
 
     /// Writes both index files, best effort: they are a cache of the log,
-    /// rebuilt when next needed if this fails (a full disk).
+    /// rebuilt when next needed if this fails (a full disk). Each is
+    /// written atomically; one directory sync covers both renames.
     fn write_index_files(&self, dir: &Path, index: &SegmentIndex) {
-        let name = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_owned).expect("utf-8 name");
-        let _ = fsutil::write_atomic(dir, &name(&self.index_path), &index.encode_offsets())
-            .and_then(|()| fsutil::write_atomic(dir, &name(&self.time_index_path), &index.encode_times()));
+        let _ = fsutil::write_atomic_many(
+            dir,
+            &[(&self.index_path, &index.encode_offsets()), (&self.time_index_path, &index.encode_times())],
+        );
     }
 
     /// Bytes of log in this segment.
     /// A sealed segment not mapped yet is not mapped just for this.
     pub fn size(&self) -> Result<u64> {
-        match self.map.get() {
+        match self.live_map() {
             Some(m) => Ok(m.committed() as u64),
             None => Ok(std::fs::metadata(&self.log_path).map_err(Error::io("stat", &self.log_path))?.len()),
         }
@@ -699,6 +754,8 @@ impl Segment {
     /// Deletes this segment's files (index files first: an orphan log is a
     /// segment to recover, an orphan index is garbage).
     pub fn delete_files(&self) -> Result<()> {
+        // The cache must not keep a deleted file's space in use.
+        self.cache.remove(self.id);
         self.delete_index_files()?;
         fsutil::remove_if_exists(&self.log_path)?;
         Ok(())
@@ -736,9 +793,11 @@ impl ActiveSegment {
         {
             idx.push(due);
         }
+        let written = self.map.position() > 0;
         let map = self.map.finish()?;
         map.sync().map_err(Error::io("sync", map.path()))?;
-        if let Some(index) = self.segment.index.read().as_ref() {
+        // An empty segment's index is empty: nothing worth a file.
+        if written && let Some(index) = self.segment.index.read().as_ref() {
             self.segment.write_index_files(dir, index);
         }
         Ok(self.segment)

@@ -1,0 +1,118 @@
+//! Broker lifecycle costs: open of a cleanly closed broker, close (idle and
+//! after a write to every partition) and `create_topic`, at 1 and 1,000
+//! partitions. None of them should cost per-partition fsyncs beyond what
+//! dirty data and new files need.
+//!
+//! `cargo bench --bench lifecycle`
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use streamlog::{Broker, BrokerOptions, Record, TopicConfig};
+
+const SIZES: [u32; 2] = [1, 1000];
+
+fn opts() -> BrokerOptions {
+    BrokerOptions::default().maintenance_interval(None)
+}
+
+/// A cleanly closed broker with one topic of `partitions` partitions, each
+/// holding `records` records of 100 B.
+fn make_broker(dir: &Path, partitions: u32, records: usize) {
+    let b = Broker::open(dir, opts()).unwrap();
+    let t = b.create_topic("t", TopicConfig::with_partitions(partitions)).unwrap();
+    let batch: Vec<Record> = (0..records).map(|_| Record::new(vec![7u8; 100])).collect();
+    if records > 0 {
+        for p in t.partitions() {
+            p.append(&batch).unwrap();
+        }
+    }
+    b.close().unwrap();
+}
+
+fn bench_open(c: &mut Criterion) {
+    let mut g = c.benchmark_group("broker_open_clean");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    for n in SIZES {
+        let dir = tempfile::tempdir().unwrap();
+        make_broker(dir.path(), n, 1000);
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    let broker = black_box(Broker::open(dir.path(), opts()).unwrap());
+                    total += start.elapsed();
+                    broker.close().unwrap();
+                }
+                total
+            });
+        });
+    }
+    g.finish();
+}
+
+fn bench_close(c: &mut Criterion) {
+    let mut g = c.benchmark_group("broker_close");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    for n in SIZES {
+        let dir = tempfile::tempdir().unwrap();
+        make_broker(dir.path(), n, 10);
+        g.bench_with_input(BenchmarkId::new("idle", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let broker = Broker::open(dir.path(), opts()).unwrap();
+                    let start = Instant::now();
+                    broker.close().unwrap();
+                    total += start.elapsed();
+                }
+                total
+            });
+        });
+        g.bench_with_input(BenchmarkId::new("one_write_per_partition", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let broker = Broker::open(dir.path(), opts()).unwrap();
+                    for p in broker.topic("t").unwrap().partitions() {
+                        p.append(&[Record::new(vec![1u8; 100])]).unwrap();
+                    }
+                    let start = Instant::now();
+                    broker.close().unwrap();
+                    total += start.elapsed();
+                }
+                total
+            });
+        });
+    }
+    g.finish();
+}
+
+fn bench_create_topic(c: &mut Criterion) {
+    let mut g = c.benchmark_group("create_topic");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    for n in SIZES {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path(), opts()).unwrap();
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    black_box(broker.create_topic("fresh", TopicConfig::with_partitions(n)).unwrap());
+                    total += start.elapsed();
+                    broker.delete_topic("fresh").unwrap();
+                }
+                total
+            });
+        });
+        broker.close().unwrap();
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_open, bench_close, bench_create_topic);
+criterion_main!(benches);
