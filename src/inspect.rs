@@ -126,15 +126,32 @@ impl DataDir {
     /// Every committed offset, by group, as the `__consumer_offsets` log
     /// holds them (the latest record per key; tombstones remove).
     pub fn committed_offsets(&self) -> Result<BTreeMap<String, BTreeMap<TopicPartition, u64>>> {
+        let mut attempts = 0;
+        loop {
+            match self.replay_offsets() {
+                // Compaction replaced a segment of the offsets log while it
+                // was read: list the files again and start over.
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempts < 5 => {
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn replay_offsets(&self) -> Result<BTreeMap<String, BTreeMap<TopicPartition, u64>>> {
         let mut out: BTreeMap<String, BTreeMap<TopicPartition, u64>> = BTreeMap::new();
         let log = match self.partition(OFFSETS_TOPIC, 0) {
             Ok(p) => p,
             Err(Error::UnknownTopic { .. }) => return Ok(out),
             Err(e) => return Err(e),
         };
-        for seg in log.segments() {
-            for entry in seg.batches()? {
-                let Some(batch) = entry?.batch else { break };
+        let mut next = log.log_start_offset();
+        loop {
+            let batches = log.read(next, 1 << 20)?;
+            let Some(last) = batches.last() else { break };
+            next = last.next_offset();
+            for batch in &batches {
                 for r in batch.try_records()? {
                     let Some((group, tp)) = r.key.as_deref().and_then(parse_offset_key) else { continue };
                     match r.value.as_deref().and_then(parse_offset_value) {
@@ -156,18 +173,36 @@ impl DataDir {
 }
 
 /// One partition's segment files, listed when it was opened.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PartitionFiles {
     dir: PathBuf,
     index: IndexConfig,
     segments: Vec<SegmentFile>,
     log_start: u64,
+    /// Where the last read of the last segment stopped, so that the next
+    /// read (a consumer following the log) resumes there instead of
+    /// walking the active segment, which has no index file, from its start.
+    tail: std::sync::Mutex<Option<TailHint>>,
+}
+
+/// A byte position in the last segment and the offset its batch starts at.
+#[derive(Debug, Clone, Copy)]
+struct TailHint {
+    base_offset: u64,
+    position: u64,
+    next_offset: u64,
 }
 
 impl PartitionFiles {
     /// Lists the segments of the partition directory `dir` of a topic with
     /// `config`.
     pub fn open(dir: &Path, config: &TopicConfig) -> Result<PartitionFiles> {
+        let index =
+            IndexConfig { interval_bytes: config.index_interval_bytes, max_index_bytes: config.max_index_bytes };
+        PartitionFiles::open_with(dir, index)
+    }
+
+    fn open_with(dir: &Path, index: IndexConfig) -> Result<PartitionFiles> {
         let mut segments = Vec::new();
         for e in fs::read_dir(dir).map_err(Error::io("list", dir))? {
             let e = e.map_err(Error::io("list", dir))?;
@@ -184,9 +219,17 @@ impl PartitionFiles {
         segments.sort_by_key(|s| s.base_offset);
         let checkpoint = read_checkpoints(dir)?.log_start;
         let log_start = segments.first().map_or(checkpoint, |s| s.base_offset.max(checkpoint));
-        let index =
-            IndexConfig { interval_bytes: config.index_interval_bytes, max_index_bytes: config.max_index_bytes };
-        Ok(PartitionFiles { dir: dir.to_path_buf(), index, segments, log_start })
+        Ok(PartitionFiles { dir: dir.to_path_buf(), index, segments, log_start, tail: Default::default() })
+    }
+
+    /// Lists the segment files again (the owner may have rolled, compacted
+    /// or deleted some), keeping where the last read of the active segment
+    /// stopped.
+    pub fn refresh(&mut self) -> Result<()> {
+        let fresh = PartitionFiles::open_with(&self.dir, self.index)?;
+        self.segments = fresh.segments;
+        self.log_start = fresh.log_start;
+        Ok(())
     }
 
     /// The partition's directory.
@@ -237,32 +280,77 @@ impl PartitionFiles {
         let mut bytes = 0usize;
         for (i, seg) in self.segments.iter().enumerate().skip(first) {
             let is_last = i + 1 == self.segments.len();
-            let start = if i == first { self.index_position(seg, offset) } else { 0 };
-            for entry in seg.batches_from(start)? {
-                let entry = entry?;
-                let Some(batch) = entry.batch else {
-                    // The tail the owner is writing ends the last segment;
-                    // anywhere else, damage is an error.
-                    if is_last {
-                        return Ok(out);
-                    }
-                    return Err(Error::Corrupt {
-                        path: seg.path.clone(),
-                        position: entry.position,
-                        reason: entry.problem.unwrap_or_default(),
-                    });
-                };
-                if batch.last_offset() < offset {
-                    continue;
+            let hint = *self.tail.lock().unwrap_or_else(|e| e.into_inner());
+            let start = match hint {
+                // Only the active segment is resumed: it is never replaced,
+                // only appended to (compaction rewrites sealed segments).
+                Some(h) if is_last && i == first && h.base_offset == seg.base_offset && h.next_offset <= offset => {
+                    h.position
                 }
-                bytes += batch.as_bytes().len();
-                out.push(batch.starting_at(offset));
-                if bytes >= max_bytes {
-                    return Ok(out);
+                _ if i == first => self.index_position(seg, offset),
+                _ => 0,
+            };
+            let full = self.read_segment(seg, start, offset, max_bytes, is_last, &mut out, &mut bytes);
+            let full = match full {
+                // An index position read before a compaction replaced the
+                // file may point anywhere in the new one: walk it whole.
+                Err(Error::Corrupt { .. }) if start != 0 && !is_last => {
+                    self.read_segment(seg, 0, offset, max_bytes, is_last, &mut out, &mut bytes)?
                 }
+                other => other?,
+            };
+            if full {
+                break;
             }
         }
         Ok(out)
+    }
+
+    /// Appends to `out` the batches of `seg` from byte `start` that hold
+    /// offsets from `offset` on; returns whether `max_bytes` was reached.
+    #[allow(clippy::too_many_arguments)]
+    fn read_segment(
+        &self,
+        seg: &SegmentFile,
+        start: u64,
+        offset: u64,
+        max_bytes: usize,
+        is_last: bool,
+        out: &mut Vec<Batch>,
+        bytes: &mut usize,
+    ) -> Result<bool> {
+        for entry in seg.batches_from(start)? {
+            let entry = entry?;
+            let Some(batch) = entry.batch else {
+                // The tail the owner is writing ends the last segment;
+                // anywhere else, damage is an error.
+                if is_last {
+                    return Ok(false);
+                }
+                return Err(Error::Corrupt {
+                    path: seg.path.clone(),
+                    position: entry.position,
+                    reason: entry.problem.unwrap_or_default(),
+                });
+            };
+            if is_last {
+                let next = TailHint {
+                    base_offset: seg.base_offset,
+                    position: entry.position + batch.as_bytes().len() as u64,
+                    next_offset: batch.next_offset(),
+                };
+                *self.tail.lock().unwrap_or_else(|e| e.into_inner()) = Some(next);
+            }
+            if batch.last_offset() < offset {
+                continue;
+            }
+            *bytes += batch.as_bytes().len();
+            out.push(batch.starting_at(offset));
+            if *bytes >= max_bytes {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The offset of the first record whose timestamp is `>= ts`, or `None`.

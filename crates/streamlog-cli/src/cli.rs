@@ -57,6 +57,40 @@ pub enum Command {
     Perf(PerfCmd),
 }
 
+/// A topic, as a positional argument or as Kafka's `--topic T`.
+#[derive(Debug, Args)]
+pub struct TopicArg {
+    /// The topic.
+    #[arg(value_name = "TOPIC", required_unless_present = "topic_flag")]
+    topic: Option<String>,
+    /// The topic (Kafka's spelling of the argument above).
+    #[arg(long = "topic", value_name = "TOPIC", conflicts_with = "topic")]
+    topic_flag: Option<String>,
+}
+
+impl TopicArg {
+    pub fn name(&self) -> &str {
+        self.topic.as_deref().or(self.topic_flag.as_deref()).expect("clap requires one of the two")
+    }
+}
+
+/// A group, as a positional argument or as Kafka's `--group G`.
+#[derive(Debug, Args)]
+pub struct GroupArg {
+    /// The consumer group.
+    #[arg(value_name = "GROUP", required_unless_present = "group_flag")]
+    group: Option<String>,
+    /// The consumer group (Kafka's spelling of the argument above).
+    #[arg(long = "group", value_name = "GROUP", conflicts_with = "group")]
+    group_flag: Option<String>,
+}
+
+impl GroupArg {
+    pub fn name(&self) -> &str {
+        self.group.as_deref().or(self.group_flag.as_deref()).expect("clap requires one of the two")
+    }
+}
+
 #[derive(Debug, Subcommand)]
 #[command(after_help = "Examples:\n  streamlog topics create orders --partitions 6 --config retention.ms=86400000\n  \
     streamlog topics list\n  streamlog topics describe orders\n  \
@@ -68,7 +102,8 @@ pub enum Command {
 pub enum TopicsCmd {
     /// Create a topic.
     Create {
-        topic: String,
+        #[command(flatten)]
+        topic: TopicArg,
         /// Number of partitions.
         #[arg(long, default_value_t = 1)]
         partitions: u32,
@@ -86,19 +121,27 @@ pub enum TopicsCmd {
     Describe {
         /// Topics to describe (default: all).
         topics: Vec<String>,
+        /// A topic to describe (Kafka's spelling; repeatable).
+        #[arg(long = "topic", value_name = "TOPIC")]
+        topic_flags: Vec<String>,
     },
     /// Change settings of a topic.
     Alter {
-        topic: String,
+        #[command(flatten)]
+        topic: TopicArg,
         /// A setting as NAME=VALUE (repeatable).
         #[arg(long = "config", value_name = "NAME=VALUE", required = true)]
         config: Vec<String>,
     },
     /// Delete a topic and its data.
-    Delete { topic: String },
+    Delete {
+        #[command(flatten)]
+        topic: TopicArg,
+    },
     /// Raise a topic's partition count.
     AddPartitions {
-        topic: String,
+        #[command(flatten)]
+        topic: TopicArg,
         /// The new partition count.
         #[arg(long)]
         partitions: u32,
@@ -107,7 +150,8 @@ pub enum TopicsCmd {
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
-    pub topic: String,
+    #[command(flatten)]
+    pub topic: TopicArg,
     /// Split each line into key and value at the first SEP (Kafka's parse.key with key.separator).
     #[arg(long, value_name = "SEP")]
     pub key_separator: Option<String>,
@@ -134,7 +178,8 @@ pub enum OutputKind {
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
-    pub topic: String,
+    #[command(flatten)]
+    pub topic: TopicArg,
     /// Start at the log start (default: the end, as Kafka's console consumer).
     #[arg(long, conflicts_with_all = ["offset", "from_time"])]
     pub from_beginning: bool,
@@ -176,16 +221,23 @@ pub enum GroupsCmd {
     /// Groups with committed offsets.
     List,
     /// Committed offsets, log end offsets and lag of a group.
-    Describe { group: String },
+    Describe {
+        #[command(flatten)]
+        group: GroupArg,
+    },
     /// Move a group's committed offsets (a dry run unless --execute).
     ResetOffsets(ResetArgs),
     /// Delete a group's committed offsets.
-    Delete { group: String },
+    Delete {
+        #[command(flatten)]
+        group: GroupArg,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct ResetArgs {
-    pub group: String,
+    #[command(flatten)]
+    pub group: GroupArg,
     /// The topic whose offsets move (default: every topic the group committed).
     #[arg(long)]
     pub topic: Option<String>,

@@ -52,19 +52,22 @@ impl Limits {
 
 fn read_only_loop(data: &Path, args: &ConsumeArgs, printer: &Printer, stop: &AtomicBool, limits: Limits) -> Res {
     let dir = read_only(data)?;
-    let config = dir.topic_config(&args.topic)?;
+    let config = dir.topic_config(args.topic.name())?;
     let partitions: Vec<u32> = match args.partition {
         Some(p) if p >= config.partitions => {
-            return Err(
-                Error::UnknownPartition { topic: args.topic.clone(), partition: p, count: config.partitions }.into()
-            );
+            return Err(Error::UnknownPartition {
+                topic: args.topic.name().to_owned(),
+                partition: p,
+                count: config.partitions,
+            }
+            .into());
         }
         Some(p) => vec![p],
         None => (0..config.partitions).collect(),
     };
     let mut cursors = Vec::new();
     for p in partitions {
-        let files = dir.partition(&args.topic, p)?;
+        let files = dir.partition(args.topic.name(), p)?;
         let position = start_position(&files, args)?;
         cursors.push(Cursor { partition: p, files, position, stale: false, retries: 0 });
     }
@@ -75,7 +78,7 @@ fn read_only_loop(data: &Path, args: &ConsumeArgs, printer: &Printer, stop: &Ato
         let mut any = false;
         for c in &mut cursors {
             if c.stale {
-                c.files = dir.partition(&args.topic, c.partition)?;
+                c.files.refresh()?;
                 c.stale = false;
             }
             let batches = match c.files.read(c.position, READ_BYTES) {
@@ -105,7 +108,7 @@ fn read_only_loop(data: &Path, args: &ConsumeArgs, printer: &Printer, stop: &Ato
             for batch in batches {
                 for r in batch.try_records()? {
                     let shown = Printable {
-                        topic: &args.topic,
+                        topic: args.topic.name(),
                         partition: c.partition,
                         offset: r.offset,
                         timestamp: r.timestamp,
@@ -185,13 +188,13 @@ fn with_group(data: &Path, args: &ConsumeArgs, printer: &Printer, stop: &AtomicB
         ));
     }
     let broker = open_for_write(data)?;
-    broker.topic(&args.topic)?;
+    broker.topic(args.topic.name())?;
     let reset = if args.from_beginning { OffsetReset::Earliest } else { OffsetReset::Latest };
     let config = ConsumerConfig::with_group(group).auto_offset_reset(reset).enable_auto_commit(false);
     let mut consumer = broker.consumer(config)?;
     match args.partition {
-        Some(p) => consumer.assign(&[TopicPartition::new(args.topic.clone(), p)])?,
-        None => consumer.subscribe(&[args.topic.as_str()])?,
+        Some(p) => consumer.assign(&[TopicPartition::new(args.topic.name().to_owned(), p)])?,
+        None => consumer.subscribe(&[args.topic.name()])?,
     }
     let mut out = stdout();
     let mut printed = 0u64;

@@ -8,7 +8,7 @@ use streamlog::{ConsumerConfig, TopicPartition};
 
 use crate::cli::{GroupsCmd, ResetArgs};
 use crate::output::stdout;
-use crate::{Failure, Res, open_for_write, read_only};
+use crate::{Failure, Res, open_for_write, read_only, say};
 
 pub fn run(data: &Path, cmd: GroupsCmd) -> Res {
     match cmd {
@@ -19,12 +19,11 @@ pub fn run(data: &Path, cmd: GroupsCmd) -> Res {
             }
             Ok(out.flush()?)
         }
-        GroupsCmd::Describe { group } => describe(data, &group),
+        GroupsCmd::Describe { group } => describe(data, group.name()),
         GroupsCmd::ResetOffsets(args) => reset(data, args),
         GroupsCmd::Delete { group } => {
-            open_for_write(data)?.delete_group(&group)?;
-            println!("Deleted group {group}.");
-            Ok(())
+            open_for_write(data)?.delete_group(group.name())?;
+            say(format_args!("Deleted group {}.", group.name()))
         }
     }
 }
@@ -80,7 +79,7 @@ fn reset(data: &Path, args: ResetArgs) -> Res {
     }
     // Plan from the files (works while the directory is held), then write.
     let dir = read_only(data)?;
-    let committed = dir.committed_offsets()?.remove(&args.group).unwrap_or_default();
+    let committed = dir.committed_offsets()?.remove(args.group.name()).unwrap_or_default();
     let targets: Vec<TopicPartition> = match &args.topic {
         Some(topic) => {
             let count = dir.topic_config(topic)?.partitions;
@@ -92,7 +91,7 @@ fn reset(data: &Path, args: ResetArgs) -> Res {
         None => committed.keys().cloned().collect(),
     };
     if targets.is_empty() {
-        return Err(Failure::new(format!("group {:?} has no committed offsets; name a --topic", args.group)));
+        return Err(Failure::new(format!("group {:?} has no committed offsets; name a --topic", args.group.name())));
     }
     let mut plan = BTreeMap::new();
     for tp in targets {
@@ -125,16 +124,13 @@ fn reset(data: &Path, args: ResetArgs) -> Res {
     }
     out.flush()?;
     let broker = open_for_write(data)?;
-    if broker.describe_group(&args.group).is_ok_and(|d| !d.members.is_empty()) {
-        return Err(streamlog::Error::GroupNotEmpty { group: args.group }.into());
-    }
-    let mut consumer = broker.consumer(ConsumerConfig::with_group(args.group.clone()).enable_auto_commit(false))?;
+    let mut consumer =
+        broker.consumer(ConsumerConfig::with_group(args.group.name().to_owned()).enable_auto_commit(false))?;
     let offsets: Vec<(TopicPartition, u64)> = plan.into_iter().map(|(tp, (_, new))| (tp, new)).collect();
     let tps: Vec<TopicPartition> = offsets.iter().map(|(tp, _)| tp.clone()).collect();
     consumer.assign(&tps)?;
     consumer.commit_offsets(&offsets)?;
     consumer.close()?;
     broker.close()?;
-    println!("Committed new offsets for group {}.", args.group);
-    Ok(())
+    say(format_args!("Committed new offsets for group {}.", args.group.name()))
 }

@@ -92,6 +92,15 @@ fn run(cli: Cli) -> Res {
     }
 }
 
+/// Prints one line of confirmation; a closed stdout is not an error.
+pub fn say(line: std::fmt::Arguments<'_>) -> Res {
+    use std::io::Write;
+    match writeln!(io::stdout(), "{line}") {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// The directory, read-only, without its lock.
 pub fn read_only(data: &Path) -> Res<DataDir> {
     DataDir::open(data).map_err(|e| match e {

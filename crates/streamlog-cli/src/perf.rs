@@ -39,7 +39,7 @@ pub fn run(cmd: PerfCmd) -> Res {
         let mut lat = latencies;
         lat.sort_unstable();
         let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6;
-        println!(
+        crate::say(format_args!(
             "{} records sent, {:.0} records/sec ({:.2} MB/sec), {} per send; send latency p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us.",
             args.num_records,
             args.num_records as f64 / elapsed.as_secs_f64(),
@@ -49,7 +49,7 @@ pub fn run(cmd: PerfCmd) -> Res {
             pct(0.99),
             pct(0.999),
             pct(1.0)
-        );
+        ))?;
     } else {
         let mut consumer = broker.consumer(ConsumerConfig::default())?;
         let tps: Vec<TopicPartition> = (0..args.partitions).map(|p| TopicPartition::new(topic.clone(), p)).collect();
@@ -64,12 +64,12 @@ pub fn run(cmd: PerfCmd) -> Res {
             }
         }
         let secs = started.elapsed().as_secs_f64();
-        println!(
+        crate::say(format_args!(
             "{records} records read, {:.0} records/sec ({:.2} MB/sec of values) in {:.3} s.",
             records as f64 / secs,
             value_bytes as f64 / secs / 1e6,
             secs
-        );
+        ))?;
     }
     broker.delete_topic(&topic)?;
     broker.close()?;

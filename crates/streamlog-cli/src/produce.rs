@@ -17,7 +17,7 @@ const LINES_PER_SEND: usize = 1024;
 
 pub fn run(data: &Path, args: ProduceArgs) -> Res {
     let broker = open_for_write(data)?;
-    broker.topic(&args.topic)?;
+    broker.topic(args.topic.name())?;
     let producer = broker.producer();
     let mut out = stdout();
     let per_send = if io::stdin().is_terminal() { 1 } else { LINES_PER_SEND };
@@ -59,13 +59,13 @@ pub fn run(data: &Path, args: ProduceArgs) -> Res {
 
 fn parse_line(args: &ProduceArgs, line: &str) -> Result<ProducerRecord, String> {
     let mut record = if args.json {
-        from_json(&args.topic, line)?
+        from_json(args.topic.name(), line)?
     } else if let Some(sep) = &args.key_separator {
         let sep = unescape(sep);
         let (key, value) = line.split_once(sep.as_str()).ok_or_else(|| format!("no key separator {sep:?}"))?;
-        ProducerRecord::new(args.topic.clone(), value.to_owned()).key(key.to_owned())
+        ProducerRecord::new(args.topic.name().to_owned(), value.to_owned()).key(key.to_owned())
     } else {
-        ProducerRecord::new(args.topic.clone(), line.to_owned())
+        ProducerRecord::new(args.topic.name().to_owned(), line.to_owned())
     };
     if let Some(p) = args.partition {
         record = record.partition(p);

@@ -8,15 +8,14 @@ use streamlog::{CleanupPolicy, Durability, TopicConfig};
 
 use crate::cli::TopicsCmd;
 use crate::output::stdout;
-use crate::{Failure, Res, open_for_write, read_only};
+use crate::{Failure, Res, open_for_write, read_only, say};
 
 pub fn run(data: &Path, cmd: TopicsCmd) -> Res {
     match cmd {
         TopicsCmd::Create { topic, partitions, config } => {
             let config = apply_settings(TopicConfig::with_partitions(partitions), &config)?;
-            open_for_write(data)?.create_topic(&topic, config)?;
-            println!("Created topic {topic}.");
-            Ok(())
+            open_for_write(data)?.create_topic(topic.name(), config)?;
+            say(format_args!("Created topic {}.", topic.name()))
         }
         TopicsCmd::List { internal } => {
             let mut out = stdout();
@@ -25,23 +24,23 @@ pub fn run(data: &Path, cmd: TopicsCmd) -> Res {
             }
             Ok(out.flush()?)
         }
-        TopicsCmd::Describe { topics } => describe(data, topics),
+        TopicsCmd::Describe { mut topics, topic_flags } => {
+            topics.extend(topic_flags);
+            describe(data, topics)
+        }
         TopicsCmd::Alter { topic, config } => {
             let broker = open_for_write(data)?;
-            let current = broker.topic(&topic)?.config();
-            broker.alter_topic(&topic, apply_settings(current, &config)?)?;
-            println!("Altered topic {topic}.");
-            Ok(())
+            let current = broker.topic(topic.name())?.config();
+            broker.alter_topic(topic.name(), apply_settings(current, &config)?)?;
+            say(format_args!("Altered topic {}.", topic.name()))
         }
         TopicsCmd::Delete { topic } => {
-            open_for_write(data)?.delete_topic(&topic)?;
-            println!("Deleted topic {topic}.");
-            Ok(())
+            open_for_write(data)?.delete_topic(topic.name())?;
+            say(format_args!("Deleted topic {}.", topic.name()))
         }
         TopicsCmd::AddPartitions { topic, partitions } => {
-            open_for_write(data)?.add_partitions(&topic, partitions)?;
-            println!("Topic {topic} now has {partitions} partitions.");
-            Ok(())
+            open_for_write(data)?.add_partitions(topic.name(), partitions)?;
+            say(format_args!("Topic {} now has {partitions} partitions.", topic.name()))
         }
     }
 }

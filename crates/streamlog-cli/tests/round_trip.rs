@@ -58,6 +58,12 @@ fn create_produce_consume_describe_reset_delete() {
         assert!(lines.contains(&format!("{p} {k}={v} []").as_str()), "{printed}");
     }
 
+    // Kafka's spellings work too.
+    let kafka = ok(&data, &["consume", "--topic", "orders", "--from-beginning", "--max-messages", "5"], None);
+    assert_eq!(kafka.lines().count(), 5);
+    let describe = ok(&data, &["topics", "describe", "--topic", "orders"], None);
+    assert!(describe.contains("Topic: orders"), "{describe}");
+
     let describe = ok(&data, &["topics", "describe", "orders"], None);
     assert!(describe.contains("PartitionCount: 2") && describe.contains("retention.ms=3600000"), "{describe}");
 
@@ -75,7 +81,7 @@ fn create_produce_consume_describe_reset_delete() {
     assert!(dry.contains("dry run"), "{dry}");
     assert!(ok(&data, &["groups", "describe", "billing"], None).lines().filter(|l| l.ends_with(" 0")).count() == 2);
     ok(&data, &["groups", "reset-offsets", "billing", "--topic", "orders", "--to-earliest", "--execute"], None);
-    let lag = ok(&data, &["groups", "describe", "billing"], None);
+    let lag = ok(&data, &["groups", "describe", "--group", "billing"], None);
     let total: u64 = lag
         .lines()
         .filter(|l| l.starts_with("orders"))
