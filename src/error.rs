@@ -91,9 +91,16 @@ pub enum Error {
     )]
     StaleGeneration { group: String, member_generation: u32, group_generation: u32 },
 
-    /// The group has members; it cannot be deleted or reset now.
+    /// The group has members; it cannot be deleted or reset now, and a
+    /// consumer outside it (no subscription) cannot commit for it.
     #[error("group {group:?} has active members")]
     GroupNotEmpty { group: String },
+
+    /// Another live member of the group has this `group_instance_id`
+    /// (static membership, KIP-345). Close it first; a member that closed
+    /// keeps its place, and its assignment, for its session timeout.
+    #[error("group {group:?} already has a live member with instance id {instance_id:?}")]
+    FencedInstanceId { group: String, instance_id: String },
 
     /// No group of this id has members or committed offsets.
     #[error("unknown group {group:?}")]

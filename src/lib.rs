@@ -63,7 +63,7 @@ pub mod internals;
 mod log;
 
 pub use broker::topic::{CleanupPolicy, MAX_PARTITIONS, MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_topic_name};
-pub use broker::{Broker, BrokerOptions, MIN_MAINTENANCE_INTERVAL, MaintenanceReport};
+pub use broker::{Broker, BrokerOptions, ConsumerGroup, MIN_MAINTENANCE_INTERVAL, MaintenanceReport, ResetTo};
 pub use client::consumer::{
     Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, TopicPattern, WakeupHandle,
 };
@@ -72,7 +72,7 @@ pub use client::producer::{Producer, ProducerConfig, ProducerRecord, RecordMetad
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use group::{
-    Assignor, GroupDescription, MAX_GROUP_ID_LEN, MemberDescription, MemberSubscription, OFFSETS_TOPIC,
+    Assignor, GroupDescription, GroupState, MAX_GROUP_ID_LEN, MemberDescription, MemberSubscription, OFFSETS_TOPIC,
     PartitionOffsets, TopicPartition,
 };
 pub use log::cleaner::{CompactionOptions, CompactionStats};

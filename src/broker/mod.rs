@@ -9,10 +9,12 @@
 //! ```
 
 mod clean;
+mod group;
 mod maintenance;
 pub(crate) mod state;
 pub(crate) mod topic;
 
+pub use group::{ConsumerGroup, ResetTo};
 pub use maintenance::MaintenanceReport;
 use maintenance::{start_flusher, start_maintenance};
 pub(crate) use state::BrokerState;
@@ -31,7 +33,7 @@ use crate::broker::topic::{MAX_PARTITIONS, Topic, TopicConfig};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::group::coordinator::Coordinator;
-use crate::group::{GroupDescription, MemberDescription, OFFSETS_TOPIC, PartitionOffsets, TopicPartition};
+use crate::group::{GroupDescription, OFFSETS_TOPIC};
 use crate::log::fsutil;
 use crate::log::mapcache::{self, MapCache};
 use crate::log::meta::{CleanMarker, lock_dir};
@@ -70,6 +72,12 @@ pub struct BrokerOptions {
     /// keep their mapping alive regardless. Default: a quarter of the
     /// process's `RLIMIT_NOFILE`, within 64 ..= 16,384. Must be positive.
     pub max_mapped_segments: usize,
+    /// How long a consumer group that was empty waits for more members
+    /// before its first assignment, each join extending the wait (up to the
+    /// rebalance timeout): Kafka's `group.initial.rebalance.delay.ms`, which
+    /// spares a group starting up one rebalance per member. Default: 0
+    /// (Kafka's broker default is 3 s).
+    pub group_initial_rebalance_delay: Duration,
 }
 
 impl Default for BrokerOptions {
@@ -82,6 +90,7 @@ impl Default for BrokerOptions {
             offsets_segment_bytes: 16 << 20,
             repair: false,
             max_mapped_segments: mapcache::default_capacity(),
+            group_initial_rebalance_delay: Duration::ZERO,
         }
     }
 }
@@ -145,6 +154,13 @@ impl BrokerOptions {
     #[must_use]
     pub fn max_mapped_segments(mut self, n: usize) -> Self {
         self.max_mapped_segments = n;
+        self
+    }
+
+    /// See [`BrokerOptions::group_initial_rebalance_delay`].
+    #[must_use]
+    pub fn group_initial_rebalance_delay(mut self, delay: Duration) -> Self {
+        self.group_initial_rebalance_delay = delay;
         self
     }
 }
@@ -240,7 +256,9 @@ impl Broker {
         };
         let topics = broker.inner.topic_names().into_iter().collect();
         let now = broker.inner.opts.clock.now_ms();
-        let coordinator = Coordinator::new(Arc::downgrade(&broker.inner) as _, offsets.partition(0)?, &topics, now)?;
+        let delay = i64::try_from(broker.inner.opts.group_initial_rebalance_delay.as_millis()).unwrap_or(i64::MAX);
+        let coordinator =
+            Coordinator::new(Arc::downgrade(&broker.inner) as _, offsets.partition(0)?, &topics, delay, now)?;
         let _ = broker.inner.coordinator.set(coordinator);
         if let Some(every) = broker.inner.opts.maintenance_interval {
             *broker.inner.maintenance.lock() = Some(start_maintenance(&broker.inner, every)?);
@@ -387,18 +405,10 @@ impl Broker {
     }
 
     /// Deletes a consumer group: its committed offsets are removed durably.
-    /// Refused with [`Error::GroupNotEmpty`] while it has members.
+    /// Refused with [`Error::GroupNotEmpty`] while it has members. See
+    /// [`ConsumerGroup::delete`].
     pub fn delete_group(&self, group_id: &str) -> Result<()> {
-        let inner = &*self.inner;
-        inner.check_open()?;
-        let coordinator = inner.coordinator();
-        if coordinator.existing_group(group_id).is_some_and(|g| !g.describe().2.is_empty()) {
-            return Err(Error::GroupNotEmpty { group: group_id.to_owned() });
-        }
-        if !coordinator.group_ids().iter().any(|g| g == group_id) {
-            return Err(Error::UnknownGroup { group: group_id.to_owned() });
-        }
-        coordinator.offsets.forget_group(group_id, inner.now_ms())
+        self.group(group_id).delete()
     }
 
     /// Groups with members in this process or committed offsets.
@@ -406,45 +416,18 @@ impl Broker {
         self.inner.coordinator().group_ids()
     }
 
-    /// Members, assignment, committed offsets and lag of a group.
+    /// State, members, assignment, committed offsets and lag of a group;
+    /// an unknown group is described as [`GroupState::Dead`](crate::GroupState::Dead),
+    /// with nothing in it. See [`ConsumerGroup::describe`].
     pub fn describe_group(&self, group_id: &str) -> Result<GroupDescription> {
-        let inner = &*self.inner;
-        inner.check_open()?;
-        let coordinator = inner.coordinator();
-        let committed = coordinator.offsets.of_group(group_id);
-        let (generation, assignor, members) = match coordinator.existing_group(group_id) {
-            Some(g) => g.describe(),
-            None if !committed.is_empty() => (0, Default::default(), Vec::new()),
-            None => return Err(Error::InvalidConfig(format!("unknown group {group_id:?}"))),
-        };
-        let mut tps: std::collections::BTreeSet<TopicPartition> = committed.keys().cloned().collect();
-        tps.extend(members.iter().flat_map(|(_, p)| p.iter().cloned()));
-        let partitions = tps
-            .into_iter()
-            .map(|tp| {
-                let end =
-                    inner.topic(&tp.topic).and_then(|t| t.partition(tp.partition)).map_or(0, |p| p.high_watermark());
-                let committed = committed.get(&tp).copied();
-                let owner = members.iter().find(|(_, ps)| ps.contains(&tp)).map(|(m, _)| m.clone());
-                PartitionOffsets {
-                    lag: committed.map(|c| end.saturating_sub(c)),
-                    partition: tp,
-                    committed,
-                    log_end_offset: end,
-                    owner,
-                }
-            })
-            .collect();
-        Ok(GroupDescription {
-            group_id: group_id.to_owned(),
-            generation,
-            assignor,
-            members: members
-                .into_iter()
-                .map(|(member_id, partitions)| MemberDescription { member_id, partitions })
-                .collect(),
-            partitions,
-        })
+        self.group(group_id).describe()
+    }
+
+    /// A handle on consumer group `group_id`, for the admin of
+    /// `kafka-consumer-groups`: describe, offsets, lag, reset, delete. The
+    /// group need not exist.
+    pub fn group(&self, group_id: &str) -> ConsumerGroup {
+        ConsumerGroup::new(Arc::clone(&self.inner), group_id)
     }
 
     /// Applies retention (topics with a `delete` policy) and compaction

@@ -53,6 +53,24 @@ pub struct ConsumerConfig {
     /// A member that does not poll within this long is removed from its
     /// group and its partitions are reassigned. Default: 5 minutes.
     pub max_poll_interval: Duration,
+    /// How long a rebalance waits for the group's members to rejoin (each
+    /// member's next poll is its rejoin) before it assigns without those
+    /// that did not; they are removed. The group uses its members' longest.
+    /// Kafka uses `max.poll.interval.ms` for this. Default: 5 minutes.
+    pub rebalance_timeout: Duration,
+    /// Makes this a static member (Kafka's `group.instance.id`, KIP-345):
+    /// when it closes, it keeps its place and its assignment for
+    /// `session_timeout`, and a consumer with the same instance id that
+    /// subscribes within that time takes them back without a rebalance.
+    /// Range and round-robin order static members by instance id. At most
+    /// one live member per instance id ([`Error::FencedInstanceId`]).
+    /// Default: none.
+    pub group_instance_id: Option<String>,
+    /// How long a static member that closed keeps its place (Kafka's
+    /// `session.timeout.ms`). Members in this process are known alive while
+    /// they exist, so `max_poll_interval` alone removes live members that
+    /// stop polling. Default: 45 s.
+    pub session_timeout: Duration,
     /// Default: [`Assignor::Range`]. The first member of a group decides.
     pub assignor: Assignor,
     /// Bytes read from one partition per fetch. Default: 1 MiB.
@@ -72,6 +90,9 @@ impl Default for ConsumerConfig {
             auto_commit_interval: Duration::from_secs(5),
             max_poll_records: 500,
             max_poll_interval: Duration::from_secs(300),
+            rebalance_timeout: Duration::from_secs(300),
+            group_instance_id: None,
+            session_timeout: Duration::from_secs(45),
             assignor: Assignor::Range,
             fetch_max_bytes: 1 << 20,
             spin: Duration::from_micros(100),
@@ -127,6 +148,27 @@ impl ConsumerConfig {
         self
     }
 
+    /// See [`ConsumerConfig::rebalance_timeout`].
+    #[must_use]
+    pub fn rebalance_timeout(mut self, d: Duration) -> Self {
+        self.rebalance_timeout = d;
+        self
+    }
+
+    /// See [`ConsumerConfig::group_instance_id`].
+    #[must_use]
+    pub fn group_instance_id(mut self, id: impl Into<String>) -> Self {
+        self.group_instance_id = Some(id.into());
+        self
+    }
+
+    /// See [`ConsumerConfig::session_timeout`].
+    #[must_use]
+    pub fn session_timeout(mut self, d: Duration) -> Self {
+        self.session_timeout = d;
+        self
+    }
+
     #[must_use]
     pub fn assignor(mut self, assignor: Assignor) -> Self {
         self.assignor = assignor;
@@ -153,6 +195,12 @@ impl ConsumerConfig {
         }
         if self.max_poll_interval.is_zero() || self.auto_commit_interval.is_zero() {
             return bad("max_poll_interval and auto_commit_interval must be positive");
+        }
+        if self.rebalance_timeout.is_zero() || self.session_timeout.is_zero() {
+            return bad("rebalance_timeout and session_timeout must be positive");
+        }
+        if self.group_instance_id.as_deref().is_some_and(|i| i.is_empty() || i.len() > MAX_GROUP_ID_LEN) {
+            return bad("group_instance_id must be 1 to MAX_GROUP_ID_LEN bytes");
         }
         if self.fetch_max_bytes == 0 {
             return bad("fetch_max_bytes must be at least 1");
@@ -215,6 +263,9 @@ struct Membership {
     member_id: String,
     generation: u32,
     target: Vec<TopicPartition>,
+    /// Broker-clock time by which a waiting poll looks at the group again
+    /// (a rebalance that completes by time, not by a member's action).
+    wake_at_ms: Option<i64>,
 }
 
 /// Interrupts a consumer's `poll` from any thread (Kafka's
@@ -393,11 +444,17 @@ impl Consumer {
 
     /// Joins the group (`group_id` required) for `topics`; partitions are
     /// assigned from the next `poll` on.
+    /// Topics that do not exist yet are fine, as in Kafka: their
+    /// partitions are assigned once they are created.
     pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
         for t in topics {
-            self.broker.topic(t)?;
+            crate::broker::topic::validate_topic_name(t)?;
         }
-        let set = topics.iter().map(|t| (*t).to_owned()).collect();
+        let set: BTreeSet<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        // Topics missing now are not reported as deleted by `poll`.
+        let epoch = self.broker.topics_epoch();
+        let existing = self.broker.topic_names();
+        self.missing_topics = (epoch, set.iter().filter(|t| existing.binary_search(t).is_err()).cloned().collect());
         self.join(Subscription::Topics(set))
     }
 
@@ -433,18 +490,26 @@ impl Consumer {
             let coordinator = self.broker.coordinator();
             let group = coordinator.group(&group_id);
             let member_id = coordinator.new_member_id(&self.config.client_id);
-            group.join(
+            let joined = group.join(
                 coordinator,
                 Join {
                     member_id: member_id.clone(),
+                    group_instance_id: self.config.group_instance_id.clone(),
                     topics,
                     assignor: self.config.assignor,
                     max_poll_interval_ms: millis(self.config.max_poll_interval),
+                    rebalance_timeout_ms: millis(self.config.rebalance_timeout),
+                    session_timeout_ms: millis(self.config.session_timeout),
                     now_ms: self.broker.now_ms(),
                     waiter: Arc::clone(&self.waiter),
                 },
             );
-            self.membership = Some(Membership { group, member_id, generation: 0, target: Vec::new() });
+            if let Err(e) = joined {
+                self.subscription = Subscription::None;
+                return Err(e);
+            }
+            self.membership =
+                Some(Membership { group, member_id, generation: 0, target: Vec::new(), wake_at_ms: None });
         }
         Ok(())
     }
@@ -477,7 +542,7 @@ impl Consumer {
             {
                 l.on_partitions_revoked(&held);
             }
-            self.broker.coordinator().leave(&m.group, &m.member_id);
+            self.broker.coordinator().leave(&m.group, &m.member_id, self.broker.now_ms());
             self.assigned.clear();
         }
         result
@@ -562,7 +627,11 @@ impl Consumer {
             if !records.is_empty() || Instant::now() >= deadline {
                 return Ok(records);
             }
-            self.wait(deadline);
+            let group_event = self.membership.as_ref().and_then(|m| m.wake_at_ms).map(|at| {
+                let ms = at.saturating_sub(self.broker.now_ms()).max(1);
+                Instant::now().checked_add(Duration::from_millis(ms as u64)).unwrap_or(deadline)
+            });
+            self.wait(group_event.map_or(deadline, |t| t.min(deadline)));
         }
     }
 
@@ -636,6 +705,8 @@ impl Consumer {
         };
         // The group's assignor decides, not this member's configuration.
         let cooperative = state.cooperative;
+        self.membership.as_mut().expect("checked above").wake_at_ms = state.wake_at_ms;
+        let m = self.membership.as_ref().expect("checked above");
         if state.generation != m.generation {
             let target: BTreeSet<&TopicPartition> = state.target.iter().collect();
             let revoked: Vec<TopicPartition> =
@@ -986,7 +1057,9 @@ impl Consumer {
 
     /// Commits these offsets (each the next offset to read). Offsets past
     /// the high watermark are rejected; in a group, so is a commit from a
-    /// stale generation or for a partition this member does not hold.
+    /// stale generation or for a partition this member does not hold. A
+    /// consumer that is not a member (no subscription) may commit only
+    /// while the group has no members, else [`Error::GroupNotEmpty`].
     pub fn commit_offsets(&mut self, offsets: &[(TopicPartition, u64)]) -> Result<()> {
         self.check_open()?;
         self.commit_checked(offsets)
@@ -1009,7 +1082,9 @@ impl Consumer {
             // Checked and written under the group's lock: a member removed in
             // between cannot slip a commit in.
             Some(m) => m.group.commit_fenced(&m.member_id, m.generation, offsets, &logs, &coordinator.offsets, now),
-            None => coordinator.offsets.commit(group, offsets, &logs, now),
+            // Not a member: only while the group has none (Kafka rejects
+            // such commits to a group with members).
+            None => coordinator.with_empty_group(group, now, || coordinator.offsets.commit(group, offsets, &logs, now)),
         }
     }
 

@@ -9,8 +9,9 @@ use crate::group::TopicPartition;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Assignor {
     /// Kafka's default: per topic, consecutive ranges of partitions to the
-    /// members (sorted by id); the first members get one more when it does
-    /// not divide evenly. Eager: a rebalance revokes everything.
+    /// members (sorted as Kafka sorts them: static members by instance id
+    /// first, then the others by member id); the first members get one more
+    /// when it does not divide evenly. Eager: a rebalance revokes everything.
     #[default]
     Range,
     /// All partitions, sorted by topic and number, dealt to the members in
@@ -29,6 +30,9 @@ pub struct MemberSubscription {
     pub topics: BTreeSet<String>,
     /// Partitions the member holds now (used by the sticky assignor).
     pub owned: Vec<TopicPartition>,
+    /// The static member's instance id (KIP-345), which orders members
+    /// for the range and round-robin assignors when present.
+    pub group_instance_id: Option<String>,
 }
 
 impl Assignor {
@@ -47,7 +51,14 @@ impl Assignor {
         let mut out: BTreeMap<String, Vec<TopicPartition>> =
             members.iter().map(|m| (m.member_id.clone(), Vec::new())).collect();
         let mut sorted: Vec<&MemberSubscription> = members.iter().collect();
-        sorted.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+        // Kafka's `MemberInfo` order: static members by instance id, then
+        // dynamic members by member id.
+        sorted.sort_by(|a, b| match (&a.group_instance_id, &b.group_instance_id) {
+            (Some(x), Some(y)) => x.cmp(y).then_with(|| a.member_id.cmp(&b.member_id)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.member_id.cmp(&b.member_id),
+        });
         match self {
             Assignor::Range => {
                 for (topic, &count) in partition_counts {
@@ -157,6 +168,7 @@ mod tests {
             member_id: id.into(),
             topics: topics.iter().map(|t| t.to_string()).collect(),
             owned: vec![],
+            group_instance_id: None,
         }
     }
 
@@ -227,5 +239,24 @@ mod tests {
             assert_eq!(third[id].len(), 3);
             assert!(second[id].iter().all(|tp| third[id].contains(tp)));
         }
+    }
+
+    /// Kafka's `RangeAssignorTest.testStaticMemberRangeAssignmentPersistent`
+    /// idea: static members are ordered by instance id, ahead of dynamic
+    /// members, whatever their member ids.
+    #[test]
+    fn static_members_are_ordered_by_instance_id() {
+        let with_instance = |id: &str, instance: &str| MemberSubscription {
+            group_instance_id: Some(instance.into()),
+            ..member(id, &["t"])
+        };
+        let members = [with_instance("a-member", "z-instance"), with_instance("z-member", "a-instance"), member("0", &["t"])];
+        let c = counts(&[("t", 3)]);
+        let range = Assignor::Range.assign(&members, &c);
+        assert_eq!(range["z-member"], tps(&[("t", 0)]));
+        assert_eq!(range["a-member"], tps(&[("t", 1)]));
+        assert_eq!(range["0"], tps(&[("t", 2)]));
+        let rr = Assignor::RoundRobin.assign(&members, &c);
+        assert_eq!(rr, range);
     }
 }

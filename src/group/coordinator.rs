@@ -1,5 +1,13 @@
 //! The group coordinator: members, generations, assignments, and who holds
 //! which partition at every moment.
+//!
+//! A change of membership or subscriptions does not reassign at once: the
+//! group enters `PreparingRebalance`, each member's next poll is its rejoin
+//! (it reports its subscription; what it owns is in `owners`), and the
+//! group assigns once, when every member has rejoined or the rebalance
+//! timeout expires (then those that did not rejoin are removed), as Kafka's
+//! `GroupCoordinator` does. Members keep their partitions meanwhile; a
+//! partition still moves only once its holder released it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};
@@ -8,7 +16,7 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::group::offsets::OffsetStore;
-use crate::group::{Assignor, MemberSubscription, TopicPartition, TopicView};
+use crate::group::{Assignor, GroupState, MemberSubscription, TopicPartition, TopicView};
 use crate::log::notify::Waiter;
 use crate::log::partition::Partition;
 
@@ -20,21 +28,32 @@ pub(crate) struct SyncState {
     pub cooperative: bool,
     /// Partitions the member should hold in this generation.
     pub target: Vec<TopicPartition>,
+    /// Broker-clock time at which the group may change without any member
+    /// acting (a rebalance delay or timeout, a static member's session
+    /// running out): a waiting member looks again by then.
+    pub wake_at_ms: Option<i64>,
 }
 
 /// A member joining a group.
 pub(crate) struct Join {
     pub member_id: String,
+    /// A static member's identity (KIP-345).
+    pub group_instance_id: Option<String>,
     pub topics: BTreeSet<String>,
     /// Used if the group is empty; the first member decides.
     pub assignor: Assignor,
     pub max_poll_interval_ms: i64,
+    /// How long a rebalance waits for the members to rejoin.
+    pub rebalance_timeout_ms: i64,
+    /// How long a static member that closed keeps its place.
+    pub session_timeout_ms: i64,
     pub now_ms: i64,
     /// Woken when the group rebalances or a partition is released.
     pub waiter: Arc<Waiter>,
 }
 
 struct Member {
+    instance_id: Option<String>,
     topics: BTreeSet<String>,
     target: Vec<TopicPartition>,
     /// Inside `poll` now, which returns by this time at the latest: alive
@@ -44,13 +63,43 @@ struct Member {
     /// When the member last left `poll` (or joined).
     last_poll_ms: i64,
     max_poll_interval_ms: i64,
+    rebalance_timeout_ms: i64,
+    session_timeout_ms: i64,
+    /// A static member whose consumer closed at this time: it keeps its
+    /// place and its assignment for `session_timeout_ms`.
+    departed_ms: Option<i64>,
+    /// Rejoined in the current `PreparingRebalance`.
+    rejoined: bool,
+    /// The generation this member last synced with.
+    synced: u32,
     waiter: Arc<Waiter>,
 }
 
-#[derive(Default)]
-struct GroupState {
+impl Member {
+    /// When it is removed unless it acts.
+    fn expires_at(&self) -> i64 {
+        match self.departed_ms {
+            Some(d) => d.saturating_add(self.session_timeout_ms),
+            None => {
+                let alive_from = self.in_poll_until_ms.map_or(self.last_poll_ms, |d| d.max(self.last_poll_ms));
+                alive_from.saturating_add(self.max_poll_interval_ms)
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Stable,
+    /// Collecting the members: assign once all rejoined and `not_before_ms`
+    /// passed (the initial delay), or at `deadline_ms` whoever rejoined.
+    Preparing { not_before_ms: i64, deadline_ms: i64, initial: bool },
+}
+
+struct GroupInner {
     generation: u32,
     assignor: Assignor,
+    phase: Phase,
     members: BTreeMap<String, Member>,
     /// Who holds each partition now. A partition is handed to its new
     /// member only once the old one released it: one owner at a time.
@@ -62,10 +111,19 @@ struct GroupState {
     counts_epoch: u64,
 }
 
+/// A group as `describe` sees it.
+pub(crate) struct GroupSnapshot {
+    pub state: GroupState,
+    pub generation: u32,
+    pub assignor: Assignor,
+    /// Member id, instance id, partitions held.
+    pub members: Vec<(String, Option<String>, Vec<TopicPartition>)>,
+}
+
 /// A consumer group's membership and assignment.
 pub(crate) struct Group {
     pub id: String,
-    state: Mutex<GroupState>,
+    state: Mutex<GroupInner>,
 }
 
 /// The broker's registry of groups and their committed offsets.
@@ -73,6 +131,8 @@ pub(crate) struct Coordinator {
     topics: Weak<dyn TopicView>,
     groups: Mutex<BTreeMap<String, Arc<Group>>>,
     next_member: Mutex<u64>,
+    /// Kafka's `group.initial.rebalance.delay.ms`.
+    initial_delay_ms: i64,
     pub offsets: OffsetStore,
 }
 
@@ -83,22 +143,38 @@ impl Coordinator {
         view: Weak<dyn TopicView>,
         offsets_log: Arc<Partition>,
         topics: &BTreeSet<String>,
+        initial_delay_ms: i64,
         now_ms: i64,
     ) -> Result<Coordinator> {
         let offsets = OffsetStore::load(offsets_log)?;
         for t in offsets.topics().difference(topics) {
             offsets.forget_topic(t, now_ms)?;
         }
-        Ok(Coordinator { topics: view, groups: Mutex::new(BTreeMap::new()), next_member: Mutex::new(0), offsets })
+        Ok(Coordinator {
+            topics: view,
+            groups: Mutex::new(BTreeMap::new()),
+            next_member: Mutex::new(0),
+            initial_delay_ms,
+            offsets,
+        })
     }
 
     pub fn group(&self, id: &str) -> Arc<Group> {
         let mut groups = self.groups.lock();
-        Arc::clone(
-            groups
-                .entry(id.to_owned())
-                .or_insert_with(|| Arc::new(Group { id: id.to_owned(), state: Mutex::new(GroupState::default()) })),
-        )
+        Arc::clone(groups.entry(id.to_owned()).or_insert_with(|| {
+            Arc::new(Group {
+                id: id.to_owned(),
+                state: Mutex::new(GroupInner {
+                    generation: 0,
+                    assignor: Assignor::default(),
+                    phase: Phase::Stable,
+                    members: BTreeMap::new(),
+                    owners: BTreeMap::new(),
+                    counts: BTreeMap::new(),
+                    counts_epoch: 0,
+                }),
+            })
+        }))
     }
 
     pub fn existing_group(&self, id: &str) -> Option<Arc<Group>> {
@@ -113,12 +189,30 @@ impl Coordinator {
     }
 
     /// A member leaves `group`; an empty group is forgotten (its committed
-    /// offsets stay).
-    pub fn leave(&self, group: &Arc<Group>, member_id: &str) {
+    /// offsets stay). A static member keeps its place for its session
+    /// timeout instead.
+    pub fn leave(&self, group: &Arc<Group>, member_id: &str, now_ms: i64) {
         let mut groups = self.groups.lock();
-        if group.leave(self, member_id) && groups.get(&group.id).is_some_and(|g| Arc::ptr_eq(g, group)) {
+        if group.leave(self, member_id, now_ms) && groups.get(&group.id).is_some_and(|g| Arc::ptr_eq(g, group)) {
             groups.remove(&group.id);
         }
+    }
+
+    /// Runs `f` while `group_id` has no members, and no member can join
+    /// until it returns; [`Error::GroupNotEmpty`] otherwise. Commits from
+    /// outside the group (resets, deletes) go through here, as Kafka accepts
+    /// them only for an empty group.
+    pub fn with_empty_group<T>(&self, group_id: &str, now_ms: i64, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let groups = self.groups.lock();
+        if let Some(g) = groups.get(group_id) {
+            let mut st = g.state.lock();
+            Group::tick(&mut st, self, now_ms);
+            if !st.members.is_empty() {
+                return Err(Error::GroupNotEmpty { group: group_id.to_owned() });
+            }
+            return f();
+        }
+        f()
     }
 
     pub fn new_member_id(&self, client_id: &str) -> String {
@@ -127,11 +221,11 @@ impl Coordinator {
         format!("{client_id}-{:08}", *n)
     }
 
-    /// Partition counts of `topics` that exist now.
     fn topics_epoch(&self) -> u64 {
         self.topics.upgrade().map_or(0, |t| t.topics_epoch())
     }
 
+    /// Partition counts of `topics` that exist now.
     fn counts(&self, topics: impl Iterator<Item = String>) -> BTreeMap<String, u32> {
         let Some(view) = self.topics.upgrade() else { return BTreeMap::new() };
         topics.filter_map(|t| view.partition_count(&t).map(|n| (t, n))).collect()
@@ -139,37 +233,93 @@ impl Coordinator {
 }
 
 impl Group {
-    /// Adds a member and rebalances.
-    pub fn join(&self, coordinator: &Coordinator, join: Join) {
+    /// Adds a member; the group rebalances once the others rejoined. A
+    /// static member that closed within its session timeout takes its
+    /// place back, with its assignment and without a rebalance; one whose
+    /// instance id a live member holds is refused with
+    /// [`Error::FencedInstanceId`].
+    pub fn join(&self, coordinator: &Coordinator, join: Join) -> Result<()> {
         let mut st = self.state.lock();
-        if st.members.is_empty() {
+        let now = join.now_ms;
+        Self::tick(&mut st, coordinator, now);
+        let same_instance = join.group_instance_id.as_ref().and_then(|iid| {
+            st.members.iter().find(|(_, m)| m.instance_id.as_ref() == Some(iid)).map(|(id, _)| id.clone())
+        });
+        if let Some(old_id) = same_instance {
+            if st.members[&old_id].departed_ms.is_none() {
+                return Err(Error::FencedInstanceId {
+                    group: self.id.clone(),
+                    instance_id: join.group_instance_id.unwrap_or_default(),
+                });
+            }
+            let mut m = st.members.remove(&old_id).expect("found above");
+            let resubscribed = m.topics != join.topics;
+            m.topics = join.topics;
+            m.departed_ms = None;
+            m.in_poll_until_ms = None;
+            m.last_poll_ms = now;
+            m.max_poll_interval_ms = join.max_poll_interval_ms;
+            m.rebalance_timeout_ms = join.rebalance_timeout_ms;
+            m.session_timeout_ms = join.session_timeout_ms;
+            m.synced = 0;
+            m.waiter = join.waiter;
+            st.members.insert(join.member_id.clone(), m);
+            if resubscribed {
+                Self::begin_rebalance(&mut st, coordinator, now, false);
+            }
+            Self::rejoined(&mut st, &join.member_id);
+            Self::try_complete(&mut st, coordinator, now);
+            return Ok(());
+        }
+        let first = st.members.is_empty();
+        if first {
             st.assignor = join.assignor;
+            st.phase = Phase::Stable;
         }
         let member = Member {
+            instance_id: join.group_instance_id,
             topics: join.topics,
             target: Vec::new(),
             in_poll_until_ms: None,
-            last_poll_ms: join.now_ms,
+            last_poll_ms: now,
             max_poll_interval_ms: join.max_poll_interval_ms,
+            rebalance_timeout_ms: join.rebalance_timeout_ms,
+            session_timeout_ms: join.session_timeout_ms,
+            departed_ms: None,
+            rejoined: false,
+            synced: 0,
             waiter: join.waiter,
         };
-        st.members.insert(join.member_id, member);
-        Self::rebalance(&mut st, coordinator);
+        st.members.insert(join.member_id.clone(), member);
+        Self::begin_rebalance(&mut st, coordinator, now, true);
+        Self::rejoined(&mut st, &join.member_id);
+        Self::try_complete(&mut st, coordinator, now);
+        Ok(())
     }
 
-    /// Removes a member, releases what it held, and rebalances. Returns
-    /// whether the group is now empty.
-    fn leave(&self, coordinator: &Coordinator, member_id: &str) -> bool {
+    /// Removes a member, releases what it held, and starts a rebalance; a
+    /// static member only departs (it keeps its place for its session
+    /// timeout). Returns whether the group is now empty.
+    fn leave(&self, coordinator: &Coordinator, member_id: &str, now_ms: i64) -> bool {
         let mut st = self.state.lock();
-        if st.members.remove(member_id).is_some() {
-            st.owners.retain(|_, owner| owner != member_id);
-            Self::rebalance(&mut st, coordinator);
+        let Some(m) = st.members.get_mut(member_id) else { return st.members.is_empty() };
+        if m.instance_id.is_some() {
+            m.departed_ms = Some(now_ms);
+            m.in_poll_until_ms = None;
+        } else {
+            st.members.remove(member_id);
         }
+        Self::release_all(&mut st, member_id);
+        if !st.members.contains_key(member_id) {
+            Self::begin_rebalance(&mut st, coordinator, now_ms, false);
+        }
+        Self::try_complete(&mut st, coordinator, now_ms);
         st.members.is_empty()
     }
 
-    /// Records a poll: evicts members past their poll deadline, notices
-    /// subscription and partition count changes, and returns this member's
+    /// Records a poll: evicts expired members, notices subscription and
+    /// partition count changes, counts the poll as this member's rejoin if
+    /// the group is collecting its members, and returns this member's
     /// generation and target, or `None` if it is no longer a member.
     /// `topics_epoch` is the broker's, loaded by the caller.
     pub fn sync(
@@ -181,27 +331,29 @@ impl Group {
         now_ms: i64,
     ) -> Option<SyncState> {
         let mut st = self.state.lock();
-        let mut changed = Self::evict_expired(&mut st, now_ms);
+        Self::tick(&mut st, coordinator, now_ms);
         let member = st.members.get_mut(member_id)?;
+        let mut changed = false;
         if member.topics != *topics {
             member.topics = topics.clone();
             changed = true;
         }
-        if !changed && topics_epoch != st.counts_epoch {
+        if !changed && st.phase == Phase::Stable && topics_epoch != st.counts_epoch {
             // Topics changed somewhere: did the partition counts we use?
             let epoch = coordinator.topics_epoch();
             changed = coordinator.counts(Self::all_topics(&st).into_iter()) != st.counts;
             st.counts_epoch = epoch;
         }
         if changed {
-            Self::rebalance(&mut st, coordinator);
+            Self::begin_rebalance(&mut st, coordinator, now_ms, false);
         }
-        let member = &st.members[member_id];
-        Some(SyncState {
-            generation: st.generation,
-            cooperative: st.assignor.is_cooperative(),
-            target: member.target.clone(),
-        })
+        Self::rejoined(&mut st, member_id);
+        Self::try_complete(&mut st, coordinator, now_ms);
+        let wake_at_ms = Self::next_event(&st);
+        let (generation, cooperative) = (st.generation, st.assignor.is_cooperative());
+        let member = st.members.get_mut(member_id)?;
+        member.synced = generation;
+        Some(SyncState { generation, cooperative, target: member.target.clone(), wake_at_ms })
     }
 
     /// Replaces the waiter woken for this member on rebalances.
@@ -211,23 +363,97 @@ impl Group {
         }
     }
 
-    /// Removes members that are not in `poll` and left it more than their
-    /// `max_poll_interval` ago. Returns whether any went.
-    fn evict_expired(st: &mut GroupState, now_ms: i64) -> bool {
-        let expired: Vec<String> = st
-            .members
-            .iter()
-            .filter(|(_, m)| {
-                let alive_from = m.in_poll_until_ms.map_or(m.last_poll_ms, |d| d.max(m.last_poll_ms));
-                now_ms.saturating_sub(alive_from) > m.max_poll_interval_ms
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
+    /// Removes expired members (past their poll deadline, or static ones
+    /// departed longer than their session timeout), starting a rebalance
+    /// if any went, and completes a rebalance that is due.
+    fn tick(st: &mut GroupInner, coordinator: &Coordinator, now_ms: i64) {
+        let expired: Vec<String> =
+            st.members.iter().filter(|(_, m)| now_ms > m.expires_at()).map(|(id, _)| id.clone()).collect();
         for id in &expired {
             st.members.remove(id);
-            st.owners.retain(|_, owner| owner != id);
+            Self::release_all(st, id);
         }
-        !expired.is_empty()
+        if !expired.is_empty() {
+            Self::begin_rebalance(st, coordinator, now_ms, false);
+        }
+        Self::try_complete(st, coordinator, now_ms);
+    }
+
+    /// Enters `PreparingRebalance` (if not there already): every member must
+    /// rejoin. A join into an empty group waits the initial delay, which
+    /// each further join extends (up to the rebalance timeout), as Kafka's
+    /// `group.initial.rebalance.delay.ms`.
+    fn begin_rebalance(st: &mut GroupInner, coordinator: &Coordinator, now_ms: i64, by_join: bool) {
+        let delay = coordinator.initial_delay_ms;
+        match &mut st.phase {
+            Phase::Preparing { not_before_ms, deadline_ms, initial: true } if by_join => {
+                *not_before_ms = now_ms.saturating_add(delay).min(*deadline_ms);
+            }
+            Phase::Preparing { .. } => {}
+            Phase::Stable => {
+                // A group of one member that just joined: the initial delay.
+                let initial = by_join && st.members.len() == 1;
+                let timeout = st.members.values().map(|m| m.rebalance_timeout_ms).max().unwrap_or(0);
+                let not_before_ms = if initial { now_ms.saturating_add(delay) } else { now_ms };
+                let deadline_ms = now_ms.saturating_add(timeout).max(not_before_ms);
+                st.phase = Phase::Preparing { not_before_ms, deadline_ms, initial };
+                for m in st.members.values_mut() {
+                    m.rejoined = false;
+                    // Its next poll is its rejoin: a parked one looks now.
+                    m.waiter.wake();
+                }
+            }
+        }
+    }
+
+    fn rejoined(st: &mut GroupInner, member_id: &str) {
+        if matches!(st.phase, Phase::Preparing { .. })
+            && let Some(m) = st.members.get_mut(member_id)
+        {
+            m.rejoined = true;
+        }
+    }
+
+    /// Assigns if every member rejoined (and the initial delay passed), or
+    /// the rebalance timeout expired: then members that did not rejoin are
+    /// removed first.
+    fn try_complete(st: &mut GroupInner, coordinator: &Coordinator, now_ms: i64) {
+        let Phase::Preparing { not_before_ms, deadline_ms, .. } = st.phase else { return };
+        let all = st.members.values().all(|m| m.rejoined);
+        if now_ms < deadline_ms && !(all && now_ms >= not_before_ms) {
+            return;
+        }
+        let late: Vec<String> = st.members.iter().filter(|(_, m)| !m.rejoined).map(|(id, _)| id.clone()).collect();
+        for id in &late {
+            st.members.remove(id);
+            Self::release_all(st, id);
+        }
+        st.phase = Phase::Stable;
+        if !st.members.is_empty() {
+            Self::assign(st, coordinator);
+        }
+    }
+
+    /// When the group may next change by time alone.
+    fn next_event(st: &GroupInner) -> Option<i64> {
+        let rebalance = match st.phase {
+            Phase::Preparing { not_before_ms, deadline_ms, .. } => {
+                Some(if st.members.values().all(|m| m.rejoined) { not_before_ms } else { deadline_ms })
+            }
+            Phase::Stable => None,
+        };
+        let departed = st.members.values().filter(|m| m.departed_ms.is_some()).map(|m| m.expires_at().saturating_add(1));
+        rebalance.into_iter().chain(departed).min()
+    }
+
+    fn release_all(st: &mut GroupInner, member_id: &str) {
+        let before = st.owners.len();
+        st.owners.retain(|_, owner| owner != member_id);
+        if st.owners.len() != before {
+            for m in st.members.values() {
+                m.waiter.wake();
+            }
+        }
     }
 
     /// A member enters a `poll` that returns by `until_ms`. If it missed
@@ -235,9 +461,7 @@ impl Group {
     /// `sync`).
     pub fn enter_poll(&self, coordinator: &Coordinator, member_id: &str, now_ms: i64, until_ms: i64) {
         let mut st = self.state.lock();
-        if Self::evict_expired(&mut st, now_ms) {
-            Self::rebalance(&mut st, coordinator);
-        }
+        Self::tick(&mut st, coordinator, now_ms);
         if let Some(m) = st.members.get_mut(member_id) {
             m.in_poll_until_ms = Some(until_ms);
         }
@@ -305,11 +529,12 @@ impl Group {
         store.commit(&self.id, offsets, logs, now_ms)
     }
 
-    fn all_topics(st: &GroupState) -> BTreeSet<String> {
+    fn all_topics(st: &GroupInner) -> BTreeSet<String> {
         st.members.values().flat_map(|m| m.topics.iter().cloned()).collect()
     }
 
-    fn rebalance(st: &mut GroupState, coordinator: &Coordinator) {
+    /// A new generation: the assignor's answer becomes every member's target.
+    fn assign(st: &mut GroupInner, coordinator: &Coordinator) {
         st.generation += 1;
         // The epoch first: a change racing with the lookup moves it again.
         st.counts_epoch = coordinator.topics_epoch();
@@ -317,27 +542,51 @@ impl Group {
         let subs: Vec<MemberSubscription> = st
             .members
             .iter()
-            .map(|(id, m)| MemberSubscription {
-                member_id: id.clone(),
-                topics: m.topics.clone(),
-                owned: st.owners.iter().filter(|(_, o)| *o == id).map(|(tp, _)| tp.clone()).collect(),
+            .map(|(id, m)| {
+                // What it holds, and what of its target nobody holds (it has
+                // not polled since, e.g. a static member that came back):
+                // the sticky assignor keeps both where they are.
+                let mut owned: Vec<TopicPartition> =
+                    st.owners.iter().filter(|(_, o)| *o == id).map(|(tp, _)| tp.clone()).collect();
+                owned.extend(m.target.iter().filter(|tp| !st.owners.contains_key(*tp)).cloned());
+                MemberSubscription {
+                    member_id: id.clone(),
+                    topics: m.topics.clone(),
+                    owned,
+                    group_instance_id: m.instance_id.clone(),
+                }
             })
             .collect();
         let mut assignment = st.assignor.assign(&subs, &st.counts);
         for (id, m) in st.members.iter_mut() {
             m.target = assignment.remove(id).unwrap_or_default();
+            m.rejoined = false;
             m.waiter.wake();
         }
     }
 
-    /// Members with their targets, and the group's generation and assignor.
-    pub fn describe(&self) -> (u32, Assignor, Vec<(String, Vec<TopicPartition>)>) {
-        let st = self.state.lock();
+    /// The group's state, generation, assignor, and members with what they
+    /// hold, after expiring members whose time ran out.
+    pub fn describe(&self, coordinator: &Coordinator, now_ms: i64) -> GroupSnapshot {
+        let mut st = self.state.lock();
+        Self::tick(&mut st, coordinator, now_ms);
+        let state = if st.members.is_empty() {
+            GroupState::Empty
+        } else if matches!(st.phase, Phase::Preparing { .. }) {
+            GroupState::PreparingRebalance
+        } else if st.members.values().any(|m| m.departed_ms.is_none() && m.synced != st.generation) {
+            GroupState::CompletingRebalance
+        } else {
+            GroupState::Stable
+        };
         let members = st
             .members
-            .keys()
-            .map(|id| (id.clone(), st.owners.iter().filter(|(_, o)| *o == id).map(|(tp, _)| tp.clone()).collect()))
+            .iter()
+            .map(|(id, m)| {
+                let held = st.owners.iter().filter(|(_, o)| *o == id).map(|(tp, _)| tp.clone()).collect();
+                (id.clone(), m.instance_id.clone(), held)
+            })
             .collect();
-        (st.generation, st.assignor, members)
+        GroupSnapshot { state, generation: st.generation, assignor: st.assignor, members }
     }
 }

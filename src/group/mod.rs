@@ -48,10 +48,27 @@ impl fmt::Display for TopicPartition {
     }
 }
 
+/// Where a group is in its life, as Kafka's `ConsumerGroupState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    /// No members (committed offsets may remain).
+    Empty,
+    /// Membership or subscriptions changed: the coordinator is collecting
+    /// the members (each one's next poll is its rejoin) before it assigns.
+    PreparingRebalance,
+    /// The new assignment is made; some members have not picked it up yet.
+    CompletingRebalance,
+    /// Every member works on the current generation.
+    Stable,
+    /// Unknown to the broker: no members and no committed offsets.
+    Dead,
+}
+
 /// What `kafka-consumer-groups --describe` shows for a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDescription {
     pub group_id: String,
+    pub state: GroupState,
     /// Rebalances so far (0 if the group never had a member in this run).
     pub generation: u32,
     pub assignor: Assignor,
@@ -64,6 +81,8 @@ pub struct GroupDescription {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberDescription {
     pub member_id: String,
+    /// Set for static members (KIP-345).
+    pub group_instance_id: Option<String>,
     pub partitions: Vec<TopicPartition>,
 }
 
