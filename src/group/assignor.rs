@@ -250,7 +250,8 @@ mod tests {
             group_instance_id: Some(instance.into()),
             ..member(id, &["t"])
         };
-        let members = [with_instance("a-member", "z-instance"), with_instance("z-member", "a-instance"), member("0", &["t"])];
+        let members =
+            [with_instance("a-member", "z-instance"), with_instance("z-member", "a-instance"), member("0", &["t"])];
         let c = counts(&[("t", 3)]);
         let range = Assignor::Range.assign(&members, &c);
         assert_eq!(range["z-member"], tps(&[("t", 0)]));

@@ -93,7 +93,11 @@ enum Phase {
     Stable,
     /// Collecting the members: assign once all rejoined and `not_before_ms`
     /// passed (the initial delay), or at `deadline_ms` whoever rejoined.
-    Preparing { not_before_ms: i64, deadline_ms: i64, initial: bool },
+    Preparing {
+        not_before_ms: i64,
+        deadline_ms: i64,
+        initial: bool,
+    },
 }
 
 struct GroupInner {
@@ -442,7 +446,8 @@ impl Group {
             }
             Phase::Stable => None,
         };
-        let departed = st.members.values().filter(|m| m.departed_ms.is_some()).map(|m| m.expires_at().saturating_add(1));
+        let departed =
+            st.members.values().filter(|m| m.departed_ms.is_some()).map(|m| m.expires_at().saturating_add(1));
         rebalance.into_iter().chain(departed).min()
     }
 
