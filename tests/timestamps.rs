@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use streamlog::{
-    Broker, BrokerOptions, ConsumerConfig, Error, MAX_TIMESTAMP, ManualClock, OffsetReset, Partition,
-    PartitionOptions, ProducerRecord, Record, TimestampType, TopicConfig, TopicPartition,
+    Broker, BrokerOptions, ConsumerConfig, Error, MAX_TIMESTAMP, ManualClock, OffsetReset, Partition, PartitionOptions,
+    ProducerRecord, Record, TimestampType, TopicConfig, TopicPartition,
 };
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -66,9 +66,7 @@ fn out_of_range_timestamps_are_rejected_with_a_typed_error() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(NOW));
     let p = Partition::open(dir.path(), PartitionOptions::default().clock(clock.clone())).unwrap();
-    let invalid = |ts: i64| {
-        matches!(p.append(&[Record::new("x").with_timestamp(ts)]), Err(Error::InvalidTimestamp { timestamp, .. }) if timestamp == ts)
-    };
+    let invalid = |ts: i64| matches!(p.append(&[Record::new("x").with_timestamp(ts)]), Err(Error::InvalidTimestamp { timestamp, .. }) if timestamp == ts);
     // Without windows (the default) every timestamp of years 1970..=9999 is
     // accepted, as before.
     for ts in [0, 1, NOW - 3650 * DAY.as_millis() as i64, NOW + 3650 * DAY.as_millis() as i64, MAX_TIMESTAMP] {

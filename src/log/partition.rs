@@ -739,8 +739,7 @@ impl Inner {
             || map.position() + len > w.settings.segment_bytes as usize
             || w.active.index.is_full()
             || w.next_offset + count - w.active.segment.base_offset() > u64::from(u32::MAX)
-            || w.first_timestamp
-                .is_some_and(|first| max_timestamp.saturating_sub(first) >= w.settings.segment_age_ms)
+            || w.first_timestamp.is_some_and(|first| max_timestamp.saturating_sub(first) >= w.settings.segment_age_ms)
     }
 
     /// Starts the next segment, then seals the active one. Creating the
