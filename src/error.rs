@@ -58,6 +58,14 @@ pub enum Error {
     #[error("a batch of {size} bytes exceeds the segment limit of {max} bytes")]
     RecordTooLarge { size: u64, max: u64 },
 
+    /// A record's timestamp is outside what the partition accepts: negative
+    /// (but for `-1`, Kafka's "no timestamp"), past
+    /// [`MAX_TIMESTAMP`](crate::MAX_TIMESTAMP), or outside the
+    /// `timestamp_before_max` / `timestamp_after_max` window around the
+    /// log's clock (`now`). Nothing of the batch was appended.
+    #[error("record timestamp {timestamp} is invalid (now {now}): {reason}")]
+    InvalidTimestamp { timestamp: i64, now: i64, reason: &'static str },
+
     /// `append` was called with no records.
     #[error("a batch needs at least one record")]
     EmptyBatch,

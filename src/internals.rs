@@ -79,9 +79,9 @@ mod tests {
             let records: Vec<crate::Record> = (0..count)
                 .map(|i| crate::Record::new(vec![i as u8; i * 3]).with_key(vec![1u8; i]).with_header("h", None))
                 .collect();
-            let plan = format::plan_batch(&records, 7).unwrap();
+            let plan = format::plan_batch(&records, 7, false).unwrap();
             let mut buf = vec![0u8; plan.len];
-            format::encode_batch(&mut buf, &plan, 5, &records, 7);
+            format::encode_batch(&mut buf, &plan, 5, &records, 7, false);
             let i = at % buf.len();
             buf[i] = byte;
             // Re-seal so the mutation gets past the checksum.

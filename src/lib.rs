@@ -77,6 +77,7 @@ pub use group::{
 };
 pub use log::cleaner::{CompactionOptions, CompactionStats};
 pub use log::format::RecordIter;
-pub use log::options::{Durability, PartitionOptions};
+pub use log::options::{Durability, MAX_TIMESTAMP, PartitionOptions};
 pub use log::partition::{AppendInfo, Partition};
-pub use log::record::{Batch, Header, LogRecord, Record};
+pub use log::record::{Batch, Header, LogRecord, Record, TimestampType};
+pub use log::view::Segment;

@@ -378,11 +378,14 @@ impl Broker {
     }
 
     /// Replaces a topic's configuration, durably (Kafka's
-    /// `kafka-configs --alter`). The partition count cannot change here (see
+    /// `kafka-configs --alter`): the new `topic.meta` is written atomically
+    /// first, then applied to the open partitions, without reopening them.
+    /// The partition count cannot change here (see
     /// [`Broker::add_partitions`]). Retention and compaction settings apply
-    /// from the next maintenance pass; settings of the partitions' files
-    /// (segment size and age, index interval, durability) from the next
-    /// open of the broker.
+    /// from the next maintenance pass; durability and the timestamp type and
+    /// windows from the next append; segment size and age from the next
+    /// roll decision; the index settings from the next segment (see
+    /// [`Partition::update_options`](crate::Partition::update_options)).
     pub fn alter_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
         let inner = &*self.inner;
         inner.check_open()?;
@@ -400,7 +403,31 @@ impl Broker {
             )));
         }
         fsutil::write_atomic(&topic.inner.dir, TOPIC_META, config.encode().as_bytes())?;
+        let opts = config.partition_options();
         *topic.inner.config.write() = config;
+        for p in topic.partitions_snapshot().iter() {
+            p.update_options(&opts)?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything appended so far to disk, in every partition of
+    /// every topic, the internal offsets topic (committed offsets) included.
+    /// Whatever the topics' [`Durability`](crate::Durability), every record
+    /// acknowledged before the call survives power loss once it returns.
+    pub fn flush(&self) -> Result<()> {
+        let inner = &*self.inner;
+        inner.check_open()?;
+        let topics: Vec<Topic> = inner.topics.read().values().cloned().collect();
+        for topic in topics {
+            for p in topic.partitions_snapshot().iter() {
+                match p.flush() {
+                    // A topic deleted meanwhile has nothing left to flush.
+                    Err(Error::Closed) if topic.inner.deleted.load(Ordering::Acquire) => {}
+                    r => r?,
+                }
+            }
+        }
         Ok(())
     }
 

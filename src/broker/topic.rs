@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 use crate::error::{Error, Result};
 use crate::log::options::{Durability, PartitionOptions};
 use crate::log::partition::Partition;
+use crate::log::record::TimestampType;
 
 /// Longest topic name Kafka accepts.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -102,6 +103,15 @@ pub struct TopicConfig {
     /// Tombstones are kept this long after their timestamp, so consumers
     /// see the delete. Default: 1 day.
     pub delete_retention: Duration,
+    /// See [`PartitionOptions::timestamp_type`] (Kafka's
+    /// `message.timestamp.type`). Default: [`TimestampType::CreateTime`].
+    pub timestamp_type: TimestampType,
+    /// See [`PartitionOptions::timestamp_before_max`] (Kafka's
+    /// `message.timestamp.before.max.ms`). Default: `None`, no limit.
+    pub timestamp_before_max: Option<Duration>,
+    /// See [`PartitionOptions::timestamp_after_max`] (Kafka's
+    /// `message.timestamp.after.max.ms`). Default: `None`, no limit.
+    pub timestamp_after_max: Option<Duration>,
 }
 
 impl Default for TopicConfig {
@@ -120,6 +130,9 @@ impl Default for TopicConfig {
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag: Duration::ZERO,
             delete_retention: Duration::from_secs(24 * 3600),
+            timestamp_type: p.timestamp_type,
+            timestamp_before_max: p.timestamp_before_max,
+            timestamp_after_max: p.timestamp_after_max,
         }
     }
 }
@@ -205,6 +218,24 @@ impl TopicConfig {
         self
     }
 
+    #[must_use]
+    pub fn timestamp_type(mut self, timestamp_type: TimestampType) -> Self {
+        self.timestamp_type = timestamp_type;
+        self
+    }
+
+    #[must_use]
+    pub fn timestamp_before_max(mut self, max: Option<Duration>) -> Self {
+        self.timestamp_before_max = max;
+        self
+    }
+
+    #[must_use]
+    pub fn timestamp_after_max(mut self, max: Option<Duration>) -> Self {
+        self.timestamp_after_max = max;
+        self
+    }
+
     /// Whether old segments are deleted by retention.
     pub fn deletes(&self) -> bool {
         matches!(self.cleanup_policy, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
@@ -236,6 +267,8 @@ impl TopicConfig {
             retention: self.retention.map(norm),
             min_compaction_lag: norm(self.min_compaction_lag),
             delete_retention: norm(self.delete_retention),
+            timestamp_before_max: self.timestamp_before_max.map(norm),
+            timestamp_after_max: self.timestamp_after_max.map(norm),
             ..self.clone()
         }
     }
@@ -265,6 +298,9 @@ impl TopicConfig {
             .index_interval_bytes(self.index_interval_bytes)
             .max_index_bytes(self.max_index_bytes)
             .durability(self.durability)
+            .timestamp_type(self.timestamp_type)
+            .timestamp_before_max(self.timestamp_before_max)
+            .timestamp_after_max(self.timestamp_after_max)
     }
 
     /// The metadata file: `key=value` lines after a header line, ending
@@ -280,7 +316,8 @@ impl TopicConfig {
             "{META_HEADER} {META_VERSION}\npartitions={}\nsegment_bytes={}\nsegment_age_ms={}\n\
              index_interval_bytes={}\nmax_index_bytes={}\ndurability={durability}\nretention_ms={}\n\
              retention_bytes={}\ncleanup_policy={}\nmin_cleanable_dirty_ratio={}\n\
-             min_compaction_lag_ms={}\ndelete_retention_ms={}\n",
+             min_compaction_lag_ms={}\ndelete_retention_ms={}\ntimestamp_type={}\n\
+             timestamp_before_max_ms={}\ntimestamp_after_max_ms={}\n",
             self.partitions,
             self.segment_bytes,
             ms(self.segment_age),
@@ -292,6 +329,12 @@ impl TopicConfig {
             self.min_cleanable_dirty_ratio,
             ms(self.min_compaction_lag),
             ms(self.delete_retention),
+            match self.timestamp_type {
+                TimestampType::CreateTime => "create_time",
+                TimestampType::LogAppendTime => "log_append_time",
+            },
+            opt(self.timestamp_before_max.map(ms)),
+            opt(self.timestamp_after_max.map(ms)),
         );
         let crc = crc32fast::hash(s.as_bytes());
         s.push_str(&format!("crc={crc:08x}\n"));
@@ -349,6 +392,15 @@ impl TopicConfig {
                 }
                 "min_compaction_lag_ms" => c.min_compaction_lag = Duration::from_millis(num()?),
                 "delete_retention_ms" => c.delete_retention = Duration::from_millis(num()?),
+                "timestamp_type" => {
+                    c.timestamp_type = match value {
+                        "create_time" => TimestampType::CreateTime,
+                        "log_append_time" => TimestampType::LogAppendTime,
+                        _ => return Err(corrupt("bad timestamp type")),
+                    }
+                }
+                "timestamp_before_max_ms" => c.timestamp_before_max = opt()?.map(Duration::from_millis),
+                "timestamp_after_max_ms" => c.timestamp_after_max = opt()?.map(Duration::from_millis),
                 // Keys from a newer minor version are ignored.
                 _ => {}
             }
@@ -450,7 +502,10 @@ mod tests {
             .cleanup_policy(CleanupPolicy::CompactDelete)
             .min_cleanable_dirty_ratio(0.25)
             .min_compaction_lag(Duration::from_secs(60))
-            .delete_retention(Duration::from_secs(7));
+            .delete_retention(Duration::from_secs(7))
+            .timestamp_type(TimestampType::LogAppendTime)
+            .timestamp_before_max(Some(Duration::from_secs(3600)))
+            .timestamp_after_max(None);
         let text = c.encode();
         let path = Path::new("meta");
         assert_eq!(TopicConfig::decode(&text, path).unwrap(), c);

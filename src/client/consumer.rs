@@ -16,7 +16,7 @@ use crate::group::coordinator::{Group, Join};
 use crate::group::{Assignor, MAX_GROUP_ID_LEN, TopicPartition};
 use crate::log::notify::Waiter;
 use crate::log::partition::Partition;
-use crate::log::record::Header;
+use crate::log::record::{Header, TimestampType};
 
 /// A timeout that never runs out (a century).
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -231,7 +231,11 @@ pub struct ConsumerRecord {
     pub topic: Arc<str>,
     pub partition: u32,
     pub offset: u64,
+    /// Milliseconds since the Unix epoch; whose clock, `timestamp_type` says.
     pub timestamp: i64,
+    /// [`TimestampType::LogAppendTime`] when the log stamped the record at
+    /// append (the topic's setting when its batch was written).
+    pub timestamp_type: TimestampType,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
     pub headers: Vec<Header>,
@@ -851,6 +855,7 @@ impl Consumer {
         out.reserve(batches.iter().map(|b| b.record_count() as usize).sum::<usize>().min(max - out.len()));
         {
             'batches: for b in batches {
+                let timestamp_type = b.timestamp_type();
                 for r in b.records() {
                     if out.len() == max {
                         break 'batches;
@@ -861,6 +866,7 @@ impl Consumer {
                         partition: tp.partition,
                         offset: r.offset,
                         timestamp: r.timestamp,
+                        timestamp_type,
                         key: r.key,
                         value: r.value,
                         headers: r.headers,

@@ -181,7 +181,7 @@ impl Partition {
                 removed += n - kept.len() as u64;
                 if kept.len() as u64 == n {
                     out.push(batch.as_bytes().clone());
-                } else if let Some(b) = format::encode_log_records(&kept) {
+                } else if let Some(b) = format::encode_log_records(&kept, batch.attributes()) {
                     out.push(b.into());
                 }
             }

@@ -7,8 +7,8 @@
 //! batch header (44 bytes)
 //!  0  crc               u32   CRC-32 (IEEE) of bytes [4, batch_length)
 //!  4  batch_length      u32   bytes of the whole batch, header included
-//!  8  magic             u8    format version, 1
-//!  9  attributes        u8    no flags defined yet: must be 0
+//!  8  magic             u8    format version: 1, or 2 when an attribute is set
+//!  9  attributes        u8    magic 1: 0; magic 2: bit 3 (0x08) = log append time
 //! 10  reserved          u16   must be 0
 //! 12  base_offset       u64   offset of the first record
 //! 20  last_offset_delta u32   the batch's last offset minus base_offset (at or past the last record's)
@@ -49,8 +49,26 @@ pub const BATCH_HEADER_LEN: usize = COUNT_OFFSET + size_of::<u32>();
 /// timestamp delta, offset delta, key, value and header count.
 const MIN_RECORD_LEN: usize = 7;
 
-/// The batch format version this build writes and reads.
+/// The batch format version this build writes for batches without
+/// attributes, which every release reads.
 pub const MAGIC: u8 = 1;
+
+/// The batch format version of batches with attributes: magic 1 with
+/// [`ATTR_LOG_APPEND_TIME`] defined. A reader that knows only magic 1 meets
+/// it as an unknown version (an error, never a torn tail to cut).
+pub const MAGIC_V2: u8 = 2;
+
+/// Attribute bit (Kafka's bit 3): the batch's timestamps were set by the log
+/// at append (`LogAppendTime`), not by the producer.
+pub const ATTR_LOG_APPEND_TIME: u8 = 0x08;
+
+/// Every attribute bit a magic-2 batch may set.
+const KNOWN_ATTRIBUTES: u8 = ATTR_LOG_APPEND_TIME;
+
+/// Magic byte of a batch with `attributes`.
+pub(crate) fn magic_for(attributes: u8) -> u8 {
+    if attributes == 0 { MAGIC } else { MAGIC_V2 }
+}
 
 /// Largest batch the format can describe (its length is a `u32`).
 pub(crate) const MAX_BATCH_LEN: usize = u32::MAX as usize;
@@ -183,10 +201,12 @@ fn check_length(header: &BatchHeader, buf: &[u8]) -> Result<(), DecodeError> {
 
 fn check_fields(header: &BatchHeader) -> Result<(), DecodeError> {
     let len = header.len();
-    if header.magic != MAGIC {
-        return Err(DecodeError::UnknownMagic(header.magic));
-    }
-    if header.attributes != 0 || header.reserved != 0 {
+    let known = match header.magic {
+        MAGIC => 0,
+        MAGIC_V2 => KNOWN_ATTRIBUTES,
+        m => return Err(DecodeError::UnknownMagic(m)),
+    };
+    if header.attributes & !known != 0 || header.reserved != 0 {
         return Err(DecodeError::BadAttributes);
     }
     // A batch may cover more offsets than it holds records, even none at all:
@@ -330,12 +350,17 @@ pub(crate) struct RecordRef<'a> {
 }
 
 impl<'a> RecordRef<'a> {
-    /// Record `i` of an append; a missing timestamp takes `now`.
+    /// Record `i` of an append; a missing timestamp (or Kafka's `-1`, no
+    /// timestamp) takes `now`, and with `log_append` every one does.
     #[inline]
-    fn of(rec: &'a Record, i: usize, now: i64) -> RecordRef<'a> {
+    fn of(rec: &'a Record, i: usize, now: i64, log_append: bool) -> RecordRef<'a> {
+        let timestamp = match rec.timestamp {
+            Some(ts) if ts != NO_TIMESTAMP && !log_append => ts,
+            _ => now,
+        };
         RecordRef {
             offset_delta: i as u32,
-            timestamp: rec.timestamp.unwrap_or(now),
+            timestamp,
             key: rec.key.as_deref(),
             value: rec.value.as_deref(),
             headers: &rec.headers,
@@ -398,6 +423,8 @@ pub(crate) struct BatchPlan {
     /// Body length of a lone record (the one-record append is the hot
     /// path: this saves sizing it twice).
     pub single_body_len: usize,
+    /// The batch's attribute bits (its magic follows from them).
+    pub attributes: u8,
 }
 
 /// Sizes a batch of `refs` (offset deltas increasing). `None` when empty or
@@ -421,6 +448,7 @@ fn plan_refs<'a>(refs: impl Iterator<Item = RecordRef<'a>> + Clone) -> Option<Ba
         record_count: count,
         last_offset_delta: last,
         single_body_len: single,
+        attributes: 0,
     })
 }
 
@@ -429,8 +457,9 @@ fn encode_refs<'a>(buf: &mut [u8], plan: &BatchPlan, base_offset: u64, refs: imp
     // Assemble the header on the stack and copy it once.
     let mut header = [0u8; BATCH_HEADER_LEN];
     header[LENGTH_OFFSET..MAGIC_OFFSET].copy_from_slice(&(plan.len as u32).to_le_bytes());
-    header[MAGIC_OFFSET] = MAGIC;
-    // Attributes and reserved bytes stay 0.
+    header[MAGIC_OFFSET] = magic_for(plan.attributes);
+    header[ATTRIBUTES_OFFSET] = plan.attributes;
+    // The reserved bytes stay 0.
     header[BASE_OFFSET_OFFSET..LAST_DELTA_OFFSET].copy_from_slice(&base_offset.to_le_bytes());
     header[LAST_DELTA_OFFSET..FIRST_TS_OFFSET].copy_from_slice(&plan.last_offset_delta.to_le_bytes());
     header[FIRST_TS_OFFSET..MAX_TS_OFFSET].copy_from_slice(&plan.first_timestamp.to_le_bytes());
@@ -447,29 +476,49 @@ fn encode_refs<'a>(buf: &mut [u8], plan: &BatchPlan, base_offset: u64, refs: imp
     buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Fixes the timestamps of `records` (`None` takes `now`) and computes the
-/// encoded size. Returns `None` when the batch is empty or too large for the
-/// format.
-pub(crate) fn plan_batch(records: &[Record], now: i64) -> Option<BatchPlan> {
+/// Kafka's "no timestamp" (`RecordBatch.NO_TIMESTAMP`): on append it means
+/// the same as `None`.
+pub const NO_TIMESTAMP: i64 = -1;
+
+/// Fixes the timestamps of `records` (`None` and [`NO_TIMESTAMP`] take
+/// `now`; with `log_append` all of them do, and the batch is marked
+/// [`ATTR_LOG_APPEND_TIME`]) and computes the encoded size. Returns `None`
+/// when the batch is empty or too large for the format.
+pub(crate) fn plan_batch(records: &[Record], now: i64, log_append: bool) -> Option<BatchPlan> {
     u32::try_from(records.len()).ok()?;
-    plan_refs(records.iter().enumerate().map(|(i, r)| RecordRef::of(r, i, now)))
+    let mut plan = plan_refs(records.iter().enumerate().map(|(i, r)| RecordRef::of(r, i, now, log_append)))?;
+    if log_append {
+        plan.attributes = ATTR_LOG_APPEND_TIME;
+    }
+    Some(plan)
 }
 
 /// Writes the batch described by `plan` into `buf` (exactly `plan.len` bytes)
-/// and seals it with its checksum.
-pub(crate) fn encode_batch(buf: &mut [u8], plan: &BatchPlan, base_offset: u64, records: &[Record], now: i64) {
-    encode_refs(buf, plan, base_offset, records.iter().enumerate().map(|(i, r)| RecordRef::of(r, i, now)));
+/// and seals it with its checksum. `now` and `log_append` as given to
+/// [`plan_batch`].
+pub(crate) fn encode_batch(
+    buf: &mut [u8],
+    plan: &BatchPlan,
+    base_offset: u64,
+    records: &[Record],
+    now: i64,
+    log_append: bool,
+) {
+    let refs = records.iter().enumerate().map(|(i, r)| RecordRef::of(r, i, now, log_append));
+    encode_refs(buf, plan, base_offset, refs);
 }
 
 /// Encodes stored records (offsets increasing, gaps allowed) as one batch
-/// whose base offset is the first record's: how compaction rewrites a batch.
-pub(crate) fn encode_log_records(records: &[LogRecord]) -> Option<Vec<u8>> {
+/// whose base offset is the first record's, with the attribute bits
+/// `attributes` of the batch they come from: how compaction rewrites a batch.
+pub(crate) fn encode_log_records(records: &[LogRecord], attributes: u8) -> Option<Vec<u8>> {
     let base = records.first()?.offset;
     if records.last()?.offset - base > u64::from(u32::MAX) {
         return None;
     }
     let refs = records.iter().map(|r| RecordRef::of_log(r, base));
-    let plan = plan_refs(refs.clone())?;
+    let mut plan = plan_refs(refs.clone())?;
+    plan.attributes = attributes;
     let mut buf = vec![0u8; plan.len];
     encode_refs(&mut buf, &plan, base, refs);
     Some(buf)
@@ -676,9 +725,9 @@ mod tests {
     use super::*;
 
     fn encode(records: &[Record], base: u64, now: i64) -> Vec<u8> {
-        let plan = plan_batch(records, now).unwrap();
+        let plan = plan_batch(records, now, false).unwrap();
         let mut buf = vec![0u8; plan.len];
-        encode_batch(&mut buf, &plan, base, records, now);
+        encode_batch(&mut buf, &plan, base, records, now, false);
         buf
     }
 
@@ -721,7 +770,7 @@ mod tests {
         let h = check_batch(&buf).unwrap();
         let all: Vec<LogRecord> = RecordIter::new(Bytes::from(buf), &h, 0).collect();
         let kept = vec![all[1].clone(), all[3].clone()];
-        let out = encode_log_records(&kept).unwrap();
+        let out = encode_log_records(&kept, 0).unwrap();
         let h = check_batch(&out).unwrap();
         assert_eq!((h.base_offset, h.last_offset(), h.record_count), (101, 103, 2));
         validate_records(&out, &h).unwrap();
@@ -734,7 +783,7 @@ mod tests {
         let buf = encode(&sample(), 100, 2000);
         let h = check_batch(&buf).unwrap();
         let all: Vec<LogRecord> = RecordIter::new(Bytes::from(buf), &h, 0).collect();
-        let kept = encode_log_records(&all[..2]).unwrap();
+        let kept = encode_log_records(&all[..2], 0).unwrap();
         let longer = with_last_offset(&kept, 109);
         let h = check_batch(&longer).unwrap();
         assert_eq!((h.base_offset, h.last_offset(), h.record_count), (100, 109, 2));

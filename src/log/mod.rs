@@ -22,3 +22,4 @@ pub(crate) mod periodic;
 pub(crate) mod record;
 pub(crate) mod recovery;
 pub(crate) mod segment;
+pub(crate) mod view;

@@ -4,6 +4,12 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::log::format::BATCH_HEADER_LEN;
+use crate::log::record::TimestampType;
+
+/// The largest record timestamp a partition accepts: 9999-12-31T23:59:59.999Z
+/// in milliseconds since the epoch. Larger values are mistakes (`i64::MAX`
+/// as "never") that would pin a segment against time retention forever.
+pub const MAX_TIMESTAMP: i64 = 253_402_300_799_999;
 
 /// When an acknowledged append also survives power loss.
 ///
@@ -46,6 +52,18 @@ pub struct PartitionOptions {
     pub repair: bool,
     /// Source of record timestamps and segment ages. Default: [`SystemClock`].
     pub clock: Arc<dyn Clock>,
+    /// Whose timestamps the log keeps (Kafka's `message.timestamp.type`).
+    /// With [`TimestampType::LogAppendTime`] every record of a batch gets
+    /// the clock's time at append. Default: [`TimestampType::CreateTime`].
+    pub timestamp_type: TimestampType,
+    /// With `CreateTime`, reject a record whose timestamp is more than this
+    /// before the clock (Kafka's `message.timestamp.before.max.ms`).
+    /// Default: `None`, no limit.
+    pub timestamp_before_max: Option<Duration>,
+    /// With `CreateTime`, reject a record whose timestamp is more than this
+    /// after the clock (Kafka's `message.timestamp.after.max.ms`).
+    /// Default: `None`, no limit (timestamps up to [`MAX_TIMESTAMP`]).
+    pub timestamp_after_max: Option<Duration>,
 }
 
 impl Default for PartitionOptions {
@@ -58,6 +76,9 @@ impl Default for PartitionOptions {
             durability: Durability::Os,
             repair: false,
             clock: Arc::new(SystemClock),
+            timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max: None,
+            timestamp_after_max: None,
         }
     }
 }
@@ -102,6 +123,24 @@ impl PartitionOptions {
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    #[must_use]
+    pub fn timestamp_type(mut self, timestamp_type: TimestampType) -> Self {
+        self.timestamp_type = timestamp_type;
+        self
+    }
+
+    #[must_use]
+    pub fn timestamp_before_max(mut self, max: Option<Duration>) -> Self {
+        self.timestamp_before_max = max;
+        self
+    }
+
+    #[must_use]
+    pub fn timestamp_after_max(mut self, max: Option<Duration>) -> Self {
+        self.timestamp_after_max = max;
         self
     }
 

@@ -4,7 +4,7 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -19,11 +19,12 @@ use crate::log::meta::{
 };
 use crate::log::mmap::Prefaulter;
 use crate::log::notify::{WaitList, Waiter};
-use crate::log::options::{Durability, PartitionOptions};
+use crate::log::options::{Durability, MAX_TIMESTAMP, PartitionOptions};
 use crate::log::periodic::Periodic;
-use crate::log::record::{Batch, Record};
+use crate::log::record::{Batch, Record, TimestampType};
 use crate::log::recovery::{self, Recovered};
 use crate::log::segment::{ActiveSegment, IndexConfig, Segment, SegmentConfig};
+use crate::log::view;
 
 /// Where an appended batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,10 +64,13 @@ pub struct Partition {
 
 pub(super) struct Inner {
     pub(super) dir: PathBuf,
+    /// The options at open; [`Partition::update_options`] changes the
+    /// copies in `Writer::settings`, `SyncState::durability` and
+    /// `timestamps`, which are what the partition follows.
     pub(super) opts: PartitionOptions,
-    /// `opts.segment_age` in milliseconds, as compared with timestamps.
-    pub(super) segment_age_ms: i64,
     pub(super) segment_config: SegmentConfig,
+    /// How appends treat record timestamps; read without the writer's lock.
+    timestamps: TimestampPolicy,
     /// The append path. `None` once closed, or after a failed roll.
     writer: Mutex<Option<Writer>>,
     /// Oldest first; the last one is the active segment.
@@ -128,6 +132,93 @@ struct Writer {
     next_offset: u64,
     /// Timestamp of the active segment's first batch, for `segment_age`.
     first_timestamp: Option<i64>,
+    settings: Settings,
+}
+
+/// The options of the append path that [`Partition::update_options`] may
+/// change while the partition is open (kept under the writer's lock).
+#[derive(Clone, Copy)]
+struct Settings {
+    segment_bytes: u32,
+    /// `segment_age` in milliseconds, as compared with timestamps.
+    segment_age_ms: i64,
+    index: IndexConfig,
+    durability: Durability,
+}
+
+impl Settings {
+    fn of(opts: &PartitionOptions) -> Settings {
+        Settings {
+            segment_bytes: opts.segment_bytes,
+            segment_age_ms: millis(opts.segment_age),
+            index: IndexConfig { interval_bytes: opts.index_interval_bytes, max_index_bytes: opts.max_index_bytes },
+            durability: opts.durability,
+        }
+    }
+
+    /// Largest batch that fits a segment.
+    fn max_batch_bytes(&self) -> usize {
+        (self.segment_bytes as usize).max(format::BATCH_HEADER_LEN)
+    }
+}
+
+/// A duration as compared with timestamps: milliseconds, saturated.
+fn millis(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+/// The timestamp options, as atomics: `append` reads them before it takes
+/// the writer's lock. Relaxed is enough: each is a setting on its own, and
+/// an append racing `update_options` may follow the old or the new one.
+struct TimestampPolicy {
+    log_append: AtomicBool,
+    /// `i64::MAX` for no limit.
+    before_max_ms: AtomicI64,
+    after_max_ms: AtomicI64,
+}
+
+impl TimestampPolicy {
+    fn of(opts: &PartitionOptions) -> TimestampPolicy {
+        let p = TimestampPolicy {
+            log_append: AtomicBool::new(false),
+            before_max_ms: AtomicI64::new(i64::MAX),
+            after_max_ms: AtomicI64::new(i64::MAX),
+        };
+        p.set(opts);
+        p
+    }
+
+    fn set(&self, opts: &PartitionOptions) {
+        let limit = |d: Option<Duration>| d.map_or(i64::MAX, millis);
+        self.log_append.store(opts.timestamp_type == TimestampType::LogAppendTime, Ordering::Relaxed);
+        self.before_max_ms.store(limit(opts.timestamp_before_max), Ordering::Relaxed);
+        self.after_max_ms.store(limit(opts.timestamp_after_max), Ordering::Relaxed);
+    }
+}
+
+/// Checks the producer's timestamps of `records` against the partition's
+/// rules (see [`Error::InvalidTimestamp`]); `now` is read only when a
+/// window is set.
+fn check_timestamps(records: &[Record], now: i64, before_max: i64, after_max: i64) -> Result<()> {
+    let windowed = before_max != i64::MAX || after_max != i64::MAX;
+    for r in records {
+        let Some(ts) = r.timestamp else { continue };
+        let reason = if ts == format::NO_TIMESTAMP {
+            continue;
+        } else if ts < 0 {
+            "negative (only -1, no timestamp, is allowed)"
+        } else if ts > MAX_TIMESTAMP {
+            "past the year 9999 (MAX_TIMESTAMP)"
+        } else if windowed && now.saturating_sub(ts) > before_max {
+            "older than timestamp_before_max allows"
+        } else if windowed && ts.saturating_sub(now) > after_max {
+            "newer than timestamp_after_max allows"
+        } else {
+            continue;
+        };
+        return Err(Error::InvalidTimestamp { timestamp: ts, now, reason });
+    }
+    Ok(())
 }
 
 struct SyncState {
@@ -137,6 +228,9 @@ struct SyncState {
     in_progress: bool,
     /// When the last sync finished (for `Durability::Interval`).
     last_sync: std::time::Instant,
+    /// The current durability, for the flush thread (the append path reads
+    /// its copy in `Writer::settings`).
+    durability: Durability,
 }
 
 impl Partition {
@@ -173,8 +267,8 @@ impl Partition {
             }
         }
         let (locks, brokers) = if broker.is_none() { lock_partition_dir(&dir)? } else { Default::default() };
-        let index_config =
-            IndexConfig { interval_bytes: opts.index_interval_bytes, max_index_bytes: opts.max_index_bytes };
+        let settings = Settings::of(&opts);
+        let index_config = settings.index;
 
         let (link, clean, own_prefaulter) = match broker {
             Some(b) => (b.link, b.clean, None),
@@ -211,8 +305,8 @@ impl Partition {
         let inner = Arc::new(Inner {
             dir,
             segment_config,
-            segment_age_ms: opts.segment_age.as_millis().min(i64::MAX as u128) as i64,
-            writer: Mutex::new(Some(Writer { active, next_offset, first_timestamp })),
+            timestamps: TimestampPolicy::of(&opts),
+            writer: Mutex::new(Some(Writer { active, next_offset, first_timestamp, settings })),
             segments: RwLock::new(Arc::new(segments)),
             high_watermark: AtomicU64::new(next_offset),
             log_start_offset: AtomicU64::new(log_start),
@@ -223,6 +317,7 @@ impl Partition {
                 synced: next_offset,
                 in_progress: false,
                 last_sync: std::time::Instant::now(),
+                durability: opts.durability,
             }),
             sync_done: Condvar::new(),
             sync_calls: AtomicU64::new(0),
@@ -248,22 +343,35 @@ impl Partition {
     /// returns; with [`Durability::Sync`] it is also on disk.
     pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
         let inner = &*self.inner;
-        let now = if records.iter().any(|r| r.timestamp.is_none()) { inner.opts.clock.now_ms() } else { 0 };
-        let plan = format::plan_batch(records, now).ok_or_else(|| {
+        let ts = &inner.timestamps;
+        let log_append = ts.log_append.load(Ordering::Relaxed);
+        let (before_max, after_max) =
+            (ts.before_max_ms.load(Ordering::Relaxed), ts.after_max_ms.load(Ordering::Relaxed));
+        let needs_now = log_append
+            || before_max != i64::MAX
+            || after_max != i64::MAX
+            || records.iter().any(|r| r.timestamp.is_none_or(|t| t == format::NO_TIMESTAMP));
+        let now = if needs_now { inner.opts.clock.now_ms() } else { 0 };
+        if !log_append {
+            check_timestamps(records, now, before_max, after_max)?;
+        }
+        let plan = format::plan_batch(records, now, log_append).ok_or_else(|| {
             if records.is_empty() {
                 Error::EmptyBatch
             } else {
                 Error::RecordTooLarge { size: u64::MAX, max: inner.opts.max_batch_bytes() as u64 }
             }
         })?;
-        if plan.len > inner.opts.max_batch_bytes() {
-            return Err(Error::RecordTooLarge { size: plan.len as u64, max: inner.opts.max_batch_bytes() as u64 });
-        }
         let count = u64::from(plan.record_count);
 
         let mut guard = inner.writer.lock();
         inner.check_writable()?;
         let Some(mut w) = guard.as_mut() else { return Err(Error::Closed) };
+        let max = w.settings.max_batch_bytes();
+        if plan.len > max {
+            return Err(Error::RecordTooLarge { size: plan.len as u64, max: max as u64 });
+        }
+        let durability = w.settings.durability;
         inner.before_change()?;
         if inner.needs_roll(w, plan.len, count, plan.max_timestamp) {
             inner.roll_locked(&mut guard)?;
@@ -271,7 +379,10 @@ impl Partition {
             w = rolled;
         }
         let base = w.next_offset;
-        let pos = w.active.map.append_with(plan.len, |buf| format::encode_batch(buf, &plan, base, records, now))?;
+        let pos = w
+            .active
+            .map
+            .append_with(plan.len, |buf| format::encode_batch(buf, &plan, base, records, now, log_append))?;
         w.active.index_batch(base, pos, plan.len, plan.max_timestamp);
         w.first_timestamp.get_or_insert(plan.first_timestamp);
         w.next_offset = base + count;
@@ -284,7 +395,7 @@ impl Partition {
         drop(guard);
         inner.waiters.wake_all();
 
-        if inner.opts.durability == Durability::Sync {
+        if durability == Durability::Sync {
             inner.sync_to(next)?;
         }
         Ok(AppendInfo { base_offset: base, last_offset: next - 1 })
@@ -405,10 +516,10 @@ impl Partition {
     /// the last sync is at least `d` ago.
     pub(crate) fn flush_if_due(&self) -> Result<()> {
         let inner = &*self.inner;
-        let Durability::Interval(every) = inner.opts.durability else { return Ok(()) };
         let hw = inner.high_watermark.load(Ordering::Acquire);
         let due = {
             let state = inner.sync.lock();
+            let Durability::Interval(every) = state.durability else { return Ok(()) };
             state.synced < hw && state.last_sync.elapsed() >= every
         };
         if due && !inner.closed.load(Ordering::Acquire) { inner.sync_to(hw) } else { Ok(()) }
@@ -418,6 +529,77 @@ impl Partition {
     pub fn flush(&self) -> Result<()> {
         let inner = &*self.inner;
         inner.sync_to(inner.high_watermark.load(Ordering::Acquire))
+    }
+
+    /// Applies `opts` to the open partition, without reopening it:
+    /// - `segment_bytes` and `segment_age` from the next append's roll
+    ///   decision (the active segment rolls once it would pass the new size;
+    ///   a larger size applies from the next segment, as the active one's
+    ///   file was sized when it was created);
+    /// - `index_interval_bytes` and `max_index_bytes` from the next segment;
+    /// - `durability`, the timestamp type and windows from the next append.
+    ///
+    /// `repair` and `clock` only matter at open and are ignored here. The
+    /// options are not stored by the partition: a broker's topic keeps them
+    /// in its `topic.meta` ([`crate::Broker::alter_topic`]).
+    pub fn update_options(&self, opts: &PartitionOptions) -> Result<()> {
+        opts.validate()?;
+        let inner = &*self.inner;
+        let settings = Settings::of(opts);
+        // Lock order as in `seal_for_close`: the flusher, then the writer.
+        // Holding the first keeps a concurrent close from missing a flusher
+        // started here.
+        let mut flusher = self.flusher.lock();
+        let old = {
+            let mut guard = inner.writer.lock();
+            let Some(w) = guard.as_mut() else { return Err(Error::Closed) };
+            let old = std::mem::replace(&mut w.settings, settings);
+            inner.sync.lock().durability = settings.durability;
+            inner.timestamps.set(opts);
+            old
+        };
+        // A standalone partition runs its own flusher for `Interval` (a
+        // broker's flush thread reads `SyncState::durability` on each tick).
+        if self.own_prefaulter.is_some() && old.durability != settings.durability {
+            if let Some(f) = flusher.take() {
+                f.stop();
+            }
+            if let Durability::Interval(every) = settings.durability {
+                *flusher = Some(start_flusher(Arc::clone(&self.inner), every)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// A read-only snapshot of every segment, oldest first; the last one is
+    /// the active segment. Costs no scan: offsets come from the segment
+    /// list, sizes from the mapping (or a `stat`), timestamps from the first
+    /// batch's header and the time index (a segment not read since open has
+    /// its index files loaded, or rebuilt if they are missing).
+    pub fn segments(&self) -> Result<Vec<view::Segment>> {
+        let inner = &*self.inner;
+        // The high watermark before the list: a roll in between adds an
+        // empty segment whose base is past it, never offsets to an old one.
+        let end = inner.high_watermark.load(Ordering::Acquire);
+        let segments = inner.segments();
+        let mut out = Vec::with_capacity(segments.len());
+        for (i, seg) in segments.iter().enumerate() {
+            let next = segments.get(i + 1).map(|s| s.base_offset());
+            let end_offset = next.unwrap_or(end).max(seg.base_offset());
+            let max = seg.max_timestamp(end_offset)?;
+            out.push(view::Segment {
+                base_offset: seg.base_offset(),
+                end_offset,
+                size_in_bytes: seg.size()?,
+                first_timestamp: if end_offset > seg.base_offset() { first_timestamp(seg)? } else { None },
+                max_timestamp: (max != i64::MIN).then_some(max),
+                active: next.is_none(),
+                log_path: seg.log_path().to_path_buf(),
+                index_path: seg.index_path().to_path_buf(),
+                time_index_path: seg.time_index_path().to_path_buf(),
+            });
+        }
+        Ok(out)
     }
 
     /// Seals the active segment (syncing it) and starts a new one. Does
@@ -551,10 +733,13 @@ impl Inner {
         if map.position() == 0 {
             return false;
         }
+        // `segment_bytes` may have shrunk below the active segment's
+        // capacity since it was created (`update_options`).
         len > map.remaining()
+            || map.position() + len > w.settings.segment_bytes as usize
             || w.active.index.is_full()
             || w.next_offset + count - w.active.segment.base_offset() > u64::from(u32::MAX)
-            || w.first_timestamp.is_some_and(|first| max_timestamp.saturating_sub(first) >= self.segment_age_ms)
+            || w.first_timestamp.is_some_and(|first| max_timestamp.saturating_sub(first) >= w.settings.segment_age_ms)
     }
 
     /// Starts the next segment, then seals the active one. Creating the
@@ -567,12 +752,14 @@ impl Inner {
     /// must not take an unsynced predecessor for done.
     fn roll_locked(&self, slot: &mut Option<Writer>) -> Result<()> {
         let Some(w) = slot.as_ref() else { return Err(Error::Closed) };
-        let next_offset = w.next_offset;
-        let active = Segment::create(&self.dir, next_offset, &self.segment_config, true)?;
+        let (next_offset, settings) = (w.next_offset, w.settings);
+        let config =
+            SegmentConfig { capacity: settings.segment_bytes, index: settings.index, ..self.segment_config.clone() };
+        let active = Segment::create(&self.dir, next_offset, &config, true)?;
         // That synced the directory, with the first segment's entry.
         self.dir_unsynced.store(false, Ordering::Release);
         let new_segment = Arc::clone(&active.segment);
-        let old = slot.replace(Writer { active, next_offset, first_timestamp: None }).expect("checked above");
+        let old = slot.replace(Writer { active, next_offset, first_timestamp: None, settings }).expect("checked above");
         let sealed = old.active.seal(&self.dir).inspect_err(|_| self.poison())?;
         // New readers get a handle that maps the sealed file read-only at its
         // size; the writable full-capacity mapping goes with the last reader

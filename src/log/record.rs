@@ -4,7 +4,19 @@
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::log::format::{BatchHeader, RecordIter};
+use crate::log::format::{ATTR_LOG_APPEND_TIME, BatchHeader, RecordIter};
+
+/// Who set a record's timestamp (Kafka's `message.timestamp.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TimestampType {
+    /// The producer's timestamp (or the log's clock when it gave none).
+    /// Default.
+    #[default]
+    CreateTime,
+    /// The log's clock when the batch was appended, whatever the producer
+    /// gave: retention and time lookups follow arrival, not event time.
+    LogAppendTime,
+}
 
 /// A record header: a UTF-8 key and an optional value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +128,21 @@ impl Batch {
 
     pub fn max_timestamp(&self) -> i64 {
         self.header.max_timestamp
+    }
+
+    /// Whether the batch's timestamps are the producer's or the log's
+    /// (stored in the batch, so it stays true if the topic's setting changes).
+    pub fn timestamp_type(&self) -> TimestampType {
+        if self.header.attributes & ATTR_LOG_APPEND_TIME != 0 {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        }
+    }
+
+    /// The batch's attribute bits, as stored.
+    pub(crate) fn attributes(&self) -> u8 {
+        self.header.attributes
     }
 
     /// The batch's bytes as stored (a slice of the mapping).

@@ -169,8 +169,11 @@ pub(crate) fn valid_batch_after(bytes: &[u8], from: usize, next_offset: u64) -> 
             pos += bytes[pos..].iter().position(|&b| b != 0)?;
             continue;
         }
-        let plausible = BatchHeader::parse(&bytes[pos..])
-            .is_some_and(|h| h.magic == format::MAGIC && h.base_offset >= next_offset && h.len() <= bytes.len() - pos);
+        let plausible = BatchHeader::parse(&bytes[pos..]).is_some_and(|h| {
+            matches!(h.magic, format::MAGIC | format::MAGIC_V2)
+                && h.base_offset >= next_offset
+                && h.len() <= bytes.len() - pos
+        });
         if plausible && format::check_batch(&bytes[pos..]).is_ok() {
             return Some(pos);
         }
@@ -478,6 +481,14 @@ impl Segment {
 
     pub fn log_path(&self) -> &Path {
         &self.log_path
+    }
+
+    pub fn index_path(&self) -> &Path {
+        &self.index_path
+    }
+
+    pub fn time_index_path(&self) -> &Path {
+        &self.time_index_path
     }
 
     /// The mapping: the active segment's own, or for a sealed segment the
