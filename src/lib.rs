@@ -64,6 +64,7 @@ mod log;
 
 pub use broker::topic::{CleanupPolicy, MAX_PARTITIONS, MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_topic_name};
 pub use broker::{Broker, BrokerOptions, MIN_MAINTENANCE_INTERVAL, MaintenanceReport};
+pub use client::batching::{BatchingConfig, BatchingProducer, DeliveryFuture, Enqueue};
 pub use client::consumer::{
     Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, RecordStream, Recv, TopicPattern,
     WakeupHandle,

@@ -162,11 +162,11 @@ pub struct Producer {
 }
 
 /// A topic lookup, valid while the broker's topics epoch is unchanged.
-struct CachedTopic {
+pub(super) struct CachedTopic {
     epoch: u64,
     /// This cache's own copy of the name, handed out in `RecordMetadata`.
-    name: Arc<str>,
-    partitions: Arc<Vec<Arc<crate::Partition>>>,
+    pub(super) name: Arc<str>,
+    pub(super) partitions: Arc<Vec<Arc<crate::Partition>>>,
     topic: crate::Topic,
 }
 
@@ -227,6 +227,16 @@ impl Producer {
             }))
         })();
         SendFuture { state: Some(sent.unwrap_or_else(SendState::Failed)) }
+    }
+
+    /// Where `record` goes (its topic and partition) and the record to
+    /// append there, stamped with the time if it has none.
+    pub(super) fn place(&self, record: ProducerRecord) -> Result<(Arc<CachedTopic>, u32, Record)> {
+        let cached = self.lookup(&record.topic)?;
+        let partition = self.choose(&cached.topic, cached.partitions.len() as u32, &record)?;
+        let timestamp = record.timestamp.unwrap_or_else(|| self.broker.now_ms());
+        let rec = Record { key: record.key, value: record.value, timestamp: Some(timestamp), headers: record.headers };
+        Ok((cached, partition, rec))
     }
 
     /// The topic `name` with its partitions, from this clone's cache while no
