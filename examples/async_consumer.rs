@@ -22,7 +22,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok::<_, streamlog::Error>(())
     });
 
-    let mut consumer = broker.consumer(ConsumerConfig::with_group("billing").auto_offset_reset(OffsetReset::Earliest))?;
+    let mut consumer =
+        broker.consumer(ConsumerConfig::with_group("billing").auto_offset_reset(OffsetReset::Earliest))?;
     consumer.subscribe(&["orders"])?;
     let mut stream = consumer.stream();
     for _ in 0..10 {

@@ -28,9 +28,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok::<_, streamlog::Error>(last)
         }));
     }
-    for task in tasks {
+    for (t, task) in tasks.into_iter().enumerate() {
         let last = task.await??.expect("sent");
-        println!("{} landed on partition {} at offset {}", "user task", last.partition, last.offset);
+        println!("task {t}: its last record landed on partition {} at offset {}", last.partition, last.offset);
     }
     producer.flush();
     let topic = broker.topic("clicks")?;

@@ -25,7 +25,9 @@ fn records_from_many_threads_land_once_each_in_order_per_thread() {
                 let producer = producer.clone();
                 s.spawn(move || {
                     (0..per_thread)
-                        .map(|i| producer.send(ProducerRecord::new("t", format!("{t}-{i}")).key(format!("k{t}"))).unwrap())
+                        .map(|i| {
+                            producer.send(ProducerRecord::new("t", format!("{t}-{i}")).key(format!("k{t}"))).unwrap()
+                        })
                         .collect::<Vec<_>>()
                 })
             })
@@ -49,7 +51,8 @@ fn records_from_many_threads_land_once_each_in_order_per_thread() {
 fn a_full_buffer_pushes_back() {
     let (_dir, b) = broker();
     // A long linger keeps the first records buffered.
-    let producer = b.batching_producer(BatchingConfig::default().linger(Duration::from_secs(60)).max_queued(2)).unwrap();
+    let producer =
+        b.batching_producer(BatchingConfig::default().linger(Duration::from_secs(60)).max_queued(2)).unwrap();
     let d1 = producer.try_send(ProducerRecord::new("t", "1").partition(0)).unwrap();
     let _d2 = producer.try_send(ProducerRecord::new("t", "2").partition(0)).unwrap();
     assert!(matches!(producer.try_send(ProducerRecord::new("t", "3")), Err(Error::QueueFull { max: 2 })));

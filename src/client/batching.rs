@@ -495,7 +495,12 @@ impl Future for DeliveryFuture {
         let (topic, partition, error) = &st.groups[g as usize];
         Poll::Ready(match error {
             Some(e) if offset == FAILED => Err(Error::BatchFailed(Arc::clone(e))),
-            _ => Ok(RecordMetadata { topic: Arc::clone(topic), partition: *partition, offset, timestamp: self.timestamp }),
+            _ => Ok(RecordMetadata {
+                topic: Arc::clone(topic),
+                partition: *partition,
+                offset,
+                timestamp: self.timestamp,
+            }),
         })
     }
 }

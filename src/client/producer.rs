@@ -222,9 +222,10 @@ impl Producer {
                 Record { key: record.key, value: record.value, timestamp: Some(timestamp), headers: record.headers };
             let at = log.append_unsynced(std::slice::from_ref(&rec))?;
             let meta = RecordMetadata { topic: Arc::clone(&cached.name), partition, offset: at.base_offset, timestamp };
-            Ok(log.syncs_appends().then(|| Arc::clone(log)).map_or(SendState::Done(meta.clone()), |log| {
-                SendState::Syncing { log, meta }
-            }))
+            Ok(log
+                .syncs_appends()
+                .then(|| Arc::clone(log))
+                .map_or(SendState::Done(meta.clone()), |log| SendState::Syncing { log, meta }))
         })();
         SendFuture { state: Some(sent.unwrap_or_else(SendState::Failed)) }
     }
