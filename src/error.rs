@@ -138,6 +138,17 @@ pub enum Error {
     #[error("the poll was interrupted by wakeup()")]
     Wakeup,
 
+    /// A [`BatchingProducer`](crate::BatchingProducer)'s buffer holds
+    /// `max` records not yet delivered: retry later, or use the send that
+    /// waits for room. Retryable.
+    #[error("the producer's buffer is full ({max} records in flight)")]
+    QueueFull { max: usize },
+
+    /// The batch a record of a [`BatchingProducer`](crate::BatchingProducer)
+    /// was appended with failed with this error (shared by its records).
+    #[error("the batch failed: {0}")]
+    BatchFailed(std::sync::Arc<Error>),
+
     /// A directory or metadata file written by a newer streamlog.
     #[error("{path}: unsupported format version {version}")]
     UnsupportedFormat { path: PathBuf, version: u32 },

@@ -64,11 +64,13 @@ mod log;
 
 pub use broker::topic::{CleanupPolicy, MAX_PARTITIONS, MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_topic_name};
 pub use broker::{Broker, BrokerOptions, ConsumerGroup, MIN_MAINTENANCE_INTERVAL, MaintenanceReport, ResetTo};
+pub use client::batching::{BatchingConfig, BatchingProducer, DeliveryFuture, Enqueue};
 pub use client::consumer::{
-    Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, TopicPattern, WakeupHandle,
+    Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, RecordStream, Recv, TopicPattern,
+    WakeupHandle,
 };
 pub use client::partitioner::{DefaultPartitioner, NoKeyStrategy, Partitioner, murmur2, murmur2_partition};
-pub use client::producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use client::producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata, SendFuture};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use group::{
@@ -78,6 +80,6 @@ pub use group::{
 pub use log::cleaner::{CompactionOptions, CompactionStats};
 pub use log::format::RecordIter;
 pub use log::options::{Durability, MAX_TIMESTAMP, PartitionOptions};
-pub use log::partition::{AppendInfo, Partition};
+pub use log::partition::{AppendFuture, AppendInfo, Partition};
 pub use log::record::{Batch, Header, LogRecord, Record, TimestampType};
 pub use log::view::Segment;

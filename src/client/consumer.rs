@@ -18,6 +18,9 @@ use crate::log::notify::Waiter;
 use crate::log::partition::Partition;
 use crate::log::record::{Header, TimestampType};
 
+mod stream;
+pub use stream::{RecordStream, Recv};
+
 /// A timeout that never runs out (a century).
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
@@ -587,15 +590,8 @@ impl Consumer {
         // `Duration::MAX` means "until records come".
         let deadline = Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + FOREVER);
         if !self.waiter.is_current_thread() {
-            // Moved to another thread: wake-ups must reach this one. Swapped
-            // before any reset or sync, so that none is lost.
-            let old = std::mem::replace(&mut self.waiter, Waiter::current());
-            self.broker.waiters.unregister(&old);
-            self.broker.waiters.register(&self.waiter);
-            *self.wakeup.waiter.lock() = Arc::clone(&self.waiter);
-            if let Some(m) = &self.membership {
-                m.group.set_waiter(&m.member_id, &self.waiter);
-            }
+            // Moved to another thread (or used async before).
+            self.rebind_waiter(Waiter::current());
         }
         // While inside poll the member is alive, however long it waits;
         // `max_poll_interval` counts the time between polls.
@@ -611,23 +607,23 @@ impl Consumer {
         result
     }
 
+    /// Makes `waiter` the one every wake-up of this consumer reaches (broker
+    /// close, wakeup, the group). Swapped before any reset or sync, so that
+    /// none is lost.
+    fn rebind_waiter(&mut self, waiter: Arc<Waiter>) {
+        let old = std::mem::replace(&mut self.waiter, waiter);
+        self.broker.waiters.unregister(&old);
+        self.broker.waiters.register(&self.waiter);
+        *self.wakeup.waiter.lock() = Arc::clone(&self.waiter);
+        if let Some(m) = &self.membership {
+            m.group.set_waiter(&m.member_id, &self.waiter);
+        }
+    }
+
     fn poll_until(&mut self, deadline: Instant) -> Result<Vec<ConsumerRecord>> {
         let mut first = true;
         loop {
-            // Reset before looking at the group: a rebalance or release after
-            // this point wakes the wait below instead of being lost.
-            self.waiter.reset();
-            self.check_open()?;
-            if self.wakeup.requested.swap(false, Ordering::AcqRel) {
-                return Err(Error::Wakeup);
-            }
-            self.sync_group()?;
-            if first {
-                self.maybe_auto_commit()?;
-                first = false;
-            }
-            self.drop_deleted_topics()?;
-            let records = self.fetch()?;
+            let records = self.poll_once(&mut first)?;
             if !records.is_empty() || Instant::now() >= deadline {
                 return Ok(records);
             }
@@ -637,6 +633,25 @@ impl Consumer {
             });
             self.wait(group_event.map_or(deadline, |t| t.min(deadline)));
         }
+    }
+
+    /// One step of a poll that never blocks, shared by the blocking and the
+    /// async poll: applies the group's changes, auto-commits (on a poll's
+    /// `first` step), and takes what records are there (maybe none).
+    fn poll_once(&mut self, first: &mut bool) -> Result<Vec<ConsumerRecord>> {
+        // Reset before looking at the group: a rebalance or release after
+        // this point wakes the wait that follows instead of being lost.
+        self.waiter.reset();
+        self.check_open()?;
+        if self.wakeup.requested.swap(false, Ordering::AcqRel) {
+            return Err(Error::Wakeup);
+        }
+        self.sync_group()?;
+        if std::mem::take(first) {
+            self.maybe_auto_commit()?;
+        }
+        self.drop_deleted_topics()?;
+        self.fetch()
     }
 
     /// Drops the partitions of deleted topics from the assignment, and

@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -101,6 +104,42 @@ pub struct RecordMetadata {
     pub timestamp: i64,
 }
 
+/// The future of [`Producer::send_async`]: where the record landed, once
+/// it is as durable as its topic asks.
+#[must_use = "the record is sent; the future tells when it is durable"]
+#[derive(Debug)]
+pub struct SendFuture {
+    /// `None` once resolved.
+    state: Option<SendState>,
+}
+
+#[derive(Debug)]
+enum SendState {
+    Done(RecordMetadata),
+    Failed(Error),
+    Syncing { log: Arc<crate::Partition>, meta: RecordMetadata },
+}
+
+impl Future for SendFuture {
+    type Output = Result<RecordMetadata>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match this.state.take() {
+            Some(SendState::Done(meta)) => Poll::Ready(Ok(meta)),
+            Some(SendState::Failed(e)) => Poll::Ready(Err(e)),
+            Some(SendState::Syncing { log, meta }) => match log.poll_synced(meta.offset + 1, cx) {
+                Poll::Ready(r) => Poll::Ready(r.map(|()| meta)),
+                Poll::Pending => {
+                    this.state = Some(SendState::Syncing { log, meta });
+                    Poll::Pending
+                }
+            },
+            None => Poll::Ready(Err(Error::InvalidConfig("SendFuture polled after it resolved".into()))),
+        }
+    }
+}
+
 /// Records of one `send_batch` bound for one partition.
 struct Group {
     topic: Arc<CachedTopic>,
@@ -123,11 +162,11 @@ pub struct Producer {
 }
 
 /// A topic lookup, valid while the broker's topics epoch is unchanged.
-struct CachedTopic {
+pub(super) struct CachedTopic {
     epoch: u64,
     /// This cache's own copy of the name, handed out in `RecordMetadata`.
-    name: Arc<str>,
-    partitions: Arc<Vec<Arc<crate::Partition>>>,
+    pub(super) name: Arc<str>,
+    pub(super) partitions: Arc<Vec<Arc<crate::Partition>>>,
     topic: crate::Topic,
 }
 
@@ -163,6 +202,42 @@ impl Producer {
         let rec = Record { key: record.key, value: record.value, timestamp: Some(timestamp), headers: record.headers };
         let at = log.append(std::slice::from_ref(&rec))?;
         Ok(RecordMetadata { topic: Arc::clone(&cached.name), partition, offset: at.base_offset, timestamp })
+    }
+
+    /// [`Producer::send`] without blocking the thread. The record is
+    /// appended (and visible to consumers) when this is called, as an
+    /// append to the page cache never waits for the disk; the future
+    /// resolves at once, but on a topic with [`crate::Durability::Sync`],
+    /// where it resolves when a sync covers the record. Syncs are shared
+    /// with every other append waiting for one (group commit) and done by a
+    /// thread of the partition, never on the executor's thread. Dropping
+    /// the future does not undo the send.
+    pub fn send_async(&self, record: ProducerRecord) -> SendFuture {
+        let sent = (|| {
+            let cached = self.lookup(&record.topic)?;
+            let partition = self.choose(&cached.topic, cached.partitions.len() as u32, &record)?;
+            let log = &cached.partitions[partition as usize];
+            let timestamp = record.timestamp.unwrap_or_else(|| self.broker.now_ms());
+            let rec =
+                Record { key: record.key, value: record.value, timestamp: Some(timestamp), headers: record.headers };
+            let at = log.append_unsynced(std::slice::from_ref(&rec))?;
+            let meta = RecordMetadata { topic: Arc::clone(&cached.name), partition, offset: at.base_offset, timestamp };
+            Ok(log
+                .syncs_appends()
+                .then(|| Arc::clone(log))
+                .map_or(SendState::Done(meta.clone()), |log| SendState::Syncing { log, meta }))
+        })();
+        SendFuture { state: Some(sent.unwrap_or_else(SendState::Failed)) }
+    }
+
+    /// Where `record` goes (its topic and partition) and the record to
+    /// append there, stamped with the time if it has none.
+    pub(super) fn place(&self, record: ProducerRecord) -> Result<(Arc<CachedTopic>, u32, Record)> {
+        let cached = self.lookup(&record.topic)?;
+        let partition = self.choose(&cached.topic, cached.partitions.len() as u32, &record)?;
+        let timestamp = record.timestamp.unwrap_or_else(|| self.broker.now_ms());
+        let rec = Record { key: record.key, value: record.value, timestamp: Some(timestamp), headers: record.headers };
+        Ok((cached, partition, rec))
     }
 
     /// The topic `name` with its partitions, from this clone's cache while no

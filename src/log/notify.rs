@@ -1,36 +1,74 @@
-//! Waking threads that wait for new records: a waiter registers with the
-//! logs it waits on, re-checks them, and parks; an append that publishes new
-//! data unparks the registered waiters. Appends pay one load while nobody
-//! waits.
+//! Waking threads and tasks that wait for new records: a waiter registers
+//! with the logs it waits on, re-checks them, and parks (a thread) or returns
+//! `Pending` (a task); an append that publishes new data unparks the
+//! registered threads and wakes the registered tasks' `Waker`s. Appends pay
+//! one load while nobody waits.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::Waker;
 use std::thread::Thread;
 use std::time::Instant;
 
 use parking_lot::Mutex;
 
-/// One parked (or about to park) thread.
+/// One parked (or about to park) thread, or one task waiting in a future.
 #[derive(Debug)]
 pub(crate) struct Waiter {
-    thread: Thread,
+    target: Target,
     woken: AtomicBool,
+}
+
+#[derive(Debug)]
+enum Target {
+    Thread(Thread),
+    /// The waker of the task's latest poll (`None` before the first).
+    Task(Mutex<Option<Waker>>),
 }
 
 impl Waiter {
     /// A waiter for the calling thread.
     pub fn current() -> Arc<Waiter> {
-        Arc::new(Waiter { thread: std::thread::current(), woken: AtomicBool::new(false) })
+        Arc::new(Waiter { target: Target::Thread(std::thread::current()), woken: AtomicBool::new(false) })
+    }
+
+    /// A waiter for a task: [`Waiter::set_waker`] on every poll.
+    pub fn task() -> Arc<Waiter> {
+        Arc::new(Waiter { target: Target::Task(Mutex::new(None)), woken: AtomicBool::new(false) })
     }
 
     /// Whether the calling thread is the one this waiter parks.
     pub fn is_current_thread(&self) -> bool {
-        self.thread.id() == std::thread::current().id()
+        matches!(&self.target, Target::Thread(t) if t.id() == std::thread::current().id())
+    }
+
+    pub fn is_task(&self) -> bool {
+        matches!(self.target, Target::Task(_))
+    }
+
+    /// Makes `waker` the one woken. Call before `reset` and the checks that
+    /// follow it, so that a wake-up after them reaches this poll's task.
+    pub fn set_waker(&self, waker: &Waker) {
+        if let Target::Task(slot) = &self.target {
+            let mut slot = slot.lock();
+            if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                *slot = Some(waker.clone());
+            }
+        }
     }
 
     pub fn wake(&self) {
         if !self.woken.swap(true, Ordering::AcqRel) {
-            self.thread.unpark();
+            match &self.target {
+                Target::Thread(t) => t.unpark(),
+                Target::Task(slot) => {
+                    // Woken outside the lock: a waker may run the task inline.
+                    let waker = slot.lock().clone();
+                    if let Some(w) = waker {
+                        w.wake();
+                    }
+                }
+            }
         }
     }
 
@@ -47,8 +85,9 @@ impl Waiter {
     }
 
     /// Parks until woken or `deadline`. Must be called by the thread that
-    /// made the waiter.
+    /// made the waiter (a task's waiter never parks).
     pub fn park_until(&self, deadline: Instant) {
+        debug_assert!(self.is_current_thread());
         while !self.woken.load(Ordering::Acquire) {
             let now = Instant::now();
             if now >= deadline {
@@ -127,5 +166,28 @@ mod tests {
         list.wake_all();
         w.park_until(Instant::now() + Duration::from_millis(10));
         assert!(!w.woken.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_registered_task_is_woken_through_its_waker() {
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        let list = WaitList::default();
+        let w = Waiter::task();
+        w.set_waker(&waker);
+        list.register(&w);
+        list.wake_all();
+        list.wake_all(); // once until reset
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(w.is_woken() && w.is_task() && !w.is_current_thread());
+        w.reset();
+        list.wake_all();
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
     }
 }

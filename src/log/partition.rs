@@ -5,6 +5,8 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -57,6 +59,9 @@ pub struct AppendInfo {
 pub struct Partition {
     pub(super) inner: Arc<Inner>,
     flusher: Mutex<Option<Periodic>>,
+    /// The thread that syncs for async appends with `Durability::Sync`,
+    /// started by the first of them and joined on close.
+    syncer: Mutex<Option<JoinHandle<()>>>,
     /// The prefault thread, when this partition started its own (a broker
     /// shares one between its partitions).
     own_prefaulter: Option<Arc<Prefaulter>>,
@@ -83,6 +88,8 @@ pub(super) struct Inner {
     pub(super) closed: AtomicBool,
     sync: Mutex<SyncState>,
     pub(super) sync_done: Condvar,
+    /// Tells the syncer thread that an async append waits for a sync.
+    sync_wanted: Condvar,
     /// Syncs issued by `sync_to`, for tests of group commit.
     pub(super) sync_calls: AtomicU64,
     /// Consumers parked until new records arrive.
@@ -228,9 +235,15 @@ struct SyncState {
     in_progress: bool,
     /// When the last sync finished (for `Durability::Interval`).
     last_sync: std::time::Instant,
-    /// The current durability, for the flush thread (the append path reads
-    /// its copy in `Writer::settings`).
+    /// The current durability, for the flush thread and async appends (the
+    /// append path reads its copy in `Writer::settings`).
     durability: Durability,
+    /// The highest offset async appends wait to see synced.
+    requested: u64,
+    /// Tasks of async appends waiting for a sync; all woken after each.
+    wakers: Vec<Waker>,
+    /// The syncer thread is to end (the partition closes).
+    stop_syncer: bool,
 }
 
 impl Partition {
@@ -318,8 +331,12 @@ impl Partition {
                 in_progress: false,
                 last_sync: std::time::Instant::now(),
                 durability: opts.durability,
+                requested: 0,
+                wakers: Vec::new(),
+                stop_syncer: false,
             }),
             sync_done: Condvar::new(),
+            sync_wanted: Condvar::new(),
             sync_calls: AtomicU64::new(0),
             maintenance: Mutex::new(()),
             cleaned_up_to: AtomicU64::new(checkpoints.cleaned_up_to),
@@ -335,13 +352,109 @@ impl Partition {
             Durability::Interval(every) if own_prefaulter.is_some() => Some(start_flusher(Arc::clone(&inner), every)?),
             _ => None,
         };
-        Ok(Partition { inner, flusher: Mutex::new(flusher), own_prefaulter })
+        Ok(Partition { inner, flusher: Mutex::new(flusher), syncer: Mutex::new(None), own_prefaulter })
     }
 
     /// Appends `records` as one batch and returns their offsets. The batch is
     /// visible to readers, and survives a crash of the process, when this
     /// returns; with [`Durability::Sync`] it is also on disk.
     pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
+        let (at, durability) = self.append_visible(records)?;
+        if durability == Durability::Sync {
+            self.inner.sync_to(at.last_offset + 1)?;
+        }
+        Ok(at)
+    }
+
+    /// [`Partition::append`] without blocking the thread: the batch is
+    /// appended (and visible) when this is called, and the future resolves
+    /// at once, but with [`Durability::Sync`], where it resolves when a
+    /// sync covers the batch. Concurrent async and blocking appends share
+    /// syncs (group commit); the async ones are synced by a thread of this
+    /// partition (one, started by the first, joined on close), so the
+    /// executor's thread never waits for the disk. Dropping the future
+    /// does not undo the append.
+    pub fn append_async(&self, records: &[Record]) -> AppendFuture<'_> {
+        AppendFuture { log: self, result: Some(self.append_unsynced(records)) }
+    }
+
+    /// Whether appends must wait for a sync before they are acknowledged
+    /// (the durability may change while the partition is open).
+    pub(crate) fn syncs_appends(&self) -> bool {
+        self.inner.sync.lock().durability == Durability::Sync
+    }
+
+    /// Ready once every offset below `target` is on disk; until then the
+    /// syncer thread is asked to sync and `cx`'s task is woken after it.
+    pub(crate) fn poll_synced(&self, target: u64, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let inner = &*self.inner;
+        let mut state = inner.sync.lock();
+        if state.synced >= target {
+            return Poll::Ready(Ok(()));
+        }
+        if let Err(e) = inner.check_writable() {
+            return Poll::Ready(Err(e));
+        }
+        if inner.closed.load(Ordering::Acquire) {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            state.wakers.push(cx.waker().clone());
+        }
+        state.requested = state.requested.max(target);
+        drop(state);
+        if let Err(e) = self.start_syncer() {
+            return Poll::Ready(Err(e));
+        }
+        // After the request, under the lock the syncer checks it with: it
+        // either sees the request or is waiting and gets this.
+        inner.sync_wanted.notify_one();
+        Poll::Pending
+    }
+
+    fn start_syncer(&self) -> Result<()> {
+        let mut slot = self.syncer.lock();
+        if slot.is_some() {
+            return Ok(());
+        }
+        let inner = Arc::clone(&self.inner);
+        let thread = std::thread::Builder::new()
+            .name("streamlog-sync".into())
+            .spawn(move || {
+                let mut state = inner.sync.lock();
+                while !state.stop_syncer {
+                    if state.requested > state.synced && inner.check_writable().is_ok() {
+                        let target = state.requested;
+                        drop(state);
+                        // Errors poison the partition and wake the waiters
+                        // (inside `sync_to`); they report it.
+                        let _ = inner.sync_to(target);
+                        state = inner.sync.lock();
+                    } else {
+                        inner.sync_wanted.wait(&mut state);
+                    }
+                }
+            })
+            .map_err(|e| Error::Io { op: "spawn thread", path: self.inner.dir.clone(), source: e })?;
+        *slot = Some(thread);
+        Ok(())
+    }
+
+    fn stop_syncer(&self) {
+        let Some(thread) = self.syncer.lock().take() else { return };
+        self.inner.sync.lock().stop_syncer = true;
+        self.inner.sync_wanted.notify_all();
+        let _ = thread.join();
+    }
+
+    /// The append, acknowledged once visible (without the sync of
+    /// `Durability::Sync`).
+    pub(crate) fn append_unsynced(&self, records: &[Record]) -> Result<AppendInfo> {
+        self.append_visible(records).map(|(at, _)| at)
+    }
+
+    /// The append up to visibility, and the durability that applied to it.
+    fn append_visible(&self, records: &[Record]) -> Result<(AppendInfo, Durability)> {
         let inner = &*self.inner;
         let ts = &inner.timestamps;
         let log_append = ts.log_append.load(Ordering::Relaxed);
@@ -394,11 +507,7 @@ impl Partition {
         let next = w.next_offset;
         drop(guard);
         inner.waiters.wake_all();
-
-        if durability == Durability::Sync {
-            inner.sync_to(next)?;
-        }
-        Ok(AppendInfo { base_offset: base, last_offset: next - 1 })
+        Ok((AppendInfo { base_offset: base, last_offset: next - 1 }, durability))
     }
 
     /// Batches from `offset` on, up to about `max_bytes` (at least one batch
@@ -653,6 +762,7 @@ impl Partition {
         if let Some(f) = self.flusher.lock().take() {
             f.stop();
         }
+        self.stop_syncer();
         let inner = &*self.inner;
         // Wait out a maintenance pass in progress; none starts once closed.
         let maintenance = inner.maintenance.lock();
@@ -662,6 +772,8 @@ impl Partition {
         // must not leave a consumer parked).
         inner.closed.store(true, Ordering::SeqCst);
         inner.waiters.wake_all();
+        // Async appends waiting for a sync learn of the close.
+        inner.wake_sync_waiters(inner.sync.lock());
         drop(maintenance);
         if let Some(pf) = &self.own_prefaulter {
             pf.shutdown();
@@ -777,6 +889,7 @@ impl Inner {
         // Sealing synced everything below the new segment.
         let mut state = self.sync.lock();
         state.synced = state.synced.max(next_offset);
+        self.wake_sync_waiters(state);
         Ok(())
     }
 
@@ -818,7 +931,53 @@ impl Inner {
             Err(_) => self.poison(),
         }
         self.sync_done.notify_all();
+        self.wake_sync_waiters(state);
         result
+    }
+
+    /// Wakes the tasks of async appends waiting for a sync (they check
+    /// what they wait for themselves).
+    fn wake_sync_waiters(&self, mut state: parking_lot::MutexGuard<'_, SyncState>) {
+        if state.wakers.is_empty() {
+            return;
+        }
+        let wakers = std::mem::take(&mut state.wakers);
+        drop(state);
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+/// The future of [`Partition::append_async`].
+#[must_use = "the append is done; the future tells when it is durable"]
+#[derive(Debug)]
+pub struct AppendFuture<'a> {
+    log: &'a Partition,
+    /// Taken when the future resolves.
+    result: Option<Result<AppendInfo>>,
+}
+
+impl std::future::Future for AppendFuture<'_> {
+    type Output = Result<AppendInfo>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let at = match this.result.take() {
+            Some(Ok(at)) => at,
+            Some(Err(e)) => return Poll::Ready(Err(e)),
+            None => return Poll::Ready(Err(Error::InvalidConfig("AppendFuture polled after it resolved".into()))),
+        };
+        if !this.log.syncs_appends() {
+            return Poll::Ready(Ok(at));
+        }
+        match this.log.poll_synced(at.last_offset + 1, cx) {
+            Poll::Ready(r) => Poll::Ready(r.map(|()| at)),
+            Poll::Pending => {
+                this.result = Some(Ok(at));
+                Poll::Pending
+            }
+        }
     }
 }
 

@@ -1,0 +1,206 @@
+//! The consumer as an async source: [`Consumer::recv`] and
+//! [`Consumer::stream`]. No executor is assumed: a waiting future registers
+//! its task's `Waker` with the partitions it reads (and, for the consumer's
+//! lifetime, with the broker and the group), so the append that publishes
+//! records, a rebalance, a broker close, a topic delete or a wakeup wakes
+//! it. Nothing polls on a timer and no thread waits on its behalf.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+
+use super::{Consumer, ConsumerRecord};
+use crate::error::{Error, Result};
+use crate::group::TopicPartition;
+use crate::log::notify::Waiter;
+use crate::log::partition::Partition;
+
+/// One async wait in progress.
+#[derive(Default)]
+struct AsyncPoll {
+    /// Between `enter_poll` and `exit_poll`: the group counts the member as
+    /// alive while a future waits, as it does while `poll` blocks.
+    entered: bool,
+    /// The next step is the poll's first (it auto-commits).
+    first: bool,
+    /// Partitions whose wait lists hold the consumer's waiter.
+    registered: Vec<Arc<Partition>>,
+}
+
+impl Consumer {
+    /// Waits for records without blocking the thread: resolves to a
+    /// non-empty batch (at most `max_poll_records`), or to the error
+    /// [`Consumer::poll`] would return ([`Error::Closed`],
+    /// [`Error::Wakeup`], [`Error::UnknownTopic`], ...). Group duties
+    /// (rebalances, revocations, auto-commit) happen inside it as inside
+    /// `poll`, and the member counts as polling while the future is pending.
+    ///
+    /// Dropping the future before it resolves loses nothing: no record is
+    /// taken until the future returns it, and the consumer stays usable.
+    pub fn recv(&mut self) -> Recv<'_> {
+        Recv { consumer: self, state: AsyncPoll::default() }
+    }
+
+    /// The records, one at a time, as a [`Stream`]. Dropping the stream
+    /// puts back the records it fetched but did not yield (the positions
+    /// move back to the first of them). After [`Error::Closed`] the stream
+    /// ends.
+    pub fn stream(&mut self) -> RecordStream<'_> {
+        RecordStream { consumer: self, state: AsyncPoll::default(), buffer: VecDeque::new(), done: false }
+    }
+
+    fn poll_async(&mut self, cx: &mut Context<'_>, st: &mut AsyncPoll) -> Poll<Result<Vec<ConsumerRecord>>> {
+        if !self.waiter.is_task() {
+            self.rebind_waiter(Waiter::task());
+        }
+        // Before the step's reset: a wake-up after it reaches this task.
+        self.waiter.set_waker(cx.waker());
+        self.unregister_async(st);
+        if !st.entered {
+            if let Err(e) = self.check_open() {
+                return Poll::Ready(Err(e));
+            }
+            st.entered = true;
+            st.first = true;
+            // No deadline: alive until the future resolves or is dropped.
+            self.poll_until_ms = i64::MAX;
+            if let Some(m) = &self.membership {
+                m.group.enter_poll(self.broker.coordinator(), &m.member_id, self.broker.now_ms(), i64::MAX);
+            }
+        }
+        loop {
+            match self.poll_once(&mut st.first) {
+                Ok(records) if records.is_empty() => {}
+                done => {
+                    self.finish_async(st);
+                    return Poll::Ready(done);
+                }
+            }
+            for a in self.assigned.values().filter(|a| !a.paused) {
+                a.log.register_waiter(&self.waiter);
+                st.registered.push(Arc::clone(&a.log));
+            }
+            // Pairs with the SeqCst store of the high watermark (and the
+            // broker's closed flag): either this check sees the records or
+            // the append sees the registration and wakes the task.
+            fence(Ordering::SeqCst);
+            if !self.has_data() && !self.broker.is_closed() && !self.waiter.is_woken() {
+                return Poll::Pending;
+            }
+            self.unregister_async(st);
+        }
+    }
+
+    fn unregister_async(&self, st: &mut AsyncPoll) {
+        for log in st.registered.drain(..) {
+            log.unregister_waiter(&self.waiter);
+        }
+    }
+
+    /// Ends an async wait (resolved or dropped): leaves the wait lists and,
+    /// for the group, the poll.
+    fn finish_async(&mut self, st: &mut AsyncPoll) {
+        self.unregister_async(st);
+        if std::mem::take(&mut st.entered)
+            && let Some(m) = &self.membership
+        {
+            m.group.exit_poll(&m.member_id, self.broker.now_ms());
+        }
+    }
+}
+
+/// The future of [`Consumer::recv`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Recv<'a> {
+    consumer: &'a mut Consumer,
+    state: AsyncPoll,
+}
+
+impl Future for Recv<'_> {
+    type Output = Result<Vec<ConsumerRecord>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.consumer.poll_async(cx, &mut this.state)
+    }
+}
+
+impl Drop for Recv<'_> {
+    fn drop(&mut self) {
+        self.consumer.finish_async(&mut self.state);
+    }
+}
+
+impl fmt::Debug for Recv<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recv").field("consumer", &self.consumer).finish()
+    }
+}
+
+/// The stream of [`Consumer::stream`].
+#[must_use = "streams do nothing unless polled"]
+pub struct RecordStream<'a> {
+    consumer: &'a mut Consumer,
+    state: AsyncPoll,
+    /// Fetched, not yet yielded.
+    buffer: VecDeque<ConsumerRecord>,
+    done: bool,
+}
+
+impl Stream for RecordStream<'_> {
+    type Item = Result<ConsumerRecord>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(r) = this.buffer.pop_front() {
+            return Poll::Ready(Some(Ok(r)));
+        }
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match this.consumer.poll_async(cx, &mut this.state) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(records)) => {
+                this.buffer = records.into();
+                Poll::Ready(this.buffer.pop_front().map(Ok))
+            }
+            Poll::Ready(Err(e)) => {
+                this.done = matches!(e, Error::Closed);
+                Poll::Ready(Some(Err(e)))
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.buffer.len(), None)
+    }
+}
+
+impl Drop for RecordStream<'_> {
+    fn drop(&mut self) {
+        self.consumer.finish_async(&mut self.state);
+        // Give back what was fetched and not yielded: the records of a
+        // partition are in offset order, so its first is where to resume.
+        let mut seen = BTreeSet::new();
+        for r in self.buffer.drain(..) {
+            let tp = TopicPartition::new(&*r.topic, r.partition);
+            if seen.insert(tp.clone())
+                && let Some(a) = self.consumer.assigned.get_mut(&tp)
+            {
+                a.position = Some(r.offset);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for RecordStream<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordStream").field("buffered", &self.buffer.len()).finish()
+    }
+}
