@@ -5,8 +5,19 @@ use std::process::Command;
 
 use streamlog::{Error, Partition, PartitionOptions};
 
+/// flock(2) locks belong to the open file description, which a child forked
+/// by another test shares until it execs: a lock closed in this process may
+/// outlive its close by that long. The tests here run one at a time so that
+/// "released on close" is what they observe.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn second_open_in_the_same_process_is_locked() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let p = Partition::open(dir.path(), PartitionOptions::default()).unwrap();
     let err = Partition::open(dir.path(), PartitionOptions::default()).unwrap_err();
@@ -17,6 +28,7 @@ fn second_open_in_the_same_process_is_locked() {
 
 #[test]
 fn open_from_another_process_is_locked() {
+    let _serial = serial();
     if let Ok(dir) = std::env::var("STREAMLOG_LOCK_CHILD") {
         let err = Partition::open(&dir, PartitionOptions::default()).unwrap_err();
         assert!(matches!(err, Error::Locked { .. }), "{err}");
@@ -40,6 +52,7 @@ fn open_from_another_process_is_locked() {
 /// partitions is open on its own.
 #[test]
 fn a_partition_of_an_open_broker_is_locked() {
+    let _serial = serial();
     use streamlog::{Broker, BrokerOptions, TopicConfig};
     if let Ok(dir) = std::env::var("STREAMLOG_BROKER_LOCK_CHILD") {
         let err = Partition::open(&dir, PartitionOptions::default()).unwrap_err();
@@ -74,6 +87,7 @@ fn a_partition_of_an_open_broker_is_locked() {
 /// open descriptors does not grow by one per partition.
 #[test]
 fn broker_partitions_have_no_lock_files() {
+    let _serial = serial();
     use streamlog::{Broker, BrokerOptions, TopicConfig};
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
