@@ -141,3 +141,48 @@ fn an_intact_log_opens_after_a_crash_with_its_chain_checked() {
     let p = Partition::open(crashed.path(), small_segments()).unwrap();
     assert_eq!(read_all(&p, 0).len(), 1000);
 }
+
+#[test]
+fn a_missing_last_segment_after_a_clean_close_is_a_gap_not_a_shorter_log() {
+    let dir = written();
+    let segs = log_files(dir.path());
+    let last = base_of(segs.last().unwrap());
+    remove_segment(dir.path(), segs.last().unwrap());
+    // Offsets last..1000 are gone; reusing them would point commits at other records.
+    expect_gap(dir.path(), last, 1000);
+    let p = Partition::open(dir.path(), small_segments().repair(true)).unwrap();
+    assert_eq!(p.high_watermark(), 1000, "repair keeps the end the clean close recorded");
+    assert_eq!(p.append(&[numbered(1000, 100)]).unwrap().base_offset, 1000);
+    let after: Vec<u64> = p.read(last, 1 << 20).unwrap().iter().flat_map(|b| b.records()).map(|r| r.offset).collect();
+    assert_eq!(after, vec![1000], "the lost offsets read as a gap");
+    p.close().unwrap();
+    let p = Partition::open(dir.path(), small_segments()).unwrap();
+    assert_eq!(p.high_watermark(), 1001);
+    p.close().unwrap();
+}
+
+#[test]
+fn a_power_loss_while_rolling_cuts_the_old_tail_and_drops_the_empty_segment() {
+    let dir = written();
+    let p = Partition::open(dir.path(), small_segments()).unwrap();
+    p.roll().unwrap();
+    p.close().unwrap();
+    let segs = log_files(dir.path());
+    let (prev, empty) = (&segs[segs.len() - 2], segs.last().unwrap());
+    assert_eq!(fs::metadata(empty).unwrap().len(), 0);
+    // The crash: no clean marker, and the old segment's tail never reached the disk.
+    for marker in [".clean_shutdown"] {
+        let _ = fs::remove_file(dir.path().join(marker));
+    }
+    let mut bytes = fs::read(prev).unwrap();
+    let len = bytes.len();
+    bytes[len - 300..].fill(0);
+    fs::write(prev, bytes).unwrap();
+    let p = Partition::open(dir.path(), small_segments()).unwrap();
+    let hw = p.high_watermark();
+    assert!(hw < 1000 && hw > base_of(prev), "the torn tail is cut: {hw}");
+    assert!(!empty.exists(), "the empty segment past the cut is gone");
+    assert_eq!(p.append(&[numbered(hw, 100)]).unwrap().base_offset, hw);
+    assert_eq!(read_all(&p, 0).len() as u64, hw + 1);
+    p.close().unwrap();
+}

@@ -129,8 +129,54 @@ pub(super) fn recover(
                     opened
                 }
                 None => {
+                    // A clean close synced everything up to `n`: segments
+                    // ending sooner mean a file went missing. Checked (with
+                    // pread) before anything changes, so a refused open
+                    // leaves the marker for the next attempt.
+                    if let Some(n) = clean_next
+                        && !config.repair
+                    {
+                        let end = Segment::sealed_end_offset(dir, last, config)?.unwrap_or(last);
+                        if end < n {
+                            return Err(Error::Corrupt {
+                                path: dir.join(segment::log_file_name(last)),
+                                position: 0,
+                                reason: format!(
+                                    "offsets {end}..{n} are missing: the last clean close left the log \
+                                     ending at {n}, its segments end at {end}; open with `repair` to \
+                                     record the gap and go on"
+                                ),
+                            });
+                        }
+                    }
                     marker.invalidate()?;
-                    Segment::recover(dir, last, config)?
+                    let (active, next) = Segment::recover(dir, last, config)?;
+                    match clean_next {
+                        Some(n) if next < n && !config.repair => {
+                            return Err(Error::Corrupt {
+                                path: dir.join(segment::log_file_name(last)),
+                                position: next,
+                                reason: format!(
+                                    "offsets {next}..{n} are lost: the last clean close left the log ending \
+                                     at {n}, and its last segment is damaged there; open with `repair`"
+                                ),
+                            });
+                        }
+                        Some(n) if next < n => {
+                            // Record the gap as empty batches, then go on at `n`.
+                            drop(active.seal(dir)?);
+                            let mut at = next;
+                            while at < n {
+                                let end = (n - 1).min(at.saturating_add(u64::from(u32::MAX)));
+                                Segment::write_sealed(dir, at, &[format::encode_empty_batch(at, end, 0)])?;
+                                bases.push(at);
+                                at = end + 1;
+                            }
+                            bases.push(n);
+                            (Segment::create(dir, n, config, true)?, n)
+                        }
+                        _ => (active, next),
+                    }
                 }
             }
         }
@@ -243,6 +289,19 @@ fn check_chain(
             continue;
         }
         if end < next {
+            // A power loss while rolling: the new, empty segment was listed
+            // before the old one's tail reached the disk, and recovery cut
+            // that tail. Nothing was acknowledged past the cut unless it was
+            // synced; the empty segment goes, and the old one is active again.
+            let last_is_empty = fs::metadata(log_path(next)).is_ok_and(|m| m.len() == 0);
+            if i + 2 == bases.len() && last_is_empty {
+                marker.invalidate()?;
+                Segment::sealed(dir, next, config).delete_files()?;
+                fsutil::sync_dir(dir)?;
+                bases.pop();
+                changed = true;
+                continue;
+            }
             if !config.repair {
                 return Err(Error::Corrupt {
                     path: log_path(base),
