@@ -136,7 +136,11 @@ pub(super) fn recover(
                     if let Some(n) = clean_next
                         && !config.repair
                     {
-                        let end = Segment::sealed_end_offset(dir, last, config)?.unwrap_or(last);
+                        // The end of the valid batches: a torn tail is cut
+                        // below, as after any crash.
+                        let path = dir.join(segment::log_file_name(last));
+                        let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
+                        let end = segment::scan(&bytes, last, config.index).next_offset;
                         if end < n {
                             return Err(Error::Corrupt {
                                 path: dir.join(segment::log_file_name(last)),
