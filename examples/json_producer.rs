@@ -59,6 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (i, partition) in broker.topic("page-views")?.partitions().iter().enumerate() {
         for batch in partition.read(0, 1 << 20)? {
             for r in batch.records() {
+                let r = r?;
                 let view = Json.deserialize(r.value.as_deref().unwrap_or_default());
                 println!("page-views:{i}:{}: {view:?}", r.offset);
             }

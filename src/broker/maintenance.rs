@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::broker::BrokerState;
+use crate::broker::stats::Counters;
 use crate::broker::topic::Topic;
 use crate::error::{Error, Result};
 use crate::group::TopicPartition;
@@ -53,6 +54,8 @@ impl BrokerState {
                 }
             }
         }
+        Counters::bump(&self.stats.maintenance_runs, 1);
+        Counters::bump(&self.stats.maintenance_failures, report.failures.len() as u64);
         Ok(report)
     }
 }

@@ -65,6 +65,13 @@ pub(crate) struct BrokerState {
     /// Every consumer's waiter, for its lifetime: closing the broker or
     /// deleting a topic wakes them all, whatever they wait on.
     pub(crate) waiters: WaitList,
+    /// Set while open with `fsync(false)`: no sync under the directory.
+    pub(super) no_sync: Mutex<Option<fsutil::NoSyncRoot>>,
+    /// A [`Broker::temporary`](super::Broker::temporary) directory: removed
+    /// at close.
+    pub(super) temporary: AtomicBool,
+    /// Counters behind [`Broker::stats`](super::Broker::stats).
+    pub(crate) stats: crate::broker::stats::Counters,
 }
 
 impl TopicView for BrokerState {
@@ -354,6 +361,10 @@ impl BrokerState {
         // Producers may outlive the broker (they fail with `Closed`); the
         // directory is free for the next open now.
         drop(self.dir_lock.lock().take());
+        drop(self.no_sync.lock().take());
+        if self.temporary.load(Ordering::Acquire) {
+            crate::broker::temporary::remove_later(self.dir.clone());
+        }
         first_error
     }
 }

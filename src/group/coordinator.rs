@@ -138,6 +138,8 @@ pub(crate) struct Coordinator {
     /// Kafka's `group.initial.rebalance.delay.ms`.
     initial_delay_ms: i64,
     pub offsets: OffsetStore,
+    /// Rebalances of every group since open, for `Broker::stats`.
+    pub rebalances: std::sync::atomic::AtomicU64,
 }
 
 impl Coordinator {
@@ -160,6 +162,7 @@ impl Coordinator {
             next_member: Mutex::new(0),
             initial_delay_ms,
             offsets,
+            rebalances: Default::default(),
         })
     }
 
@@ -541,6 +544,8 @@ impl Group {
     /// A new generation: the assignor's answer becomes every member's target.
     fn assign(st: &mut GroupInner, coordinator: &Coordinator) {
         st.generation += 1;
+        // Relaxed: a statistic.
+        coordinator.rebalances.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // The epoch first: a change racing with the lookup moves it again.
         st.counts_epoch = coordinator.topics_epoch();
         st.counts = coordinator.counts(Self::all_topics(st).into_iter());

@@ -161,7 +161,7 @@ fn repair(dir: &Path, bases: &mut Vec<u64>, config: &SegmentConfig) -> Result<bo
         let path = seg.log_path();
         let file = File::options().read(true).write(true).open(path).map_err(Error::io("open", path))?;
         let file = segment::cut_file(file, path, dir, valid_len as u64)?;
-        file.sync_all().map_err(Error::io("sync", path))?;
+        fsutil::sync_file(&file, path)?;
         fsutil::sync_dir(dir)?;
         return Ok(true);
     }
