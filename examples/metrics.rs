@@ -16,7 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..1000 {
         producer.send(ProducerRecord::new("orders", format!("order {i}")).key(format!("customer-{}", i % 17)))?;
     }
-    let mut consumer = broker.consumer(ConsumerConfig::with_group("billing").auto_offset_reset(OffsetReset::Earliest))?;
+    let mut consumer =
+        broker.consumer(ConsumerConfig::with_group("billing").auto_offset_reset(OffsetReset::Earliest))?;
     consumer.subscribe(&["orders"])?;
     let mut read = 0;
     while read < 600 {

@@ -73,6 +73,9 @@ pub use client::consumer::{
 };
 pub use client::partitioner::{DefaultPartitioner, NoKeyStrategy, Partitioner, murmur2, murmur2_partition};
 pub use client::producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata, SendFuture};
+pub use client::typed::{Codec, CodecError, TypedProducer, Utf8};
+#[cfg(feature = "serde")]
+pub use client::typed::{Json, MessagePack};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use group::{
