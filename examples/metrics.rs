@@ -29,6 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Reads one per-partition gauge off its stats.
+type Gauge = fn(&streamlog::LogStats) -> u64;
+
 /// The snapshot as Prometheus text: counters, then gauges per partition and
 /// per group.
 fn render(s: &BrokerStats) -> String {
@@ -47,7 +50,7 @@ fn render(s: &BrokerStats) -> String {
         let _ = writeln!(out, "# HELP streamlog_{name}_total {help}.\n# TYPE streamlog_{name}_total counter");
         let _ = writeln!(out, "streamlog_{name}_total {value}");
     }
-    let gauges: [(&str, fn(&streamlog::LogStats) -> u64); 5] = [
+    let gauges: [(&str, Gauge); 5] = [
         ("log_start_offset", |l| l.log_start_offset),
         ("log_end_offset", |l| l.log_end_offset),
         ("size_bytes", |l| l.size_bytes),

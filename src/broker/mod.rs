@@ -240,6 +240,8 @@ impl Broker {
             return Err(Error::InvalidConfig("the broker directory path is empty".into()));
         }
         opts.validate()?;
+        let started = std::time::Instant::now();
+        let _span = tracing::info_span!("streamlog.open", dir = %dir.display()).entered();
         // Registered before anything is made, unregistered at close (or
         // when the open fails and this is dropped).
         let no_sync = (!opts.fsync).then(|| fsutil::NoSyncRoot::register(&dir));
@@ -312,6 +314,17 @@ impl Broker {
             *broker.inner.maintenance.lock() = Some(start_maintenance(&broker.inner, every)?);
         }
         *broker.inner.flusher.lock() = Some(start_flusher(&broker.inner)?);
+        let topics = broker.inner.topics.read();
+        tracing::info!(
+            dir = %broker.inner.dir.display(),
+            topics = topics.len(),
+            partitions = topics.values().map(|t| t.partition_count() as u64).sum::<u64>(),
+            clean = marker_present,
+            fsync = broker.inner.opts.fsync,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "opened the broker"
+        );
+        drop(topics);
         Ok(broker)
     }
 

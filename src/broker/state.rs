@@ -334,6 +334,8 @@ impl BrokerState {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
+        let started = std::time::Instant::now();
+        let _span = tracing::info_span!("streamlog.close", dir = %self.dir.display()).entered();
         self.waiters.wake_all();
         let _admin = self.admin.lock();
         let mut first_error = Ok(());
@@ -362,6 +364,15 @@ impl BrokerState {
         // directory is free for the next open now.
         drop(self.dir_lock.lock().take());
         drop(self.no_sync.lock().take());
+        match &first_error {
+            Ok(()) => tracing::info!(
+                dir = %self.dir.display(),
+                partitions_sealed = states.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "closed the broker"
+            ),
+            Err(e) => tracing::error!(dir = %self.dir.display(), error = %e, "closed the broker, not cleanly"),
+        }
         if self.temporary.load(Ordering::Acquire) {
             crate::broker::temporary::remove_later(self.dir.clone());
         }

@@ -101,6 +101,8 @@ enum Phase {
 }
 
 struct GroupInner {
+    /// The group's id, for the events it reports.
+    id: Arc<str>,
     generation: u32,
     assignor: Assignor,
     phase: Phase,
@@ -172,6 +174,7 @@ impl Coordinator {
             Arc::new(Group {
                 id: id.to_owned(),
                 state: Mutex::new(GroupInner {
+                    id: Arc::from(id),
                     generation: 0,
                     assignor: Assignor::default(),
                     phase: Phase::Stable,
@@ -568,11 +571,21 @@ impl Group {
             })
             .collect();
         let mut assignment = st.assignor.assign(&subs, &st.counts);
+        let mut moved = 0;
         for (id, m) in st.members.iter_mut() {
             m.target = assignment.remove(id).unwrap_or_default();
+            moved += m.target.iter().filter(|tp| st.owners.get(*tp) != Some(id)).count();
             m.rejoined = false;
             m.waiter.wake();
         }
+        tracing::info!(
+            group = %st.id,
+            generation = st.generation,
+            members = st.members.len(),
+            partitions = st.members.values().map(|m| m.target.len()).sum::<usize>(),
+            partitions_moved = moved,
+            "group rebalanced"
+        );
     }
 
     /// The group's state, generation, assignor, and members with what they

@@ -868,6 +868,7 @@ impl Inner {
     }
 
     fn poison(&self) {
+        tracing::error!(dir = %self.dir.display(), "a sync failed: the partition refuses writes until reopened");
         self.poisoned.store(true, Ordering::Release);
     }
 
@@ -922,6 +923,7 @@ impl Inner {
         let mut state = self.sync.lock();
         state.synced = state.synced.max(next_offset);
         self.wake_sync_waiters(state);
+        tracing::debug!(dir = %self.dir.display(), base_offset = next_offset, "rolled to a new segment");
         Ok(())
     }
 

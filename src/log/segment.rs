@@ -411,6 +411,17 @@ impl Segment {
         let keep = scanned.valid_len as u64;
         let file = if keep == len { file } else { cut_file(file, &self.log_path, dir, keep)? };
         fsutil::sync_file(&file, &self.log_path)?;
+        // Unwritten (pre-allocated) space past the last batch is cut too;
+        // `end` tells a torn write from that.
+        tracing::info!(
+            path = %self.log_path.display(),
+            scanned_bytes = len,
+            kept_bytes = keep,
+            cut_bytes = len - keep,
+            end = ?scanned.end,
+            next_offset = scanned.next_offset,
+            "recovered a segment: scanned, cut after the last valid batch, index rebuilt"
+        );
         Ok((scanned, file))
     }
 
