@@ -67,7 +67,7 @@ fn compaction(c: &mut Criterion) {
             let mut n = 0u64;
             while next < p.high_watermark() {
                 for batch in p.read(next, 4 << 20).unwrap() {
-                    n += batch.records().filter(|r| r.key.is_some()).count() as u64;
+                    n += batch.records().filter(|r| r.as_ref().unwrap().key.is_some()).count() as u64;
                     next = batch.next_offset();
                 }
             }

@@ -75,6 +75,7 @@ fn poll_throughput(c: &mut Criterion) {
                 }
                 for batch in log.read(next, 1 << 20).unwrap() {
                     for r in batch.records() {
+                        let r = r.unwrap();
                         black_box(r.value.as_ref().map(|v| v[0]));
                         left = left.saturating_sub(1);
                     }

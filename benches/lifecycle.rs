@@ -114,5 +114,43 @@ fn bench_create_topic(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_open, bench_close, bench_create_topic);
+/// A broker per test: open a fresh directory, create a one-partition topic,
+/// close. The default options (which fsync) are the baseline;
+/// `fsync(false)` and `Broker::temporary` (which also removes its
+/// directory, on a background thread) are what a test would use.
+fn bench_test_broker(c: &mut Criterion) {
+    let mut g = c.benchmark_group("test_broker_open_topic_close");
+    g.sample_size(20).measurement_time(Duration::from_secs(5));
+    let root = tempfile::tempdir().unwrap();
+    let mut n = 0u64;
+    for (name, fsync) in [("default", true), ("fsync_false", false)] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    n += 1;
+                    let dir = root.path().join(n.to_string());
+                    let start = Instant::now();
+                    let broker = Broker::open(&dir, BrokerOptions::default().fsync(fsync)).unwrap();
+                    black_box(broker.create_topic("t", TopicConfig::with_partitions(1)).unwrap());
+                    broker.close().unwrap();
+                    total += start.elapsed();
+                    // Not measured: on ext4 each rmdir costs milliseconds.
+                    std::fs::remove_dir_all(&dir).unwrap();
+                }
+                total
+            });
+        });
+    }
+    g.bench_function("temporary", |b| {
+        b.iter(|| {
+            let broker = Broker::temporary().unwrap();
+            black_box(broker.create_topic("t", TopicConfig::with_partitions(1)).unwrap());
+            broker.close().unwrap();
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_open, bench_close, bench_create_topic, bench_test_broker);
 criterion_main!(benches);

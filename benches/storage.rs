@@ -127,6 +127,7 @@ fn read(c: &mut Criterion) {
                     }
                     for batch in p.read(next, 1 << 20).unwrap() {
                         for rec in batch.records() {
+                            let rec = rec.unwrap();
                             let v = rec.value.unwrap();
                             sum += v.len() as u64 + u64::from(v[0]);
                             left = left.saturating_sub(1);

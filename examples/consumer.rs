@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         while next < partition.high_watermark() {
             for batch in partition.read(next, 1 << 20)? {
                 for r in batch.records() {
+                    let r = r?;
                     println!(
                         "{}:{index}:{}: key={} value={}",
                         topic.name(),

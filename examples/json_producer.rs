@@ -1,68 +1,57 @@
-//! Values through a serializer: events encoded as JSON on the way in and
-//! decoded on the way out, the way the Kafka seeds use JSON or msgpack value
-//! serializers. The encoding is hand-written here to keep the example free of
-//! dependencies; in an application, put `serde_json::to_vec` behind the same
-//! trait.
+//! Typed values: events encoded as JSON on the way in and decoded on the
+//! way out, as the Kafka seeds do with `value_serializer=json.dumps`
+//! (swap `Json` for `MessagePack` for `msgpack.dumps`). A record that is not
+//! valid JSON is reported with its topic, partition and offset, and skipped.
 //!
-//! `cargo run --example json_producer`
+//! `cargo run --example json_producer` (needs the `serde` feature, which
+//! the crate's examples and tests turn on).
 
-use bytes::Bytes;
-use streamlog::{Broker, BrokerOptions, ProducerRecord, TopicConfig};
+use std::time::Duration;
 
-/// Turns values into record bytes and back.
-trait Serializer<T> {
-    fn serialize(&self, value: &T) -> Bytes;
-    fn deserialize(&self, bytes: &[u8]) -> Option<T>;
-}
+use serde::{Deserialize, Serialize};
+use streamlog::{Broker, ConsumerConfig, Error, Json, OffsetReset, ProducerRecord, TopicConfig, Utf8};
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Serialize, Deserialize)]
 struct PageView {
     user: String,
     page: String,
     millis: u64,
 }
 
-struct Json;
-
-impl Serializer<PageView> for Json {
-    fn serialize(&self, v: &PageView) -> Bytes {
-        let text = format!(r#"{{"user":{:?},"page":{:?},"millis":{}}}"#, v.user, v.page, v.millis);
-        Bytes::from(text)
-    }
-
-    fn deserialize(&self, bytes: &[u8]) -> Option<PageView> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let field = |name: &str| {
-            let start = text.find(&format!("\"{name}\":"))? + name.len() + 3;
-            let rest = &text[start..];
-            let end = rest.find([',', '}'])?;
-            Some(rest[..end].trim_matches('"').to_owned())
-        };
-        Some(PageView { user: field("user")?, page: field("page")?, millis: field("millis")?.parse().ok()? })
-    }
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let broker = Broker::open(dir.path(), BrokerOptions::default())?;
+    let broker = Broker::temporary()?;
     broker.create_topic("page-views", TopicConfig::with_partitions(2))?;
-    let producer = broker.producer();
-    let views = [
+    // Keys as plain UTF-8 (their partitions match Kafka's), values as JSON.
+    let views = broker.producer().typed::<String, PageView, _, _>("page-views", Utf8, Json);
+    let sent = [
         PageView { user: "ada".into(), page: "/home".into(), millis: 31 },
-        PageView { user: "bob".into(), page: "/cart".into(), millis: 12 },
+        PageView { user: "bob".into(), page: "/search?q=tea,green".into(), millis: 12 },
         PageView { user: "ada".into(), page: "/checkout".into(), millis: 87 },
     ];
-    for v in &views {
-        let m = producer.send(ProducerRecord::new("page-views", Json.serialize(v)).key(v.user.clone()))?;
-        println!("{} -> {}:{}:{}", v.user, m.topic, m.partition, m.offset);
+    for v in &sent {
+        let m = views.send(&v.user, v)?;
+        println!("sent {} -> {}:{}:{}", v.user, m.topic, m.partition, m.offset);
     }
-    for (i, partition) in broker.topic("page-views")?.partitions().iter().enumerate() {
-        for batch in partition.read(0, 1 << 20)? {
-            for r in batch.records() {
-                let view = Json.deserialize(r.value.as_deref().unwrap_or_default());
-                println!("page-views:{i}:{}: {view:?}", r.offset);
+    // Someone else's bytes on the same topic: a poison record.
+    broker.producer().send(ProducerRecord::new("page-views", "<html>").key("mallory"))?;
+
+    let config = ConsumerConfig::with_group("report").auto_offset_reset(OffsetReset::Earliest);
+    let mut consumer = broker.consumer(config)?;
+    consumer.subscribe(&["page-views"])?;
+    let mut seen = 0;
+    while seen < sent.len() + 1 {
+        for record in consumer.poll(Duration::from_millis(100))? {
+            seen += 1;
+            let user = record.decode_key::<String, _>(&Utf8)?.unwrap_or_default();
+            match record.decode_value::<PageView, _>(&Json) {
+                Ok(Some(view)) => println!("read {user}: {view:?}"),
+                Ok(None) => println!("read {user}: tombstone"),
+                // Poison: report it and go on; the position is past it.
+                Err(e @ Error::Decode { .. }) => println!("skipped: {e}"),
+                Err(e) => return Err(e.into()),
             }
         }
     }
+    consumer.commit()?;
     Ok(())
 }

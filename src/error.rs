@@ -152,6 +152,35 @@ pub enum Error {
     /// A directory or metadata file written by a newer streamlog.
     #[error("{path}: unsupported format version {version}")]
     UnsupportedFormat { path: PathBuf, version: u32 },
+
+    /// A typed key or value that its [`Codec`](crate::Codec) rejects (a
+    /// poison record): `part` is `"key"` or `"value"`. Only this record is
+    /// affected; the consumer's position is already past it.
+    #[error("cannot decode the {part} of {topic}:{partition}:{offset}: {reason}")]
+    Decode {
+        /// The record's topic.
+        topic: String,
+        /// The record's partition.
+        partition: u32,
+        /// The record's offset.
+        offset: u64,
+        /// `"key"` or `"value"`.
+        part: &'static str,
+        /// The codec's error.
+        reason: String,
+    },
+
+    /// A typed key or value that its [`Codec`](crate::Codec) could not
+    /// encode; nothing was sent.
+    #[error("cannot encode a {part} for topic {topic:?}: {reason}")]
+    Encode {
+        /// The topic it was for.
+        topic: String,
+        /// `"key"` or `"value"`.
+        part: &'static str,
+        /// The codec's error.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -22,7 +22,7 @@
 //! let p = data.partition("orders", 0)?;
 //! assert_eq!(p.log_end_offset()?, 1);
 //! let batches = p.read(0, 1 << 20)?;
-//! assert_eq!(batches[0].records().next().unwrap().value.as_deref(), Some(&b"created"[..]));
+//! assert_eq!(batches[0].records().next().unwrap()?.value.as_deref(), Some(&b"created"[..]));
 //! # Ok::<_, Box<dyn std::error::Error>>(())
 //! ```
 

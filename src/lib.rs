@@ -24,6 +24,7 @@
 //! while next < log.high_watermark() {
 //!     for batch in log.read(next, 64 << 10)? {
 //!         for rec in batch.records() {
+//!             let rec = rec?;
 //!             values.push((rec.offset, rec.value));
 //!         }
 //!         next = batch.next_offset();
@@ -62,6 +63,7 @@ pub mod inspect;
 pub mod internals;
 mod log;
 
+pub use broker::stats::{BrokerStats, GroupStats, PartitionStats};
 pub use broker::topic::{CleanupPolicy, MAX_PARTITIONS, MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_topic_name};
 pub use broker::{Broker, BrokerOptions, ConsumerGroup, MIN_MAINTENANCE_INTERVAL, MaintenanceReport, ResetTo};
 pub use client::batching::{BatchingConfig, BatchingProducer, DeliveryFuture, Enqueue};
@@ -71,6 +73,9 @@ pub use client::consumer::{
 };
 pub use client::partitioner::{DefaultPartitioner, NoKeyStrategy, Partitioner, murmur2, murmur2_partition};
 pub use client::producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata, SendFuture};
+pub use client::typed::{Codec, CodecError, TypedProducer, Utf8};
+#[cfg(feature = "serde")]
+pub use client::typed::{Json, MessagePack};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use group::{
@@ -82,4 +87,5 @@ pub use log::format::RecordIter;
 pub use log::options::{Durability, MAX_TIMESTAMP, PartitionOptions};
 pub use log::partition::{AppendFuture, AppendInfo, Partition};
 pub use log::record::{Batch, Header, LogRecord, Record, TimestampType};
+pub use log::stats::LogStats;
 pub use log::view::Segment;

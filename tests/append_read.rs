@@ -38,7 +38,7 @@ fn reading_inside_a_batch_starts_at_the_requested_offset() {
     let batches = p.read(7, 1 << 20).unwrap();
     assert_eq!(batches.len(), 1);
     assert_eq!(batches[0].base_offset(), 0);
-    let offsets: Vec<u64> = batches[0].records().map(|r| r.offset).collect();
+    let offsets: Vec<u64> = batches[0].records().map(|r| r.unwrap().offset).collect();
     assert_eq!(offsets, vec![7, 8, 9]);
 }
 
@@ -135,6 +135,7 @@ fn concurrent_readers_see_a_consistent_prefix() {
     while next < 20_000 {
         for b in p.read(next, 64 << 10).unwrap() {
             for r in b.records() {
+                let r = r.unwrap();
                 assert_eq!(r.offset, next);
                 assert_eq!(common::number_of(&r), next);
                 next += 1;

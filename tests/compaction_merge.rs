@@ -55,7 +55,7 @@ fn small_segments_merge_and_readers_keep_their_bytes() {
     let p = written(dir.path());
     let before = p.segment_count();
     // A reader holds records of segments about to be merged away.
-    let held: Vec<_> = p.read(1500, 1 << 20).unwrap().iter().flat_map(|b| b.records()).collect();
+    let held: Vec<_> = p.read(1500, 1 << 20).unwrap().iter().flat_map(|b| b.records()).map(Result::unwrap).collect();
     let held_values: Vec<Vec<u8>> = held.iter().map(|r| r.value.clone().unwrap().to_vec()).collect();
     let stats = p.compact(i64::MAX, &compaction()).unwrap();
     assert!(stats.segments_rewritten > 1, "{stats:?}");

@@ -36,6 +36,7 @@ fn concurrent_producers_keep_per_partition_order_and_lose_nothing() {
         while next < part.high_watermark() {
             for batch in part.read(next, 1 << 20).unwrap() {
                 for r in batch.records() {
+                    let r = r.unwrap();
                     let v = std::str::from_utf8(r.value.as_ref().unwrap()).unwrap().to_owned();
                     let (t, i) = v.split_once(':').unwrap();
                     let (t, i): (u64, u64) = (t.parse().unwrap(), i.parse().unwrap());

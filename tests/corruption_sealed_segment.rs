@@ -77,7 +77,7 @@ fn read_all_until_error(p: &Partition) -> usize {
         if batches.is_empty() {
             break;
         }
-        n += batches.iter().map(|b| b.records().count()).sum::<usize>();
+        n += batches.iter().map(|b| b.records().map(Result::unwrap).count()).sum::<usize>();
         next = batches.last().unwrap().next_offset();
     }
     n

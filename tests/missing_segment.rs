@@ -113,7 +113,7 @@ fn repair_records_a_middle_gap_and_reads_skip_it() {
     p.verify().unwrap();
     assert_eq!(p.high_watermark(), 1000);
     let batches = p.read(lost, 1 << 20).unwrap();
-    let first = batches.iter().flat_map(|b| b.records()).next().unwrap();
+    let first = batches.iter().flat_map(|b| b.records()).next().unwrap().unwrap();
     assert_eq!(first.offset, next, "the lost offsets read as a gap");
     p.append(&[numbered(1000, 100)]).unwrap();
     p.close().unwrap();

@@ -90,7 +90,8 @@ fn timestamps_default_to_the_clock_and_can_be_set() {
     clock.set(2_000);
     assert_eq!(p.send(ProducerRecord::new("t", "b").timestamp(42)).unwrap().timestamp, 42);
     let part = b.topic("t").unwrap().partition(0).unwrap();
-    let ts: Vec<i64> = part.read(0, 1 << 20).unwrap().iter().flat_map(|b| b.records()).map(|r| r.timestamp).collect();
+    let ts: Vec<i64> =
+        part.read(0, 1 << 20).unwrap().iter().flat_map(|b| b.records()).map(|r| r.unwrap().timestamp).collect();
     assert_eq!(ts, vec![1_000, 42]);
 }
 
@@ -111,7 +112,7 @@ fn send_batch_appends_once_per_partition_in_order() {
         assert_eq!(&*m.topic, r.topic);
         assert_eq!(Some(m.partition), r.partition);
         let part = b.topic(&r.topic).unwrap().partition(m.partition).unwrap();
-        let got = part.read(m.offset, 1 << 20).unwrap()[0].records().next().unwrap();
+        let got = part.read(m.offset, 1 << 20).unwrap()[0].records().next().unwrap().unwrap();
         assert_eq!(got.value, r.value);
     }
     // One batch per (topic, partition): three batches in all.

@@ -40,7 +40,7 @@ fn segments_describe_offsets_sizes_timestamps_and_files() {
                 .into_iter()
                 .take_while(|b| b.base_offset() < s.end_offset())
                 .collect();
-            let ts: Vec<i64> = batches.iter().flat_map(|b| b.records()).map(|r| r.timestamp).collect();
+            let ts: Vec<i64> = batches.iter().flat_map(|b| b.records()).map(|r| r.unwrap().timestamp).collect();
             assert_eq!(s.first_timestamp(), ts.first().copied(), "segment {}", s.base_offset());
             assert_eq!(s.max_timestamp(), ts.iter().copied().max(), "segment {}", s.base_offset());
             let bytes: u64 = batches.iter().map(|b| b.as_bytes().len() as u64).sum();

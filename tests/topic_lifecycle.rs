@@ -63,7 +63,7 @@ fn delete_topic_removes_files_and_handles_fail() {
     assert!(matches!(b.producer().send(ProducerRecord::new("gone", "x")), Err(Error::UnknownTopic { .. })));
     assert!(matches!(b.delete_topic("gone"), Err(Error::UnknownTopic { .. })));
     // Records read before the delete are still readable.
-    assert_eq!(held[0].records().next().unwrap().value.as_deref(), Some(&b"x"[..]));
+    assert_eq!(held[0].records().next().unwrap().unwrap().value.as_deref(), Some(&b"x"[..]));
     // The name can be used again, from scratch.
     let t = b.create_topic("gone", TopicConfig::with_partitions(1)).unwrap();
     assert_eq!(t.partition(0).unwrap().high_watermark(), 0);

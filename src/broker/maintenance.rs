@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::broker::BrokerState;
+use crate::broker::stats::Counters;
 use crate::broker::topic::Topic;
 use crate::error::{Error, Result};
 use crate::group::TopicPartition;
@@ -28,6 +29,8 @@ pub struct MaintenanceReport {
 impl BrokerState {
     pub(super) fn run_maintenance(&self) -> Result<MaintenanceReport> {
         self.check_open()?;
+        let _span = tracing::debug_span!("streamlog.maintenance", dir = %self.dir.display()).entered();
+        let started = std::time::Instant::now();
         let now = self.opts.clock.now_ms();
         let mut report = MaintenanceReport::default();
         let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
@@ -49,10 +52,23 @@ impl BrokerState {
                 };
                 match pass() {
                     Ok(()) | Err(Error::Closed) => {}
-                    Err(e) => report.failures.push((TopicPartition::new(topic.name(), i as u32), e)),
+                    Err(e) => {
+                        tracing::warn!(topic = topic.name(), partition = i, error = %e, "maintenance failed");
+                        report.failures.push((TopicPartition::new(topic.name(), i as u32), e));
+                    }
                 }
             }
         }
+        Counters::bump(&self.stats.maintenance_runs, 1);
+        Counters::bump(&self.stats.maintenance_failures, report.failures.len() as u64);
+        tracing::debug!(
+            segments_deleted = report.segments_deleted,
+            records_compacted = report.records_compacted,
+            segments_compacted = report.segments_compacted,
+            failures = report.failures.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "maintenance pass done"
+        );
         Ok(report)
     }
 }
@@ -65,9 +81,19 @@ pub(super) fn start_maintenance(broker: &Arc<BrokerState>, every: Duration) -> R
     Periodic::start(
         "streamlog-maintenance",
         every,
-        move || task.upgrade().is_some_and(|b| b.run_maintenance().is_ok() || b.check_open().is_ok()),
+        move || {
+            let Some(b) = task.upgrade() else { return false };
+            // Each partition's failure was reported by the pass; a failure
+            // of the pass itself is reported here, and retried next time.
+            match b.run_maintenance() {
+                Ok(_) | Err(Error::Closed) => {}
+                Err(e) => tracing::error!(dir = %b.dir.display(), error = %e, "the maintenance pass failed"),
+            }
+            b.check_open().is_ok()
+        },
         move || {
             if let Some(b) = on_panic.upgrade() {
+                tracing::error!(dir = %b.dir.display(), "the maintenance thread panicked: the broker is poisoned");
                 b.poisoned.store(true, Ordering::Release);
             }
         },
@@ -90,13 +116,21 @@ pub(super) fn start_flusher(broker: &Arc<BrokerState>) -> Result<Periodic> {
             let topics: Vec<Topic> = b.topics.read().values().cloned().collect();
             for t in topics.iter().filter(|t| matches!(t.config().durability, crate::Durability::Interval(_))) {
                 for p in t.partitions() {
-                    let _ = p.flush_if_due();
+                    // The partition poisons itself (and says so); this says
+                    // which topic it belongs to, once: a poisoned one
+                    // fails every tick.
+                    if let Err(e) = p.flush_if_due()
+                        && !matches!(e, Error::Poisoned { .. })
+                    {
+                        tracing::error!(topic = t.name(), dir = %p.dir().display(), error = %e, "interval flush failed");
+                    }
                 }
             }
             b.check_open().is_ok()
         },
         move || {
             if let Some(b) = on_panic.upgrade() {
+                tracing::error!(dir = %b.dir.display(), "the flush thread panicked: the broker is poisoned");
                 b.poisoned.store(true, Ordering::Release);
             }
         },

@@ -12,6 +12,8 @@ mod clean;
 mod group;
 mod maintenance;
 pub(crate) mod state;
+pub(crate) mod stats;
+mod temporary;
 pub(crate) mod topic;
 
 pub use group::{ConsumerGroup, ResetTo};
@@ -78,6 +80,16 @@ pub struct BrokerOptions {
     /// spares a group starting up one rebalance per member. Default: 0
     /// (Kafka's broker default is 3 s).
     pub group_initial_rebalance_delay: Duration,
+    /// Whether the broker ever calls fsync. `false` is for tests and
+    /// throwaway data: no file, directory or metadata of this broker is
+    /// synced (whatever each topic's [`Durability`](crate::Durability)),
+    /// which makes opening, creating topics and closing cost system calls
+    /// only. Everything acknowledged still survives a crash of the process
+    /// (it is in the OS page cache), and a clean close still makes the next
+    /// open cheap; but a power loss or an OS crash may lose or tear
+    /// anything, data and metadata alike, so the directory may not open
+    /// again afterwards. [`Broker::temporary`] uses it. Default: `true`.
+    pub fsync: bool,
 }
 
 impl Default for BrokerOptions {
@@ -91,6 +103,7 @@ impl Default for BrokerOptions {
             repair: false,
             max_mapped_segments: mapcache::default_capacity(),
             group_initial_rebalance_delay: Duration::ZERO,
+            fsync: true,
         }
     }
 }
@@ -163,9 +176,23 @@ impl BrokerOptions {
         self.group_initial_rebalance_delay = delay;
         self
     }
+
+    /// See [`BrokerOptions::fsync`]: `false` never syncs (for tests; not
+    /// safe against power loss).
+    #[must_use]
+    pub fn fsync(mut self, on: bool) -> Self {
+        self.fsync = on;
+        self
+    }
 }
 
 /// The root handle: a data directory holding topics.
+///
+/// A `Broker` is a cheap handle: clones share one broker (`Send + Sync`),
+/// so a service can hand one to each component. [`Broker::close`] on any
+/// clone closes it for all of them: their later calls fail with
+/// [`Error::Closed`] (closing again does nothing). Dropping the last clone
+/// closes it too, ignoring errors.
 ///
 /// ```
 /// use streamlog::{Broker, BrokerOptions, ProducerRecord, TopicConfig};
@@ -178,8 +205,21 @@ impl BrokerOptions {
 /// broker.close()?;
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Clone)]
 pub struct Broker {
     inner: Arc<BrokerState>,
+    /// Shared by the clones; the last one dropped closes the broker
+    /// (clients hold the state, not this).
+    _last_closes: Arc<CloseOnDrop>,
+}
+
+/// Closes the broker when the last [`Broker`] clone goes.
+struct CloseOnDrop(Arc<BrokerState>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown();
+    }
 }
 
 impl Broker {
@@ -200,9 +240,16 @@ impl Broker {
             return Err(Error::InvalidConfig("the broker directory path is empty".into()));
         }
         opts.validate()?;
+        let started = std::time::Instant::now();
+        let _span = tracing::info_span!("streamlog.open", dir = %dir.display()).entered();
+        // Registered before anything is made, unregistered at close (or
+        // when the open fails and this is dropped).
+        let no_sync = (!opts.fsync).then(|| fsutil::NoSyncRoot::register(&dir));
         if !dir.is_dir() {
             fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty())
+                && opts.fsync
+            {
                 fsutil::sync_dir(parent)?;
             }
         }
@@ -244,8 +291,11 @@ impl Broker {
             coordinator: std::sync::OnceLock::new(),
             dir_lock: Mutex::new(Some(lock)),
             waiters: crate::log::notify::WaitList::default(),
+            no_sync: Mutex::new(no_sync),
+            temporary: AtomicBool::new(false),
+            stats: Default::default(),
         });
-        let broker = Broker { inner };
+        let broker = Broker { _last_closes: Arc::new(CloseOnDrop(Arc::clone(&inner))), inner };
         broker.inner.load_topics()?;
         let offsets = match broker.inner.topic(OFFSETS_TOPIC) {
             Ok(t) => t,
@@ -264,6 +314,17 @@ impl Broker {
             *broker.inner.maintenance.lock() = Some(start_maintenance(&broker.inner, every)?);
         }
         *broker.inner.flusher.lock() = Some(start_flusher(&broker.inner)?);
+        let topics = broker.inner.topics.read();
+        tracing::info!(
+            dir = %broker.inner.dir.display(),
+            topics = topics.len(),
+            partitions = topics.values().map(|t| t.partition_count() as u64).sum::<u64>(),
+            clean = marker_present,
+            fsync = broker.inner.opts.fsync,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "opened the broker"
+        );
+        drop(topics);
         Ok(broker)
     }
 
@@ -465,16 +526,11 @@ impl Broker {
     }
 
     /// Closes every partition cleanly (so the next open is cheap) and
-    /// releases the directory. Dropping the broker does the same, ignoring
-    /// errors.
+    /// releases the directory, for every clone of this handle: their later
+    /// calls fail with [`Error::Closed`]. Closing a closed broker does
+    /// nothing. Dropping the last clone does the same, ignoring errors.
     pub fn close(self) -> Result<()> {
         self.inner.shutdown()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.inner.shutdown();
     }
 }
 

@@ -65,6 +65,13 @@ pub(crate) struct BrokerState {
     /// Every consumer's waiter, for its lifetime: closing the broker or
     /// deleting a topic wakes them all, whatever they wait on.
     pub(crate) waiters: WaitList,
+    /// Set while open with `fsync(false)`: no sync under the directory.
+    pub(super) no_sync: Mutex<Option<fsutil::NoSyncRoot>>,
+    /// A [`Broker::temporary`](super::Broker::temporary) directory: removed
+    /// at close.
+    pub(super) temporary: AtomicBool,
+    /// Counters behind [`Broker::stats`](super::Broker::stats).
+    pub(crate) stats: crate::broker::stats::Counters,
 }
 
 impl TopicView for BrokerState {
@@ -327,6 +334,8 @@ impl BrokerState {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
+        let started = std::time::Instant::now();
+        let _span = tracing::info_span!("streamlog.close", dir = %self.dir.display()).entered();
         self.waiters.wake_all();
         let _admin = self.admin.lock();
         let mut first_error = Ok(());
@@ -354,6 +363,19 @@ impl BrokerState {
         // Producers may outlive the broker (they fail with `Closed`); the
         // directory is free for the next open now.
         drop(self.dir_lock.lock().take());
+        drop(self.no_sync.lock().take());
+        match &first_error {
+            Ok(()) => tracing::info!(
+                dir = %self.dir.display(),
+                partitions_sealed = states.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "closed the broker"
+            ),
+            Err(e) => tracing::error!(dir = %self.dir.display(), error = %e, "closed the broker, not cleanly"),
+        }
+        if self.temporary.load(Ordering::Acquire) {
+            crate::broker::temporary::remove_later(self.dir.clone());
+        }
         first_error
     }
 }

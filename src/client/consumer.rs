@@ -184,6 +184,14 @@ impl ConsumerConfig {
         self
     }
 
+    /// See [`ConsumerConfig::fetch_max_bytes`] (Kafka's
+    /// `max.partition.fetch.bytes`). At least 1.
+    #[must_use]
+    pub fn fetch_max_bytes(mut self, bytes: usize) -> Self {
+        self.fetch_max_bytes = bytes;
+        self
+    }
+
     /// Checks every option against its documented range.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::InvalidConfig(m.to_owned()));
@@ -427,6 +435,14 @@ impl Consumer {
     /// Partitions this consumer holds now.
     pub fn assignment(&self) -> Vec<TopicPartition> {
         self.assigned.keys().cloned().collect()
+    }
+
+    /// The topics this consumer is subscribed to, sorted: those given to
+    /// [`Consumer::subscribe`], or for a pattern the topics it matches now.
+    /// Empty without a subscription (or after [`Consumer::assign`]), as
+    /// Kafka's `subscription()`.
+    pub fn subscription(&self) -> Vec<String> {
+        self.subscribed_topics().into_iter().collect()
     }
 
     /// Reads exactly these partitions, outside any group rebalancing.
@@ -875,6 +891,10 @@ impl Consumer {
                     if out.len() == max {
                         break 'batches;
                     }
+                    // A record that does not decode stops the partition at
+                    // its position: the records before it are returned first
+                    // (see `fetch`), then the error (seek past the batch).
+                    let r = r?;
                     a.position = Some(r.offset + 1);
                     out.push(ConsumerRecord {
                         topic: Arc::clone(&a.topic),
@@ -973,17 +993,17 @@ impl Consumer {
         Ok(())
     }
 
-    /// The next offset `poll` will return for `tp`.
-    pub fn position(&mut self, tp: &TopicPartition) -> Result<u64> {
+    /// The next offset `poll` will return for `tp`. A partition with no
+    /// position yet (neither polled nor sought since it was assigned)
+    /// reports where a poll would start now: the group's committed offset,
+    /// else the `auto_offset_reset` end; the first poll (or a seek) fixes
+    /// it.
+    pub fn position(&self, tp: &TopicPartition) -> Result<u64> {
         self.check_open()?;
         let a = self.assigned(tp)?;
         match a.position {
             Some(p) => Ok(p),
-            None => {
-                let p = self.resolve_position(tp, a)?;
-                self.assigned_mut(tp)?.position = Some(p);
-                Ok(p)
-            }
+            None => self.resolve_position(tp, a),
         }
     }
 
@@ -1015,7 +1035,7 @@ impl Consumer {
 
     /// Records between the position and the high watermark of an assigned
     /// partition.
-    pub fn lag(&mut self, tp: &TopicPartition) -> Result<u64> {
+    pub fn lag(&self, tp: &TopicPartition) -> Result<u64> {
         let pos = self.position(tp)?;
         Ok(self.assigned(tp)?.log.high_watermark().saturating_sub(pos))
     }

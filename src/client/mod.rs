@@ -8,6 +8,7 @@ pub(crate) mod batching;
 pub(crate) mod consumer;
 pub(crate) mod partitioner;
 pub(crate) mod producer;
+pub(crate) mod typed;
 
 use std::sync::Arc;
 

@@ -92,6 +92,30 @@ impl ProducerRecord {
         self.headers.push(Header { key: key.into(), value });
         self
     }
+
+    /// Same as [`ProducerRecord::key`], named as [`Record::with_key`](crate::Record::with_key).
+    #[must_use]
+    pub fn with_key(self, key: impl Into<Bytes>) -> Self {
+        self.key(key)
+    }
+
+    /// Same as [`ProducerRecord::partition`].
+    #[must_use]
+    pub fn with_partition(self, partition: u32) -> Self {
+        self.partition(partition)
+    }
+
+    /// Same as [`ProducerRecord::timestamp`].
+    #[must_use]
+    pub fn with_timestamp(self, timestamp_ms: i64) -> Self {
+        self.timestamp(timestamp_ms)
+    }
+
+    /// Same as [`ProducerRecord::header`].
+    #[must_use]
+    pub fn with_header(self, key: impl Into<String>, value: Option<Bytes>) -> Self {
+        self.header(key, value)
+    }
 }
 
 /// Where a record landed.

@@ -101,6 +101,8 @@ enum Phase {
 }
 
 struct GroupInner {
+    /// The group's id, for the events it reports.
+    id: Arc<str>,
     generation: u32,
     assignor: Assignor,
     phase: Phase,
@@ -138,6 +140,8 @@ pub(crate) struct Coordinator {
     /// Kafka's `group.initial.rebalance.delay.ms`.
     initial_delay_ms: i64,
     pub offsets: OffsetStore,
+    /// Rebalances of every group since open, for `Broker::stats`.
+    pub rebalances: std::sync::atomic::AtomicU64,
 }
 
 impl Coordinator {
@@ -160,6 +164,7 @@ impl Coordinator {
             next_member: Mutex::new(0),
             initial_delay_ms,
             offsets,
+            rebalances: Default::default(),
         })
     }
 
@@ -169,6 +174,7 @@ impl Coordinator {
             Arc::new(Group {
                 id: id.to_owned(),
                 state: Mutex::new(GroupInner {
+                    id: Arc::from(id),
                     generation: 0,
                     assignor: Assignor::default(),
                     phase: Phase::Stable,
@@ -541,6 +547,8 @@ impl Group {
     /// A new generation: the assignor's answer becomes every member's target.
     fn assign(st: &mut GroupInner, coordinator: &Coordinator) {
         st.generation += 1;
+        // Relaxed: a statistic.
+        coordinator.rebalances.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // The epoch first: a change racing with the lookup moves it again.
         st.counts_epoch = coordinator.topics_epoch();
         st.counts = coordinator.counts(Self::all_topics(st).into_iter());
@@ -563,11 +571,21 @@ impl Group {
             })
             .collect();
         let mut assignment = st.assignor.assign(&subs, &st.counts);
+        let mut moved = 0;
         for (id, m) in st.members.iter_mut() {
             m.target = assignment.remove(id).unwrap_or_default();
+            moved += m.target.iter().filter(|tp| st.owners.get(*tp) != Some(id)).count();
             m.rejoined = false;
             m.waiter.wake();
         }
+        tracing::info!(
+            group = %st.id,
+            generation = st.generation,
+            members = st.members.len(),
+            partitions = st.members.values().map(|m| m.target.len()).sum::<usize>(),
+            partitions_moved = moved,
+            "group rebalanced"
+        );
     }
 
     /// The group's state, generation, assignor, and members with what they

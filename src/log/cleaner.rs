@@ -116,6 +116,8 @@ impl Partition {
     pub fn compact(&self, now_ms: i64, opts: &CompactionOptions) -> Result<CompactionStats> {
         let inner = &*self.inner;
         let _m = inner.maintenance_guard()?;
+        let _span = tracing::debug_span!("streamlog.compact", dir = %inner.dir.display()).entered();
+        let started = std::time::Instant::now();
         let mut stats = CompactionStats::default();
         let segments = inner.segments();
         let lag_cutoff = now_ms.saturating_sub(opts.min_compaction_lag.as_millis().min(i64::MAX as u128) as i64);
@@ -210,6 +212,15 @@ impl Partition {
         inner.before_change()?;
         inner.write_checkpoints(inner.log_start_offset.load(Ordering::Acquire), up_to)?;
         inner.cleaned_up_to.store(up_to, Ordering::Release);
+        tracing::info!(
+            dir = %inner.dir.display(),
+            records_removed = stats.records_removed,
+            segments_rewritten = stats.segments_rewritten,
+            bytes_read = stats.bytes_read,
+            bytes_removed = stats.bytes_read.saturating_sub(stats.bytes_written),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compacted"
+        );
         Ok(stats)
     }
 }
@@ -245,10 +256,19 @@ impl Inner {
         self.before_change()?;
         // Unlink only: readers holding records of these segments keep their
         // mappings, and nothing is ever truncated under them.
+        let bytes: u64 = doomed.iter().map(|s| s.size().unwrap_or(0)).sum();
         for seg in &doomed {
             seg.delete_files()?;
         }
-        fsutil::sync_dir(&self.dir)
+        fsutil::sync_dir(&self.dir)?;
+        tracing::info!(
+            dir = %self.dir.display(),
+            log_start_offset = new_start,
+            segments = doomed.len(),
+            bytes,
+            "deleted segments below the log start"
+        );
+        Ok(())
     }
 
     /// The maintenance lock, once it is sure the partition is still open: a

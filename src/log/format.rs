@@ -653,17 +653,45 @@ impl RecordCursor {
 
 /// Iterator over the records of a batch, yielding zero-copy [`LogRecord`]s
 /// whose keys, values and header values are slices of the batch's `Bytes`.
+///
+/// A record that does not decode (in a batch that passed its checksum: a
+/// broken writer) is yielded as [`Error::CorruptBatch`](crate::Error::CorruptBatch),
+/// after the records before it, and ends the iteration: nothing is skipped
+/// silently.
+///
+/// ```
+/// use streamlog::{Partition, PartitionOptions, Record};
+/// let dir = tempfile::tempdir()?;
+/// let log = Partition::open(dir.path(), PartitionOptions::default())?;
+/// log.append(&[Record::new("a"), Record::new("b")])?;
+/// for batch in log.read(0, 1 << 20)? {
+///     for record in batch.records() {
+///         let record = record?; // a malformed record is an error, not the end
+///         println!("{} {:?}", record.offset, record.value);
+///     }
+/// }
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct RecordIter {
     data: Bytes,
     cursor: RecordCursor,
     min_offset: u64,
+    base_offset: u64,
+    /// An error was yielded: the iteration is over.
+    failed: bool,
 }
 
 impl RecordIter {
     /// `data` is exactly one batch that passed [`check_batch`].
     pub(crate) fn new(data: Bytes, header: &BatchHeader, min_offset: u64) -> Self {
-        RecordIter { cursor: RecordCursor::new(header), data, min_offset }
+        RecordIter {
+            cursor: RecordCursor::new(header),
+            data,
+            min_offset,
+            base_offset: header.base_offset,
+            failed: false,
+        }
     }
 
     /// Like `next`, but a malformed record is an error rather than the end.
@@ -704,17 +732,20 @@ impl RecordIter {
 }
 
 impl Iterator for RecordIter {
-    type Item = LogRecord;
+    type Item = crate::Result<LogRecord>;
 
     /// Records of a batch that passed its checksum decode unless the writer
-    /// was broken; such a record ends the iteration (use
-    /// [`crate::Batch::try_records`] to see the error).
+    /// was broken; such a record is an `Err`, and the last item.
     #[inline]
-    fn next(&mut self) -> Option<LogRecord> {
-        loop {
-            let raw = self.cursor.next_raw(&self.data).ok()??;
-            if raw.offset >= self.min_offset {
-                return Some(self.materialize(raw));
+    fn next(&mut self) -> Option<crate::Result<LogRecord>> {
+        if self.failed {
+            return None;
+        }
+        match self.try_next() {
+            Ok(r) => r.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(crate::Error::CorruptBatch { base_offset: self.base_offset, reason: e.to_string() }))
             }
         }
     }
@@ -751,7 +782,7 @@ mod tests {
         assert_eq!(h.first_timestamp, 1000);
         assert_eq!(h.max_timestamp, 2000);
         validate_records(&buf, &h).unwrap();
-        let out: Vec<LogRecord> = RecordIter::new(Bytes::from(buf), &h, 0).collect();
+        let out: Vec<LogRecord> = RecordIter::new(Bytes::from(buf), &h, 0).collect::<crate::Result<_>>().unwrap();
         assert_eq!(out.len(), 4);
         for (i, (o, r)) in out.iter().zip(&recs).enumerate() {
             assert_eq!(o.offset, 42 + i as u64);
@@ -768,13 +799,13 @@ mod tests {
     fn stored_records_with_gaps_round_trip() {
         let buf = encode(&sample(), 100, 2000);
         let h = check_batch(&buf).unwrap();
-        let all: Vec<LogRecord> = RecordIter::new(Bytes::from(buf), &h, 0).collect();
+        let all: Vec<LogRecord> = RecordIter::new(Bytes::from(buf), &h, 0).collect::<crate::Result<_>>().unwrap();
         let kept = vec![all[1].clone(), all[3].clone()];
         let out = encode_log_records(&kept, 0).unwrap();
         let h = check_batch(&out).unwrap();
         assert_eq!((h.base_offset, h.last_offset(), h.record_count), (101, 103, 2));
         validate_records(&out, &h).unwrap();
-        let back: Vec<LogRecord> = RecordIter::new(Bytes::from(out), &h, 0).collect();
+        let back: Vec<LogRecord> = RecordIter::new(Bytes::from(out), &h, 0).collect::<crate::Result<_>>().unwrap();
         assert_eq!(back, kept);
     }
 
@@ -782,13 +813,13 @@ mod tests {
     fn batches_may_cover_offsets_past_their_last_record() {
         let buf = encode(&sample(), 100, 2000);
         let h = check_batch(&buf).unwrap();
-        let all: Vec<LogRecord> = RecordIter::new(Bytes::from(buf), &h, 0).collect();
+        let all: Vec<LogRecord> = RecordIter::new(Bytes::from(buf), &h, 0).collect::<crate::Result<_>>().unwrap();
         let kept = encode_log_records(&all[..2], 0).unwrap();
         let longer = with_last_offset(&kept, 109);
         let h = check_batch(&longer).unwrap();
         assert_eq!((h.base_offset, h.last_offset(), h.record_count), (100, 109, 2));
         validate_records(&longer, &h).unwrap();
-        let back: Vec<LogRecord> = RecordIter::new(Bytes::from(longer), &h, 0).collect();
+        let back: Vec<LogRecord> = RecordIter::new(Bytes::from(longer), &h, 0).collect::<crate::Result<_>>().unwrap();
         assert_eq!(back, all[..2]);
 
         let empty = encode_empty_batch(50, 60, 7);
@@ -802,7 +833,7 @@ mod tests {
     fn min_offset_skips_leading_records() {
         let buf = encode(&sample(), 10, 0);
         let h = check_batch(&buf).unwrap();
-        let offs: Vec<u64> = RecordIter::new(Bytes::from(buf), &h, 12).map(|r| r.offset).collect();
+        let offs: Vec<u64> = RecordIter::new(Bytes::from(buf), &h, 12).map(|r| r.unwrap().offset).collect();
         assert_eq!(offs, vec![12, 13]);
     }
 
@@ -892,5 +923,25 @@ mod tests {
         reseal(&mut buf);
         let h = check_batch(&buf).unwrap();
         assert!(validate_records(&buf, &h).is_err());
+    }
+
+    #[test]
+    fn a_malformed_record_is_yielded_as_an_error_not_the_end() {
+        let records = sample();
+        let mut buf = encode(&records, 7, 5);
+        // The second record's length prefix runs past the batch; the first
+        // record still decodes.
+        let first_len = {
+            let mut at = BATCH_HEADER_LEN;
+            let len = get_uvarint(&buf, &mut at).unwrap() as usize;
+            at + len
+        };
+        buf[first_len] = 0x7f;
+        reseal(&mut buf);
+        let h = check_batch(&buf).unwrap();
+        let items: Vec<_> = RecordIter::new(Bytes::from(buf), &h, 0).collect();
+        assert_eq!(items.len(), 2, "the good record, then the error, then nothing");
+        assert!(matches!(&items[0], Ok(r) if r.offset == 7));
+        assert!(matches!(&items[1], Err(crate::Error::CorruptBatch { base_offset: 7, .. })));
     }
 }

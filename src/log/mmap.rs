@@ -337,6 +337,9 @@ impl MappedFile {
         if failpoints::sync_fails(&self.path) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
+        if crate::log::fsutil::skips_sync(&self.path) {
+            return Ok(());
+        }
         match &self.raw {
             // msync(MS_SYNC) of a shared file mapping is fdatasync of that
             // range on Linux (file size included); it also covers bytes

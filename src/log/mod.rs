@@ -22,4 +22,5 @@ pub(crate) mod periodic;
 pub(crate) mod record;
 pub(crate) mod recovery;
 pub(crate) mod segment;
+pub(crate) mod stats;
 pub(crate) mod view;

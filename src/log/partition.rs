@@ -26,6 +26,7 @@ use crate::log::periodic::Periodic;
 use crate::log::record::{Batch, Record, TimestampType};
 use crate::log::recovery::{self, Recovered};
 use crate::log::segment::{ActiveSegment, IndexConfig, Segment, SegmentConfig};
+use crate::log::stats::{Counters, LogStats};
 use crate::log::view;
 
 /// Where an appended batch landed.
@@ -51,7 +52,7 @@ pub struct AppendInfo {
 /// let first = log.append(&[Record::new("hello").with_key("k"), Record::new("world")])?;
 /// assert_eq!((first.base_offset, first.last_offset), (0, 1));
 /// let batches = log.read(1, 1 << 20)?;
-/// let rec = batches[0].records().next().unwrap();
+/// let rec = batches[0].records().next().unwrap()?;
 /// assert_eq!((rec.offset, &rec.value.unwrap()[..]), (1, &b"world"[..]));
 /// log.close()?;
 /// # Ok::<_, Box<dyn std::error::Error>>(())
@@ -92,6 +93,8 @@ pub(super) struct Inner {
     sync_wanted: Condvar,
     /// Syncs issued by `sync_to`, for tests of group commit.
     pub(super) sync_calls: AtomicU64,
+    /// Appends, reads and syncs, for [`Partition::stats`].
+    pub(super) counters: Counters,
     /// Consumers parked until new records arrive.
     pub(super) waiters: WaitList,
     /// Serializes retention, delete-records and compaction.
@@ -338,6 +341,7 @@ impl Partition {
             sync_done: Condvar::new(),
             sync_wanted: Condvar::new(),
             sync_calls: AtomicU64::new(0),
+            counters: Counters::default(),
             maintenance: Mutex::new(()),
             cleaned_up_to: AtomicU64::new(checkpoints.cleaned_up_to),
             waiters: WaitList::default(),
@@ -507,6 +511,9 @@ impl Partition {
         let next = w.next_offset;
         drop(guard);
         inner.waiters.wake_all();
+        Counters::add(&inner.counters.appends, 1);
+        Counters::add(&inner.counters.records_appended, count);
+        Counters::add(&inner.counters.bytes_appended, plan.len as u64);
         Ok((AppendInfo { base_offset: base, last_offset: next - 1 }, durability))
     }
 
@@ -537,6 +544,7 @@ impl Partition {
         if offset < start || offset > end {
             return Err(Error::OffsetOutOfRange { requested: offset, start, end });
         }
+        Counters::add(&inner.counters.reads, 1);
         if offset == end {
             return Ok(Vec::new());
         }
@@ -599,6 +607,28 @@ impl Partition {
     /// Bytes of log across all segments.
     pub fn size_in_bytes(&self) -> Result<u64> {
         self.inner.segments().iter().map(|s| s.size()).sum()
+    }
+
+    /// A snapshot of the offsets, files and counters (see [`LogStats`]).
+    /// Costs a `stat` per sealed segment not mapped now; nothing on the
+    /// append or read path waits for it.
+    pub fn stats(&self) -> LogStats {
+        let inner = &*self.inner;
+        let segments = inner.segments();
+        let c = &inner.counters;
+        LogStats {
+            log_start_offset: self.log_start_offset(),
+            log_end_offset: self.high_watermark(),
+            // A segment deleted under the snapshot counts as empty.
+            size_bytes: segments.iter().map(|s| s.size().unwrap_or(0)).sum(),
+            segments: segments.len(),
+            mapped_segments: segments.iter().filter(|s| s.is_mapped()).count(),
+            appends: Counters::get(&c.appends),
+            records_appended: Counters::get(&c.records_appended),
+            bytes_appended: Counters::get(&c.bytes_appended),
+            reads: Counters::get(&c.reads),
+            fsyncs: Counters::get(&c.fsyncs),
+        }
     }
 
     /// Registers `w` to be woken by the next append (see `WaitList`).
@@ -786,6 +816,7 @@ impl Partition {
             return Ok(Some(state));
         }
         let written = w.active.map.position() > 0;
+        Counters::add(&inner.counters.fsyncs, 1);
         w.active.seal(&inner.dir)?;
         if written && inner.dir_unsynced.load(Ordering::Acquire) {
             fsutil::sync_dir(&inner.dir)?;
@@ -837,6 +868,7 @@ impl Inner {
     }
 
     fn poison(&self) {
+        tracing::error!(dir = %self.dir.display(), "a sync failed: the partition refuses writes until reopened");
         self.poisoned.store(true, Ordering::Release);
     }
 
@@ -872,6 +904,7 @@ impl Inner {
         self.dir_unsynced.store(false, Ordering::Release);
         let new_segment = Arc::clone(&active.segment);
         let old = slot.replace(Writer { active, next_offset, first_timestamp: None, settings }).expect("checked above");
+        Counters::add(&self.counters.fsyncs, 1);
         let sealed = old.active.seal(&self.dir).inspect_err(|_| self.poison())?;
         // New readers get a handle that maps the sealed file read-only at its
         // size; the writable full-capacity mapping goes with the last reader
@@ -890,6 +923,7 @@ impl Inner {
         let mut state = self.sync.lock();
         state.synced = state.synced.max(next_offset);
         self.wake_sync_waiters(state);
+        tracing::debug!(dir = %self.dir.display(), base_offset = next_offset, "rolled to a new segment");
         Ok(())
     }
 
@@ -920,6 +954,7 @@ impl Inner {
         let covered = self.high_watermark.load(Ordering::Acquire);
         let active = Arc::clone(self.segments().last().expect("a partition has a segment"));
         self.sync_calls.fetch_add(1, Ordering::Relaxed);
+        Counters::add(&self.counters.fsyncs, 1);
         let result = dir_synced.and_then(|()| active.map()).and_then(|m| m.sync().map_err(Error::io("sync", m.path())));
         let mut state = self.sync.lock();
         state.in_progress = false;
@@ -1025,7 +1060,7 @@ mod tests {
         assert!(matches!(p.roll(), Err(Error::Poisoned { .. })));
         assert!(matches!(p.flush(), Err(Error::Poisoned { .. })));
         // Reads still work: what was acknowledged is there.
-        assert_eq!(p.read(0, 1 << 20).unwrap()[0].records().next().unwrap().offset, 0);
+        assert_eq!(p.read(0, 1 << 20).unwrap()[0].records().next().unwrap().unwrap().offset, 0);
         assert!(matches!(p.close(), Err(Error::Poisoned { .. })));
         failpoints::fail_syncs_under(dir.path(), false);
         assert!(!dir.path().join(CLEAN_MARKER.name).exists(), "a poisoned close is not clean");
@@ -1078,7 +1113,8 @@ mod tests {
         p.close().unwrap();
         let p = Partition::open(dir.path(), opts).unwrap();
         assert_eq!(p.high_watermark(), 63);
-        let got: Vec<u64> = p.read(61, 1 << 20).unwrap().iter().flat_map(|b| b.records()).map(|r| r.offset).collect();
+        let got: Vec<u64> =
+            p.read(61, 1 << 20).unwrap().iter().flat_map(|b| b.records()).map(|r| r.unwrap().offset).collect();
         assert_eq!(got, vec![61, 62]);
         assert_eq!(logs(), before, "no segment file left by the failed roll");
         p.verify().unwrap();
@@ -1169,7 +1205,7 @@ mod tests {
         }
         let cache = &p.inner.segment_config.cache;
         assert!(p.segment_count() > 2 * cache.capacity(), "{} segments", p.segment_count());
-        let first = p.read(0, 1).unwrap()[0].records().next().unwrap().value.unwrap();
+        let first = p.read(0, 1).unwrap()[0].records().next().unwrap().unwrap().value.unwrap();
         let mut next = 0;
         while next < p.high_watermark() {
             for b in p.read(next, 64 << 10).unwrap() {

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::log::format::{ATTR_LOG_APPEND_TIME, BatchHeader, RecordIter};
 
 /// Who set a record's timestamp (Kafka's `message.timestamp.type`).
@@ -66,6 +66,24 @@ impl Record {
     pub fn with_header(mut self, key: impl Into<String>, value: Option<Bytes>) -> Record {
         self.headers.push(Header { key: key.into(), value });
         self
+    }
+
+    /// Same as [`Record::with_key`], named as `ProducerRecord::key`.
+    #[must_use]
+    pub fn key(self, key: impl Into<Bytes>) -> Record {
+        self.with_key(key)
+    }
+
+    /// Same as [`Record::with_timestamp`].
+    #[must_use]
+    pub fn timestamp(self, timestamp_ms: i64) -> Record {
+        self.with_timestamp(timestamp_ms)
+    }
+
+    /// Same as [`Record::with_header`].
+    #[must_use]
+    pub fn header(self, key: impl Into<String>, value: Option<Bytes>) -> Record {
+        self.with_header(key, value)
     }
 }
 
@@ -150,26 +168,23 @@ impl Batch {
         &self.data
     }
 
-    /// The batch's records from the read offset on. A record that fails to
-    /// decode ends the iteration; [`Batch::try_records`] reports it instead.
+    /// The batch's records from the read offset on, each a `Result`: a
+    /// record that fails to decode is an
+    /// [`Error::CorruptBatch`](crate::Error::CorruptBatch), the last
+    /// item (see [`RecordIter`]). Nothing is allocated but each record's
+    /// headers.
     pub fn records(&self) -> RecordIter {
         RecordIter::new(self.data.clone(), &self.header, self.min_offset)
     }
 
-    /// Decodes every record from the read offset on, failing on the first
-    /// malformed one.
+    /// Every record from the read offset on, in a `Vec`; the first
+    /// malformed one is the error ([`Batch::records`] without collecting).
     pub fn try_records(&self) -> Result<Vec<LogRecord>> {
-        let mut it = self.records();
         let mut out = Vec::with_capacity(self.header.record_count as usize);
-        loop {
-            match it.try_next() {
-                Ok(Some(r)) => out.push(r),
-                Ok(None) => return Ok(out),
-                Err(e) => {
-                    return Err(Error::CorruptBatch { base_offset: self.header.base_offset, reason: e.to_string() });
-                }
-            }
+        for r in self.records() {
+            out.push(r?);
         }
+        Ok(out)
     }
 }
 

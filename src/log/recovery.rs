@@ -49,6 +49,7 @@ pub(super) fn recover(
     marker: &CleanMarker,
     sync_new_dir: bool,
 ) -> Result<Recovered> {
+    let _span = tracing::debug_span!("streamlog.recover", dir = %dir.display()).entered();
     let mut bases = Vec::new();
     let mut has_checkpoints = false;
     for entry in fs::read_dir(dir).map_err(Error::io("list", dir))? {
@@ -202,6 +203,13 @@ fn repair(dir: &Path, bases: &mut Vec<u64>, config: &SegmentConfig) -> Result<bo
             continue;
         }
         drop(seg);
+        tracing::warn!(
+            dir = %dir.display(),
+            segment = bases[i],
+            valid_bytes = valid_len,
+            later_segments_deleted = bases.len() - i - 1,
+            "repair: cutting the log at a damaged sealed segment"
+        );
         for &later in &bases[i + 1..] {
             Segment::sealed(dir, later, config).delete_files()?;
         }
@@ -211,7 +219,7 @@ fn repair(dir: &Path, bases: &mut Vec<u64>, config: &SegmentConfig) -> Result<bo
         let path = seg.log_path();
         let file = File::options().read(true).write(true).open(path).map_err(Error::io("open", path))?;
         let file = segment::cut_file(file, path, dir, valid_len as u64)?;
-        file.sync_all().map_err(Error::io("sync", path))?;
+        fsutil::sync_file(&file, path)?;
         fsutil::sync_dir(dir)?;
         return Ok(true);
     }

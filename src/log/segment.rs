@@ -194,7 +194,7 @@ pub(crate) fn cut_file(file: File, path: &Path, dir: &Path, len: u64) -> Result<
     let tmp = path.with_extension(format!("log{}", fsutil::TMP_SUFFIX));
     let mut copy = File::create(&tmp).map_err(Error::io("create", &tmp))?;
     std::io::copy(&mut std::io::Read::take(&file, len), &mut copy).map_err(Error::io("copy", &tmp))?;
-    copy.sync_all().map_err(Error::io("sync", &tmp))?;
+    fsutil::sync_file(&copy, &tmp)?;
     drop(copy);
     std::fs::rename(&tmp, path).map_err(Error::io("rename", path))?;
     fsutil::sync_dir(dir)?;
@@ -410,7 +410,18 @@ impl Segment {
         }
         let keep = scanned.valid_len as u64;
         let file = if keep == len { file } else { cut_file(file, &self.log_path, dir, keep)? };
-        file.sync_all().map_err(Error::io("sync", &self.log_path))?;
+        fsutil::sync_file(&file, &self.log_path)?;
+        // Unwritten (pre-allocated) space past the last batch is cut too;
+        // `end` tells a torn write from that.
+        tracing::info!(
+            path = %self.log_path.display(),
+            scanned_bytes = len,
+            kept_bytes = keep,
+            cut_bytes = len - keep,
+            end = ?scanned.end,
+            next_offset = scanned.next_offset,
+            "recovered a segment: scanned, cut after the last valid batch, index rebuilt"
+        );
         Ok((scanned, file))
     }
 
@@ -468,7 +479,7 @@ impl Segment {
         for b in batches {
             f.write_all(b).map_err(Error::io("write", &tmp))?;
         }
-        f.sync_all().map_err(Error::io("sync", &tmp))?;
+        fsutil::sync_file(&f, &tmp)?;
         drop(f);
         let path = dir.join(name);
         std::fs::rename(&tmp, &path).map_err(Error::io("rename", &path))?;
@@ -520,6 +531,11 @@ impl Segment {
         let map = self.map()?;
         let _ = self.pinned.set(map);
         Ok(())
+    }
+
+    /// Whether a mapping of this segment is alive now.
+    pub fn is_mapped(&self) -> bool {
+        self.live_map().is_some()
     }
 
     /// The mapping if one is alive, without making one.
@@ -730,7 +746,7 @@ impl Segment {
             index.push(due);
         }
         let file = out.into_inner().map_err(|e| Error::io("write", &tmp)(e.into_error()))?;
-        file.sync_all().map_err(Error::io("sync", &tmp))?;
+        fsutil::sync_file(&file, &tmp)?;
         drop(file);
         self.delete_index_files()?;
         fsutil::sync_dir(dir)?;

@@ -1,0 +1,71 @@
+//! Counters and a snapshot of one partition log, for
+//! [`Partition::stats`](crate::Partition::stats) and `Broker::stats`.
+//!
+//! The counters are relaxed atomics bumped once per call (never per
+//! record), beside the partition's other state: no lock, no shared cache
+//! line between partitions.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The running counters of one partition.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub appends: AtomicU64,
+    pub records_appended: AtomicU64,
+    pub bytes_appended: AtomicU64,
+    pub reads: AtomicU64,
+    pub fsyncs: AtomicU64,
+}
+
+impl Counters {
+    /// Relaxed: each counter is a statistic on its own; no reader infers
+    /// anything about other memory from it.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// A snapshot of one partition log: its offsets and files, and what was
+/// done to it since it was opened.
+///
+/// ```
+/// use streamlog::{Partition, PartitionOptions, Record};
+/// let dir = tempfile::tempdir()?;
+/// let log = Partition::open(dir.path(), PartitionOptions::default())?;
+/// log.append(&[Record::new("a"), Record::new("b")])?;
+/// let stats = log.stats();
+/// assert_eq!((stats.log_start_offset, stats.log_end_offset), (0, 2));
+/// assert_eq!((stats.appends, stats.records_appended), (1, 2));
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogStats {
+    /// The first offset still in the log.
+    pub log_start_offset: u64,
+    /// The offset the next record will get (the high watermark).
+    pub log_end_offset: u64,
+    /// Bytes of log across all segments.
+    pub size_bytes: u64,
+    /// Segments, the active one included.
+    pub segments: usize,
+    /// Segments mapped now (the active one, cached sealed ones, and those
+    /// a reader's `Bytes` keep alive).
+    pub mapped_segments: usize,
+    /// Successful `append` calls (batches) since open.
+    pub appends: u64,
+    /// Records in those batches.
+    pub records_appended: u64,
+    /// Bytes of those batches, as stored (headers included).
+    pub bytes_appended: u64,
+    /// `read` calls since open.
+    pub reads: u64,
+    /// Syncs of the log's data since open: explicit flushes, group commits,
+    /// interval flushes, rolls and clean closes (counted even when the
+    /// broker skips the fsync, see `BrokerOptions::fsync`).
+    pub fsyncs: u64,
+}
