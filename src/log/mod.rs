@@ -23,3 +23,4 @@ pub(crate) mod record;
 pub(crate) mod recovery;
 pub(crate) mod segment;
 pub(crate) mod view;
+pub(crate) mod wait;
