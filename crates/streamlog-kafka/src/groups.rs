@@ -257,10 +257,10 @@ impl Groups {
         member.session_timeout = req.session_timeout;
         member.rebalance_timeout = req.rebalance_timeout;
         member.last_seen = now;
-        // A stable member rejoining with the same metadata gets the current
-        // generation again (Kafka does the same for the leader only when
-        // it changes nothing; simpler here and as safe).
-        if unchanged && g.state == State::Stable {
+        // A follower rejoining a stable group with the same metadata gets
+        // the current generation again; the leader rejoining (it saw the
+        // metadata change) starts a rebalance, as in Kafka.
+        if unchanged && g.state == State::Stable && g.leader.as_deref() != Some(member_id.as_str()) {
             let leader = g.leader.clone().unwrap_or_default();
             let members = if leader == member_id { members_of(g) } else { Vec::new() };
             return JoinResult {
@@ -278,11 +278,7 @@ impl Groups {
             m.joined = true;
         }
         g.maybe_complete_join(now);
-        if g.state == State::PreparingRebalance {
-            self.changed.notify_all();
-        } else {
-            self.changed.notify_all();
-        }
+        self.changed.notify_all();
         // Wait for the join phase to end.
         loop {
             let g = groups.get_mut(&req.group).expect("groups are never removed while joined");
