@@ -36,7 +36,6 @@ pub(crate) const INVALID_REQUEST: i16 = 42;
 pub(crate) const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub(crate) const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub(crate) const KAFKA_STORAGE_ERROR: i16 = 56;
-pub(crate) const INVALID_RECORD: i16 = 87;
 pub(crate) const GROUP_ID_NOT_FOUND: i16 = 69;
 pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
 
@@ -141,7 +140,10 @@ pub(crate) fn handle(shared: &Shared, header: &RequestHeader, req: RequestKind) 
         }
         RequestKind::LeaveGroup(r) => {
             let members: Vec<(String, Option<String>)> = if v >= 3 {
-                r.members.iter().map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|i| i.to_string()))).collect()
+                r.members
+                    .iter()
+                    .map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|i| i.to_string())))
+                    .collect()
             } else {
                 vec![(r.member_id.to_string(), None)]
             };
@@ -235,15 +237,22 @@ fn produce(shared: &Shared, r: ProduceRequest) -> ProduceResponse {
             pr.index = pd.index;
             pr.base_offset = -1;
             pr.log_append_time_ms = -1;
-            let part = topic
-                .as_ref()
-                .map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)
-                .and_then(|t| u32::try_from(pd.index).ok().and_then(|i| t.partition(i).ok()).ok_or(UNKNOWN_TOPIC_OR_PARTITION));
+            let part = topic.as_ref().map_err(|_| UNKNOWN_TOPIC_OR_PARTITION).and_then(|t| {
+                u32::try_from(pd.index).ok().and_then(|i| t.partition(i).ok()).ok_or(UNKNOWN_TOPIC_OR_PARTITION)
+            });
             match part {
                 Err(code) => pr.error_code = code,
                 Ok(log) => {
                     let durability = topic.as_ref().map(|t| t.config().durability).unwrap_or_default();
-                    match produce_partition(shared, &td.name.0, pd.index, &log, pd.records.unwrap_or_default(), r.acks, durability) {
+                    match produce_partition(
+                        shared,
+                        &td.name.0,
+                        pd.index,
+                        &log,
+                        pd.records.unwrap_or_default(),
+                        r.acks,
+                        durability,
+                    ) {
                         Ok((base, start)) => {
                             pr.base_offset = base;
                             pr.log_start_offset = start;
@@ -363,7 +372,8 @@ fn fetch_once(shared: &Shared, r: &FetchRequest) -> (FetchResponse, usize, Vec<(
             pr.last_stable_offset = -1;
             pr.log_start_offset = -1;
             pr.preferred_read_replica = BrokerId(-1);
-            let log = topic.as_ref().ok().and_then(|t| u32::try_from(p.partition).ok().and_then(|i| t.partition(i).ok()));
+            let log =
+                topic.as_ref().ok().and_then(|t| u32::try_from(p.partition).ok().and_then(|i| t.partition(i).ok()));
             let Some(log) = log else {
                 pr.error_code = UNKNOWN_TOPIC_OR_PARTITION;
                 tr.partitions.push(pr);
@@ -415,7 +425,10 @@ fn list_offsets(shared: &Shared, r: ListOffsetsRequest) -> ListOffsetsResponse {
             pr.partition_index = p.partition_index;
             pr.timestamp = -1;
             pr.offset = -1;
-            let log = topic.as_ref().ok().and_then(|t| u32::try_from(p.partition_index).ok().and_then(|i| t.partition(i).ok()));
+            let log = topic
+                .as_ref()
+                .ok()
+                .and_then(|t| u32::try_from(p.partition_index).ok().and_then(|i| t.partition(i).ok()));
             match log {
                 None => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
                 Some(log) => match p.timestamp {
@@ -484,7 +497,8 @@ fn create_topics(shared: &Shared, r: CreateTopicsRequest) -> CreateTopicsRespons
     let mut resp = CreateTopicsResponse::default();
     for t in r.topics {
         let mut tr = create_topics_response::CreatableTopicResult::default();
-        let partitions = if t.num_partitions < 0 { shared.config.auto_create_partitions } else { t.num_partitions as u32 };
+        let partitions =
+            if t.num_partitions < 0 { shared.config.auto_create_partitions } else { t.num_partitions as u32 };
         tr.num_partitions = partitions as i32;
         tr.replication_factor = 1;
         let entries: Vec<(String, Option<String>)> =
@@ -521,11 +535,8 @@ fn create_topics(shared: &Shared, r: CreateTopicsRequest) -> CreateTopicsRespons
 
 fn delete_topics(shared: &Shared, r: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let mut resp = DeleteTopicsResponse::default();
-    let names: Vec<TopicName> = if r.topic_names.is_empty() {
-        r.topics.into_iter().filter_map(|t| t.name).collect()
-    } else {
-        r.topic_names
-    };
+    let names: Vec<TopicName> =
+        if r.topic_names.is_empty() { r.topics.into_iter().filter_map(|t| t.name).collect() } else { r.topic_names };
     for name in names {
         let mut tr = delete_topics_response::DeletableTopicResult::default();
         if let Err(e) = shared.broker.delete_topic(&name.0) {
@@ -572,7 +583,10 @@ fn delete_records(shared: &Shared, r: DeleteRecordsRequest) -> DeleteRecordsResp
             let mut pr = delete_records_response::DeleteRecordsPartitionResult::default();
             pr.partition_index = p.partition_index;
             pr.low_watermark = -1;
-            let log = topic.as_ref().ok().and_then(|t| u32::try_from(p.partition_index).ok().and_then(|i| t.partition(i).ok()));
+            let log = topic
+                .as_ref()
+                .ok()
+                .and_then(|t| u32::try_from(p.partition_index).ok().and_then(|i| t.partition(i).ok()));
             match log {
                 None => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
                 Some(log) => {
@@ -594,11 +608,14 @@ fn delete_records(shared: &Shared, r: DeleteRecordsRequest) -> DeleteRecordsResp
 fn topic_config_entries(c: &TopicConfig) -> Vec<(&'static str, String)> {
     let ms = |d: Duration| d.as_millis().to_string();
     vec![
-        ("cleanup.policy", match c.cleanup_policy {
-            CleanupPolicy::Delete => "delete".into(),
-            CleanupPolicy::Compact => "compact".into(),
-            _ => "compact,delete".into(),
-        }),
+        (
+            "cleanup.policy",
+            match c.cleanup_policy {
+                CleanupPolicy::Delete => "delete".into(),
+                CleanupPolicy::Compact => "compact".into(),
+                _ => "compact,delete".into(),
+            },
+        ),
         ("retention.ms", c.retention.map_or("-1".into(), ms)),
         ("retention.bytes", c.retention_bytes.map_or("-1".into(), |b| b.to_string())),
         ("segment.bytes", c.segment_bytes.to_string()),
@@ -609,15 +626,21 @@ fn topic_config_entries(c: &TopicConfig) -> Vec<(&'static str, String)> {
         ("min.compaction.lag.ms", ms(c.min_compaction_lag)),
         ("delete.retention.ms", ms(c.delete_retention)),
         ("message.timestamp.type", "CreateTime".into()),
-        ("flush.messages", match c.durability {
-            Durability::Sync => "1".into(),
-            _ => i64::MAX.to_string(),
-        }),
-        ("flush.ms", match c.durability {
-            Durability::Interval(d) => ms(d),
-            Durability::Sync => "0".into(),
-            _ => i64::MAX.to_string(),
-        }),
+        (
+            "flush.messages",
+            match c.durability {
+                Durability::Sync => "1".into(),
+                _ => i64::MAX.to_string(),
+            },
+        ),
+        (
+            "flush.ms",
+            match c.durability {
+                Durability::Interval(d) => ms(d),
+                Durability::Sync => "0".into(),
+                _ => i64::MAX.to_string(),
+            },
+        ),
     ]
 }
 

@@ -204,7 +204,7 @@ impl Groups {
         let now = Instant::now();
         let mut groups = self.groups.lock();
         let g = groups.entry(req.group.clone()).or_insert_with(Group::new);
-        let mut fail = |error: i16, member_id: String| JoinResult {
+        let fail = |error: i16, member_id: String| JoinResult {
             error,
             generation: -1,
             protocol_type: String::new(),

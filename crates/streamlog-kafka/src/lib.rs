@@ -37,7 +37,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use streamlog::Broker;
 
-pub use conn::decode_request;
+pub use conn::{Decoded, SUPPORTED, decode_request};
 
 /// Options of a [`KafkaServer`].
 #[derive(Debug, Clone)]

@@ -4,8 +4,8 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -37,7 +37,20 @@ fn kcat_metadata_produce_and_consume_with_a_format_string() {
     child.stdin.take().unwrap().write_all(b"plain\nk1:v1\n").unwrap();
     assert!(child.wait().unwrap().success());
     let out = run(
-        Command::new(kcat).args(["-b", &b, "-C", "-t", "auto", "-p", "1", "-o", "beginning", "-e", "-f", "%t:%p:%o: key=%k value=%s\n"]),
+        Command::new(kcat).args([
+            "-b",
+            &b,
+            "-C",
+            "-t",
+            "auto",
+            "-p",
+            "1",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%t:%p:%o: key=%k value=%s\n",
+        ]),
         Duration::from_secs(20),
     );
     assert_eq!(out, "auto:1:0: key= value=plain\nauto:1:1: key=k1 value=v1\n");
@@ -119,10 +132,8 @@ fn confluent_kafka_group_of_three_rebalances_when_one_leaves() {
             .unwrap()
     };
     let (a, bb, c) = (spawn("a", "9"), spawn("b", "9"), spawn("c", "4"));
-    let outs: Vec<String> = [a, bb, c]
-        .into_iter()
-        .map(|ch| String::from_utf8(ch.wait_with_output().unwrap().stdout).unwrap())
-        .collect();
+    let outs: Vec<String> =
+        [a, bb, c].into_iter().map(|ch| String::from_utf8(ch.wait_with_output().unwrap().stdout).unwrap()).collect();
     let assignments = |out: &str| -> Vec<Vec<u32>> {
         out.lines()
             .filter(|l| l.contains("assigned"))
