@@ -24,3 +24,4 @@ pub(crate) mod recovery;
 pub(crate) mod segment;
 pub(crate) mod stats;
 pub(crate) mod view;
+pub(crate) mod wait;

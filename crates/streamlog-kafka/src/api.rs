@@ -1,0 +1,902 @@
+//! The request handlers: one function per API, each mapping a Kafka request
+//! onto the broker's public API.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use parking_lot::Mutex;
+use streamlog::{CleanupPolicy, Consumer, ConsumerConfig, Durability, Error, Partition, TopicConfig, TopicPartition};
+
+use crate::Shared;
+use crate::groups::JoinRequest;
+use crate::records;
+
+pub(crate) const NONE: i16 = 0;
+pub(crate) const UNKNOWN_SERVER_ERROR: i16 = -1;
+pub(crate) const OFFSET_OUT_OF_RANGE: i16 = 1;
+pub(crate) const CORRUPT_MESSAGE: i16 = 2;
+pub(crate) const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+pub(crate) const MESSAGE_TOO_LARGE: i16 = 10;
+pub(crate) const INVALID_TOPIC_EXCEPTION: i16 = 17;
+pub(crate) const ILLEGAL_GENERATION: i16 = 22;
+pub(crate) const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+pub(crate) const INVALID_GROUP_ID: i16 = 24;
+pub(crate) const UNKNOWN_MEMBER_ID: i16 = 25;
+pub(crate) const REBALANCE_IN_PROGRESS: i16 = 27;
+pub(crate) const UNSUPPORTED_VERSION: i16 = 35;
+pub(crate) const TOPIC_ALREADY_EXISTS: i16 = 36;
+pub(crate) const INVALID_PARTITIONS: i16 = 37;
+pub(crate) const INVALID_CONFIG: i16 = 40;
+pub(crate) const INVALID_REQUEST: i16 = 42;
+pub(crate) const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+pub(crate) const INVALID_PRODUCER_EPOCH: i16 = 47;
+pub(crate) const KAFKA_STORAGE_ERROR: i16 = 56;
+pub(crate) const GROUP_ID_NOT_FOUND: i16 = 69;
+pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
+
+/// The one node of this "cluster".
+const NODE_ID: i32 = 0;
+const CLUSTER_ID: &str = "streamlog";
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+fn error_code(e: &Error) -> i16 {
+    match e {
+        Error::UnknownTopic { .. } | Error::UnknownPartition { .. } => UNKNOWN_TOPIC_OR_PARTITION,
+        Error::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
+        Error::RecordTooLarge { .. } => MESSAGE_TOO_LARGE,
+        Error::TopicExists { .. } => TOPIC_ALREADY_EXISTS,
+        Error::InvalidTopicName { .. } => INVALID_TOPIC_EXCEPTION,
+        Error::InvalidConfig(_) => INVALID_CONFIG,
+        Error::Io { .. } | Error::Poisoned { .. } => KAFKA_STORAGE_ERROR,
+        _ => UNKNOWN_SERVER_ERROR,
+    }
+}
+
+/// Idempotent producers: ids handed out, and per producer and partition the
+/// last batches appended (Kafka keeps five, so a retried batch among them is
+/// answered with its first offset instead of being appended twice).
+#[derive(Default)]
+pub(crate) struct ProducerState {
+    next_id: AtomicI64,
+    seqs: Mutex<HashMap<(i64, String, i32), ProducerSeq>>,
+}
+
+struct ProducerSeq {
+    epoch: i16,
+    /// (first sequence, last sequence, base offset) of recent batches.
+    recent: Vec<(i32, i32, i64)>,
+}
+
+/// Committed offsets' metadata strings: the offset store keeps offsets only,
+/// so the metadata lives here, in memory (lost on restart).
+#[derive(Default)]
+pub(crate) struct OffsetState {
+    metadata: Mutex<HashMap<(String, String, i32), String>>,
+    committers: Mutex<HashMap<String, Consumer>>,
+}
+
+pub(crate) fn handle(shared: &Shared, header: &RequestHeader, req: RequestKind) -> Option<ResponseKind> {
+    let v = header.request_api_version;
+    let client_id = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
+    Some(match req {
+        RequestKind::ApiVersions(_) => {
+            let mut r = ApiVersionsResponse::default();
+            r.api_keys = crate::conn::api_versions_body();
+            ResponseKind::ApiVersions(r)
+        }
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata(shared, r, v)),
+        RequestKind::Produce(r) => {
+            let acks = r.acks;
+            let resp = produce(shared, r);
+            if acks == 0 {
+                return None;
+            }
+            ResponseKind::Produce(resp)
+        }
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch(shared, r)),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets(shared, r)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics(shared, r)),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics(shared, r)),
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions(shared, r)),
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records(shared, r)),
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs(shared, r)),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id(shared, r)),
+        RequestKind::FindCoordinator(_) => {
+            let mut r = FindCoordinatorResponse::default();
+            r.node_id = BrokerId(NODE_ID);
+            r.host = s(advertised_host(shared));
+            r.port = i32::from(shared.addr.port());
+            ResponseKind::FindCoordinator(r)
+        }
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit(shared, r)),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch(shared, r)),
+        RequestKind::ListGroups(_) => ResponseKind::ListGroups(list_groups(shared)),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups(shared, r)),
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group(shared, r, v, client_id)),
+        RequestKind::SyncGroup(r) => {
+            let stopping = || shared.stopping.load(Ordering::Acquire);
+            let assignments = r.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
+            let (error, assignment, protocol, ptype) =
+                shared.groups.sync(&r.group_id.0, &r.member_id, r.generation_id, assignments, &stopping);
+            let mut resp = SyncGroupResponse::default();
+            resp.error_code = error;
+            resp.assignment = assignment;
+            resp.protocol_name = protocol.map(s);
+            resp.protocol_type = Some(s(ptype));
+            ResponseKind::SyncGroup(resp)
+        }
+        RequestKind::Heartbeat(r) => {
+            let mut resp = HeartbeatResponse::default();
+            resp.error_code = shared.groups.heartbeat(&r.group_id.0, &r.member_id, r.generation_id);
+            ResponseKind::Heartbeat(resp)
+        }
+        RequestKind::LeaveGroup(r) => {
+            let members: Vec<(String, Option<String>)> = if v >= 3 {
+                r.members
+                    .iter()
+                    .map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|i| i.to_string())))
+                    .collect()
+            } else {
+                vec![(r.member_id.to_string(), None)]
+            };
+            let codes = shared.groups.leave(&r.group_id.0, &members);
+            let mut resp = LeaveGroupResponse::default();
+            if v >= 3 {
+                resp.members = members
+                    .iter()
+                    .zip(&codes)
+                    .map(|((id, inst), &c)| {
+                        let mut m = leave_group_response::MemberResponse::default();
+                        m.member_id = s(id.clone());
+                        m.group_instance_id = inst.clone().map(s);
+                        m.error_code = c;
+                        m
+                    })
+                    .collect();
+            } else {
+                resp.error_code = codes.first().copied().unwrap_or(NONE);
+            }
+            ResponseKind::LeaveGroup(resp)
+        }
+        // decode_request lets through only the APIs in SUPPORTED.
+        _ => return None,
+    })
+}
+
+fn advertised_host(shared: &Shared) -> String {
+    shared.config.advertised_host.clone().unwrap_or_else(|| crate::wake_addr(shared.addr).ip().to_string())
+}
+
+fn auto_create(shared: &Shared, name: &str) -> Result<(), Error> {
+    let config = TopicConfig::with_partitions(shared.config.auto_create_partitions.max(1));
+    match shared.broker.create_topic(name, config) {
+        Ok(_) | Err(Error::TopicExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn metadata(shared: &Shared, r: MetadataRequest, v: i16) -> MetadataResponse {
+    let broker = &shared.broker;
+    let mut resp = MetadataResponse::default();
+    let mut b = metadata_response::MetadataResponseBroker::default();
+    b.node_id = BrokerId(NODE_ID);
+    b.host = s(advertised_host(shared));
+    b.port = i32::from(shared.addr.port());
+    resp.brokers = vec![b];
+    resp.cluster_id = Some(s(CLUSTER_ID));
+    resp.controller_id = BrokerId(NODE_ID);
+    // v0: an empty list means all topics; v1+: null means all.
+    let names: Vec<String> = match r.topics {
+        Some(t) if !(v == 0 && t.is_empty()) => t.into_iter().filter_map(|t| t.name.map(|n| n.0.to_string())).collect(),
+        _ => broker.topics().into_iter().filter(|t| !t.starts_with("__")).collect(),
+    };
+    let allow_create = shared.config.auto_create_topics && (v < 4 || r.allow_auto_topic_creation);
+    for name in names {
+        let mut t = metadata_response::MetadataResponseTopic::default();
+        t.name = Some(TopicName(s(name.clone())));
+        let mut topic = broker.topic(&name);
+        if topic.is_err() && allow_create {
+            topic = auto_create(shared, &name).and_then(|()| broker.topic(&name));
+        }
+        match topic {
+            Ok(topic) => {
+                t.partitions = (0..topic.partition_count())
+                    .map(|i| {
+                        let mut p = metadata_response::MetadataResponsePartition::default();
+                        p.partition_index = i as i32;
+                        p.leader_id = BrokerId(NODE_ID);
+                        p.leader_epoch = 0;
+                        p.replica_nodes = vec![BrokerId(NODE_ID)];
+                        p.isr_nodes = vec![BrokerId(NODE_ID)];
+                        p
+                    })
+                    .collect();
+            }
+            Err(e) => t.error_code = error_code(&e),
+        }
+        resp.topics.push(t);
+    }
+    resp
+}
+
+fn produce(shared: &Shared, r: ProduceRequest) -> ProduceResponse {
+    let mut resp = ProduceResponse::default();
+    for td in r.topic_data {
+        let mut tr = produce_response::TopicProduceResponse::default();
+        let topic = shared.broker.topic(&td.name.0);
+        for pd in td.partition_data {
+            let mut pr = produce_response::PartitionProduceResponse::default();
+            pr.index = pd.index;
+            pr.base_offset = -1;
+            pr.log_append_time_ms = -1;
+            let part = topic.as_ref().map_err(|_| UNKNOWN_TOPIC_OR_PARTITION).and_then(|t| {
+                u32::try_from(pd.index).ok().and_then(|i| t.partition(i).ok()).ok_or(UNKNOWN_TOPIC_OR_PARTITION)
+            });
+            match part {
+                Err(code) => pr.error_code = code,
+                Ok(log) => {
+                    let durability = topic.as_ref().map(|t| t.config().durability).unwrap_or_default();
+                    match produce_partition(
+                        shared,
+                        &td.name.0,
+                        pd.index,
+                        &log,
+                        pd.records.unwrap_or_default(),
+                        r.acks,
+                        durability,
+                    ) {
+                        Ok((base, start)) => {
+                            pr.base_offset = base;
+                            pr.log_start_offset = start;
+                        }
+                        Err((code, msg)) => {
+                            pr.error_code = code;
+                            pr.error_message = msg.map(s);
+                        }
+                    }
+                }
+            }
+            tr.partition_responses.push(pr);
+        }
+        tr.name = td.name;
+        resp.responses.push(tr);
+    }
+    resp
+}
+
+/// Appends one partition's batches; returns the first offset and the log
+/// start offset.
+fn produce_partition(
+    shared: &Shared,
+    topic: &str,
+    index: i32,
+    log: &Arc<Partition>,
+    data: Bytes,
+    acks: i16,
+    durability: Durability,
+) -> Result<(i64, i64), (i16, Option<String>)> {
+    let batches = records::decode_produce(data).map_err(|e| (CORRUPT_MESSAGE, Some(e.to_string())))?;
+    let mut first: Option<i64> = None;
+    for b in batches {
+        if b.records.is_empty() {
+            continue;
+        }
+        let count = b.records.len() as i32;
+        let base = if b.producer_id >= 0 && b.base_sequence >= 0 {
+            // Idempotent: checked and appended under the producer table's
+            // lock, so two connections cannot interleave one producer.
+            let mut seqs = shared.producers.seqs.lock();
+            let key = (b.producer_id, topic.to_owned(), index);
+            let last_seq = b.base_sequence.wrapping_add(count - 1);
+            match seqs.get_mut(&key) {
+                Some(st) if b.producer_epoch < st.epoch => return Err((INVALID_PRODUCER_EPOCH, None)),
+                Some(st) if b.producer_epoch == st.epoch => {
+                    if let Some(&(_, _, off)) =
+                        st.recent.iter().find(|(f, l, _)| *f == b.base_sequence && *l == last_seq)
+                    {
+                        first.get_or_insert(off); // A retried duplicate: its first offset.
+                        continue;
+                    }
+                    let expected = st.recent.last().map_or(0, |&(_, l, _)| l.wrapping_add(1) & i32::MAX);
+                    if b.base_sequence != expected {
+                        return Err((OUT_OF_ORDER_SEQUENCE_NUMBER, None));
+                    }
+                }
+                _ if b.base_sequence != 0 => return Err((OUT_OF_ORDER_SEQUENCE_NUMBER, None)),
+                _ => {}
+            }
+            let info = log.append(&b.records).map_err(|e| (error_code(&e), Some(e.to_string())))?;
+            let st = seqs.entry(key).or_insert(ProducerSeq { epoch: b.producer_epoch, recent: Vec::new() });
+            if st.epoch != b.producer_epoch {
+                st.epoch = b.producer_epoch;
+                st.recent.clear();
+            }
+            st.recent.push((b.base_sequence, last_seq, info.base_offset as i64));
+            if st.recent.len() > 5 {
+                st.recent.remove(0);
+            }
+            info.base_offset as i64
+        } else {
+            log.append(&b.records).map_err(|e| (error_code(&e), Some(e.to_string())))?.base_offset as i64
+        };
+        first.get_or_insert(base);
+    }
+    // acks=-1 promises what the topic promises: Sync topics are synced by
+    // append itself; Interval topics are flushed before the answer.
+    if acks == -1 && matches!(durability, Durability::Interval(_)) {
+        log.flush().map_err(|e| (error_code(&e), Some(e.to_string())))?;
+    }
+    Ok((first.unwrap_or(log.high_watermark() as i64), log.log_start_offset() as i64))
+}
+
+fn fetch(shared: &Shared, r: FetchRequest) -> FetchResponse {
+    let start = Instant::now();
+    let max_wait = Duration::from_millis(r.max_wait_ms.max(0) as u64).min(shared.config.max_fetch_wait);
+    let deadline = start + max_wait;
+    let min_bytes = r.min_bytes.max(0) as usize;
+    loop {
+        let (resp, bytes, waits) = fetch_once(shared, &r);
+        let now = Instant::now();
+        if bytes >= min_bytes.max(1) || now >= deadline || waits.is_empty() || shared.stopping.load(Ordering::Acquire) {
+            return resp;
+        }
+        let logs: Vec<(&Partition, u64)> = waits.iter().map(|(p, o)| (&**p, *o)).collect();
+        // Woken by an append; checked again at least every 100 ms for shutdown.
+        Partition::wait_for_any(&logs, deadline.min(now + Duration::from_millis(100)));
+    }
+}
+
+/// One pass over the requested partitions: the response, its record bytes,
+/// and the partitions to wait on (with the offset each waits past).
+fn fetch_once(shared: &Shared, r: &FetchRequest) -> (FetchResponse, usize, Vec<(Arc<Partition>, u64)>) {
+    let mut resp = FetchResponse::default();
+    let mut total = 0usize;
+    let max_bytes = if r.max_bytes <= 0 { usize::MAX } else { r.max_bytes as usize };
+    let mut waits = Vec::new();
+    for t in &r.topics {
+        let mut tr = fetch_response::FetchableTopicResponse::default();
+        tr.topic = t.topic.clone();
+        let topic = shared.broker.topic(&t.topic.0);
+        for p in &t.partitions {
+            let mut pr = fetch_response::PartitionData::default();
+            pr.partition_index = p.partition;
+            pr.high_watermark = -1;
+            pr.last_stable_offset = -1;
+            pr.log_start_offset = -1;
+            pr.preferred_read_replica = BrokerId(-1);
+            let log =
+                topic.as_ref().ok().and_then(|t| u32::try_from(p.partition).ok().and_then(|i| t.partition(i).ok()));
+            let Some(log) = log else {
+                pr.error_code = UNKNOWN_TOPIC_OR_PARTITION;
+                tr.partitions.push(pr);
+                continue;
+            };
+            let (lso, hw) = (log.log_start_offset(), log.high_watermark());
+            pr.high_watermark = hw as i64;
+            pr.last_stable_offset = hw as i64;
+            pr.log_start_offset = lso as i64;
+            let offset = p.fetch_offset;
+            if offset < lso as i64 || offset > hw as i64 {
+                pr.error_code = OFFSET_OUT_OF_RANGE;
+            } else if offset == hw as i64 {
+                waits.push((Arc::clone(&log), hw));
+            } else {
+                // The first partition with data always gets at least one batch.
+                let room = max_bytes.saturating_sub(total);
+                let limit = (p.partition_max_bytes.max(0) as usize).min(room);
+                if limit > 0 || total == 0 {
+                    match log.read(offset as u64, limit.max(1)) {
+                        Ok(batches) => {
+                            let mut out = BytesMut::new();
+                            match records::encode_fetch(&batches, &mut out) {
+                                Ok(()) => {
+                                    total += out.len();
+                                    pr.records = Some(out.freeze());
+                                }
+                                Err(_) => pr.error_code = CORRUPT_MESSAGE,
+                            }
+                        }
+                        Err(e) => pr.error_code = error_code(&e),
+                    }
+                }
+            }
+            tr.partitions.push(pr);
+        }
+        resp.responses.push(tr);
+    }
+    (resp, total, waits)
+}
+
+fn list_offsets(shared: &Shared, r: ListOffsetsRequest) -> ListOffsetsResponse {
+    let mut resp = ListOffsetsResponse::default();
+    for t in r.topics {
+        let mut tr = list_offsets_response::ListOffsetsTopicResponse::default();
+        let topic = shared.broker.topic(&t.name.0);
+        for p in t.partitions {
+            let mut pr = list_offsets_response::ListOffsetsPartitionResponse::default();
+            pr.partition_index = p.partition_index;
+            pr.timestamp = -1;
+            pr.offset = -1;
+            let log = topic
+                .as_ref()
+                .ok()
+                .and_then(|t| u32::try_from(p.partition_index).ok().and_then(|i| t.partition(i).ok()));
+            match log {
+                None => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
+                Some(log) => match p.timestamp {
+                    -2 => pr.offset = log.log_start_offset() as i64,
+                    -1 => pr.offset = log.high_watermark() as i64,
+                    ts if ts >= 0 => match log.offset_for_timestamp(ts) {
+                        Ok(Some(o)) => {
+                            pr.offset = o as i64;
+                            pr.timestamp = timestamp_at(&log, o).unwrap_or(ts);
+                        }
+                        Ok(None) => {}
+                        Err(e) => pr.error_code = error_code(&e),
+                    },
+                    -3 => {
+                        // Max timestamp (KIP-734): the record with the largest timestamp.
+                        pr.offset = log.high_watermark().saturating_sub(1) as i64;
+                    }
+                    _ => pr.error_code = INVALID_REQUEST,
+                },
+            }
+            tr.partitions.push(pr);
+        }
+        tr.name = t.name;
+        resp.topics.push(tr);
+    }
+    resp
+}
+
+fn timestamp_at(log: &Partition, offset: u64) -> Option<i64> {
+    let batches = log.read(offset, 1).ok()?;
+    batches.first()?.records().next().and_then(|r| r.ok()).map(|r| r.timestamp)
+}
+
+fn parse_configs(mut config: TopicConfig, entries: &[(String, Option<String>)]) -> Result<TopicConfig, String> {
+    for (k, v) in entries {
+        let Some(v) = v else { continue };
+        let ms = || v.parse::<i64>().map_err(|_| format!("{k}: not a number: {v}"));
+        match k.as_str() {
+            "retention.ms" => {
+                config.retention = u64::try_from(ms()?).ok().map(Duration::from_millis);
+            }
+            "retention.bytes" => config.retention_bytes = u64::try_from(ms()?).ok(),
+            "segment.bytes" => config.segment_bytes = u32::try_from(ms()?).map_err(|_| format!("{k}: {v}"))?,
+            "segment.ms" => config.segment_age = Duration::from_millis(ms()?.max(0) as u64),
+            "min.compaction.lag.ms" => config.min_compaction_lag = Duration::from_millis(ms()?.max(0) as u64),
+            "delete.retention.ms" => config.delete_retention = Duration::from_millis(ms()?.max(0) as u64),
+            "min.cleanable.dirty.ratio" => {
+                config.min_cleanable_dirty_ratio = v.parse().map_err(|_| format!("{k}: {v}"))?;
+            }
+            "cleanup.policy" => {
+                config.cleanup_policy = match v.replace(' ', "").as_str() {
+                    "delete" => CleanupPolicy::Delete,
+                    "compact" => CleanupPolicy::Compact,
+                    "compact,delete" | "delete,compact" => CleanupPolicy::CompactDelete,
+                    _ => return Err(format!("{k}: {v}")),
+                };
+            }
+            // Accepted and ignored: nothing to do on one node.
+            _ => {}
+        }
+    }
+    Ok(config)
+}
+
+fn create_topics(shared: &Shared, r: CreateTopicsRequest) -> CreateTopicsResponse {
+    let mut resp = CreateTopicsResponse::default();
+    for t in r.topics {
+        let mut tr = create_topics_response::CreatableTopicResult::default();
+        let partitions =
+            if t.num_partitions < 0 { shared.config.auto_create_partitions } else { t.num_partitions as u32 };
+        tr.num_partitions = partitions as i32;
+        tr.replication_factor = 1;
+        let entries: Vec<(String, Option<String>)> =
+            t.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
+        match parse_configs(TopicConfig::with_partitions(partitions), &entries) {
+            Err(msg) => {
+                tr.error_code = INVALID_CONFIG;
+                tr.error_message = Some(s(msg));
+            }
+            Ok(_) if partitions == 0 => tr.error_code = INVALID_PARTITIONS,
+            Ok(config) => {
+                let res = if r.validate_only {
+                    config.validate().and_then(|()| streamlog::validate_topic_name(&t.name.0)).and_then(|()| {
+                        if shared.broker.topic(&t.name.0).is_ok() {
+                            Err(Error::TopicExists { topic: t.name.0.to_string() })
+                        } else {
+                            Ok(())
+                        }
+                    })
+                } else {
+                    shared.broker.create_topic(&t.name.0, config).map(|_| ())
+                };
+                if let Err(e) = res {
+                    tr.error_code = error_code(&e);
+                    tr.error_message = Some(s(e.to_string()));
+                }
+            }
+        }
+        tr.name = t.name;
+        resp.topics.push(tr);
+    }
+    resp
+}
+
+fn delete_topics(shared: &Shared, r: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let mut resp = DeleteTopicsResponse::default();
+    let names: Vec<TopicName> =
+        if r.topic_names.is_empty() { r.topics.into_iter().filter_map(|t| t.name).collect() } else { r.topic_names };
+    for name in names {
+        let mut tr = delete_topics_response::DeletableTopicResult::default();
+        if let Err(e) = shared.broker.delete_topic(&name.0) {
+            tr.error_code = error_code(&e);
+            tr.error_message = Some(s(e.to_string()));
+        }
+        tr.name = Some(name);
+        resp.responses.push(tr);
+    }
+    resp
+}
+
+fn create_partitions(shared: &Shared, r: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let mut resp = CreatePartitionsResponse::default();
+    for t in r.topics {
+        let mut tr = create_partitions_response::CreatePartitionsTopicResult::default();
+        let res = match shared.broker.topic(&t.name.0) {
+            Err(e) => Err(e),
+            Ok(topic) if t.count <= topic.partition_count() as i32 => {
+                Err(Error::InvalidConfig(format!("topic has {} partitions already", topic.partition_count())))
+            }
+            Ok(_) if r.validate_only => Ok(()),
+            Ok(_) => shared.broker.add_partitions(&t.name.0, t.count as u32),
+        };
+        if let Err(e) = res {
+            tr.error_code = match e {
+                Error::InvalidConfig(_) => INVALID_PARTITIONS,
+                ref e => error_code(e),
+            };
+            tr.error_message = Some(s(e.to_string()));
+        }
+        tr.name = t.name;
+        resp.results.push(tr);
+    }
+    resp
+}
+
+fn delete_records(shared: &Shared, r: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let mut resp = DeleteRecordsResponse::default();
+    for t in r.topics {
+        let mut tr = delete_records_response::DeleteRecordsTopicResult::default();
+        let topic = shared.broker.topic(&t.name.0);
+        for p in t.partitions {
+            let mut pr = delete_records_response::DeleteRecordsPartitionResult::default();
+            pr.partition_index = p.partition_index;
+            pr.low_watermark = -1;
+            let log = topic
+                .as_ref()
+                .ok()
+                .and_then(|t| u32::try_from(p.partition_index).ok().and_then(|i| t.partition(i).ok()));
+            match log {
+                None => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
+                Some(log) => {
+                    let to = if p.offset == -1 { log.high_watermark() } else { p.offset.max(0) as u64 };
+                    match log.delete_records(to) {
+                        Ok(start) => pr.low_watermark = start as i64,
+                        Err(e) => pr.error_code = error_code(&e),
+                    }
+                }
+            }
+            tr.partitions.push(pr);
+        }
+        tr.name = t.name;
+        resp.topics.push(tr);
+    }
+    resp
+}
+
+fn topic_config_entries(c: &TopicConfig) -> Vec<(&'static str, String)> {
+    let ms = |d: Duration| d.as_millis().to_string();
+    vec![
+        (
+            "cleanup.policy",
+            match c.cleanup_policy {
+                CleanupPolicy::Delete => "delete".into(),
+                CleanupPolicy::Compact => "compact".into(),
+                _ => "compact,delete".into(),
+            },
+        ),
+        ("retention.ms", c.retention.map_or("-1".into(), ms)),
+        ("retention.bytes", c.retention_bytes.map_or("-1".into(), |b| b.to_string())),
+        ("segment.bytes", c.segment_bytes.to_string()),
+        ("segment.ms", ms(c.segment_age)),
+        ("segment.index.bytes", c.max_index_bytes.to_string()),
+        ("index.interval.bytes", c.index_interval_bytes.to_string()),
+        ("min.cleanable.dirty.ratio", c.min_cleanable_dirty_ratio.to_string()),
+        ("min.compaction.lag.ms", ms(c.min_compaction_lag)),
+        ("delete.retention.ms", ms(c.delete_retention)),
+        ("message.timestamp.type", "CreateTime".into()),
+        (
+            "flush.messages",
+            match c.durability {
+                Durability::Sync => "1".into(),
+                _ => i64::MAX.to_string(),
+            },
+        ),
+        (
+            "flush.ms",
+            match c.durability {
+                Durability::Interval(d) => ms(d),
+                Durability::Sync => "0".into(),
+                _ => i64::MAX.to_string(),
+            },
+        ),
+    ]
+}
+
+fn describe_configs(shared: &Shared, r: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let mut resp = DescribeConfigsResponse::default();
+    for res in r.resources {
+        let mut rr = describe_configs_response::DescribeConfigsResult::default();
+        rr.resource_type = res.resource_type;
+        let entries: Vec<(&'static str, String)> = match res.resource_type {
+            2 => match shared.broker.topic(&res.resource_name) {
+                Ok(t) => topic_config_entries(&t.config()),
+                Err(e) => {
+                    rr.error_code = error_code(&e);
+                    rr.error_message = Some(s(e.to_string()));
+                    Vec::new()
+                }
+            },
+            4 => vec![
+                ("num.partitions", shared.config.auto_create_partitions.to_string()),
+                ("auto.create.topics.enable", shared.config.auto_create_topics.to_string()),
+                ("socket.request.max.bytes", shared.config.max_frame_bytes.to_string()),
+                ("group.initial.rebalance.delay.ms", "0".into()),
+            ],
+            _ => {
+                rr.error_code = INVALID_REQUEST;
+                Vec::new()
+            }
+        };
+        let wanted = res.configuration_keys.as_ref();
+        rr.configs = entries
+            .into_iter()
+            .filter(|(k, _)| wanted.is_none_or(|w| w.iter().any(|x| x.as_str() == *k)))
+            .map(|(k, v)| {
+                let mut c = describe_configs_response::DescribeConfigsResourceResult::default();
+                c.name = s(k);
+                c.value = Some(s(v));
+                c.config_source = if res.resource_type == 2 { 1 } else { 5 }; // topic / default
+                c
+            })
+            .collect();
+        rr.resource_name = res.resource_name;
+        resp.results.push(rr);
+    }
+    resp
+}
+
+fn init_producer_id(shared: &Shared, _r: InitProducerIdRequest) -> InitProducerIdResponse {
+    let mut resp = InitProducerIdResponse::default();
+    // Ids are unique for this server's life; sequence state is in memory.
+    resp.producer_id = ProducerId(shared.producers.next_id.fetch_add(1, Ordering::AcqRel) + 1000);
+    resp.producer_epoch = 0;
+    resp
+}
+
+fn committer<'a>(
+    map: &'a mut HashMap<String, Consumer>,
+    shared: &Shared,
+    group: &str,
+) -> Result<&'a mut Consumer, Error> {
+    if !map.contains_key(group) {
+        let c = shared.broker.consumer(ConsumerConfig::with_group(group).enable_auto_commit(false))?;
+        map.insert(group.to_owned(), c);
+    }
+    Ok(map.get_mut(group).expect("inserted above"))
+}
+
+fn offset_commit(shared: &Shared, r: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group = r.group_id.0.to_string();
+    let fenced = shared.groups.check_commit(&group, &r.member_id, r.generation_id_or_member_epoch);
+    let mut resp = OffsetCommitResponse::default();
+    let mut committers = shared.offsets.committers.lock();
+    for t in r.topics {
+        let mut tr = offset_commit_response::OffsetCommitResponseTopic::default();
+        for p in t.partitions {
+            let mut pr = offset_commit_response::OffsetCommitResponsePartition::default();
+            pr.partition_index = p.partition_index;
+            pr.error_code = if group.is_empty() {
+                INVALID_GROUP_ID
+            } else if fenced != NONE {
+                fenced
+            } else if p.partition_index < 0 || p.committed_offset < 0 {
+                INVALID_REQUEST
+            } else {
+                let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index as u32);
+                let res = committer(&mut committers, shared, &group)
+                    .and_then(|c| c.commit_offsets(&[(tp, p.committed_offset as u64)]));
+                match res {
+                    Ok(()) => {
+                        let key = (group.clone(), t.name.0.to_string(), p.partition_index);
+                        let mut md = shared.offsets.metadata.lock();
+                        match p.committed_metadata {
+                            Some(m) if !m.is_empty() => {
+                                md.insert(key, m.to_string());
+                            }
+                            _ => {
+                                md.remove(&key);
+                            }
+                        }
+                        NONE
+                    }
+                    Err(e) => error_code(&e),
+                }
+            };
+            tr.partitions.push(pr);
+        }
+        tr.name = t.name;
+        resp.topics.push(tr);
+    }
+    resp
+}
+
+fn offset_fetch(shared: &Shared, r: OffsetFetchRequest) -> OffsetFetchResponse {
+    let group = r.group_id.0.to_string();
+    let committed = shared
+        .broker
+        .describe_group(&group)
+        .map(|d| d.partitions.into_iter().filter_map(|p| Some((p.partition, p.committed?))).collect::<HashMap<_, _>>())
+        .unwrap_or_default();
+    let md = shared.offsets.metadata.lock();
+    let mut resp = OffsetFetchResponse::default();
+    let requested: Vec<(TopicName, Vec<i32>)> = match r.topics {
+        Some(ts) => ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect(),
+        None => {
+            let mut by_topic: HashMap<String, Vec<i32>> = HashMap::new();
+            for tp in committed.keys() {
+                by_topic.entry(tp.topic.clone()).or_default().push(tp.partition as i32);
+            }
+            by_topic.into_iter().map(|(t, ps)| (TopicName(s(t)), ps)).collect()
+        }
+    };
+    for (name, parts) in requested {
+        let mut tr = offset_fetch_response::OffsetFetchResponseTopic::default();
+        for p in parts {
+            let mut pr = offset_fetch_response::OffsetFetchResponsePartition::default();
+            pr.partition_index = p;
+            pr.committed_leader_epoch = -1;
+            let tp = TopicPartition::new(name.0.to_string(), p.max(0) as u32);
+            pr.committed_offset = committed.get(&tp).map_or(-1, |&o| o as i64);
+            pr.metadata = Some(s(md.get(&(group.clone(), name.0.to_string(), p)).cloned().unwrap_or_default()));
+            tr.partitions.push(pr);
+        }
+        tr.name = name;
+        resp.topics.push(tr);
+    }
+    resp
+}
+
+fn list_groups(shared: &Shared) -> ListGroupsResponse {
+    let mut resp = ListGroupsResponse::default();
+    let wire = shared.groups.list();
+    let mut seen = std::collections::HashSet::new();
+    for (id, ptype, state) in wire {
+        let mut g = list_groups_response::ListedGroup::default();
+        g.group_id = GroupId(s(id.clone()));
+        g.protocol_type = s(ptype);
+        g.group_state = s(state);
+        g.group_type = s("classic");
+        seen.insert(id);
+        resp.groups.push(g);
+    }
+    for id in shared.broker.list_groups() {
+        if seen.insert(id.clone()) {
+            let mut g = list_groups_response::ListedGroup::default();
+            g.group_id = GroupId(s(id));
+            g.protocol_type = s("consumer");
+            g.group_state = s("Empty");
+            g.group_type = s("classic");
+            resp.groups.push(g);
+        }
+    }
+    resp
+}
+
+fn describe_groups(shared: &Shared, r: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let mut resp = DescribeGroupsResponse::default();
+    for id in r.groups {
+        let mut d = describe_groups_response::DescribedGroup::default();
+        let found = shared.groups.with_group(&id.0, |g| {
+            let g = g?;
+            d.group_state = s(g.state.name());
+            d.protocol_type = s(g.protocol_type.clone());
+            d.protocol_data = s(g.protocol.clone().unwrap_or_default());
+            d.members = g
+                .members
+                .values()
+                .map(|m| {
+                    let mut dm = describe_groups_response::DescribedGroupMember::default();
+                    dm.member_id = s(m.id.clone());
+                    dm.group_instance_id = m.instance_id.clone().map(s);
+                    dm.client_id = s(m.client_id.clone());
+                    dm.client_host = s(m.client_host.clone());
+                    let proto = g.protocol.clone().unwrap_or_default();
+                    dm.member_metadata =
+                        m.protocols.iter().find(|(p, _)| *p == proto).map(|(_, b)| b.clone()).unwrap_or_default();
+                    dm.member_assignment = m.assignment.clone();
+                    dm
+                })
+                .collect();
+            Some(())
+        });
+        if found.is_none() {
+            match shared.broker.describe_group(&id.0) {
+                Ok(desc) => {
+                    d.group_state = s(if desc.members.is_empty() { "Empty" } else { "Stable" });
+                    d.protocol_type = s("consumer");
+                    d.protocol_data = s(format!("{:?}", desc.assignor).to_lowercase());
+                }
+                Err(_) => {
+                    d.group_state = s("Dead");
+                    d.error_code = if id.0.is_empty() { INVALID_GROUP_ID } else { NONE };
+                    let _ = GROUP_ID_NOT_FOUND; // Kafka answers "Dead", not an error, for an unknown group.
+                }
+            }
+        }
+        d.group_id = id;
+        resp.groups.push(d);
+    }
+    resp
+}
+
+fn join_group(shared: &Shared, r: JoinGroupRequest, v: i16, client_id: String) -> JoinGroupResponse {
+    let stopping = || shared.stopping.load(Ordering::Acquire);
+    let session = Duration::from_millis(r.session_timeout_ms.max(1) as u64);
+    let rebalance = if v >= 1 { Duration::from_millis(r.rebalance_timeout_ms.max(1) as u64) } else { session };
+    let res = shared.groups.join(
+        JoinRequest {
+            group: r.group_id.0.to_string(),
+            member_id: r.member_id.to_string(),
+            instance_id: r.group_instance_id.map(|i| i.to_string()),
+            client_id,
+            client_host: String::from("/127.0.0.1"),
+            session_timeout: session,
+            rebalance_timeout: rebalance,
+            protocol_type: r.protocol_type.to_string(),
+            protocols: r.protocols.into_iter().map(|p| (p.name.to_string(), p.metadata)).collect(),
+            require_known_member_id: v >= 4,
+        },
+        &stopping,
+    );
+    let mut resp = JoinGroupResponse::default();
+    resp.error_code = if r.group_id.0.is_empty() { INVALID_GROUP_ID } else { res.error };
+    resp.generation_id = res.generation;
+    resp.protocol_type = Some(s(res.protocol_type));
+    resp.protocol_name = Some(s(res.protocol.unwrap_or_default()));
+    resp.leader = s(res.leader);
+    resp.member_id = s(res.member_id);
+    resp.members = res
+        .members
+        .into_iter()
+        .map(|(id, inst, meta)| {
+            let mut m = join_group_response::JoinGroupResponseMember::default();
+            m.member_id = s(id);
+            m.group_instance_id = inst.map(s);
+            m.metadata = meta;
+            m
+        })
+        .collect();
+    resp
+}
