@@ -3,7 +3,7 @@
 //! baseline, in the same run) and through `BatchingProducer::send` (delivery
 //! futures dropped, a `flush` at the end counted in the time).
 //!
-//! `cargo bench --bench batching`
+//! `cargo bench -p streamlog-bench --bench batching`
 
 use std::time::{Duration, Instant};
 

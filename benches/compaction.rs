@@ -2,7 +2,7 @@
 //! log of 1 M records over 10 k keys, next to the same bytes merely read
 //! and checksum-verified (the scan compaction cannot avoid).
 //!
-//! `cargo bench --bench compaction`
+//! `cargo bench -p streamlog-bench --bench compaction`
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@
 //!   stream (gaps of 0-100 µs: the consumer spins) and for a parked
 //!   consumer (gaps of 300-400 µs: the append wakes it).
 //!
-//! `cargo bench --bench consume`
+//! `cargo bench -p streamlog-bench --bench consume`
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! partitions. None of them should cost per-partition fsyncs beyond what
 //! dirty data and new files need.
 //!
-//! `cargo bench --bench lifecycle`
+//! `cargo bench -p streamlog-bench --bench lifecycle`
 
 use std::hint::black_box;
 use std::path::Path;

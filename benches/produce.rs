@@ -2,7 +2,7 @@
 //! topic of 4 partitions (baseline: the same records through a std `mpsc`
 //! channel to one receiver), and the partitioner's cost per record.
 //!
-//! `cargo bench --bench produce`
+//! `cargo bench -p streamlog-bench --bench produce`
 
 use std::hint::black_box;
 use std::sync::mpsc;

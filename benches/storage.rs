@@ -1,6 +1,6 @@
 //! Storage-core benchmarks, each next to its baseline in the same run.
 //!
-//! `cargo bench --bench storage` (add `-- append` or `-- read` to filter).
+//! `cargo bench -p streamlog-bench --bench storage` (add `-- append` or `-- read` to filter).
 //! Before each measured loop a few hundred MiB of memory are touched and
 //! freed, so the page cache pages the loop faults in come from recently used
 //! ("warm") memory; see the README on memory temperature.
