@@ -49,6 +49,8 @@
 //! - A directory is opened by one handle at a time ([`Error::Locked`]).
 //!
 //! The byte layout of every file is specified in `docs/FORMAT.md`.
+#![deny(missing_docs)]
+#![warn(rustdoc::broken_intra_doc_links)]
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]

@@ -126,30 +126,35 @@ impl BrokerOptions {
         self.default_topic_config.validate()
     }
 
+    /// Sets [`BrokerOptions::auto_create_topics`] (Kafka's `auto.create.topics.enable`, off here by default).
     #[must_use]
     pub fn auto_create_topics(mut self, on: bool) -> Self {
         self.auto_create_topics = on;
         self
     }
 
+    /// Sets [`BrokerOptions::default_topic_config`], the configuration of auto-created topics.
     #[must_use]
     pub fn default_topic_config(mut self, config: TopicConfig) -> Self {
         self.default_topic_config = config;
         self
     }
 
+    /// Sets [`BrokerOptions::clock`]: a [`ManualClock`](crate::ManualClock) makes time-based tests instant.
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
     }
 
+    /// Sets [`BrokerOptions::maintenance_interval`]; `None` runs no maintenance thread.
     #[must_use]
     pub fn maintenance_interval(mut self, every: Option<Duration>) -> Self {
         self.maintenance_interval = every;
         self
     }
 
+    /// Sets [`BrokerOptions::offsets_segment_bytes`], in bytes.
     #[must_use]
     pub fn offsets_segment_bytes(mut self, bytes: u32) -> Self {
         self.offsets_segment_bytes = bytes;

@@ -152,84 +152,98 @@ impl TopicConfig {
         TopicConfig { partitions, ..TopicConfig::default() }
     }
 
+    /// Sets the partition count (Kafka's `num.partitions` / `--partitions`). Default: 1.
     #[must_use]
     pub fn partitions(mut self, n: u32) -> Self {
         self.partitions = n;
         self
     }
 
+    /// Sets the segment size in bytes (Kafka's `segment.bytes`). Default: 1 GiB.
     #[must_use]
     pub fn segment_bytes(mut self, bytes: u32) -> Self {
         self.segment_bytes = bytes;
         self
     }
 
+    /// Sets the age at which the active segment rolls (Kafka's `segment.ms`). Default: 7 days.
     #[must_use]
     pub fn segment_age(mut self, age: Duration) -> Self {
         self.segment_age = age;
         self
     }
 
+    /// Sets the bytes between offset-index entries (Kafka's `index.interval.bytes`). Default: 4096.
     #[must_use]
     pub fn index_interval_bytes(mut self, bytes: u32) -> Self {
         self.index_interval_bytes = bytes;
         self
     }
 
+    /// Sets when appends are synced (Kafka's `flush.ms` / `flush.messages`). Default: [`Durability::Os`].
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
     }
 
+    /// Sets time retention (Kafka's `retention.ms`; `None` is `-1`). Default: 7 days.
     #[must_use]
     pub fn retention(mut self, retention: Option<Duration>) -> Self {
         self.retention = retention;
         self
     }
 
+    /// Sets size retention per partition in bytes (Kafka's `retention.bytes`). Default: `None`.
     #[must_use]
     pub fn retention_bytes(mut self, bytes: Option<u64>) -> Self {
         self.retention_bytes = bytes;
         self
     }
 
+    /// Sets the cleanup policy (Kafka's `cleanup.policy`). Default: [`CleanupPolicy::Delete`].
     #[must_use]
     pub fn cleanup_policy(mut self, policy: CleanupPolicy) -> Self {
         self.cleanup_policy = policy;
         self
     }
 
+    /// Sets Kafka's `min.cleanable.dirty.ratio`, within 0 ..= 1. Default: 0.5.
     #[must_use]
     pub fn min_cleanable_dirty_ratio(mut self, ratio: f64) -> Self {
         self.min_cleanable_dirty_ratio = ratio;
         self
     }
 
+    /// Sets Kafka's `min.compaction.lag.ms`. Default: 0.
     #[must_use]
     pub fn min_compaction_lag(mut self, lag: Duration) -> Self {
         self.min_compaction_lag = lag;
         self
     }
 
+    /// Sets how long tombstones outlive compaction (Kafka's `delete.retention.ms`). Default: 1 day.
     #[must_use]
     pub fn delete_retention(mut self, retention: Duration) -> Self {
         self.delete_retention = retention;
         self
     }
 
+    /// Sets Kafka's `message.timestamp.type`. Default: [`TimestampType::CreateTime`].
     #[must_use]
     pub fn timestamp_type(mut self, timestamp_type: TimestampType) -> Self {
         self.timestamp_type = timestamp_type;
         self
     }
 
+    /// Sets Kafka's `message.timestamp.before.max.ms`. Default: `None`, no limit.
     #[must_use]
     pub fn timestamp_before_max(mut self, max: Option<Duration>) -> Self {
         self.timestamp_before_max = max;
         self
     }
 
+    /// Sets Kafka's `message.timestamp.after.max.ms`. Default: `None`, no limit.
     #[must_use]
     pub fn timestamp_after_max(mut self, max: Option<Duration>) -> Self {
         self.timestamp_after_max = max;
@@ -425,6 +439,7 @@ pub(crate) struct TopicInner {
 }
 
 impl Topic {
+    /// The topic's name.
     pub fn name(&self) -> &str {
         &self.inner.name
     }
@@ -438,6 +453,7 @@ impl Topic {
         self.inner.config.read().clone()
     }
 
+    /// The number of partitions now (it grows with [`Broker::add_partitions`](crate::Broker::add_partitions)).
     pub fn partition_count(&self) -> u32 {
         self.inner.partitions.read().len() as u32
     }

@@ -44,12 +44,13 @@ pub struct ConsumerConfig {
     pub group_id: Option<String>,
     /// Prefix of the member id. Default: `"consumer"`.
     pub client_id: String,
-    /// Default: [`OffsetReset::Latest`].
+    /// Where to start without a valid committed offset (Kafka's
+    /// `auto.offset.reset`). Default: [`OffsetReset::Latest`].
     pub auto_offset_reset: OffsetReset,
     /// Commit positions from `poll` every `auto_commit_interval`, on
     /// revocation and on close. Default: `true`.
     pub enable_auto_commit: bool,
-    /// Default: 5 s.
+    /// How often auto-commit commits (Kafka's `auto.commit.interval.ms`). Default: 5 s.
     pub auto_commit_interval: Duration,
     /// Most records one `poll` returns. Default: 500.
     pub max_poll_records: usize,
@@ -109,42 +110,49 @@ impl ConsumerConfig {
         ConsumerConfig { group_id: Some(group_id.into()), ..ConsumerConfig::default() }
     }
 
+    /// Sets the group (Kafka's `group.id`).
     #[must_use]
     pub fn group_id(mut self, group_id: impl Into<String>) -> Self {
         self.group_id = Some(group_id.into());
         self
     }
 
+    /// Sets the member id prefix (Kafka's `client.id`). Default: `"consumer"`.
     #[must_use]
     pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
         self.client_id = client_id.into();
         self
     }
 
+    /// Sets where to start without a committed offset (Kafka's `auto.offset.reset`). Default: [`OffsetReset::Latest`].
     #[must_use]
     pub fn auto_offset_reset(mut self, reset: OffsetReset) -> Self {
         self.auto_offset_reset = reset;
         self
     }
 
+    /// Sets Kafka's `enable.auto.commit`. Default: `true`.
     #[must_use]
     pub fn enable_auto_commit(mut self, on: bool) -> Self {
         self.enable_auto_commit = on;
         self
     }
 
+    /// Sets Kafka's `auto.commit.interval.ms`. Default: 5 s.
     #[must_use]
     pub fn auto_commit_interval(mut self, every: Duration) -> Self {
         self.auto_commit_interval = every;
         self
     }
 
+    /// Sets Kafka's `max.poll.records`, at least 1. Default: 500.
     #[must_use]
     pub fn max_poll_records(mut self, n: usize) -> Self {
         self.max_poll_records = n;
         self
     }
 
+    /// Sets Kafka's `max.poll.interval.ms`. Default: 5 minutes.
     #[must_use]
     pub fn max_poll_interval(mut self, d: Duration) -> Self {
         self.max_poll_interval = d;
@@ -172,12 +180,14 @@ impl ConsumerConfig {
         self
     }
 
+    /// Sets the assignor (Kafka's `partition.assignment.strategy`). Default: [`Assignor::Range`].
     #[must_use]
     pub fn assignor(mut self, assignor: Assignor) -> Self {
         self.assignor = assignor;
         self
     }
 
+    /// Sets how long `poll` spins before it parks (no Kafka equivalent). Default: 100 µs.
     #[must_use]
     pub fn spin(mut self, spin: Duration) -> Self {
         self.spin = spin;
@@ -239,16 +249,22 @@ pub trait RebalanceListener: Send {
 /// zero-copy slices of the segment mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
+    /// The topic it was read from.
     pub topic: Arc<str>,
+    /// The partition it was read from.
     pub partition: u32,
+    /// Its offset in that partition.
     pub offset: u64,
     /// Milliseconds since the Unix epoch; whose clock, `timestamp_type` says.
     pub timestamp: i64,
     /// [`TimestampType::LogAppendTime`] when the log stamped the record at
     /// append (the topic's setting when its batch was written).
     pub timestamp_type: TimestampType,
+    /// The key, if any.
     pub key: Option<Bytes>,
+    /// The value; `None` is a tombstone.
     pub value: Option<Bytes>,
+    /// The headers, in the order they were sent.
     pub headers: Vec<Header>,
 }
 
@@ -1015,6 +1031,31 @@ impl Consumer {
 
     /// For each (partition, timestamp): the first offset whose record has a
     /// timestamp at or after it, or `None` (Kafka's `offsetsForTimes`).
+    /// Timestamps are milliseconds since the Unix epoch. Any partition of
+    /// any topic may be asked; [`Error::UnknownTopic`] /
+    /// [`Error::UnknownPartition`] otherwise.
+    ///
+    /// Replaying from a point in time:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamlog::{Broker, ConsumerConfig, ProducerRecord, TopicConfig, TopicPartition};
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("ticks", TopicConfig::default())?;
+    /// let producer = broker.producer();
+    /// for (t, v) in [(1_000, "a"), (2_000, "b"), (3_000, "c")] {
+    ///     producer.send(ProducerRecord::new("ticks", v).timestamp(t))?;
+    /// }
+    /// let tp = TopicPartition::new("ticks", 0);
+    /// let mut consumer = broker.consumer(ConsumerConfig::default())?;
+    /// consumer.assign(&[tp.clone()])?;
+    /// let found = consumer.offsets_for_times(&[(tp.clone(), 1_500), (tp.clone(), 9_000)])?;
+    /// assert_eq!(found, vec![(tp.clone(), Some(1)), (tp.clone(), None)]);
+    /// consumer.seek(&tp, found[0].1.unwrap())?;
+    /// let values: Vec<_> = consumer.poll(Duration::from_millis(50))?.into_iter().map(|r| r.value).collect();
+    /// assert_eq!(values, [Some("b".into()), Some("c".into())]);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
     pub fn offsets_for_times(&self, query: &[(TopicPartition, i64)]) -> Result<Vec<(TopicPartition, Option<u64>)>> {
         self.check_open()?;
         query
@@ -1040,11 +1081,42 @@ impl Consumer {
         Ok(self.assigned(tp)?.log.high_watermark().saturating_sub(pos))
     }
 
-    /// Stops returning records from these partitions (they stay assigned).
+    /// Stops returning records from these partitions (they stay assigned,
+    /// their positions and group membership unchanged: Kafka's `pause`),
+    /// until [`Consumer::resume`]. [`Error::NotAssigned`] for a partition
+    /// not held (and then none is paused). A rebalance that takes a
+    /// partition away forgets its pause.
+    ///
+    /// Back-pressure: hold one partition while its work is pending.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamlog::{Broker, ConsumerConfig, ProducerRecord, TopicConfig, TopicPartition};
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("jobs", TopicConfig::with_partitions(2))?;
+    /// let producer = broker.producer();
+    /// producer.send(ProducerRecord::new("jobs", "slow").partition(0))?;
+    /// producer.send(ProducerRecord::new("jobs", "fast").partition(1))?;
+    /// let (p0, p1) = (TopicPartition::new("jobs", 0), TopicPartition::new("jobs", 1));
+    /// let mut consumer = broker.consumer(ConsumerConfig::default())?;
+    /// consumer.assign(&[p0.clone(), p1.clone()])?;
+    /// consumer.seek_to_beginning(&[])?;
+    /// consumer.pause(&[p0.clone()])?;
+    /// let records = consumer.poll(Duration::from_millis(50))?;
+    /// assert_eq!(records.len(), 1);
+    /// assert_eq!(records[0].partition, 1);
+    /// assert_eq!(consumer.paused(), vec![p0.clone()]);
+    /// consumer.resume(&[p0])?;
+    /// let records = consumer.poll(Duration::from_millis(50))?;
+    /// assert_eq!(records[0].value.as_deref(), Some(&b"slow"[..]));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         self.set_paused(partitions, true)
     }
 
+    /// Returns records from these paused partitions again, from where
+    /// they stopped. [`Error::NotAssigned`] for a partition not held.
     pub fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         self.set_paused(partitions, false)
     }
@@ -1060,11 +1132,47 @@ impl Consumer {
         Ok(())
     }
 
+    /// The assigned partitions that are paused now.
     pub fn paused(&self) -> Vec<TopicPartition> {
         self.assigned.iter().filter(|(_, a)| a.paused).map(|(tp, _)| tp.clone()).collect()
     }
 
-    /// Commits the positions of all assigned partitions.
+    /// Commits the positions of all assigned partitions (each the next
+    /// offset to read) for the group: a member that takes a partition over,
+    /// or this group after a restart, resumes there. Durable as the
+    /// internal offsets topic is (a record in a streamlog log; see
+    /// [`Broker::flush`](crate::Broker::flush)). Needs a `group_id`.
+    /// [`Error::StaleGeneration`] when the group rebalanced since the last
+    /// poll: poll, then commit again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamlog::{Broker, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig, TopicPartition};
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("orders", TopicConfig::default())?;
+    /// let producer = broker.producer();
+    /// for v in ["created", "paid", "shipped"] {
+    ///     producer.send(ProducerRecord::new("orders", v).key("order-1"))?;
+    /// }
+    /// let config = ConsumerConfig::with_group("billing")
+    ///     .auto_offset_reset(OffsetReset::Earliest)
+    ///     .enable_auto_commit(false)
+    ///     .max_poll_records(2);
+    /// let mut consumer = broker.consumer(config.clone())?;
+    /// consumer.subscribe(&["orders"])?;
+    /// let first = consumer.poll(Duration::from_secs(1))?;
+    /// assert_eq!(first.len(), 2);
+    /// consumer.commit()?;
+    /// assert_eq!(consumer.committed(&TopicPartition::new("orders", 0))?, Some(2));
+    /// consumer.close()?;
+    ///
+    /// // The next member of the group resumes after the commit.
+    /// let mut consumer = broker.consumer(config)?;
+    /// consumer.subscribe(&["orders"])?;
+    /// let rest = consumer.poll(Duration::from_secs(1))?;
+    /// assert_eq!(rest[0].value.as_deref(), Some(&b"shipped"[..]));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
     pub fn commit(&mut self) -> Result<()> {
         let all = self.assignment();
         self.commit_positions(&all)
