@@ -40,7 +40,36 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// What happens to old records of a topic.
+/// What happens to old records of a topic (Kafka's `cleanup.policy`).
+/// Applied by maintenance ([`Broker::run_maintenance`](crate::Broker::run_maintenance),
+/// or the maintenance thread), to sealed segments only.
+///
+/// A compacted topic keeps the latest value per key, at its offset:
+///
+/// ```
+/// use std::time::Duration;
+/// use streamlog::{Broker, BrokerOptions, CleanupPolicy, ConsumerConfig, ProducerRecord, TopicConfig, TopicPartition};
+/// let broker = Broker::temporary_with(BrokerOptions::default().fsync(false).maintenance_interval(None))?;
+/// let config = TopicConfig::default().cleanup_policy(CleanupPolicy::Compact).min_cleanable_dirty_ratio(0.0);
+/// let topic = broker.create_topic("prices", config)?;
+/// let producer = broker.producer();
+/// for (i, price) in [10, 11, 20, 12, 21].iter().enumerate() {
+///     let item = if i % 2 == 0 { "apple" } else { "pear" };
+///     producer.send(ProducerRecord::new("prices", price.to_string()).key(item))?;
+/// }
+/// producer.send(ProducerRecord::tombstone("prices", "pear"))?; // deletes "pear" (after `delete_retention`)
+/// topic.partition(0)?.roll()?; // the active segment is never compacted; seal it now
+/// let report = broker.run_maintenance()?;
+/// assert_eq!(report.records_compacted, 4);
+///
+/// let tp = TopicPartition::new("prices", 0);
+/// let mut consumer = broker.consumer(ConsumerConfig::default())?;
+/// consumer.assign(&[tp.clone()])?;
+/// consumer.seek_to_beginning(&[])?;
+/// let left: Vec<_> = consumer.poll(Duration::from_millis(50))?.into_iter().map(|r| (r.offset, r.value)).collect();
+/// assert_eq!(left, [(4, Some("21".into())), (5, None)]);
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CleanupPolicy {
     /// Whole old segments are deleted by time and size retention. Default.

@@ -231,7 +231,37 @@ impl ConsumerConfig {
 }
 
 /// Told about partitions coming and going in a group, on the consumer's
-/// thread, from within `poll`.
+/// thread, from within `poll` (Kafka's `ConsumerRebalanceListener`). Set
+/// with [`Consumer::subscribe_with`] or [`Consumer::set_listener`]; every
+/// method has a default that does nothing.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use streamlog::{Broker, ConsumerConfig, RebalanceListener, TopicConfig, TopicPartition};
+///
+/// #[derive(Clone, Default)]
+/// struct Held(Arc<Mutex<Vec<TopicPartition>>>);
+/// impl RebalanceListener for Held {
+///     fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) {
+///         self.0.lock().unwrap().extend_from_slice(partitions); // e.g. load per-partition state
+///     }
+///     fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]) {
+///         self.0.lock().unwrap().retain(|tp| !partitions.contains(tp)); // e.g. flush it
+///     }
+/// }
+///
+/// let broker = Broker::temporary()?;
+/// broker.create_topic("orders", TopicConfig::with_partitions(2))?;
+/// let held = Held::default();
+/// let mut consumer = broker.consumer(ConsumerConfig::with_group("billing"))?;
+/// consumer.subscribe_with(&["orders"], Box::new(held.clone()))?;
+/// consumer.poll(Duration::from_millis(10))?; // joins: both partitions assigned
+/// assert_eq!(held.0.lock().unwrap().len(), 2);
+/// consumer.close()?; // leaves: both revoked
+/// assert!(held.0.lock().unwrap().is_empty());
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
 pub trait RebalanceListener: Send {
     /// Partitions taken away (their positions were committed first when
     /// auto-commit is on).
@@ -485,6 +515,33 @@ impl Consumer {
     /// assigned from the next `poll` on.
     /// Topics that do not exist yet are fine, as in Kafka: their
     /// partitions are assigned once they are created.
+    ///
+    /// Members of one group share the partitions (each held by one member
+    /// at a time); each member's `poll` is also its part in the rebalance:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamlog::{Broker, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig};
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("orders", TopicConfig::with_partitions(4))?;
+    /// let producer = broker.producer();
+    /// for i in 0..100 {
+    ///     producer.send(ProducerRecord::new("orders", i.to_string()).key(format!("order-{i}")))?;
+    /// }
+    /// let config = ConsumerConfig::with_group("billing").auto_offset_reset(OffsetReset::Earliest);
+    /// let (mut a, mut b) = (broker.consumer(config.clone())?, broker.consumer(config)?);
+    /// a.subscribe(&["orders"])?;
+    /// b.subscribe(&["orders"])?;
+    /// // Usually one thread per member; here one thread polls both in turn.
+    /// let mut seen = 0;
+    /// while seen < 100 {
+    ///     seen += a.poll(Duration::from_millis(10))?.len();
+    ///     seen += b.poll(Duration::from_millis(10))?.len();
+    /// }
+    /// assert_eq!((a.assignment().len(), b.assignment().len()), (2, 2));
+    /// assert!(a.assignment().iter().all(|tp| !b.assignment().contains(tp)));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
     pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
         for t in topics {
             crate::broker::topic::validate_topic_name(t)?;
