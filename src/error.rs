@@ -249,7 +249,8 @@ pub enum Error {
     /// waits for room. Retryable.
     #[error("the producer's buffer is full ({max} records in flight)")]
     QueueFull {
-        /// The buffer's limit, in records ([`BatchingConfig::max_queued`](crate::BatchingConfig::max_queued)).
+        /// The buffer's limit, in records
+        /// ([`BatchingConfig::max_queued`](crate::BatchingConfig::max_queued)).
         max: usize,
     },
 

@@ -46,7 +46,8 @@ use crate::log::partition::BrokerLink;
 #[derive(Debug, Clone)]
 pub struct BrokerOptions {
     /// Create an unknown topic on first produce, with
-    /// `default_topic_config`. Default: `false`.
+    /// `default_topic_config` (Kafka's `auto.create.topics.enable`, whose
+    /// default is `true`). Default: `false`.
     pub auto_create_topics: bool,
     /// Configuration of auto-created topics. Default: one partition,
     /// otherwise [`TopicConfig::default`].
@@ -56,7 +57,8 @@ pub struct BrokerOptions {
     pub clock: Arc<dyn Clock>,
     /// How often the maintenance thread applies retention and compaction,
     /// at least [`MIN_MAINTENANCE_INTERVAL`]; `None` runs no thread (call
-    /// [`Broker::run_maintenance`] yourself). Default: 5 s.
+    /// [`Broker::run_maintenance`] yourself). Kafka's
+    /// `log.retention.check.interval.ms`. Default: 5 s.
     pub maintenance_interval: Option<Duration>,
     /// Segment size of the internal offsets topic, when it is created.
     /// Default: 16 MiB.

@@ -106,14 +106,15 @@ pub struct TopicConfig {
     /// Number of partitions, 1 to [`MAX_PARTITIONS`]; may only grow
     /// ([`crate::Broker::add_partitions`]). Default: 1.
     pub partitions: u32,
-    /// See [`PartitionOptions::segment_bytes`]. Default: 1 GiB.
+    /// See [`PartitionOptions::segment_bytes`] (Kafka's `segment.bytes`). Default: 1 GiB.
     pub segment_bytes: u32,
-    /// See [`PartitionOptions::segment_age`]. Default: 7 days.
+    /// See [`PartitionOptions::segment_age`] (Kafka's `segment.ms`). Default: 7 days.
     pub segment_age: Duration,
-    /// See [`PartitionOptions::index_interval_bytes`]. Default: 4096.
+    /// See [`PartitionOptions::index_interval_bytes`] (Kafka's `index.interval.bytes`). Default: 4096.
     pub index_interval_bytes: u32,
-    /// See [`PartitionOptions::max_index_bytes`]. Default: 10 MiB.
+    /// See [`PartitionOptions::max_index_bytes`] (Kafka's `segment.index.bytes`). Default: 10 MiB.
     pub max_index_bytes: u32,
+    /// When appends reach the disk (Kafka's `flush.ms` / `flush.messages`).
     /// Default: [`Durability::Os`].
     pub durability: Durability,
     /// Delete segments whose newest record is older than this (Kafka's
@@ -122,15 +123,18 @@ pub struct TopicConfig {
     /// Delete the oldest segments while a partition is larger than this
     /// (Kafka's `retention.bytes`). Default: `None`, no limit.
     pub retention_bytes: Option<u64>,
+    /// Delete old segments, compact, or both (Kafka's `cleanup.policy`).
     /// Default: [`CleanupPolicy::Delete`].
     pub cleanup_policy: CleanupPolicy,
     /// Compaction runs once at least this share of a partition's cleanable
-    /// bytes was written since it last ran. Default: 0.5.
+    /// bytes was written since it last ran (Kafka's
+    /// `min.cleanable.dirty.ratio`), within 0 ..= 1. Default: 0.5.
     pub min_cleanable_dirty_ratio: f64,
-    /// Records younger than this are not compacted. Default: 0.
+    /// Records younger than this are not compacted (Kafka's
+    /// `min.compaction.lag.ms`). Default: 0.
     pub min_compaction_lag: Duration,
     /// Tombstones are kept this long after their timestamp, so consumers
-    /// see the delete. Default: 1 day.
+    /// see the delete (Kafka's `delete.retention.ms`). Default: 1 day.
     pub delete_retention: Duration,
     /// See [`PartitionOptions::timestamp_type`] (Kafka's
     /// `message.timestamp.type`). Default: [`TimestampType::CreateTime`].

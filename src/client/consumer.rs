@@ -40,22 +40,24 @@ pub enum OffsetReset {
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     /// The group to join on `subscribe` and to commit offsets for, 1 to
-    /// [`MAX_GROUP_ID_LEN`] bytes. Default: none (then only `assign`, and no commits).
+    /// [`MAX_GROUP_ID_LEN`] bytes (Kafka's `group.id`). Default: none (then
+    /// only `assign`, and no commits).
     pub group_id: Option<String>,
-    /// Prefix of the member id. Default: `"consumer"`.
+    /// Prefix of the member id (Kafka's `client.id`). Default: `"consumer"`.
     pub client_id: String,
     /// Where to start without a valid committed offset (Kafka's
     /// `auto.offset.reset`). Default: [`OffsetReset::Latest`].
     pub auto_offset_reset: OffsetReset,
     /// Commit positions from `poll` every `auto_commit_interval`, on
-    /// revocation and on close. Default: `true`.
+    /// revocation and on close (Kafka's `enable.auto.commit`). Default: `true`.
     pub enable_auto_commit: bool,
     /// How often auto-commit commits (Kafka's `auto.commit.interval.ms`). Default: 5 s.
     pub auto_commit_interval: Duration,
-    /// Most records one `poll` returns. Default: 500.
+    /// Most records one `poll` returns (Kafka's `max.poll.records`). Default: 500.
     pub max_poll_records: usize,
     /// A member that does not poll within this long is removed from its
-    /// group and its partitions are reassigned. Default: 5 minutes.
+    /// group and its partitions are reassigned (Kafka's
+    /// `max.poll.interval.ms`). Default: 5 minutes.
     pub max_poll_interval: Duration,
     /// How long a rebalance waits for the group's members to rejoin (each
     /// member's next poll is its rejoin) before it assigns without those
@@ -75,9 +77,13 @@ pub struct ConsumerConfig {
     /// they exist, so `max_poll_interval` alone removes live members that
     /// stop polling. Default: 45 s.
     pub session_timeout: Duration,
-    /// Default: [`Assignor::Range`]. The first member of a group decides.
+    /// How the group splits partitions (Kafka's
+    /// `partition.assignment.strategy`). Default: [`Assignor::Range`]. The
+    /// first member of a group decides.
     pub assignor: Assignor,
-    /// Bytes read from one partition per fetch. Default: 1 MiB.
+    /// Bytes read from one partition per fetch (Kafka's
+    /// `max.partition.fetch.bytes`); at least one batch is read, however
+    /// large. Default: 1 MiB.
     pub fetch_max_bytes: usize,
     /// How long `poll` spins, watching for new records, before it parks
     /// the thread until an append wakes it. Default: 100 µs.

@@ -48,7 +48,8 @@ impl Consumer {
     /// use streamlog::{Broker, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig};
     /// let broker = Broker::temporary()?;
     /// broker.create_topic("orders", TopicConfig::default())?;
-    /// let mut consumer = broker.consumer(ConsumerConfig::with_group("billing").auto_offset_reset(OffsetReset::Earliest))?;
+    /// let config = ConsumerConfig::with_group("billing").auto_offset_reset(OffsetReset::Earliest);
+    /// let mut consumer = broker.consumer(config)?;
     /// consumer.subscribe(&["orders"])?;
     /// let producer = broker.producer();
     /// // Any executor: here `futures_executor`; tokio's `#[tokio::main]` is the same.
