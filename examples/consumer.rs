@@ -1,35 +1,42 @@
 //! Print every record of a topic from the beginning, as
-//! `topic:partition:offset: key=.. value=..`.
+//! `topic:partition:offset: key=.. value=..`, with a [`Consumer`] that is
+//! assigned every partition (no group: nothing is committed).
 //!
 //! `cargo run --example consumer [DIR] [TOPIC]` (defaults:
 //! `$TMPDIR/streamlog-example`, `greetings`).
 
-use streamlog::{Broker, BrokerOptions};
+use std::time::Duration;
+
+use streamlog::{Broker, BrokerOptions, Consumer, ConsumerConfig, TopicPartition};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().map_or_else(|| std::env::temp_dir().join("streamlog-example"), Into::into);
     let topic_name = args.next().unwrap_or_else(|| "greetings".to_owned());
     let broker = Broker::open(&dir, BrokerOptions::default())?;
-    let topic = broker.topic(&topic_name)?;
-    for (index, partition) in topic.partitions().iter().enumerate() {
-        let mut next = partition.log_start_offset();
-        while next < partition.high_watermark() {
-            for batch in partition.read(next, 1 << 20)? {
-                for r in batch.records() {
-                    let r = r?;
-                    println!(
-                        "{}:{index}:{}: key={} value={}",
-                        topic.name(),
-                        r.offset,
-                        show(r.key.as_deref()),
-                        show(r.value.as_deref())
-                    );
-                }
-                next = batch.next_offset();
-            }
+    let count = broker.topic(&topic_name)?.partition_count();
+    let partitions: Vec<TopicPartition> = (0..count).map(|p| TopicPartition::new(&topic_name, p)).collect();
+
+    let mut consumer: Consumer = broker.consumer(ConsumerConfig::default())?;
+    consumer.assign(&partitions)?;
+    consumer.seek_to_beginning(&[])?;
+    // Until every partition is read to the end it had when we started.
+    let ends: Vec<u64> =
+        partitions.iter().map(|tp| consumer.watermarks(tp).map(|(_, end)| end)).collect::<Result<_, _>>()?;
+    while partitions.iter().zip(&ends).any(|(tp, &end)| consumer.position(tp).is_ok_and(|p| p < end)) {
+        for r in consumer.poll(Duration::from_millis(100))? {
+            println!(
+                "{}:{}:{}: key={} value={}",
+                r.topic,
+                r.partition,
+                r.offset,
+                show(r.key.as_deref()),
+                show(r.value.as_deref())
+            );
         }
     }
+    consumer.close()?;
+    broker.close()?;
     Ok(())
 }
 

@@ -446,9 +446,11 @@ impl PartitionFiles {
 /// Something [`PartitionFiles::verify`] found wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// The file.
     pub path: PathBuf,
     /// Byte position in the file.
     pub position: u64,
+    /// What is wrong.
     pub what: String,
 }
 
@@ -534,12 +536,17 @@ pub struct BatchEntry {
 /// The fields of a batch header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchSummary {
+    /// The offset of the first record.
     pub base_offset: u64,
+    /// The offset of the last record.
     pub last_offset: u64,
+    /// Records stored in the batch.
     pub record_count: u32,
     /// Bytes of the whole batch.
     pub size: u32,
+    /// The first record's timestamp, ms since the Unix epoch.
     pub first_timestamp: i64,
+    /// The largest timestamp in the batch, ms since the Unix epoch.
     pub max_timestamp: i64,
     /// The stored CRC-32.
     pub crc: u32,

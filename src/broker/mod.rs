@@ -46,7 +46,8 @@ use crate::log::partition::BrokerLink;
 #[derive(Debug, Clone)]
 pub struct BrokerOptions {
     /// Create an unknown topic on first produce, with
-    /// `default_topic_config`. Default: `false`.
+    /// `default_topic_config` (Kafka's `auto.create.topics.enable`, whose
+    /// default is `true`). Default: `false`.
     pub auto_create_topics: bool,
     /// Configuration of auto-created topics. Default: one partition,
     /// otherwise [`TopicConfig::default`].
@@ -56,7 +57,8 @@ pub struct BrokerOptions {
     pub clock: Arc<dyn Clock>,
     /// How often the maintenance thread applies retention and compaction,
     /// at least [`MIN_MAINTENANCE_INTERVAL`]; `None` runs no thread (call
-    /// [`Broker::run_maintenance`] yourself). Default: 5 s.
+    /// [`Broker::run_maintenance`] yourself). Kafka's
+    /// `log.retention.check.interval.ms`. Default: 5 s.
     pub maintenance_interval: Option<Duration>,
     /// Segment size of the internal offsets topic, when it is created.
     /// Default: 16 MiB.
@@ -126,30 +128,35 @@ impl BrokerOptions {
         self.default_topic_config.validate()
     }
 
+    /// Sets [`BrokerOptions::auto_create_topics`] (Kafka's `auto.create.topics.enable`, off here by default).
     #[must_use]
     pub fn auto_create_topics(mut self, on: bool) -> Self {
         self.auto_create_topics = on;
         self
     }
 
+    /// Sets [`BrokerOptions::default_topic_config`], the configuration of auto-created topics.
     #[must_use]
     pub fn default_topic_config(mut self, config: TopicConfig) -> Self {
         self.default_topic_config = config;
         self
     }
 
+    /// Sets [`BrokerOptions::clock`]: a [`ManualClock`](crate::ManualClock) makes time-based tests instant.
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
     }
 
+    /// Sets [`BrokerOptions::maintenance_interval`]; `None` runs no maintenance thread.
     #[must_use]
     pub fn maintenance_interval(mut self, every: Option<Duration>) -> Self {
         self.maintenance_interval = every;
         self
     }
 
+    /// Sets [`BrokerOptions::offsets_segment_bytes`], in bytes.
     #[must_use]
     pub fn offsets_segment_bytes(mut self, bytes: u32) -> Self {
         self.offsets_segment_bytes = bytes;

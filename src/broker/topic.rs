@@ -40,7 +40,36 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// What happens to old records of a topic.
+/// What happens to old records of a topic (Kafka's `cleanup.policy`).
+/// Applied by maintenance ([`Broker::run_maintenance`](crate::Broker::run_maintenance),
+/// or the maintenance thread), to sealed segments only.
+///
+/// A compacted topic keeps the latest value per key, at its offset:
+///
+/// ```
+/// use std::time::Duration;
+/// use streamlog::{Broker, BrokerOptions, CleanupPolicy, ConsumerConfig, ProducerRecord, TopicConfig, TopicPartition};
+/// let broker = Broker::temporary_with(BrokerOptions::default().fsync(false).maintenance_interval(None))?;
+/// let config = TopicConfig::default().cleanup_policy(CleanupPolicy::Compact).min_cleanable_dirty_ratio(0.0);
+/// let topic = broker.create_topic("prices", config)?;
+/// let producer = broker.producer();
+/// for (i, price) in [10, 11, 20, 12, 21].iter().enumerate() {
+///     let item = if i % 2 == 0 { "apple" } else { "pear" };
+///     producer.send(ProducerRecord::new("prices", price.to_string()).key(item))?;
+/// }
+/// producer.send(ProducerRecord::tombstone("prices", "pear"))?; // deletes "pear" (after `delete_retention`)
+/// topic.partition(0)?.roll()?; // the active segment is never compacted; seal it now
+/// let report = broker.run_maintenance()?;
+/// assert_eq!(report.records_compacted, 4);
+///
+/// let tp = TopicPartition::new("prices", 0);
+/// let mut consumer = broker.consumer(ConsumerConfig::default())?;
+/// consumer.assign(&[tp.clone()])?;
+/// consumer.seek_to_beginning(&[])?;
+/// let left: Vec<_> = consumer.poll(Duration::from_millis(50))?.into_iter().map(|r| (r.offset, r.value)).collect();
+/// assert_eq!(left, [(4, Some("21".into())), (5, None)]);
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CleanupPolicy {
     /// Whole old segments are deleted by time and size retention. Default.
@@ -77,14 +106,15 @@ pub struct TopicConfig {
     /// Number of partitions, 1 to [`MAX_PARTITIONS`]; may only grow
     /// ([`crate::Broker::add_partitions`]). Default: 1.
     pub partitions: u32,
-    /// See [`PartitionOptions::segment_bytes`]. Default: 1 GiB.
+    /// See [`PartitionOptions::segment_bytes`] (Kafka's `segment.bytes`). Default: 1 GiB.
     pub segment_bytes: u32,
-    /// See [`PartitionOptions::segment_age`]. Default: 7 days.
+    /// See [`PartitionOptions::segment_age`] (Kafka's `segment.ms`). Default: 7 days.
     pub segment_age: Duration,
-    /// See [`PartitionOptions::index_interval_bytes`]. Default: 4096.
+    /// See [`PartitionOptions::index_interval_bytes`] (Kafka's `index.interval.bytes`). Default: 4096.
     pub index_interval_bytes: u32,
-    /// See [`PartitionOptions::max_index_bytes`]. Default: 10 MiB.
+    /// See [`PartitionOptions::max_index_bytes`] (Kafka's `segment.index.bytes`). Default: 10 MiB.
     pub max_index_bytes: u32,
+    /// When appends reach the disk (Kafka's `flush.ms` / `flush.messages`).
     /// Default: [`Durability::Os`].
     pub durability: Durability,
     /// Delete segments whose newest record is older than this (Kafka's
@@ -93,15 +123,18 @@ pub struct TopicConfig {
     /// Delete the oldest segments while a partition is larger than this
     /// (Kafka's `retention.bytes`). Default: `None`, no limit.
     pub retention_bytes: Option<u64>,
+    /// Delete old segments, compact, or both (Kafka's `cleanup.policy`).
     /// Default: [`CleanupPolicy::Delete`].
     pub cleanup_policy: CleanupPolicy,
     /// Compaction runs once at least this share of a partition's cleanable
-    /// bytes was written since it last ran. Default: 0.5.
+    /// bytes was written since it last ran (Kafka's
+    /// `min.cleanable.dirty.ratio`), within 0 ..= 1. Default: 0.5.
     pub min_cleanable_dirty_ratio: f64,
-    /// Records younger than this are not compacted. Default: 0.
+    /// Records younger than this are not compacted (Kafka's
+    /// `min.compaction.lag.ms`). Default: 0.
     pub min_compaction_lag: Duration,
     /// Tombstones are kept this long after their timestamp, so consumers
-    /// see the delete. Default: 1 day.
+    /// see the delete (Kafka's `delete.retention.ms`). Default: 1 day.
     pub delete_retention: Duration,
     /// See [`PartitionOptions::timestamp_type`] (Kafka's
     /// `message.timestamp.type`). Default: [`TimestampType::CreateTime`].
@@ -152,84 +185,98 @@ impl TopicConfig {
         TopicConfig { partitions, ..TopicConfig::default() }
     }
 
+    /// Sets the partition count (Kafka's `num.partitions` / `--partitions`). Default: 1.
     #[must_use]
     pub fn partitions(mut self, n: u32) -> Self {
         self.partitions = n;
         self
     }
 
+    /// Sets the segment size in bytes (Kafka's `segment.bytes`). Default: 1 GiB.
     #[must_use]
     pub fn segment_bytes(mut self, bytes: u32) -> Self {
         self.segment_bytes = bytes;
         self
     }
 
+    /// Sets the age at which the active segment rolls (Kafka's `segment.ms`). Default: 7 days.
     #[must_use]
     pub fn segment_age(mut self, age: Duration) -> Self {
         self.segment_age = age;
         self
     }
 
+    /// Sets the bytes between offset-index entries (Kafka's `index.interval.bytes`). Default: 4096.
     #[must_use]
     pub fn index_interval_bytes(mut self, bytes: u32) -> Self {
         self.index_interval_bytes = bytes;
         self
     }
 
+    /// Sets when appends are synced (Kafka's `flush.ms` / `flush.messages`). Default: [`Durability::Os`].
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
     }
 
+    /// Sets time retention (Kafka's `retention.ms`; `None` is `-1`). Default: 7 days.
     #[must_use]
     pub fn retention(mut self, retention: Option<Duration>) -> Self {
         self.retention = retention;
         self
     }
 
+    /// Sets size retention per partition in bytes (Kafka's `retention.bytes`). Default: `None`.
     #[must_use]
     pub fn retention_bytes(mut self, bytes: Option<u64>) -> Self {
         self.retention_bytes = bytes;
         self
     }
 
+    /// Sets the cleanup policy (Kafka's `cleanup.policy`). Default: [`CleanupPolicy::Delete`].
     #[must_use]
     pub fn cleanup_policy(mut self, policy: CleanupPolicy) -> Self {
         self.cleanup_policy = policy;
         self
     }
 
+    /// Sets Kafka's `min.cleanable.dirty.ratio`, within 0 ..= 1. Default: 0.5.
     #[must_use]
     pub fn min_cleanable_dirty_ratio(mut self, ratio: f64) -> Self {
         self.min_cleanable_dirty_ratio = ratio;
         self
     }
 
+    /// Sets Kafka's `min.compaction.lag.ms`. Default: 0.
     #[must_use]
     pub fn min_compaction_lag(mut self, lag: Duration) -> Self {
         self.min_compaction_lag = lag;
         self
     }
 
+    /// Sets how long tombstones outlive compaction (Kafka's `delete.retention.ms`). Default: 1 day.
     #[must_use]
     pub fn delete_retention(mut self, retention: Duration) -> Self {
         self.delete_retention = retention;
         self
     }
 
+    /// Sets Kafka's `message.timestamp.type`. Default: [`TimestampType::CreateTime`].
     #[must_use]
     pub fn timestamp_type(mut self, timestamp_type: TimestampType) -> Self {
         self.timestamp_type = timestamp_type;
         self
     }
 
+    /// Sets Kafka's `message.timestamp.before.max.ms`. Default: `None`, no limit.
     #[must_use]
     pub fn timestamp_before_max(mut self, max: Option<Duration>) -> Self {
         self.timestamp_before_max = max;
         self
     }
 
+    /// Sets Kafka's `message.timestamp.after.max.ms`. Default: `None`, no limit.
     #[must_use]
     pub fn timestamp_after_max(mut self, max: Option<Duration>) -> Self {
         self.timestamp_after_max = max;
@@ -425,6 +472,7 @@ pub(crate) struct TopicInner {
 }
 
 impl Topic {
+    /// The topic's name.
     pub fn name(&self) -> &str {
         &self.inner.name
     }
@@ -438,6 +486,7 @@ impl Topic {
         self.inner.config.read().clone()
     }
 
+    /// The number of partitions now (it grows with [`Broker::add_partitions`](crate::Broker::add_partitions)).
     pub fn partition_count(&self) -> u32 {
         self.inner.partitions.read().len() as u32
     }

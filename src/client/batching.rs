@@ -54,30 +54,35 @@ impl Default for BatchingConfig {
 }
 
 impl BatchingConfig {
+    /// Sets `producer`: how records are placed (partitioner).
     #[must_use]
     pub fn producer(mut self, producer: ProducerConfig) -> Self {
         self.producer = producer;
         self
     }
 
+    /// Sets `linger` (Kafka's `linger.ms`). Default: 5 ms.
     #[must_use]
     pub fn linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
     }
 
+    /// Sets `batch_size` in bytes (Kafka's `batch.size`). Default: 256 KiB.
     #[must_use]
     pub fn batch_size(mut self, bytes: usize) -> Self {
         self.batch_size = bytes;
         self
     }
 
+    /// Sets `max_queued` in records (Kafka's `queue.buffering.max.messages`). Default: 100,000.
     #[must_use]
     pub fn max_queued(mut self, records: usize) -> Self {
         self.max_queued = records;
         self
     }
 
+    /// Checks the options: [`Error::InvalidConfig`] when `batch_size` or `max_queued` is 0.
     pub fn validate(&self) -> Result<()> {
         if self.batch_size == 0 || self.max_queued == 0 {
             return Err(Error::InvalidConfig("batch_size and max_queued must be at least 1".into()));

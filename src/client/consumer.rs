@@ -40,21 +40,24 @@ pub enum OffsetReset {
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     /// The group to join on `subscribe` and to commit offsets for, 1 to
-    /// [`MAX_GROUP_ID_LEN`] bytes. Default: none (then only `assign`, and no commits).
+    /// [`MAX_GROUP_ID_LEN`] bytes (Kafka's `group.id`). Default: none (then
+    /// only `assign`, and no commits).
     pub group_id: Option<String>,
-    /// Prefix of the member id. Default: `"consumer"`.
+    /// Prefix of the member id (Kafka's `client.id`). Default: `"consumer"`.
     pub client_id: String,
-    /// Default: [`OffsetReset::Latest`].
+    /// Where to start without a valid committed offset (Kafka's
+    /// `auto.offset.reset`). Default: [`OffsetReset::Latest`].
     pub auto_offset_reset: OffsetReset,
     /// Commit positions from `poll` every `auto_commit_interval`, on
-    /// revocation and on close. Default: `true`.
+    /// revocation and on close (Kafka's `enable.auto.commit`). Default: `true`.
     pub enable_auto_commit: bool,
-    /// Default: 5 s.
+    /// How often auto-commit commits (Kafka's `auto.commit.interval.ms`). Default: 5 s.
     pub auto_commit_interval: Duration,
-    /// Most records one `poll` returns. Default: 500.
+    /// Most records one `poll` returns (Kafka's `max.poll.records`). Default: 500.
     pub max_poll_records: usize,
     /// A member that does not poll within this long is removed from its
-    /// group and its partitions are reassigned. Default: 5 minutes.
+    /// group and its partitions are reassigned (Kafka's
+    /// `max.poll.interval.ms`). Default: 5 minutes.
     pub max_poll_interval: Duration,
     /// How long a rebalance waits for the group's members to rejoin (each
     /// member's next poll is its rejoin) before it assigns without those
@@ -74,9 +77,13 @@ pub struct ConsumerConfig {
     /// they exist, so `max_poll_interval` alone removes live members that
     /// stop polling. Default: 45 s.
     pub session_timeout: Duration,
-    /// Default: [`Assignor::Range`]. The first member of a group decides.
+    /// How the group splits partitions (Kafka's
+    /// `partition.assignment.strategy`). Default: [`Assignor::Range`]. The
+    /// first member of a group decides.
     pub assignor: Assignor,
-    /// Bytes read from one partition per fetch. Default: 1 MiB.
+    /// Bytes read from one partition per fetch (Kafka's
+    /// `max.partition.fetch.bytes`); at least one batch is read, however
+    /// large. Default: 1 MiB.
     pub fetch_max_bytes: usize,
     /// How long `poll` spins, watching for new records, before it parks
     /// the thread until an append wakes it. Default: 100 µs.
@@ -109,42 +116,49 @@ impl ConsumerConfig {
         ConsumerConfig { group_id: Some(group_id.into()), ..ConsumerConfig::default() }
     }
 
+    /// Sets the group (Kafka's `group.id`).
     #[must_use]
     pub fn group_id(mut self, group_id: impl Into<String>) -> Self {
         self.group_id = Some(group_id.into());
         self
     }
 
+    /// Sets the member id prefix (Kafka's `client.id`). Default: `"consumer"`.
     #[must_use]
     pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
         self.client_id = client_id.into();
         self
     }
 
+    /// Sets where to start without a committed offset (Kafka's `auto.offset.reset`). Default: [`OffsetReset::Latest`].
     #[must_use]
     pub fn auto_offset_reset(mut self, reset: OffsetReset) -> Self {
         self.auto_offset_reset = reset;
         self
     }
 
+    /// Sets Kafka's `enable.auto.commit`. Default: `true`.
     #[must_use]
     pub fn enable_auto_commit(mut self, on: bool) -> Self {
         self.enable_auto_commit = on;
         self
     }
 
+    /// Sets Kafka's `auto.commit.interval.ms`. Default: 5 s.
     #[must_use]
     pub fn auto_commit_interval(mut self, every: Duration) -> Self {
         self.auto_commit_interval = every;
         self
     }
 
+    /// Sets Kafka's `max.poll.records`, at least 1. Default: 500.
     #[must_use]
     pub fn max_poll_records(mut self, n: usize) -> Self {
         self.max_poll_records = n;
         self
     }
 
+    /// Sets Kafka's `max.poll.interval.ms`. Default: 5 minutes.
     #[must_use]
     pub fn max_poll_interval(mut self, d: Duration) -> Self {
         self.max_poll_interval = d;
@@ -172,12 +186,14 @@ impl ConsumerConfig {
         self
     }
 
+    /// Sets the assignor (Kafka's `partition.assignment.strategy`). Default: [`Assignor::Range`].
     #[must_use]
     pub fn assignor(mut self, assignor: Assignor) -> Self {
         self.assignor = assignor;
         self
     }
 
+    /// Sets how long `poll` spins before it parks (no Kafka equivalent). Default: 100 µs.
     #[must_use]
     pub fn spin(mut self, spin: Duration) -> Self {
         self.spin = spin;
@@ -221,7 +237,37 @@ impl ConsumerConfig {
 }
 
 /// Told about partitions coming and going in a group, on the consumer's
-/// thread, from within `poll`.
+/// thread, from within `poll` (Kafka's `ConsumerRebalanceListener`). Set
+/// with [`Consumer::subscribe_with`] or [`Consumer::set_listener`]; every
+/// method has a default that does nothing.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use streamlog::{Broker, ConsumerConfig, RebalanceListener, TopicConfig, TopicPartition};
+///
+/// #[derive(Clone, Default)]
+/// struct Held(Arc<Mutex<Vec<TopicPartition>>>);
+/// impl RebalanceListener for Held {
+///     fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) {
+///         self.0.lock().unwrap().extend_from_slice(partitions); // e.g. load per-partition state
+///     }
+///     fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]) {
+///         self.0.lock().unwrap().retain(|tp| !partitions.contains(tp)); // e.g. flush it
+///     }
+/// }
+///
+/// let broker = Broker::temporary()?;
+/// broker.create_topic("orders", TopicConfig::with_partitions(2))?;
+/// let held = Held::default();
+/// let mut consumer = broker.consumer(ConsumerConfig::with_group("billing"))?;
+/// consumer.subscribe_with(&["orders"], Box::new(held.clone()))?;
+/// consumer.poll(Duration::from_millis(10))?; // joins: both partitions assigned
+/// assert_eq!(held.0.lock().unwrap().len(), 2);
+/// consumer.close()?; // leaves: both revoked
+/// assert!(held.0.lock().unwrap().is_empty());
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
 pub trait RebalanceListener: Send {
     /// Partitions taken away (their positions were committed first when
     /// auto-commit is on).
@@ -239,16 +285,22 @@ pub trait RebalanceListener: Send {
 /// zero-copy slices of the segment mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
+    /// The topic it was read from.
     pub topic: Arc<str>,
+    /// The partition it was read from.
     pub partition: u32,
+    /// Its offset in that partition.
     pub offset: u64,
     /// Milliseconds since the Unix epoch; whose clock, `timestamp_type` says.
     pub timestamp: i64,
     /// [`TimestampType::LogAppendTime`] when the log stamped the record at
     /// append (the topic's setting when its batch was written).
     pub timestamp_type: TimestampType,
+    /// The key, if any.
     pub key: Option<Bytes>,
+    /// The value; `None` is a tombstone.
     pub value: Option<Bytes>,
+    /// The headers, in the order they were sent.
     pub headers: Vec<Header>,
 }
 
@@ -469,6 +521,33 @@ impl Consumer {
     /// assigned from the next `poll` on.
     /// Topics that do not exist yet are fine, as in Kafka: their
     /// partitions are assigned once they are created.
+    ///
+    /// Members of one group share the partitions (each held by one member
+    /// at a time); each member's `poll` is also its part in the rebalance:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamlog::{Broker, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig};
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("orders", TopicConfig::with_partitions(4))?;
+    /// let producer = broker.producer();
+    /// for i in 0..100 {
+    ///     producer.send(ProducerRecord::new("orders", i.to_string()).key(format!("order-{i}")))?;
+    /// }
+    /// let config = ConsumerConfig::with_group("billing").auto_offset_reset(OffsetReset::Earliest);
+    /// let (mut a, mut b) = (broker.consumer(config.clone())?, broker.consumer(config)?);
+    /// a.subscribe(&["orders"])?;
+    /// b.subscribe(&["orders"])?;
+    /// // Usually one thread per member; here one thread polls both in turn.
+    /// let mut seen = 0;
+    /// while seen < 100 {
+    ///     seen += a.poll(Duration::from_millis(10))?.len();
+    ///     seen += b.poll(Duration::from_millis(10))?.len();
+    /// }
+    /// assert_eq!((a.assignment().len(), b.assignment().len()), (2, 2));
+    /// assert!(a.assignment().iter().all(|tp| !b.assignment().contains(tp)));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
     pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
         for t in topics {
             crate::broker::topic::validate_topic_name(t)?;
@@ -1015,6 +1094,31 @@ impl Consumer {
 
     /// For each (partition, timestamp): the first offset whose record has a
     /// timestamp at or after it, or `None` (Kafka's `offsetsForTimes`).
+    /// Timestamps are milliseconds since the Unix epoch. Any partition of
+    /// any topic may be asked; [`Error::UnknownTopic`] /
+    /// [`Error::UnknownPartition`] otherwise.
+    ///
+    /// Replaying from a point in time:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamlog::{Broker, ConsumerConfig, ProducerRecord, TopicConfig, TopicPartition};
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("ticks", TopicConfig::default())?;
+    /// let producer = broker.producer();
+    /// for (t, v) in [(1_000, "a"), (2_000, "b"), (3_000, "c")] {
+    ///     producer.send(ProducerRecord::new("ticks", v).timestamp(t))?;
+    /// }
+    /// let tp = TopicPartition::new("ticks", 0);
+    /// let mut consumer = broker.consumer(ConsumerConfig::default())?;
+    /// consumer.assign(&[tp.clone()])?;
+    /// let found = consumer.offsets_for_times(&[(tp.clone(), 1_500), (tp.clone(), 9_000)])?;
+    /// assert_eq!(found, vec![(tp.clone(), Some(1)), (tp.clone(), None)]);
+    /// consumer.seek(&tp, found[0].1.unwrap())?;
+    /// let values: Vec<_> = consumer.poll(Duration::from_millis(50))?.into_iter().map(|r| r.value).collect();
+    /// assert_eq!(values, [Some("b".into()), Some("c".into())]);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
     pub fn offsets_for_times(&self, query: &[(TopicPartition, i64)]) -> Result<Vec<(TopicPartition, Option<u64>)>> {
         self.check_open()?;
         query
@@ -1040,11 +1144,42 @@ impl Consumer {
         Ok(self.assigned(tp)?.log.high_watermark().saturating_sub(pos))
     }
 
-    /// Stops returning records from these partitions (they stay assigned).
+    /// Stops returning records from these partitions (they stay assigned,
+    /// their positions and group membership unchanged: Kafka's `pause`),
+    /// until [`Consumer::resume`]. [`Error::NotAssigned`] for a partition
+    /// not held (and then none is paused). A rebalance that takes a
+    /// partition away forgets its pause.
+    ///
+    /// Back-pressure: hold one partition while its work is pending.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamlog::{Broker, ConsumerConfig, ProducerRecord, TopicConfig, TopicPartition};
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("jobs", TopicConfig::with_partitions(2))?;
+    /// let producer = broker.producer();
+    /// producer.send(ProducerRecord::new("jobs", "slow").partition(0))?;
+    /// producer.send(ProducerRecord::new("jobs", "fast").partition(1))?;
+    /// let (p0, p1) = (TopicPartition::new("jobs", 0), TopicPartition::new("jobs", 1));
+    /// let mut consumer = broker.consumer(ConsumerConfig::default())?;
+    /// consumer.assign(&[p0.clone(), p1.clone()])?;
+    /// consumer.seek_to_beginning(&[])?;
+    /// consumer.pause(&[p0.clone()])?;
+    /// let records = consumer.poll(Duration::from_millis(50))?;
+    /// assert_eq!(records.len(), 1);
+    /// assert_eq!(records[0].partition, 1);
+    /// assert_eq!(consumer.paused(), vec![p0.clone()]);
+    /// consumer.resume(&[p0])?;
+    /// let records = consumer.poll(Duration::from_millis(50))?;
+    /// assert_eq!(records[0].value.as_deref(), Some(&b"slow"[..]));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         self.set_paused(partitions, true)
     }
 
+    /// Returns records from these paused partitions again, from where
+    /// they stopped. [`Error::NotAssigned`] for a partition not held.
     pub fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         self.set_paused(partitions, false)
     }
@@ -1060,11 +1195,47 @@ impl Consumer {
         Ok(())
     }
 
+    /// The assigned partitions that are paused now.
     pub fn paused(&self) -> Vec<TopicPartition> {
         self.assigned.iter().filter(|(_, a)| a.paused).map(|(tp, _)| tp.clone()).collect()
     }
 
-    /// Commits the positions of all assigned partitions.
+    /// Commits the positions of all assigned partitions (each the next
+    /// offset to read) for the group: a member that takes a partition over,
+    /// or this group after a restart, resumes there. Durable as the
+    /// internal offsets topic is (a record in a streamlog log; see
+    /// [`Broker::flush`](crate::Broker::flush)). Needs a `group_id`.
+    /// [`Error::StaleGeneration`] when the group rebalanced since the last
+    /// poll: poll, then commit again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamlog::{Broker, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig, TopicPartition};
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("orders", TopicConfig::default())?;
+    /// let producer = broker.producer();
+    /// for v in ["created", "paid", "shipped"] {
+    ///     producer.send(ProducerRecord::new("orders", v).key("order-1"))?;
+    /// }
+    /// let config = ConsumerConfig::with_group("billing")
+    ///     .auto_offset_reset(OffsetReset::Earliest)
+    ///     .enable_auto_commit(false)
+    ///     .max_poll_records(2);
+    /// let mut consumer = broker.consumer(config.clone())?;
+    /// consumer.subscribe(&["orders"])?;
+    /// let first = consumer.poll(Duration::from_secs(1))?;
+    /// assert_eq!(first.len(), 2);
+    /// consumer.commit()?;
+    /// assert_eq!(consumer.committed(&TopicPartition::new("orders", 0))?, Some(2));
+    /// consumer.close()?;
+    ///
+    /// // The next member of the group resumes after the commit.
+    /// let mut consumer = broker.consumer(config)?;
+    /// consumer.subscribe(&["orders"])?;
+    /// let rest = consumer.poll(Duration::from_secs(1))?;
+    /// assert_eq!(rest[0].value.as_deref(), Some(&b"shipped"[..]));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
     pub fn commit(&mut self) -> Result<()> {
         let all = self.assignment();
         self.commit_positions(&all)

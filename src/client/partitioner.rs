@@ -53,7 +53,10 @@ pub enum NoKeyStrategy {
     /// Stay on one partition until about `batch_bytes` of values went there,
     /// then move to another (Kafka ≥ 2.4's sticky partitioning; its
     /// `batch.size` default is 16 KiB).
-    Sticky { batch_bytes: usize },
+    Sticky {
+        /// Bytes of values sent to one partition before it moves on.
+        batch_bytes: usize,
+    },
     /// Each record to the next partition in turn.
     RoundRobin,
 }
@@ -100,6 +103,7 @@ fn seed() -> u64 {
 }
 
 impl DefaultPartitioner {
+    /// Murmur2 for keyed records, `no_key` for the others.
     pub fn new(no_key: NoKeyStrategy) -> DefaultPartitioner {
         DefaultPartitioner { no_key, state: Mutex::new(HashMap::new()) }
     }

@@ -30,6 +30,7 @@ impl Default for ProducerConfig {
 }
 
 impl ProducerConfig {
+    /// Sets the partitioner (Kafka's `partitioner.class`).
     #[must_use]
     pub fn partitioner(mut self, partitioner: Arc<dyn Partitioner>) -> Self {
         self.partitioner = partitioner;
@@ -46,13 +47,16 @@ impl ProducerConfig {
 /// A record addressed to a topic (and optionally a partition).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerRecord {
+    /// The topic it goes to.
     pub topic: String,
     /// Explicit partition; otherwise the partitioner's choice (the default
     /// partitioner hashes the key, if any).
     pub partition: Option<u32>,
+    /// Decides the partition (murmur2, as Kafka) and is what compaction keeps the latest of.
     pub key: Option<Bytes>,
     /// `None` is a tombstone.
     pub value: Option<Bytes>,
+    /// Application headers, in order.
     pub headers: Vec<Header>,
     /// Milliseconds since the Unix epoch; `None` takes the broker clock's
     /// time at `send` (Kafka's create time).
@@ -60,6 +64,7 @@ pub struct ProducerRecord {
 }
 
 impl ProducerRecord {
+    /// A record with a value, no key, no headers, the time of the send as timestamp.
     pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> ProducerRecord {
         ProducerRecord { topic: topic.into(), value: Some(value.into()), ..ProducerRecord::default() }
     }
@@ -69,24 +74,28 @@ impl ProducerRecord {
         ProducerRecord { topic: topic.into(), key: Some(key.into()), ..ProducerRecord::default() }
     }
 
+    /// Sets the key.
     #[must_use]
     pub fn key(mut self, key: impl Into<Bytes>) -> Self {
         self.key = Some(key.into());
         self
     }
 
+    /// Sends to this partition, bypassing the partitioner.
     #[must_use]
     pub fn partition(mut self, partition: u32) -> Self {
         self.partition = Some(partition);
         self
     }
 
+    /// Sets the timestamp, in milliseconds since the Unix epoch (Kafka's create time).
     #[must_use]
     pub fn timestamp(mut self, timestamp_ms: i64) -> Self {
         self.timestamp = Some(timestamp_ms);
         self
     }
 
+    /// Appends a header (`None`: a header with a null value).
     #[must_use]
     pub fn header(mut self, key: impl Into<String>, value: Option<Bytes>) -> Self {
         self.headers.push(Header { key: key.into(), value });
@@ -121,8 +130,11 @@ impl ProducerRecord {
 /// Where a record landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
+    /// The topic.
     pub topic: Arc<str>,
+    /// The partition it was placed on.
     pub partition: u32,
+    /// Its offset in that partition.
     pub offset: u64,
     /// The record's timestamp (as given, or the time of the send).
     pub timestamp: i64,
@@ -218,6 +230,29 @@ impl Producer {
     /// Appends one record and returns where it landed. The record is
     /// visible to consumers when this returns (and durable per the topic's
     /// durability).
+    ///
+    /// Errors: [`Error::UnknownTopic`] (unless
+    /// [`BrokerOptions::auto_create_topics`](crate::BrokerOptions::auto_create_topics)),
+    /// [`Error::UnknownPartition`], [`Error::InvalidTimestamp`],
+    /// [`Error::RecordTooLarge`], [`Error::Closed`], and the disk's
+    /// [`Error::Io`] / [`Error::Poisoned`].
+    ///
+    /// ```
+    /// use streamlog::{Broker, BrokerOptions, ProducerRecord, TopicConfig};
+    /// let dir = tempfile::tempdir()?;
+    /// let broker = Broker::open(dir.path(), BrokerOptions::default().maintenance_interval(None))?;
+    /// broker.create_topic("orders", TopicConfig::with_partitions(4))?;
+    /// let producer = broker.producer();
+    /// // Records with the same key go to the same partition, in order.
+    /// let a = producer.send(ProducerRecord::new("orders", "created").key("order-17"))?;
+    /// let b = producer.send(ProducerRecord::new("orders", "paid").key("order-17").header("source", None))?;
+    /// assert_eq!(a.partition, b.partition);
+    /// assert_eq!(b.offset, a.offset + 1);
+    /// // The partition Kafka's Java client would choose for that key.
+    /// assert_eq!(a.partition, streamlog::murmur2_partition(b"order-17", 4));
+    /// broker.close()?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
         let cached = self.lookup(&record.topic)?;
         let partition = self.choose(&cached.topic, cached.partitions.len() as u32, &record)?;

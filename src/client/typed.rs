@@ -21,7 +21,8 @@ pub type CodecError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Turns values of type `T` into record bytes and back (Kafka's
 /// `Serializer`/`Deserializer` pair). Implement it for your own format;
-/// [`Utf8`], and with the `serde` feature [`Json`] and [`MessagePack`],
+#[cfg_attr(feature = "serde", doc = "[`Utf8`], and with the `serde` feature [`Json`] and [`MessagePack`],")]
+#[cfg_attr(not(feature = "serde"), doc = "[`Utf8`], and with the `serde` feature `Json` and `MessagePack`,")]
 /// are provided.
 ///
 /// ```

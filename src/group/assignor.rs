@@ -26,7 +26,9 @@ pub enum Assignor {
 /// One member's input to an assignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberSubscription {
+    /// The member id.
     pub member_id: String,
+    /// The topics it subscribes to.
     pub topics: BTreeSet<String>,
     /// Partitions the member holds now (used by the sticky assignor).
     pub owned: Vec<TopicPartition>,

@@ -32,11 +32,14 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TopicPartition {
+    /// The topic name.
     pub topic: String,
+    /// The partition index, from 0.
     pub partition: u32,
 }
 
 impl TopicPartition {
+    /// Partition `partition` of `topic`.
     pub fn new(topic: impl Into<String>, partition: u32) -> TopicPartition {
         TopicPartition { topic: topic.into(), partition }
     }
@@ -67,11 +70,15 @@ pub enum GroupState {
 /// What `kafka-consumer-groups --describe` shows for a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDescription {
+    /// The group id.
     pub group_id: String,
+    /// Where the group is in its life.
     pub state: GroupState,
     /// Rebalances so far (0 if the group never had a member in this run).
     pub generation: u32,
+    /// The assignor the group uses (its first member's choice).
     pub assignor: Assignor,
+    /// The members in this process, with what each holds.
     pub members: Vec<MemberDescription>,
     /// Every partition with a committed offset or an owner.
     pub partitions: Vec<PartitionOffsets>,
@@ -80,19 +87,25 @@ pub struct GroupDescription {
 /// A member and the partitions it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberDescription {
+    /// The member id (`<client_id>-<n>`).
     pub member_id: String,
     /// Set for static members (KIP-345).
     pub group_instance_id: Option<String>,
+    /// The partitions it holds.
     pub partitions: Vec<TopicPartition>,
 }
 
 /// Offsets of one partition for one group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionOffsets {
+    /// The partition.
     pub partition: TopicPartition,
+    /// The group's committed offset (the next to read), if any.
     pub committed: Option<u64>,
+    /// The partition's high watermark.
     pub log_end_offset: u64,
     /// `log_end_offset - committed`, when there is a commit.
     pub lag: Option<u64>,
+    /// The member id holding the partition, if any.
     pub owner: Option<String>,
 }

@@ -40,9 +40,13 @@ impl Default for CompactionOptions {
 /// What one compaction pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CompactionStats {
+    /// Bytes of log read (the cleanable part).
     pub bytes_read: u64,
+    /// Bytes of log written in their place.
     pub bytes_written: u64,
+    /// Records dropped: older values of a key, and expired tombstones.
     pub records_removed: u64,
+    /// Sealed segments replaced (merged ones counted each).
     pub segments_rewritten: u64,
 }
 

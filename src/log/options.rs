@@ -32,17 +32,19 @@ pub enum Durability {
 /// Options of one partition log.
 #[derive(Debug, Clone)]
 pub struct PartitionOptions {
-    /// Roll to a new segment before the `.log` file would pass this size.
-    /// Default: 1 GiB. Range: 4096 ..= 4294967294 (positions are 32-bit).
+    /// Roll to a new segment before the `.log` file would pass this size,
+    /// in bytes (Kafka's `segment.bytes`). Default: 1 GiB. Range: 4096 ..= 4294967294 (positions are 32-bit).
     pub segment_bytes: u32,
     /// Roll once the active segment's records span this much time (by
     /// record timestamps, as Kafka's `segment.ms`). Default: 7 days.
     pub segment_age: Duration,
-    /// Bytes of log between two sparse index entries. Default: 4096.
+    /// Bytes of log between two sparse index entries (Kafka's
+    /// `index.interval.bytes`). Default: 4096.
     pub index_interval_bytes: u32,
-    /// Size limit of one `.index` file; a full index rolls the segment.
-    /// Default: 10 MiB.
+    /// Size limit of one `.index` file, in bytes; a full index rolls the
+    /// segment (Kafka's `segment.index.bytes`). Default: 10 MiB.
     pub max_index_bytes: u32,
+    /// When appends reach the disk (Kafka's `flush.ms` / `flush.messages`).
     /// Default: [`Durability::Os`].
     pub durability: Durability,
     /// At open, verify every sealed segment (the last one is fully checked
@@ -84,60 +86,70 @@ impl Default for PartitionOptions {
 }
 
 impl PartitionOptions {
+    /// Sets [`PartitionOptions::segment_bytes`] (Kafka's `segment.bytes`), in bytes.
     #[must_use]
     pub fn segment_bytes(mut self, bytes: u32) -> Self {
         self.segment_bytes = bytes;
         self
     }
 
+    /// Sets [`PartitionOptions::segment_age`] (Kafka's `segment.ms`).
     #[must_use]
     pub fn segment_age(mut self, age: Duration) -> Self {
         self.segment_age = age;
         self
     }
 
+    /// Sets [`PartitionOptions::index_interval_bytes`] (Kafka's `index.interval.bytes`).
     #[must_use]
     pub fn index_interval_bytes(mut self, bytes: u32) -> Self {
         self.index_interval_bytes = bytes;
         self
     }
 
+    /// Sets [`PartitionOptions::max_index_bytes`] (Kafka's `segment.index.bytes`).
     #[must_use]
     pub fn max_index_bytes(mut self, bytes: u32) -> Self {
         self.max_index_bytes = bytes;
         self
     }
 
+    /// Sets [`PartitionOptions::durability`].
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
     }
 
+    /// Sets [`PartitionOptions::repair`].
     #[must_use]
     pub fn repair(mut self, repair: bool) -> Self {
         self.repair = repair;
         self
     }
 
+    /// Sets [`PartitionOptions::clock`].
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
     }
 
+    /// Sets [`PartitionOptions::timestamp_type`] (Kafka's `message.timestamp.type`).
     #[must_use]
     pub fn timestamp_type(mut self, timestamp_type: TimestampType) -> Self {
         self.timestamp_type = timestamp_type;
         self
     }
 
+    /// Sets [`PartitionOptions::timestamp_before_max`] (Kafka's `message.timestamp.before.max.ms`).
     #[must_use]
     pub fn timestamp_before_max(mut self, max: Option<Duration>) -> Self {
         self.timestamp_before_max = max;
         self
     }
 
+    /// Sets [`PartitionOptions::timestamp_after_max`] (Kafka's `message.timestamp.after.max.ms`).
     #[must_use]
     pub fn timestamp_after_max(mut self, max: Option<Duration>) -> Self {
         self.timestamp_after_max = max;

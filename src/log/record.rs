@@ -21,7 +21,9 @@ pub enum TimestampType {
 /// A record header: a UTF-8 key and an optional value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// The header's name.
     pub key: String,
+    /// Its value; `None` is Kafka's null header value.
     pub value: Option<Bytes>,
 }
 
@@ -32,10 +34,13 @@ pub struct Header {
 /// create time, set by the log rather than the client).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
+    /// The key: what compaction keeps the latest record of.
     pub key: Option<Bytes>,
+    /// The value; `None` is a tombstone.
     pub value: Option<Bytes>,
     /// Milliseconds since the Unix epoch.
     pub timestamp: Option<i64>,
+    /// Application headers, in order.
     pub headers: Vec<Header>,
 }
 
@@ -50,18 +55,21 @@ impl Record {
         Record { key: Some(key.into()), ..Record::default() }
     }
 
+    /// Sets the key.
     #[must_use]
     pub fn with_key(mut self, key: impl Into<Bytes>) -> Record {
         self.key = Some(key.into());
         self
     }
 
+    /// Sets the timestamp, in milliseconds since the Unix epoch.
     #[must_use]
     pub fn with_timestamp(mut self, timestamp_ms: i64) -> Record {
         self.timestamp = Some(timestamp_ms);
         self
     }
 
+    /// Appends a header (`None`: a null value).
     #[must_use]
     pub fn with_header(mut self, key: impl Into<String>, value: Option<Bytes>) -> Record {
         self.headers.push(Header { key: key.into(), value });
@@ -92,11 +100,15 @@ impl Record {
 /// mapping alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRecord {
+    /// Its offset in the partition.
     pub offset: u64,
     /// Milliseconds since the Unix epoch.
     pub timestamp: i64,
+    /// The key, if any.
     pub key: Option<Bytes>,
+    /// The value; `None` is a tombstone.
     pub value: Option<Bytes>,
+    /// The headers, in order.
     pub headers: Vec<Header>,
 }
 
@@ -122,10 +134,12 @@ impl Batch {
         self
     }
 
+    /// The offset of the batch's first record (before any compaction).
     pub fn base_offset(&self) -> u64 {
         self.header.base_offset
     }
 
+    /// The offset of the batch's last record (kept by compaction).
     pub fn last_offset(&self) -> u64 {
         self.header.last_offset()
     }
@@ -140,10 +154,12 @@ impl Batch {
         self.header.record_count
     }
 
+    /// The timestamp of the batch's first record, ms since the Unix epoch.
     pub fn first_timestamp(&self) -> i64 {
         self.header.first_timestamp
     }
 
+    /// The largest timestamp in the batch, ms since the Unix epoch.
     pub fn max_timestamp(&self) -> i64 {
         self.header.max_timestamp
     }

@@ -43,6 +43,24 @@ impl Consumer {
     ///
     /// Dropping the future before it resolves loses nothing: no record is
     /// taken until the future returns it, and the consumer stays usable.
+    ///
+    /// ```
+    /// use streamlog::{Broker, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig};
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("orders", TopicConfig::default())?;
+    /// let config = ConsumerConfig::with_group("billing").auto_offset_reset(OffsetReset::Earliest);
+    /// let mut consumer = broker.consumer(config)?;
+    /// consumer.subscribe(&["orders"])?;
+    /// let producer = broker.producer();
+    /// // Any executor: here `futures_executor`; tokio's `#[tokio::main]` is the same.
+    /// futures_executor::block_on(async {
+    ///     producer.send_async(ProducerRecord::new("orders", "created")).await?;
+    ///     let records = consumer.recv().await?; // woken by the append, no timer
+    ///     assert_eq!(records[0].value.as_deref(), Some(&b"created"[..]));
+    ///     consumer.commit()
+    /// })?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recv(&mut self) -> Recv<'_> {
         Recv { consumer: self, state: AsyncPoll::default() }
     }
