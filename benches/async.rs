@@ -13,7 +13,7 @@
 //!   `Consumer::stream()`, on a current-thread runtime, next to the blocking
 //!   `Consumer::poll`.
 //!
-//! `cargo bench --bench async`
+//! `cargo bench -p streamlog-bench --bench async`
 
 use std::hint::black_box;
 use std::sync::Arc;
