@@ -372,8 +372,7 @@ fn fetch_once(shared: &Shared, r: &FetchRequest) -> (FetchResponse, usize, Vec<(
             pr.last_stable_offset = -1;
             pr.log_start_offset = -1;
             pr.preferred_read_replica = BrokerId(-1);
-            let log =
-                topic.as_ref().ok().and_then(|t| u32::try_from(p.partition).ok().and_then(|i| t.partition(i).ok()));
+            let log = partition_of(&topic, p.partition);
             let Some(log) = log else {
                 pr.error_code = UNKNOWN_TOPIC_OR_PARTITION;
                 tr.partitions.push(pr);
@@ -425,10 +424,7 @@ fn list_offsets(shared: &Shared, r: ListOffsetsRequest) -> ListOffsetsResponse {
             pr.partition_index = p.partition_index;
             pr.timestamp = -1;
             pr.offset = -1;
-            let log = topic
-                .as_ref()
-                .ok()
-                .and_then(|t| u32::try_from(p.partition_index).ok().and_then(|i| t.partition(i).ok()));
+            let log = partition_of(&topic, p.partition_index);
             match log {
                 None => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
                 Some(log) => match p.timestamp {
@@ -583,10 +579,7 @@ fn delete_records(shared: &Shared, r: DeleteRecordsRequest) -> DeleteRecordsResp
             let mut pr = delete_records_response::DeleteRecordsPartitionResult::default();
             pr.partition_index = p.partition_index;
             pr.low_watermark = -1;
-            let log = topic
-                .as_ref()
-                .ok()
-                .and_then(|t| u32::try_from(p.partition_index).ok().and_then(|i| t.partition(i).ok()));
+            let log = partition_of(&topic, p.partition_index);
             match log {
                 None => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
                 Some(log) => {
@@ -899,4 +892,13 @@ fn join_group(shared: &Shared, r: JoinGroupRequest, v: i16, client_id: String) -
         })
         .collect();
     resp
+}
+
+/// Partition `index` of `topic`, if both exist (a wire index is an `i32`).
+fn partition_of(
+    topic: &streamlog::Result<streamlog::Topic>,
+    index: i32,
+) -> Option<std::sync::Arc<streamlog::Partition>> {
+    let topic = topic.as_ref().ok()?;
+    topic.partition(u32::try_from(index).ok()?).ok()
 }
