@@ -300,20 +300,22 @@ fn check_chain(
             i += 1;
             continue;
         }
+        // An empty last segment that does not follow on holds nothing to
+        // lose: left by a power loss while rolling (it was listed before the
+        // old segment's tail reached the disk, and recovery cut that tail;
+        // nothing past the cut was acknowledged unless synced) or by a
+        // failed roll of an earlier version. It goes; the one before is
+        // active again.
+        let last_is_empty = fs::metadata(log_path(next)).is_ok_and(|m| m.len() == 0);
+        if i + 2 == bases.len() && last_is_empty {
+            marker.invalidate()?;
+            Segment::sealed(dir, next, config).delete_files()?;
+            fsutil::sync_dir(dir)?;
+            bases.pop();
+            changed = true;
+            continue;
+        }
         if end < next {
-            // A power loss while rolling: the new, empty segment was listed
-            // before the old one's tail reached the disk, and recovery cut
-            // that tail. Nothing was acknowledged past the cut unless it was
-            // synced; the empty segment goes, and the old one is active again.
-            let last_is_empty = fs::metadata(log_path(next)).is_ok_and(|m| m.len() == 0);
-            if i + 2 == bases.len() && last_is_empty {
-                marker.invalidate()?;
-                Segment::sealed(dir, next, config).delete_files()?;
-                fsutil::sync_dir(dir)?;
-                bases.pop();
-                changed = true;
-                continue;
-            }
             if !config.repair {
                 return Err(Error::Corrupt {
                     path: log_path(base),
@@ -352,15 +354,6 @@ fn check_chain(
             }
             fsutil::sync_dir(dir)?;
             bases.drain(i + 1..i + 1 + covered);
-            changed = true;
-            continue;
-        }
-        let last_is_empty = fs::metadata(log_path(next)).is_ok_and(|m| m.len() == 0);
-        if i + 2 == bases.len() && last_is_empty {
-            marker.invalidate()?;
-            Segment::sealed(dir, next, config).delete_files()?;
-            fsutil::sync_dir(dir)?;
-            bases.pop();
             changed = true;
             continue;
         }
