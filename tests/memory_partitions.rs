@@ -39,10 +39,7 @@ fn one_large_send_per_partition_does_not_keep_a_buffer_each() {
         child(Path::new(&dir));
         return;
     }
-    let dir = match Path::new("/dev/shm").is_dir() {
-        true => tempfile::tempdir_in("/dev/shm").unwrap(),
-        false => tempfile::tempdir().unwrap(),
-    };
+    let dir = common::scratch_dir();
     let out = common::child_process(
         "one_large_send_per_partition_does_not_keep_a_buffer_each",
         "STREAMLOG_MEM_CHILD",

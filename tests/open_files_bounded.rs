@@ -81,11 +81,7 @@ fn thousand_partitions_of_twenty_segments_under_256_descriptors() {
         child(Path::new(&dir));
         return;
     }
-    // tmpfs when there is one: the test is about descriptors, not fsyncs.
-    let dir = match Path::new("/dev/shm").is_dir() {
-        true => tempfile::tempdir_in("/dev/shm").unwrap(),
-        false => tempfile::tempdir().unwrap(),
-    };
+    let dir = common::scratch_dir();
     let out = common::child_process(
         "thousand_partitions_of_twenty_segments_under_256_descriptors",
         "STREAMLOG_FD_CHILD",

@@ -76,3 +76,13 @@ pub fn child_process(test_name: &str, env_var: &str, dir: &Path) -> std::process
         .stderr(std::process::Stdio::null());
     cmd
 }
+
+/// A temporary directory on tmpfs when there is one: for tests about
+/// descriptors or memory, not fsyncs.
+#[allow(dead_code)]
+pub fn scratch_dir() -> tempfile::TempDir {
+    match Path::new("/dev/shm").is_dir() {
+        true => tempfile::tempdir_in("/dev/shm").unwrap(),
+        false => tempfile::tempdir().unwrap(),
+    }
+}
