@@ -229,6 +229,17 @@ pub enum Error {
         max: usize,
     },
 
+    /// Metadata committed with an offset longer than
+    /// [`MAX_OFFSET_METADATA_LEN`](crate::MAX_OFFSET_METADATA_LEN) bytes
+    /// (Kafka's `OFFSET_METADATA_TOO_LARGE`). Nothing was committed.
+    #[error("offset metadata of {len} bytes exceeds the limit of {max} bytes")]
+    OffsetMetadataTooLarge {
+        /// The metadata's length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+
     /// A topic of more partitions than
     /// [`MAX_PARTITIONS`](crate::MAX_PARTITIONS).
     #[error("{requested} partitions exceed the limit of {max} per topic")]

@@ -157,8 +157,8 @@ pub use client::typed::{Json, MessagePack};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use group::{
-    Assignor, GroupDescription, GroupState, MAX_GROUP_ID_LEN, MemberDescription, MemberSubscription, OFFSETS_TOPIC,
-    PartitionOffsets, TopicPartition,
+    Assignor, GroupDescription, GroupState, MAX_GROUP_ID_LEN, MAX_OFFSET_METADATA_LEN, MemberDescription,
+    MemberSubscription, OFFSETS_TOPIC, OffsetAndMetadata, PartitionOffsets, TopicPartition,
 };
 pub use log::cleaner::{CompactionOptions, CompactionStats};
 pub use log::format::RecordIter;

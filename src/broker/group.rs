@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use crate::broker::BrokerState;
 use crate::error::{Error, Result};
-use crate::group::{GroupDescription, GroupState, MemberDescription, PartitionOffsets, TopicPartition};
+use crate::group::{
+    GroupDescription, GroupState, MemberDescription, OffsetAndMetadata, PartitionOffsets, TopicPartition,
+};
 use crate::log::partition::Partition;
 
 /// Where [`ConsumerGroup::reset_offsets`] moves a group's committed offsets:
@@ -109,6 +111,12 @@ impl ConsumerGroup {
     pub fn committed(&self) -> Result<BTreeMap<TopicPartition, u64>> {
         self.broker.check_open()?;
         Ok(self.broker.coordinator().offsets.of_group(&self.id))
+    }
+
+    /// The group's committed offsets with the metadata committed with each.
+    pub fn committed_with_metadata(&self) -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>> {
+        self.broker.check_open()?;
+        Ok(self.broker.coordinator().offsets.of_group_with_metadata(&self.id))
     }
 
     /// Per partition with a committed offset or an owner: the committed

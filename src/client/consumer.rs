@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use crate::broker::BrokerState;
 use crate::error::{Error, Result};
 use crate::group::coordinator::{Group, Join};
-use crate::group::{Assignor, MAX_GROUP_ID_LEN, TopicPartition};
+use crate::group::{Assignor, MAX_GROUP_ID_LEN, OffsetAndMetadata, TopicPartition};
 use crate::log::notify::Waiter;
 use crate::log::partition::Partition;
 use crate::log::record::{Header, TimestampType};
@@ -1092,6 +1092,13 @@ impl Consumer {
         Ok(self.broker.coordinator().offsets.get(self.group_id()?, tp))
     }
 
+    /// The group's committed offset for `tp` with the metadata committed
+    /// with it (empty if none).
+    pub fn committed_with_metadata(&self, tp: &TopicPartition) -> Result<Option<OffsetAndMetadata>> {
+        self.check_open()?;
+        Ok(self.broker.coordinator().offsets.get_with_metadata(self.group_id()?, tp))
+    }
+
     /// For each (partition, timestamp): the first offset whose record has a
     /// timestamp at or after it, or `None` (Kafka's `offsetsForTimes`).
     /// Timestamps are milliseconds since the Unix epoch. Any partition of
@@ -1255,11 +1262,11 @@ impl Consumer {
             let committed = coordinator.offsets.get(&group, tp);
             // Never move a commit backwards unless the user sought there.
             if committed.is_none_or(|c| pos > c || (pos < c && a.seeked)) {
-                offsets.push((tp.clone(), pos));
+                offsets.push((tp.clone(), pos, ""));
             }
         }
         self.commit_checked(&offsets)?;
-        for (tp, _) in &offsets {
+        for (tp, _, _) in &offsets {
             if let Some(a) = self.assigned.get_mut(tp) {
                 a.seeked = false;
             }
@@ -1274,13 +1281,26 @@ impl Consumer {
     /// while the group has no members, else [`Error::GroupNotEmpty`].
     pub fn commit_offsets(&mut self, offsets: &[(TopicPartition, u64)]) -> Result<()> {
         self.check_open()?;
-        self.commit_checked(offsets)
+        let offsets: Vec<(TopicPartition, u64, &str)> = offsets.iter().map(|(tp, o)| (tp.clone(), *o, "")).collect();
+        self.commit_checked(&offsets)
     }
 
-    fn commit_checked(&self, offsets: &[(TopicPartition, u64)]) -> Result<()> {
+    /// [`Consumer::commit_offsets`] with a metadata string per partition
+    /// (Kafka's `OffsetAndMetadata`), stored durably with the offset and
+    /// read back by [`Consumer::committed_with_metadata`] and by Kafka
+    /// clients' OffsetFetch. [`Error::OffsetMetadataTooLarge`] past
+    /// [`MAX_OFFSET_METADATA_LEN`](crate::MAX_OFFSET_METADATA_LEN) bytes.
+    pub fn commit_offsets_with_metadata(&mut self, offsets: &[(TopicPartition, OffsetAndMetadata)]) -> Result<()> {
+        self.check_open()?;
+        let offsets: Vec<(TopicPartition, u64, &str)> =
+            offsets.iter().map(|(tp, o)| (tp.clone(), o.offset, o.metadata.as_str())).collect();
+        self.commit_checked(&offsets)
+    }
+
+    fn commit_checked(&self, offsets: &[(TopicPartition, u64, &str)]) -> Result<()> {
         let group = self.group_id()?;
         let mut logs = Vec::with_capacity(offsets.len());
-        for (tp, offset) in offsets {
+        for (tp, offset, _) in offsets {
             let log = self.broker.topic(&tp.topic)?.partition(tp.partition)?;
             let end = log.high_watermark();
             if *offset > end {
@@ -1296,7 +1316,8 @@ impl Consumer {
             Some(m) => m.group.commit_fenced(&m.member_id, m.generation, offsets, &logs, &coordinator.offsets, now),
             // Not a member: only while the group has none (Kafka rejects
             // such commits to a group with members).
-            None => coordinator.with_empty_group(group, now, || coordinator.offsets.commit(group, offsets, &logs, now)),
+            None => coordinator
+                .with_empty_group(group, now, || coordinator.offsets.commit_with_metadata(group, offsets, &logs, now)),
         }
     }
 

@@ -522,14 +522,14 @@ impl Group {
         &self,
         member_id: &str,
         generation: u32,
-        offsets: &[(TopicPartition, u64)],
+        offsets: &[(TopicPartition, u64, &str)],
         logs: &[Arc<Partition>],
         store: &OffsetStore,
         now_ms: i64,
     ) -> Result<()> {
         let st = self.state.lock();
         let stale = !st.members.contains_key(member_id)
-            || offsets.iter().any(|(tp, _)| st.owners.get(tp).is_none_or(|o| o != member_id));
+            || offsets.iter().any(|(tp, _, _)| st.owners.get(tp).is_none_or(|o| o != member_id));
         if stale {
             return Err(Error::StaleGeneration {
                 group: self.id.clone(),
@@ -537,7 +537,7 @@ impl Group {
                 group_generation: st.generation,
             });
         }
-        store.commit(&self.id, offsets, logs, now_ms)
+        store.commit_with_metadata(&self.id, offsets, logs, now_ms)
     }
 
     fn all_topics(st: &GroupInner) -> BTreeSet<String> {

@@ -12,6 +12,7 @@ pub(crate) mod offsets;
 use std::fmt;
 
 pub use assignor::{Assignor, MemberSubscription};
+pub use offsets::{MAX_OFFSET_METADATA_LEN, OffsetAndMetadata};
 
 /// What the coordinator needs to know of the broker's topics.
 pub(crate) trait TopicView: Send + Sync {

@@ -16,17 +16,58 @@ use crate::log::record::Record;
 ///
 /// Record key: `1u8`, group (u16 length + UTF-8), topic (u16 length +
 /// UTF-8), partition (u32), all little-endian. Value: `1u8`, offset (u64),
-/// commit time in ms (i64). The latest record per key wins, so the log
-/// compacts to one record per committed partition.
+/// commit time in ms (i64); or, when the commit carries metadata, `2u8`,
+/// the same, then the metadata (u16 length + UTF-8). The latest record per
+/// key wins, so the log compacts to one record per committed partition.
 pub(crate) struct OffsetStore {
     log: Arc<Partition>,
-    committed: RwLock<HashMap<(String, TopicPartition), u64>>,
+    committed: RwLock<HashMap<(String, TopicPartition), Committed>>,
     /// Serializes appends with their map updates, so the map and the log
     /// agree on which commit came last.
     write: Mutex<()>,
 }
 
 const OFFSET_RECORD_VERSION: u8 = 1;
+/// A value that carries the commit's metadata string. Commits without
+/// metadata are still written as version 1, readable by older builds.
+const OFFSET_VALUE_WITH_METADATA: u8 = 2;
+/// Version 1 value: version, offset, commit time.
+const VALUE_V1_LEN: usize = 1 + 8 + 8;
+
+/// Longest metadata string stored with a committed offset, in bytes
+/// (Kafka's default `offset.metadata.max.bytes`).
+pub const MAX_OFFSET_METADATA_LEN: usize = 4096;
+
+/// A committed offset with the metadata string committed with it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetAndMetadata {
+    /// The next offset to read.
+    pub offset: u64,
+    /// Whatever the committer attached (Kafka's `OffsetAndMetadata.metadata`);
+    /// empty if nothing. At most [`MAX_OFFSET_METADATA_LEN`] bytes.
+    pub metadata: String,
+}
+
+impl OffsetAndMetadata {
+    /// `offset` with `metadata`.
+    pub fn new(offset: u64, metadata: impl Into<String>) -> OffsetAndMetadata {
+        OffsetAndMetadata { offset, metadata: metadata.into() }
+    }
+}
+
+/// What the store keeps per committed partition: the metadata is rare, so
+/// it costs a pointer when absent.
+#[derive(Clone)]
+struct Committed {
+    offset: u64,
+    metadata: Option<Box<str>>,
+}
+
+impl Committed {
+    fn to_public(&self) -> OffsetAndMetadata {
+        OffsetAndMetadata { offset: self.offset, metadata: self.metadata.as_deref().unwrap_or_default().to_owned() }
+    }
+}
 
 fn offset_key(group: &str, tp: &TopicPartition) -> Bytes {
     let mut k = Vec::with_capacity(1 + 2 + group.len() + 2 + tp.topic.len() + 4);
@@ -55,8 +96,38 @@ pub(crate) fn parse_offset_key(k: &[u8]) -> Option<(String, TopicPartition)> {
     (rest.len() == used + 4).then_some((group, TopicPartition { topic, partition }))
 }
 
+/// The offset of a value record, without its metadata.
 pub(crate) fn parse_offset_value(v: &[u8]) -> Option<u64> {
-    (v.len() == 17 && v[0] == OFFSET_RECORD_VERSION).then(|| u64::from_le_bytes(v[1..9].try_into().expect("8 bytes")))
+    parse_offset_value_with_metadata(v).map(|(o, _)| o)
+}
+
+/// The offset of a value record and its metadata (`None` for a version-1
+/// value, which has none).
+pub(crate) fn parse_offset_value_with_metadata(v: &[u8]) -> Option<(u64, Option<&str>)> {
+    let offset = u64::from_le_bytes(v.get(1..9)?.try_into().ok()?);
+    match v[0] {
+        OFFSET_RECORD_VERSION => (v.len() == VALUE_V1_LEN).then_some((offset, None)),
+        OFFSET_VALUE_WITH_METADATA => {
+            let rest = v.get(VALUE_V1_LEN..)?;
+            let n = u16::from_le_bytes(rest.get(..2)?.try_into().ok()?) as usize;
+            let text = std::str::from_utf8(rest.get(2..)?).ok()?;
+            (text.len() == n).then_some((offset, Some(text)))
+        }
+        _ => None,
+    }
+}
+
+/// The value record of a commit.
+fn offset_value(offset: u64, now_ms: i64, metadata: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(VALUE_V1_LEN + if metadata.is_empty() { 0 } else { 2 + metadata.len() });
+    v.push(if metadata.is_empty() { OFFSET_RECORD_VERSION } else { OFFSET_VALUE_WITH_METADATA });
+    v.extend_from_slice(&offset.to_le_bytes());
+    v.extend_from_slice(&now_ms.to_le_bytes());
+    if !metadata.is_empty() {
+        v.extend_from_slice(&(metadata.len() as u16).to_le_bytes());
+        v.extend_from_slice(metadata.as_bytes());
+    }
+    v
 }
 
 impl OffsetStore {
@@ -72,8 +143,8 @@ impl OffsetStore {
             for batch in batches {
                 for r in batch.try_records()? {
                     let Some(key) = r.key.as_deref().and_then(parse_offset_key) else { continue };
-                    match r.value.as_deref().and_then(parse_offset_value) {
-                        Some(offset) => committed.insert(key, offset),
+                    match r.value.as_deref().and_then(parse_offset_value_with_metadata) {
+                        Some((offset, md)) => committed.insert(key, Committed { offset, metadata: md.map(Box::from) }),
                         None => committed.remove(&key),
                     };
                 }
@@ -84,13 +155,15 @@ impl OffsetStore {
     }
 
     pub fn get(&self, group: &str, tp: &TopicPartition) -> Option<u64> {
-        self.committed.read().get(&(group.to_owned(), tp.clone())).copied()
+        self.committed.read().get(&(group.to_owned(), tp.clone())).map(|c| c.offset)
     }
 
-    /// Appends the commits as one batch, then makes them visible. Commits
-    /// for partitions whose log is closed by now (a topic deleted since the
-    /// caller looked it up) are dropped, under the same lock that
-    /// `forget_topic` takes, so a deleted topic's offsets never come back.
+    /// The committed offset of `tp` with its metadata.
+    pub fn get_with_metadata(&self, group: &str, tp: &TopicPartition) -> Option<OffsetAndMetadata> {
+        self.committed.read().get(&(group.to_owned(), tp.clone())).map(Committed::to_public)
+    }
+
+    /// Commits without metadata (clearing any committed before).
     pub fn commit(
         &self,
         group: &str,
@@ -98,30 +171,46 @@ impl OffsetStore {
         logs: &[Arc<Partition>],
         now_ms: i64,
     ) -> Result<()> {
+        let offsets: Vec<(TopicPartition, u64, &str)> = offsets.iter().map(|(tp, o)| (tp.clone(), *o, "")).collect();
+        self.commit_with_metadata(group, &offsets, logs, now_ms)
+    }
+
+    /// Appends the commits as one batch, then makes them visible. Commits
+    /// for partitions whose log is closed by now (a topic deleted since the
+    /// caller looked it up) are dropped, under the same lock that
+    /// `forget_topic` takes, so a deleted topic's offsets never come back.
+    /// Each commit replaces the partition's metadata (empty clears it).
+    pub fn commit_with_metadata(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, u64, &str)],
+        logs: &[Arc<Partition>],
+        now_ms: i64,
+    ) -> Result<()> {
         if group.len() > MAX_GROUP_ID_LEN {
             // Its u16 length would wrap: the commit would vanish on replay.
             return Err(Error::GroupIdTooLong { len: group.len(), max: MAX_GROUP_ID_LEN });
         }
+        if let Some(len) = offsets.iter().map(|(_, _, m)| m.len()).find(|&n| n > MAX_OFFSET_METADATA_LEN) {
+            return Err(Error::OffsetMetadataTooLarge { len, max: MAX_OFFSET_METADATA_LEN });
+        }
         let _w = self.write.lock();
-        let offsets: Vec<(TopicPartition, u64)> =
-            offsets.iter().zip(logs).filter(|(_, log)| !log.is_closed()).map(|(o, _)| o.clone()).collect();
+        let offsets: Vec<&(TopicPartition, u64, &str)> =
+            offsets.iter().zip(logs).filter(|(_, log)| !log.is_closed()).map(|(o, _)| o).collect();
         if offsets.is_empty() {
             return Ok(());
         }
         let records: Vec<Record> = offsets
             .iter()
-            .map(|(tp, off)| {
-                let mut v = Vec::with_capacity(17);
-                v.push(OFFSET_RECORD_VERSION);
-                v.extend_from_slice(&off.to_le_bytes());
-                v.extend_from_slice(&now_ms.to_le_bytes());
-                Record::new(v).with_key(offset_key(group, tp)).with_timestamp(now_ms)
+            .map(|(tp, off, md)| {
+                Record::new(offset_value(*off, now_ms, md)).with_key(offset_key(group, tp)).with_timestamp(now_ms)
             })
             .collect();
         self.log.append(&records)?;
         let mut map = self.committed.write();
-        for (tp, off) in offsets {
-            map.insert((group.to_owned(), tp), off);
+        for (tp, offset, md) in offsets {
+            let metadata = (!md.is_empty()).then(|| Box::from(*md));
+            map.insert((group.to_owned(), tp.clone()), Committed { offset: *offset, metadata });
         }
         Ok(())
     }
@@ -158,7 +247,22 @@ impl OffsetStore {
 
     /// Committed offsets of one group.
     pub fn of_group(&self, group: &str) -> BTreeMap<TopicPartition, u64> {
-        self.committed.read().iter().filter(|((g, _), _)| g == group).map(|((_, tp), o)| (tp.clone(), *o)).collect()
+        self.committed
+            .read()
+            .iter()
+            .filter(|((g, _), _)| g == group)
+            .map(|((_, tp), c)| (tp.clone(), c.offset))
+            .collect()
+    }
+
+    /// Committed offsets of one group, with their metadata.
+    pub fn of_group_with_metadata(&self, group: &str) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
+        self.committed
+            .read()
+            .iter()
+            .filter(|((g, _), _)| g == group)
+            .map(|((_, tp), c)| (tp.clone(), c.to_public()))
+            .collect()
     }
 
     /// Topics with committed offsets.
@@ -182,5 +286,29 @@ mod tests {
         assert_eq!(parse_offset_key(&k), Some(("g1".to_owned(), tp)));
         assert_eq!(parse_offset_key(&k[..k.len() - 1]), None);
         assert_eq!(parse_offset_key(b""), None);
+    }
+
+    #[test]
+    fn offset_values_with_and_without_metadata() {
+        // A version-1 value (no metadata), as every build wrote before
+        // metadata was stored: still read.
+        let v1 = offset_value(42, 7, "");
+        assert_eq!(v1.len(), VALUE_V1_LEN);
+        assert_eq!(v1[0], 1);
+        assert_eq!(parse_offset_value_with_metadata(&v1), Some((42, None)));
+        let v2 = offset_value(43, 7, "checkpoint-9");
+        assert_eq!(v2[0], 2);
+        assert_eq!(parse_offset_value_with_metadata(&v2), Some((43, Some("checkpoint-9"))));
+        assert_eq!(parse_offset_value(&v2), Some(43));
+        // Damaged: a short or over-long metadata, a wrong length, unknown version.
+        assert_eq!(parse_offset_value_with_metadata(&v2[..v2.len() - 1]), None);
+        let mut long = v2.clone();
+        long.push(b'x');
+        assert_eq!(parse_offset_value_with_metadata(&long), None);
+        assert_eq!(parse_offset_value_with_metadata(&v1[..16]), None);
+        let mut v3 = v1.clone();
+        v3[0] = 3;
+        assert_eq!(parse_offset_value_with_metadata(&v3), None);
+        assert_eq!(parse_offset_value_with_metadata(&[]), None);
     }
 }

@@ -10,7 +10,10 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
-use streamlog::{CleanupPolicy, Consumer, ConsumerConfig, Durability, Error, Partition, TopicConfig, TopicPartition};
+use streamlog::{
+    CleanupPolicy, Consumer, ConsumerConfig, Durability, Error, OffsetAndMetadata, Partition, TopicConfig,
+    TopicPartition,
+};
 
 use crate::Shared;
 use crate::groups::JoinRequest;
@@ -22,6 +25,7 @@ pub(crate) const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub(crate) const CORRUPT_MESSAGE: i16 = 2;
 pub(crate) const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub(crate) const MESSAGE_TOO_LARGE: i16 = 10;
+pub(crate) const OFFSET_METADATA_TOO_LARGE: i16 = 12;
 pub(crate) const INVALID_TOPIC_EXCEPTION: i16 = 17;
 pub(crate) const ILLEGAL_GENERATION: i16 = 22;
 pub(crate) const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
@@ -56,6 +60,7 @@ fn error_code(e: &Error) -> i16 {
         Error::InvalidTopicName { .. } => INVALID_TOPIC_EXCEPTION,
         Error::InvalidConfig(_) => INVALID_CONFIG,
         Error::Io { .. } | Error::Poisoned { .. } => KAFKA_STORAGE_ERROR,
+        Error::OffsetMetadataTooLarge { .. } => OFFSET_METADATA_TOO_LARGE,
         _ => UNKNOWN_SERVER_ERROR,
     }
 }
@@ -75,11 +80,10 @@ struct ProducerSeq {
     recent: Vec<(i32, i32, i64)>,
 }
 
-/// Committed offsets' metadata strings: the offset store keeps offsets only,
-/// so the metadata lives here, in memory (lost on restart).
+/// Committers for commits from outside any group generation (the broker
+/// stores the offset with its metadata).
 #[derive(Default)]
 pub(crate) struct OffsetState {
-    metadata: Mutex<HashMap<(String, String, i32), String>>,
     committers: Mutex<HashMap<String, Consumer>>,
 }
 
@@ -718,22 +722,12 @@ fn offset_commit(shared: &Shared, r: OffsetCommitRequest) -> OffsetCommitRespons
                 INVALID_REQUEST
             } else {
                 let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index as u32);
-                let res = committer(&mut committers, shared, &group)
-                    .and_then(|c| c.commit_offsets(&[(tp, p.committed_offset as u64)]));
+                let md = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
+                let res = committer(&mut committers, shared, &group).and_then(|c| {
+                    c.commit_offsets_with_metadata(&[(tp, OffsetAndMetadata::new(p.committed_offset as u64, md))])
+                });
                 match res {
-                    Ok(()) => {
-                        let key = (group.clone(), t.name.0.to_string(), p.partition_index);
-                        let mut md = shared.offsets.metadata.lock();
-                        match p.committed_metadata {
-                            Some(m) if !m.is_empty() => {
-                                md.insert(key, m.to_string());
-                            }
-                            _ => {
-                                md.remove(&key);
-                            }
-                        }
-                        NONE
-                    }
+                    Ok(()) => NONE,
                     Err(e) => error_code(&e),
                 }
             };
@@ -747,12 +741,7 @@ fn offset_commit(shared: &Shared, r: OffsetCommitRequest) -> OffsetCommitRespons
 
 fn offset_fetch(shared: &Shared, r: OffsetFetchRequest) -> OffsetFetchResponse {
     let group = r.group_id.0.to_string();
-    let committed = shared
-        .broker
-        .describe_group(&group)
-        .map(|d| d.partitions.into_iter().filter_map(|p| Some((p.partition, p.committed?))).collect::<HashMap<_, _>>())
-        .unwrap_or_default();
-    let md = shared.offsets.metadata.lock();
+    let committed = shared.broker.group(&group).committed_with_metadata().unwrap_or_default();
     let mut resp = OffsetFetchResponse::default();
     let requested: Vec<(TopicName, Vec<i32>)> = match r.topics {
         Some(ts) => ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect(),
@@ -771,8 +760,9 @@ fn offset_fetch(shared: &Shared, r: OffsetFetchRequest) -> OffsetFetchResponse {
             pr.partition_index = p;
             pr.committed_leader_epoch = -1;
             let tp = TopicPartition::new(name.0.to_string(), p.max(0) as u32);
-            pr.committed_offset = committed.get(&tp).map_or(-1, |&o| o as i64);
-            pr.metadata = Some(s(md.get(&(group.clone(), name.0.to_string(), p)).cloned().unwrap_or_default()));
+            let c = committed.get(&tp);
+            pr.committed_offset = c.map_or(-1, |c| c.offset as i64);
+            pr.metadata = Some(s(c.map(|c| c.metadata.clone()).unwrap_or_default()));
             tr.partitions.push(pr);
         }
         tr.name = name;
