@@ -229,6 +229,25 @@ pub enum Error {
         max: usize,
     },
 
+    /// A group request from a member the group does not know (removed when
+    /// its session ran out, or never joined): join again as a new member
+    /// (Kafka's `UNKNOWN_MEMBER_ID`).
+    #[error("member {member_id:?} is not in group {group:?}")]
+    UnknownMember {
+        /// The group id.
+        group: String,
+        /// The member id.
+        member_id: String,
+    },
+
+    /// The group is rebalancing (or has more to hand this member): rejoin
+    /// (Kafka's `REBALANCE_IN_PROGRESS`). Retryable.
+    #[error("group {group:?} is rebalancing: rejoin")]
+    RebalanceInProgress {
+        /// The group id.
+        group: String,
+    },
+
     /// Metadata committed with an offset longer than
     /// [`MAX_OFFSET_METADATA_LEN`](crate::MAX_OFFSET_METADATA_LEN) bytes
     /// (Kafka's `OFFSET_METADATA_TOO_LARGE`). Nothing was committed.

@@ -143,7 +143,10 @@ mod log;
 
 pub use broker::stats::{BrokerStats, GroupStats, PartitionStats};
 pub use broker::topic::{CleanupPolicy, MAX_PARTITIONS, MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_topic_name};
-pub use broker::{Broker, BrokerOptions, ConsumerGroup, MIN_MAINTENANCE_INTERVAL, MaintenanceReport, ResetTo};
+pub use broker::{
+    Broker, BrokerOptions, ConsumerGroup, MIN_MAINTENANCE_INTERVAL, MaintenanceReport, RemoteJoin, RemoteJoinOutcome,
+    ResetTo,
+};
 pub use client::batching::{BatchingConfig, BatchingProducer, DeliveryFuture, Enqueue};
 pub use client::consumer::{
     Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, RecordStream, Recv, TopicPattern,

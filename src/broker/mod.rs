@@ -16,7 +16,7 @@ pub(crate) mod stats;
 mod temporary;
 pub(crate) mod topic;
 
-pub use group::{ConsumerGroup, ResetTo};
+pub use group::{ConsumerGroup, RemoteJoin, RemoteJoinOutcome, ResetTo};
 pub use maintenance::MaintenanceReport;
 use maintenance::{start_flusher, start_maintenance};
 pub(crate) use state::BrokerState;

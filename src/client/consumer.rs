@@ -604,6 +604,7 @@ impl Consumer {
                     session_timeout_ms: millis(self.config.session_timeout),
                     now_ms: self.broker.now_ms(),
                     waiter: Arc::clone(&self.waiter),
+                    remote: false,
                 },
             );
             if let Err(e) = joined {

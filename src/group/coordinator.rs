@@ -50,6 +50,30 @@ pub(crate) struct Join {
     pub now_ms: i64,
     /// Woken when the group rebalances or a partition is released.
     pub waiter: Arc<Waiter>,
+    /// A member outside this process (a Kafka client over the wire): it is
+    /// alive while it sends requests (`max_poll_interval_ms` is then its
+    /// session timeout), and its explicit leave removes it, static or not.
+    pub remote: bool,
+}
+
+/// Where a remote member's join stands.
+pub(crate) enum RemoteJoinState {
+    /// The group is still collecting its members: wait and look again.
+    Pending,
+    /// The join phase is over: this generation, with the group's assignor.
+    Joined { generation: u32, assignor: Assignor, members: Vec<String> },
+}
+
+/// What a remote member gets from SyncGroup.
+pub(crate) struct RemoteSync {
+    /// Its target partitions that it holds now: its assignment.
+    pub assignment: Vec<TopicPartition>,
+    /// Some of its target is held by a member that has yet to release it.
+    pub incomplete: bool,
+    /// It still holds partitions outside its target (a cooperative client
+    /// revokes them after this answer and rejoins): it must not wait for
+    /// others, who may be waiting for those.
+    pub holds_others: bool,
 }
 
 struct Member {
@@ -73,6 +97,7 @@ struct Member {
     /// The generation this member last synced with.
     synced: u32,
     waiter: Arc<Waiter>,
+    remote: bool,
 }
 
 impl Member {
@@ -255,7 +280,14 @@ impl Group {
         let same_instance = join.group_instance_id.as_ref().and_then(|iid| {
             st.members.iter().find(|(_, m)| m.instance_id.as_ref() == Some(iid)).map(|(id, _)| id.clone())
         });
-        if let Some(old_id) = same_instance {
+        if let Some(old_id) = same_instance.as_ref().filter(|id| join.remote && st.members[*id].remote) {
+            // A restarted Kafka client with the same instance id: the old
+            // incarnation is fenced (removed, its partitions released).
+            let old_id = old_id.clone();
+            st.members.remove(&old_id);
+            Self::release_all(&mut st, &old_id);
+            Self::begin_rebalance(&mut st, coordinator, now, false);
+        } else if let Some(old_id) = same_instance {
             if st.members[&old_id].departed_ms.is_none() {
                 return Err(Error::FencedInstanceId {
                     group: self.id.clone(),
@@ -299,6 +331,7 @@ impl Group {
             rejoined: false,
             synced: 0,
             waiter: join.waiter,
+            remote: join.remote,
         };
         st.members.insert(join.member_id.clone(), member);
         Self::begin_rebalance(&mut st, coordinator, now, true);
@@ -313,7 +346,7 @@ impl Group {
     fn leave(&self, coordinator: &Coordinator, member_id: &str, now_ms: i64) -> bool {
         let mut st = self.state.lock();
         let Some(m) = st.members.get_mut(member_id) else { return st.members.is_empty() };
-        if m.instance_id.is_some() {
+        if m.instance_id.is_some() && !m.remote {
             m.departed_ms = Some(now_ms);
             m.in_poll_until_ms = None;
         } else {
@@ -452,8 +485,13 @@ impl Group {
             }
             Phase::Stable => None,
         };
-        let departed =
-            st.members.values().filter(|m| m.departed_ms.is_some()).map(|m| m.expires_at().saturating_add(1));
+        // Departed static members, and remote members whose session may
+        // run out: whoever waits looks again then, so their partitions move.
+        let departed = st
+            .members
+            .values()
+            .filter(|m| m.departed_ms.is_some() || m.remote)
+            .map(|m| m.expires_at().saturating_add(1));
         rebalance.into_iter().chain(departed).min()
     }
 
@@ -586,6 +624,193 @@ impl Group {
             partitions_moved = moved,
             "group rebalanced"
         );
+    }
+
+    /// A remote member (re)joins: a known one updates its subscription and
+    /// timeouts and releases what it no longer holds (`owned` is what the
+    /// client says it still holds: nothing for an eager client, which
+    /// revoked everything before rejoining), then counts as rejoined. A
+    /// rejoin into a stable group whose subscription did not change keeps
+    /// the current generation. `false` if `member_id` is not a remote
+    /// member of the group (a new member joins through [`Group::join`]).
+    pub fn remote_rejoin(
+        &self,
+        coordinator: &Coordinator,
+        member_id: &str,
+        topics: BTreeSet<String>,
+        owned: &[TopicPartition],
+        timeouts: (i64, i64),
+        now_ms: i64,
+    ) -> bool {
+        let mut st = self.state.lock();
+        Self::tick(&mut st, coordinator, now_ms);
+        let Some(m) = st.members.get_mut(member_id).filter(|m| m.remote) else { return false };
+        let changed = m.topics != topics;
+        m.topics = topics;
+        (m.max_poll_interval_ms, m.rebalance_timeout_ms) = timeouts;
+        m.last_poll_ms = now_ms;
+        Self::release_unless(&mut st, member_id, owned);
+        if changed {
+            Self::begin_rebalance(&mut st, coordinator, now_ms, false);
+        }
+        Self::rejoined(&mut st, member_id);
+        Self::try_complete(&mut st, coordinator, now_ms);
+        true
+    }
+
+    /// Releases what `member_id` holds but `keep`.
+    fn release_unless(st: &mut GroupInner, member_id: &str, keep: &[TopicPartition]) {
+        let before = st.owners.len();
+        st.owners.retain(|tp, owner| owner != member_id || keep.contains(tp));
+        if st.owners.len() != before {
+            for m in st.members.values() {
+                m.waiter.wake();
+            }
+        }
+    }
+
+    /// Where `member_id`'s join stands; `None` if it is no longer a member
+    /// (removed: it missed the rebalance deadline). It counts as alive
+    /// until `until_ms` (it waits in its JoinGroup); `waiter` is woken when
+    /// the group moves on.
+    pub fn remote_join_state(
+        &self,
+        coordinator: &Coordinator,
+        member_id: &str,
+        waiter: &Arc<Waiter>,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> (Option<RemoteJoinState>, Option<i64>) {
+        let mut st = self.state.lock();
+        Self::tick(&mut st, coordinator, now_ms);
+        let wake_at = Self::next_event(&st);
+        let preparing = matches!(st.phase, Phase::Preparing { .. });
+        let (generation, assignor) = (st.generation, st.assignor);
+        let members: Vec<String> = st.members.keys().cloned().collect();
+        let Some(m) = st.members.get_mut(member_id) else { return (None, wake_at) };
+        m.waiter = Arc::clone(waiter);
+        m.last_poll_ms = m.last_poll_ms.max(now_ms);
+        if preparing {
+            m.in_poll_until_ms = Some(until_ms);
+            return (Some(RemoteJoinState::Pending), wake_at);
+        }
+        m.in_poll_until_ms = None;
+        (Some(RemoteJoinState::Joined { generation, assignor, members }), wake_at)
+    }
+
+    /// SyncGroup of a remote member: takes what is free of its target and
+    /// reports its assignment (what it holds of its target).
+    pub fn remote_sync(
+        &self,
+        coordinator: &Coordinator,
+        member_id: &str,
+        generation: u32,
+        waiter: &Arc<Waiter>,
+        now_ms: i64,
+        until_ms: Option<i64>,
+    ) -> Result<(RemoteSync, Option<i64>)> {
+        let mut st = self.state.lock();
+        Self::tick(&mut st, coordinator, now_ms);
+        let wake_at = Self::next_event(&st);
+        self.check_remote(&st, member_id, generation)?;
+        let st = &mut *st;
+        let m = st.members.get_mut(member_id).expect("checked");
+        m.last_poll_ms = m.last_poll_ms.max(now_ms);
+        m.in_poll_until_ms = until_ms;
+        m.waiter = Arc::clone(waiter);
+        m.synced = generation;
+        let mut incomplete = false;
+        let mut assignment = Vec::new();
+        for tp in &m.target {
+            match st.owners.get(tp) {
+                Some(o) if o != member_id => incomplete = true,
+                Some(_) => assignment.push(tp.clone()),
+                None => {
+                    st.owners.insert(tp.clone(), member_id.to_owned());
+                    assignment.push(tp.clone());
+                }
+            }
+        }
+        let holds_others = st.owners.iter().any(|(tp, o)| o == member_id && !m.target.contains(tp));
+        Ok((RemoteSync { assignment, incomplete, holds_others }, wake_at))
+    }
+
+    /// The checks of Kafka's group requests: a known remote member, no
+    /// rebalance under way, the current generation.
+    fn check_remote(&self, st: &GroupInner, member_id: &str, generation: u32) -> Result<()> {
+        if !st.members.get(member_id).is_some_and(|m| m.remote) {
+            return Err(Error::UnknownMember { group: self.id.clone(), member_id: member_id.to_owned() });
+        }
+        if matches!(st.phase, Phase::Preparing { .. }) {
+            return Err(Error::RebalanceInProgress { group: self.id.clone() });
+        }
+        if generation != st.generation {
+            return Err(Error::StaleGeneration {
+                group: self.id.clone(),
+                member_generation: generation,
+                group_generation: st.generation,
+            });
+        }
+        Ok(())
+    }
+
+    /// Heartbeat of a remote member: alive. [`Error::RebalanceInProgress`]
+    /// when it must rejoin: the group is rebalancing, or part of its target
+    /// that it could not take at its sync is free now.
+    pub fn remote_heartbeat(
+        &self,
+        coordinator: &Coordinator,
+        member_id: &str,
+        generation: u32,
+        now_ms: i64,
+    ) -> Result<()> {
+        let mut st = self.state.lock();
+        Self::tick(&mut st, coordinator, now_ms);
+        if let Some(m) = st.members.get_mut(member_id).filter(|m| m.remote) {
+            m.last_poll_ms = m.last_poll_ms.max(now_ms);
+        }
+        self.check_remote(&st, member_id, generation)?;
+        let m = &st.members[member_id];
+        if m.target.iter().any(|tp| !st.owners.contains_key(tp)) {
+            return Err(Error::RebalanceInProgress { group: self.id.clone() });
+        }
+        Ok(())
+    }
+
+    /// Commits for a remote member of `generation`: as
+    /// [`Group::commit_fenced`], and the generation must be the group's.
+    pub fn remote_commit(
+        &self,
+        coordinator: &Coordinator,
+        member_id: &str,
+        generation: u32,
+        offsets: &[(TopicPartition, u64, &str)],
+        logs: &[Arc<Partition>],
+        now_ms: i64,
+    ) -> Result<()> {
+        let mut st = self.state.lock();
+        Self::tick(&mut st, coordinator, now_ms);
+        if let Some(m) = st.members.get_mut(member_id).filter(|m| m.remote) {
+            m.last_poll_ms = m.last_poll_ms.max(now_ms);
+        }
+        if !st.members.get(member_id).is_some_and(|m| m.remote) {
+            return Err(Error::UnknownMember { group: self.id.clone(), member_id: member_id.to_owned() });
+        }
+        let stale = generation != st.generation
+            || offsets.iter().any(|(tp, _, _)| st.owners.get(tp).is_none_or(|o| o != member_id));
+        if stale {
+            return Err(Error::StaleGeneration {
+                group: self.id.clone(),
+                member_generation: generation,
+                group_generation: st.generation,
+            });
+        }
+        coordinator.offsets.commit_with_metadata(&self.id, offsets, logs, now_ms)
+    }
+
+    /// Whether `member_id` is a remote member of the group.
+    pub fn has_remote_member(&self, member_id: &str) -> bool {
+        self.state.lock().members.get(member_id).is_some_and(|m| m.remote)
     }
 
     /// The group's state, generation, assignor, and members with what they

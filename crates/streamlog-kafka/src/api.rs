@@ -11,12 +11,12 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
 use streamlog::{
-    CleanupPolicy, Consumer, ConsumerConfig, Durability, Error, OffsetAndMetadata, Partition, TopicConfig,
-    TopicPartition,
+    CleanupPolicy, Consumer, ConsumerConfig, Durability, Error, GroupState, OffsetAndMetadata, Partition, RemoteJoin,
+    RemoteJoinOutcome, TopicConfig, TopicPartition,
 };
 
 use crate::Shared;
-use crate::groups::JoinRequest;
+use crate::groups::{MAX_JOIN_WAIT, MAX_SYNC_WAIT};
 use crate::records;
 
 pub(crate) const NONE: i16 = 0;
@@ -42,6 +42,7 @@ pub(crate) const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub(crate) const KAFKA_STORAGE_ERROR: i16 = 56;
 pub(crate) const GROUP_ID_NOT_FOUND: i16 = 69;
 pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
+pub(crate) const FENCED_INSTANCE_ID: i16 = 82;
 
 /// The one node of this "cluster".
 const NODE_ID: i32 = 0;
@@ -49,6 +50,18 @@ const CLUSTER_ID: &str = "streamlog";
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
+}
+
+/// The error code of a group request's failure.
+fn group_error_code(e: &Error) -> i16 {
+    match e {
+        Error::UnknownMember { .. } | Error::GroupNotEmpty { .. } => UNKNOWN_MEMBER_ID,
+        Error::RebalanceInProgress { .. } => REBALANCE_IN_PROGRESS,
+        Error::StaleGeneration { .. } => ILLEGAL_GENERATION,
+        Error::FencedInstanceId { .. } => FENCED_INSTANCE_ID,
+        Error::GroupIdTooLong { .. } => INVALID_GROUP_ID,
+        e => error_code(e),
+    }
 }
 
 fn error_code(e: &Error) -> i16 {
@@ -125,21 +138,16 @@ pub(crate) fn handle(shared: &Shared, header: &RequestHeader, req: RequestKind) 
         RequestKind::ListGroups(_) => ResponseKind::ListGroups(list_groups(shared)),
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups(shared, r)),
         RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group(shared, r, v, client_id)),
-        RequestKind::SyncGroup(r) => {
-            let stopping = || shared.stopping.load(Ordering::Acquire);
-            let assignments = r.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
-            let (error, assignment, protocol, ptype) =
-                shared.groups.sync(&r.group_id.0, &r.member_id, r.generation_id, assignments, &stopping);
-            let mut resp = SyncGroupResponse::default();
-            resp.error_code = error;
-            resp.assignment = assignment;
-            resp.protocol_name = protocol.map(s);
-            resp.protocol_type = Some(s(ptype));
-            ResponseKind::SyncGroup(resp)
-        }
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group(shared, r)),
         RequestKind::Heartbeat(r) => {
             let mut resp = HeartbeatResponse::default();
-            resp.error_code = shared.groups.heartbeat(&r.group_id.0, &r.member_id, r.generation_id);
+            resp.error_code = match u32::try_from(r.generation_id) {
+                Err(_) => ILLEGAL_GENERATION,
+                Ok(generation) => match shared.broker.group(&r.group_id.0).remote_heartbeat(&r.member_id, generation) {
+                    Ok(()) => NONE,
+                    Err(e) => group_error_code(&e),
+                },
+            };
             ResponseKind::Heartbeat(resp)
         }
         RequestKind::LeaveGroup(r) => {
@@ -151,7 +159,8 @@ pub(crate) fn handle(shared: &Shared, header: &RequestHeader, req: RequestKind) 
             } else {
                 vec![(r.member_id.to_string(), None)]
             };
-            let codes = shared.groups.leave(&r.group_id.0, &members);
+            let codes: Vec<i16> =
+                members.iter().map(|(id, inst)| leave_group(shared, &r.group_id.0, id, inst)).collect();
             let mut resp = LeaveGroupResponse::default();
             if v >= 3 {
                 resp.members = members
@@ -706,35 +715,51 @@ fn committer<'a>(
 
 fn offset_commit(shared: &Shared, r: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = r.group_id.0.to_string();
-    let fenced = shared.groups.check_commit(&group, &r.member_id, r.generation_id_or_member_epoch);
+    let generation = r.generation_id_or_member_epoch;
+    let member = r.member_id.to_string();
     let mut resp = OffsetCommitResponse::default();
-    let mut committers = shared.offsets.committers.lock();
-    for t in r.topics {
+    // Per partition: its place in the response and its commit, if valid.
+    let mut commits: Vec<(usize, usize, TopicPartition, OffsetAndMetadata)> = Vec::new();
+    for (ti, t) in r.topics.into_iter().enumerate() {
         let mut tr = offset_commit_response::OffsetCommitResponseTopic::default();
-        for p in t.partitions {
+        for (pi, p) in t.partitions.into_iter().enumerate() {
             let mut pr = offset_commit_response::OffsetCommitResponsePartition::default();
             pr.partition_index = p.partition_index;
             pr.error_code = if group.is_empty() {
                 INVALID_GROUP_ID
-            } else if fenced != NONE {
-                fenced
             } else if p.partition_index < 0 || p.committed_offset < 0 {
                 INVALID_REQUEST
             } else {
                 let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index as u32);
                 let md = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
-                let res = committer(&mut committers, shared, &group).and_then(|c| {
-                    c.commit_offsets_with_metadata(&[(tp, OffsetAndMetadata::new(p.committed_offset as u64, md))])
-                });
-                match res {
-                    Ok(()) => NONE,
-                    Err(e) => error_code(&e),
-                }
+                commits.push((ti, pi, tp, OffsetAndMetadata::new(p.committed_offset as u64, md)));
+                NONE
             };
             tr.partitions.push(pr);
         }
         tr.name = t.name;
         resp.topics.push(tr);
+    }
+    if commits.is_empty() {
+        return resp;
+    }
+    let offsets: Vec<(TopicPartition, OffsetAndMetadata)> =
+        commits.iter().map(|(_, _, tp, o)| (tp.clone(), o.clone())).collect();
+    let result = if generation < 0 && member.is_empty() {
+        // Outside any generation: only while the group has no members.
+        let mut committers = shared.offsets.committers.lock();
+        committer(&mut committers, shared, &group).and_then(|c| c.commit_offsets_with_metadata(&offsets))
+    } else {
+        match u32::try_from(generation) {
+            Ok(g) => shared.broker.group(&group).remote_commit(&member, g, &offsets),
+            Err(_) => Err(Error::UnknownMember { group: group.clone(), member_id: member }),
+        }
+    };
+    if let Err(e) = result {
+        let code = group_error_code(&e);
+        for (ti, pi, _, _) in commits {
+            resp.topics[ti].partitions[pi].error_code = code;
+        }
     }
     resp
 }
@@ -771,28 +796,26 @@ fn offset_fetch(shared: &Shared, r: OffsetFetchRequest) -> OffsetFetchResponse {
     resp
 }
 
+fn state_name(state: GroupState) -> &'static str {
+    match state {
+        GroupState::Empty => "Empty",
+        GroupState::PreparingRebalance => "PreparingRebalance",
+        GroupState::CompletingRebalance => "CompletingRebalance",
+        GroupState::Stable => "Stable",
+        _ => "Dead",
+    }
+}
+
 fn list_groups(shared: &Shared) -> ListGroupsResponse {
     let mut resp = ListGroupsResponse::default();
-    let wire = shared.groups.list();
-    let mut seen = std::collections::HashSet::new();
-    for (id, ptype, state) in wire {
-        let mut g = list_groups_response::ListedGroup::default();
-        g.group_id = GroupId(s(id.clone()));
-        g.protocol_type = s(ptype);
-        g.group_state = s(state);
-        g.group_type = s("classic");
-        seen.insert(id);
-        resp.groups.push(g);
-    }
     for id in shared.broker.list_groups() {
-        if seen.insert(id.clone()) {
-            let mut g = list_groups_response::ListedGroup::default();
-            g.group_id = GroupId(s(id));
-            g.protocol_type = s("consumer");
-            g.group_state = s("Empty");
-            g.group_type = s("classic");
-            resp.groups.push(g);
-        }
+        let Ok(desc) = shared.broker.describe_group(&id) else { continue };
+        let mut g = list_groups_response::ListedGroup::default();
+        g.group_id = GroupId(s(id));
+        g.protocol_type = s("consumer");
+        g.group_state = s(state_name(desc.state));
+        g.group_type = s("classic");
+        resp.groups.push(g);
     }
     resp
 }
@@ -801,43 +824,32 @@ fn describe_groups(shared: &Shared, r: DescribeGroupsRequest) -> DescribeGroupsR
     let mut resp = DescribeGroupsResponse::default();
     for id in r.groups {
         let mut d = describe_groups_response::DescribedGroup::default();
-        let found = shared.groups.with_group(&id.0, |g| {
-            let g = g?;
-            d.group_state = s(g.state.name());
-            d.protocol_type = s(g.protocol_type.clone());
-            d.protocol_data = s(g.protocol.clone().unwrap_or_default());
-            d.members = g
-                .members
-                .values()
-                .map(|m| {
-                    let mut dm = describe_groups_response::DescribedGroupMember::default();
-                    dm.member_id = s(m.id.clone());
-                    dm.group_instance_id = m.instance_id.clone().map(s);
-                    dm.client_id = s(m.client_id.clone());
-                    dm.client_host = s(m.client_host.clone());
-                    let proto = g.protocol.clone().unwrap_or_default();
-                    dm.member_metadata =
-                        m.protocols.iter().find(|(p, _)| *p == proto).map(|(_, b)| b.clone()).unwrap_or_default();
-                    dm.member_assignment = m.assignment.clone();
-                    dm
-                })
-                .collect();
-            Some(())
-        });
-        if found.is_none() {
-            match shared.broker.describe_group(&id.0) {
-                Ok(desc) => {
-                    d.group_state = s(if desc.members.is_empty() { "Empty" } else { "Stable" });
-                    d.protocol_type = s("consumer");
-                    d.protocol_data = s(format!("{:?}", desc.assignor).to_lowercase());
+        match shared.broker.describe_group(&id.0) {
+            Ok(desc) => {
+                d.group_state = s(state_name(desc.state));
+                d.protocol_type = s(if desc.state == GroupState::Dead { "" } else { "consumer" });
+                if !desc.members.is_empty() {
+                    d.protocol_data = s(crate::groups::protocol_name(desc.assignor));
                 }
-                Err(_) => {
-                    d.group_state = s("Dead");
-                    d.error_code = if id.0.is_empty() { INVALID_GROUP_ID } else { NONE };
-                    let _ = GROUP_ID_NOT_FOUND; // Kafka answers "Dead", not an error, for an unknown group.
-                }
+                d.members = desc
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        let mut dm = describe_groups_response::DescribedGroupMember::default();
+                        dm.client_id = s(m.member_id.rsplit_once('-').map_or("", |(c, _)| c));
+                        dm.member_id = s(m.member_id);
+                        dm.group_instance_id = m.group_instance_id.map(s);
+                        dm.member_assignment = crate::groups::encode_assignment(&m.partitions);
+                        dm
+                    })
+                    .collect();
             }
+            Err(_) => d.group_state = s("Dead"),
         }
+        if id.0.is_empty() {
+            d.error_code = INVALID_GROUP_ID;
+        }
+        let _ = GROUP_ID_NOT_FOUND; // Kafka answers "Dead", not an error, for an unknown group.
         d.group_id = id;
         resp.groups.push(d);
     }
@@ -845,43 +857,131 @@ fn describe_groups(shared: &Shared, r: DescribeGroupsRequest) -> DescribeGroupsR
 }
 
 fn join_group(shared: &Shared, r: JoinGroupRequest, v: i16, client_id: String) -> JoinGroupResponse {
-    let stopping = || shared.stopping.load(Ordering::Acquire);
-    let session = Duration::from_millis(r.session_timeout_ms.max(1) as u64);
-    let rebalance = if v >= 1 { Duration::from_millis(r.rebalance_timeout_ms.max(1) as u64) } else { session };
-    let res = shared.groups.join(
-        JoinRequest {
-            group: r.group_id.0.to_string(),
-            member_id: r.member_id.to_string(),
-            instance_id: r.group_instance_id.map(|i| i.to_string()),
-            client_id,
-            client_host: String::from("/127.0.0.1"),
-            session_timeout: session,
-            rebalance_timeout: rebalance,
-            protocol_type: r.protocol_type.to_string(),
-            protocols: r.protocols.into_iter().map(|p| (p.name.to_string(), p.metadata)).collect(),
-            require_known_member_id: v >= 4,
-        },
-        &stopping,
-    );
     let mut resp = JoinGroupResponse::default();
-    resp.error_code = if r.group_id.0.is_empty() { INVALID_GROUP_ID } else { res.error };
-    resp.generation_id = res.generation;
-    resp.protocol_type = Some(s(res.protocol_type));
-    resp.protocol_name = Some(s(res.protocol.unwrap_or_default()));
-    resp.leader = s(res.leader);
-    resp.member_id = s(res.member_id);
-    resp.members = res
-        .members
-        .into_iter()
-        .map(|(id, inst, meta)| {
-            let mut m = join_group_response::JoinGroupResponseMember::default();
-            m.member_id = s(id);
-            m.group_instance_id = inst.map(s);
-            m.metadata = meta;
-            m
-        })
-        .collect();
+    resp.generation_id = -1;
+    resp.member_id = r.member_id.clone();
+    resp.protocol_type = Some(r.protocol_type.clone());
+    let group_id = r.group_id.0.to_string();
+    if group_id.is_empty() || group_id.len() > streamlog::MAX_GROUP_ID_LEN {
+        resp.error_code = INVALID_GROUP_ID;
+        return resp;
+    }
+    // The broker assigns, so it must read the subscriptions: consumer
+    // groups only (not, say, Kafka Connect's "connect" protocol).
+    let subscription = r.protocols.iter().find_map(|p| crate::groups::decode_subscription(&p.metadata));
+    let Some((topics, owned)) = subscription.filter(|_| r.protocol_type.as_str() == "consumer") else {
+        resp.error_code = INCONSISTENT_GROUP_PROTOCOL;
+        return resp;
+    };
+    let group = shared.broker.group(&group_id);
+    let instance_id = r.group_instance_id.as_ref().map(|i| i.to_string());
+    let mut member_id = r.member_id.to_string();
+    if member_id.is_empty() {
+        member_id = group.new_member_id(if client_id.is_empty() { "consumer" } else { &client_id });
+        resp.member_id = s(member_id.clone());
+        if v >= 4 && instance_id.is_none() {
+            // KIP-394: the client rejoins with this id.
+            shared.groups.add_pending(&group_id, &member_id);
+            resp.error_code = MEMBER_ID_REQUIRED;
+            return resp;
+        }
+    } else if !group.has_remote_member(&member_id) && !shared.groups.take_pending(&group_id, &member_id) {
+        resp.error_code = UNKNOWN_MEMBER_ID;
+        return resp;
+    }
+    let assignor = r.protocols.iter().find_map(|p| crate::groups::assignor_of(&p.name)).unwrap_or_default();
+    let session = Duration::from_millis(r.session_timeout_ms.max(1) as u64);
+    let rebalance =
+        if v >= 1 { Duration::from_millis(r.rebalance_timeout_ms.max(1) as u64) } else { session }.min(MAX_JOIN_WAIT);
+    let join = RemoteJoin {
+        member_id: member_id.clone(),
+        group_instance_id: instance_id,
+        topics,
+        owned,
+        assignor,
+        session_timeout: session,
+        rebalance_timeout: rebalance,
+    };
+    // Waits in slices, to notice a shutdown; a rejoin is idempotent.
+    let start = Instant::now();
+    let outcome = loop {
+        match group.remote_join(join.clone(), Duration::from_millis(100)) {
+            Ok(RemoteJoinOutcome::Pending)
+                if !shared.stopping.load(Ordering::Acquire) && start.elapsed() < rebalance + Duration::from_secs(1) =>
+            {
+                continue;
+            }
+            Ok(RemoteJoinOutcome::Pending) => break Err(Error::RebalanceInProgress { group: group_id.clone() }),
+            other => break other,
+        }
+    };
+    match outcome {
+        Ok(RemoteJoinOutcome::Joined { generation, assignor, .. }) => {
+            // The protocol of the group's assignor if the member offers it
+            // (it then revokes as that protocol does), else its first.
+            let name = crate::groups::protocol_name(assignor);
+            let protocol = r
+                .protocols
+                .iter()
+                .find(|p| p.name.as_str() == name)
+                .or(r.protocols.first())
+                .map(|p| p.name.to_string())
+                .unwrap_or_default();
+            shared.groups.set_protocol(&group_id, &member_id, &protocol);
+            resp.generation_id = i32::try_from(generation).unwrap_or(i32::MAX);
+            resp.protocol_name = Some(s(protocol));
+            resp.leader = s(crate::groups::LEADER);
+            resp.member_id = s(member_id);
+        }
+        Ok(_) => resp.error_code = REBALANCE_IN_PROGRESS,
+        Err(e) => resp.error_code = group_error_code(&e),
+    }
     resp
+}
+
+fn sync_group(shared: &Shared, r: SyncGroupRequest) -> SyncGroupResponse {
+    let mut resp = SyncGroupResponse::default();
+    let group_id = r.group_id.0.to_string();
+    let protocol = shared.groups.protocol(&group_id, &r.member_id);
+    resp.protocol_type = Some(s("consumer"));
+    resp.protocol_name = protocol.clone().map(s);
+    let Ok(generation) = u32::try_from(r.generation_id) else {
+        resp.error_code = ILLEGAL_GENERATION;
+        return resp;
+    };
+    // The leader's assignments, if any client sends them, are not used:
+    // the broker has assigned.
+    match shared.broker.group(&group_id).remote_sync(&r.member_id, generation, MAX_SYNC_WAIT) {
+        Ok(partitions) => resp.assignment = crate::groups::encode_assignment(&partitions),
+        Err(e) => {
+            if matches!(e, Error::UnknownMember { .. }) {
+                shared.groups.forget(&group_id, &r.member_id);
+            }
+            resp.error_code = group_error_code(&e);
+        }
+    }
+    resp
+}
+
+fn leave_group(shared: &Shared, group_id: &str, member_id: &str, instance: &Option<String>) -> i16 {
+    let group = shared.broker.group(group_id);
+    let mut id = member_id.to_owned();
+    if id.is_empty()
+        && let Some(i) = instance
+        && let Ok(desc) = group.describe()
+    {
+        id = desc
+            .members
+            .into_iter()
+            .find(|m| m.group_instance_id.as_ref() == Some(i))
+            .map(|m| m.member_id)
+            .unwrap_or_default();
+    }
+    shared.groups.forget(group_id, &id);
+    match group.remote_leave(&id) {
+        Ok(()) => NONE,
+        Err(e) => group_error_code(&e),
+    }
 }
 
 /// Partition `index` of `topic`, if both exist (a wire index is an `i32`).
