@@ -770,6 +770,17 @@ impl Group {
             m.last_poll_ms = m.last_poll_ms.max(now_ms);
         }
         self.check_remote(&st, member_id, generation)?;
+        // Partition counts may have changed (remote members do not poll):
+        // as in `sync`, a change of the counts in use rebalances.
+        let epoch = coordinator.topics_epoch();
+        if epoch != st.counts_epoch {
+            let changed = coordinator.counts(Self::all_topics(&st).into_iter()) != st.counts;
+            st.counts_epoch = epoch;
+            if changed {
+                Self::begin_rebalance(&mut st, coordinator, now_ms, false);
+                return Err(Error::RebalanceInProgress { group: self.id.clone() });
+            }
+        }
         let m = &st.members[member_id];
         if m.target.iter().any(|tp| !st.owners.contains_key(tp)) {
             return Err(Error::RebalanceInProgress { group: self.id.clone() });
