@@ -37,10 +37,8 @@ fn join_request(member_id: &str, rebalance_ms: i32) -> JoinGroupRequest {
 fn join_group_waits_for_in_process_members_without_blocking_other_connections() {
     let env = start();
     env.broker.create_topic("jw", TopicConfig::with_partitions(4)).unwrap();
-    let mut a = env
-        .broker
-        .consumer(ConsumerConfig::with_group("jw-group").auto_offset_reset(OffsetReset::Earliest))
-        .unwrap();
+    let mut a =
+        env.broker.consumer(ConsumerConfig::with_group("jw-group").auto_offset_reset(OffsetReset::Earliest)).unwrap();
     a.subscribe(&["jw"]).unwrap();
     a.poll(Duration::from_millis(10)).unwrap();
     assert_eq!(a.assignment().len(), 4);
