@@ -101,7 +101,7 @@ fn reaper(job: Job) {
     static QUEUE: OnceLock<Option<Mutex<mpsc::Sender<Job>>>> = OnceLock::new();
     let queue = QUEUE.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new().name("streamlog-reaper".into()).spawn(move || rx.into_iter().for_each(run)).ok()?;
+        std::thread::Builder::new().name("streamlog-reaper".into()).spawn(move || reap(&rx)).ok()?;
         Some(Mutex::new(tx))
     });
     let job = match queue {
@@ -111,23 +111,49 @@ fn reaper(job: Job) {
         },
         None => job,
     };
-    run(job);
-}
-
-fn run(job: Job) {
     match job {
-        // Best effort: what is left is swept by a later process.
-        Job::Remove(dir) => {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        Job::Sweep(base) => sweep(&base),
+        Job::Remove(dir) => remove(&dir),
+        Job::Sweep(base) => leftovers(&base).iter().for_each(|d| remove(d)),
     }
 }
 
-/// Removes `base/streamlog-<pid>-*` directories of processes that no longer
+/// The reaper thread. This process's own directories go first: the
+/// leftovers of earlier processes (there can be thousands, at milliseconds
+/// each) are removed one at a time while nothing else waits.
+fn reap(rx: &mpsc::Receiver<Job>) {
+    let mut leftover: Vec<PathBuf> = Vec::new();
+    loop {
+        let job = match leftover.is_empty() {
+            true => match rx.recv() {
+                Ok(job) => job,
+                Err(mpsc::RecvError) => return,
+            },
+            false => match rx.try_recv() {
+                Ok(job) => job,
+                Err(mpsc::TryRecvError::Empty) => {
+                    remove(&leftover.pop().expect("not empty"));
+                    continue;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => return,
+            },
+        };
+        match job {
+            Job::Remove(dir) => remove(&dir),
+            Job::Sweep(base) => leftover.extend(leftovers(&base)),
+        }
+    }
+}
+
+/// Best effort: what is left is swept by a later process.
+fn remove(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The `base/streamlog-<pid>-*` directories of processes that no longer
 /// exist, but only those that hold a broker (or nothing).
-fn sweep(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else { return };
+fn leftovers(base: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(base) else { return Vec::new() };
+    let mut found = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)).and_then(|n| n.split('-').next()) else {
@@ -138,9 +164,10 @@ fn sweep(base: &Path) {
         let ours = path.join(crate::log::meta::BROKER_META).is_file()
             || std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none());
         if pid != std::process::id() && !process_alive(pid) && ours {
-            let _ = std::fs::remove_dir_all(&path);
+            found.push(path);
         }
     }
+    found
 }
 
 /// Whether process `pid` exists (Linux: it has a `/proc` entry; where
