@@ -100,6 +100,9 @@ fn the_offsets_topic_stays_bounded_under_frequent_commits() {
         let cfg = ConsumerConfig::with_group("g").auto_offset_reset(OffsetReset::Earliest).enable_auto_commit(false);
         let mut c = b.consumer(cfg).unwrap();
         c.subscribe(&["t"]).unwrap();
+        c.poll(Duration::ZERO).unwrap();
+        c.commit_offsets(&[(TopicPartition::new("t", 0), 0)]).unwrap();
+        // Made by the first commit.
         let offsets = b.topic(OFFSETS_TOPIC).unwrap().partition(0).unwrap();
         let mut max_size = 0;
         for round in 0..5000u64 {

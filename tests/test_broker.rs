@@ -94,3 +94,25 @@ fn broker_is_send_sync_clone() {
     fn check<T: Send + Sync + Clone>() {}
     check::<Broker>();
 }
+
+#[test]
+fn the_offsets_topic_is_made_by_the_first_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let offsets_dir = dir.path().join("topics").join(streamlog::OFFSETS_TOPIC);
+    let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+    b.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
+    assert!(!offsets_dir.exists(), "a broker that never commits makes no offsets topic");
+    assert!(matches!(b.create_topic(streamlog::OFFSETS_TOPIC, TopicConfig::default()), Err(Error::InvalidConfig(_))));
+    let tp = streamlog::TopicPartition::new("t", 0);
+    let mut c = b.consumer(streamlog::ConsumerConfig::with_group("g")).unwrap();
+    c.assign(std::slice::from_ref(&tp)).unwrap();
+    c.commit_offsets(&[(tp.clone(), 0)]).unwrap();
+    assert!(offsets_dir.is_dir());
+    drop(c);
+    b.close().unwrap();
+    let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+    let c = b.consumer(streamlog::ConsumerConfig::with_group("g")).unwrap();
+    assert_eq!(c.committed(&tp).unwrap(), Some(0));
+    drop(c);
+    b.close().unwrap();
+}

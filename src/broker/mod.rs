@@ -304,18 +304,28 @@ impl Broker {
         });
         let broker = Broker { _last_closes: Arc::new(CloseOnDrop(Arc::clone(&inner))), inner };
         broker.inner.load_topics()?;
+        // The offsets topic is made by the first commit (a broker that
+        // never commits, a test's say, spares its files).
         let offsets = match broker.inner.topic(OFFSETS_TOPIC) {
-            Ok(t) => t,
-            Err(_) => broker.inner.create_topic(
-                OFFSETS_TOPIC,
-                offsets_topic_config().segment_bytes(broker.inner.opts.offsets_segment_bytes),
-            )?,
+            Ok(t) => Some(t.partition(0)?),
+            Err(Error::UnknownTopic { .. }) => None,
+            Err(e) => return Err(e),
         };
+        let weak = Arc::downgrade(&broker.inner);
+        let create_offsets = Box::new(move || {
+            let broker = weak.upgrade().ok_or(Error::Closed)?;
+            let config = offsets_topic_config().segment_bytes(broker.opts.offsets_segment_bytes);
+            match broker.create_topic(OFFSETS_TOPIC, config) {
+                Err(Error::TopicExists { .. }) => broker.topic(OFFSETS_TOPIC),
+                other => other,
+            }?
+            .partition(0)
+        });
         let topics = broker.inner.topic_names().into_iter().collect();
         let now = broker.inner.opts.clock.now_ms();
         let delay = i64::try_from(broker.inner.opts.group_initial_rebalance_delay.as_millis()).unwrap_or(i64::MAX);
         let coordinator =
-            Coordinator::new(Arc::downgrade(&broker.inner) as _, offsets.partition(0)?, &topics, delay, now)?;
+            Coordinator::new(Arc::downgrade(&broker.inner) as _, offsets, create_offsets, &topics, delay, now)?;
         let _ = broker.inner.coordinator.set(coordinator);
         if let Some(every) = broker.inner.opts.maintenance_interval {
             *broker.inner.maintenance.lock() = Some(start_maintenance(&broker.inner, every)?);
@@ -342,7 +352,12 @@ impl Broker {
 
     /// Creates a topic. Its metadata is written atomically: after a crash
     /// the topic either exists whole or not at all.
+    /// [`OFFSETS_TOPIC`](crate::OFFSETS_TOPIC) is internal: the broker makes
+    /// it at the first commit.
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        if name == OFFSETS_TOPIC {
+            return Err(Error::InvalidConfig(format!("{OFFSETS_TOPIC} is internal")));
+        }
         self.inner.create_topic(name, config)
     }
 

@@ -174,12 +174,13 @@ impl Coordinator {
     /// delete that crashed before forgetting them) are forgotten now.
     pub fn new(
         view: Weak<dyn TopicView>,
-        offsets_log: Arc<Partition>,
+        offsets_log: Option<Arc<Partition>>,
+        create_offsets_log: crate::group::offsets::CreateLog,
         topics: &BTreeSet<String>,
         initial_delay_ms: i64,
         now_ms: i64,
     ) -> Result<Coordinator> {
-        let offsets = OffsetStore::load(offsets_log)?;
+        let offsets = OffsetStore::load(offsets_log, create_offsets_log)?;
         for t in offsets.topics().difference(topics) {
             offsets.forget_topic(t, now_ms)?;
         }

@@ -2,7 +2,7 @@
 //! `__consumer_offsets` partition, replayed into a map on open.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -20,12 +20,19 @@ use crate::log::record::Record;
 /// the same, then the metadata (u16 length + UTF-8). The latest record per
 /// key wins, so the log compacts to one record per committed partition.
 pub(crate) struct OffsetStore {
-    log: Arc<Partition>,
+    /// The offsets log, once it exists: it is made on the first commit, so
+    /// a broker that never commits (a test's, say) never creates it.
+    log: OnceLock<Arc<Partition>>,
+    /// Creates the offsets log; held while it does, so it runs once.
+    create: Mutex<CreateLog>,
     committed: RwLock<HashMap<(String, TopicPartition), Committed>>,
     /// Serializes appends with their map updates, so the map and the log
     /// agree on which commit came last.
     write: Mutex<()>,
 }
+
+/// Makes the offsets log (creates the internal topic).
+pub(crate) type CreateLog = Box<dyn Fn() -> Result<Arc<Partition>> + Send + Sync>;
 
 const OFFSET_RECORD_VERSION: u8 = 1;
 /// A value that carries the commit's metadata string. Commits without
@@ -131,8 +138,16 @@ fn offset_value(offset: u64, now_ms: i64, metadata: &str) -> Vec<u8> {
 }
 
 impl OffsetStore {
-    /// Replays the offsets log.
-    pub(super) fn load(log: Arc<Partition>) -> Result<OffsetStore> {
+    /// Replays the offsets log, if there is one yet; `create` makes it
+    /// when the first commit needs it.
+    pub(super) fn load(log: Option<Arc<Partition>>, create: CreateLog) -> Result<OffsetStore> {
+        let store = OffsetStore {
+            log: OnceLock::new(),
+            create: Mutex::new(create),
+            committed: RwLock::new(HashMap::new()),
+            write: Mutex::new(()),
+        };
+        let Some(log) = log else { return Ok(store) };
         let mut committed = HashMap::new();
         let mut next = log.log_start_offset();
         while next < log.high_watermark() {
@@ -151,7 +166,24 @@ impl OffsetStore {
                 next = batch.next_offset();
             }
         }
-        Ok(OffsetStore { log, committed: RwLock::new(committed), write: Mutex::new(()) })
+        *store.committed.write() = committed;
+        let _ = store.log.set(log);
+        Ok(store)
+    }
+
+    /// The offsets log, made now if this is the first commit. Called before
+    /// taking `write`: making it takes the broker's admin lock, which a
+    /// topic delete holds while it forgets offsets under `write`.
+    fn log_or_create(&self) -> Result<&Arc<Partition>> {
+        if let Some(log) = self.log.get() {
+            return Ok(log);
+        }
+        let create = self.create.lock();
+        if let Some(log) = self.log.get() {
+            return Ok(log);
+        }
+        let log = create()?;
+        Ok(self.log.get_or_init(|| log))
     }
 
     pub fn get(&self, group: &str, tp: &TopicPartition) -> Option<u64> {
@@ -194,6 +226,7 @@ impl OffsetStore {
         if let Some(len) = offsets.iter().map(|(_, _, m)| m.len()).find(|&n| n > MAX_OFFSET_METADATA_LEN) {
             return Err(Error::OffsetMetadataTooLarge { len, max: MAX_OFFSET_METADATA_LEN });
         }
+        let log = self.log_or_create()?;
         let _w = self.write.lock();
         let offsets: Vec<&(TopicPartition, u64, &str)> =
             offsets.iter().zip(logs).filter(|(_, log)| !log.is_closed()).map(|(o, _)| o).collect();
@@ -206,7 +239,7 @@ impl OffsetStore {
                 Record::new(offset_value(*off, now_ms, md)).with_key(offset_key(group, tp)).with_timestamp(now_ms)
             })
             .collect();
-        self.log.append(&records)?;
+        log.append(&records)?;
         let mut map = self.committed.write();
         for (tp, offset, md) in offsets {
             let metadata = (!md.is_empty()).then(|| Box::from(*md));
@@ -230,14 +263,13 @@ impl OffsetStore {
         let _w = self.write.lock();
         let doomed: Vec<(String, TopicPartition)> =
             self.committed.read().keys().filter(|(g, tp)| doomed(g, tp)).cloned().collect();
-        if doomed.is_empty() {
-            return Ok(());
-        }
+        // Something committed, so the log exists.
+        let Some(log) = self.log.get().filter(|_| !doomed.is_empty()) else { return Ok(()) };
         let tombstones: Vec<Record> =
             doomed.iter().map(|(g, tp)| Record::tombstone(offset_key(g, tp)).with_timestamp(now_ms)).collect();
-        self.log.append(&tombstones)?;
+        log.append(&tombstones)?;
         // As durable as the delete itself.
-        self.log.flush()?;
+        log.flush()?;
         let mut map = self.committed.write();
         for k in &doomed {
             map.remove(k);
