@@ -164,7 +164,7 @@ pub use group::{
     MemberSubscription, OFFSETS_TOPIC, OffsetAndMetadata, PartitionOffsets, TopicPartition,
 };
 pub use log::cleaner::{CompactionOptions, CompactionStats};
-pub use log::format::RecordIter;
+pub use log::format::{HeaderViews, RecordIter, RecordView, RecordViews};
 pub use log::options::{Durability, MAX_TIMESTAMP, PartitionOptions};
 pub use log::partition::{AppendFuture, AppendInfo, Partition};
 pub use log::record::{Batch, Header, LogRecord, Record, TimestampType};
