@@ -149,7 +149,7 @@ pub use broker::{
 };
 pub use client::batching::{BatchingConfig, BatchingProducer, DeliveryFuture, Enqueue};
 pub use client::consumer::{
-    Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, RecordStream, Recv, TopicPattern,
+    Consumer, ConsumerBatch, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, RecordStream, Recv, TopicPattern,
     WakeupHandle,
 };
 pub use client::partitioner::{DefaultPartitioner, NoKeyStrategy, Partitioner, murmur2, murmur2_partition};

@@ -799,11 +799,19 @@ impl<'a> RecordView<'a> {
             timestamp: self.timestamp,
             key: self.key_bytes(),
             value: self.value_bytes(),
-            headers: self
-                .headers()
-                .map(|(key, value)| Header { key: key.to_owned(), value: value.map(|v| self.batch.slice_ref(v)) })
-                .collect(),
+            headers: self.owned_headers(),
         }
+    }
+
+    /// The headers, owned (values zero-copy; nothing allocated when there
+    /// are none).
+    pub(crate) fn owned_headers(&self) -> Vec<Header> {
+        if self.header_count == 0 {
+            return Vec::new();
+        }
+        self.headers()
+            .map(|(key, value)| Header { key: key.to_owned(), value: value.map(|v| self.batch.slice_ref(v)) })
+            .collect()
     }
 }
 
