@@ -149,8 +149,8 @@ pub use broker::{
 };
 pub use client::batching::{BatchingConfig, BatchingProducer, DeliveryFuture, Enqueue};
 pub use client::consumer::{
-    Consumer, ConsumerBatch, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, RecordStream, Recv, TopicPattern,
-    WakeupHandle,
+    Consumer, ConsumerBatch, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, RecordStream, Recv,
+    TopicPattern, WakeupHandle,
 };
 pub use client::partitioner::{DefaultPartitioner, NoKeyStrategy, Partitioner, murmur2, murmur2_partition};
 pub use client::producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata, SendFuture};
