@@ -3,7 +3,9 @@
 //! - `poll/100B`: records per second through `Consumer::poll` (one consumer,
 //!   one partition, 100 B records), next to a raw `Partition::read` of the
 //!   same log and a std `mpsc` channel (crossbeam's implementation) draining
-//!   the same number of preloaded messages.
+//!   the same number of preloaded messages; and the borrowed pair,
+//!   `Consumer::poll_batches` next to `Partition::read`, both walked with
+//!   `Batch::record_views`.
 //! - `latency`: from `send` on one thread to `poll` returning on another,
 //!   next to the same hand-off through an `mpsc` channel. Criterion reports
 //!   the mean; the p50/p99 are printed before the measurement, for a busy
@@ -63,7 +65,47 @@ fn poll_throughput(c: &mut Criterion) {
             start.elapsed()
         })
     });
+    g.bench_function("100B/consumer_poll_batches", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let mut left = iters;
+            while left > 0 {
+                let polled = consumer.poll_batches(Duration::ZERO).unwrap();
+                if polled.is_empty() {
+                    consumer.seek_to_beginning(&[]).unwrap();
+                    continue;
+                }
+                for p in &polled {
+                    for r in p.batch.record_views() {
+                        black_box(r.unwrap().value().map(|v| v[0]));
+                        left = left.saturating_sub(1);
+                    }
+                }
+            }
+            start.elapsed()
+        })
+    });
     let log = broker.topic("t").unwrap().partition(0).unwrap();
+    g.bench_function("100B/partition_read_views", |b| {
+        let mut next = 0;
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let mut left = iters;
+            while left > 0 {
+                if next >= PRELOAD {
+                    next = 0;
+                }
+                for batch in log.read(next, 1 << 20).unwrap() {
+                    for r in batch.record_views() {
+                        black_box(r.unwrap().value().map(|v| v[0]));
+                        left = left.saturating_sub(1);
+                    }
+                    next = batch.next_offset();
+                }
+            }
+            start.elapsed()
+        })
+    });
     g.bench_function("100B/partition_read", |b| {
         let mut next = 0;
         b.iter_custom(|iters| {

@@ -1,6 +1,13 @@
-//! Producer benchmarks: keyed 100 B records from 1, 2 and 4 threads into one
-//! topic of 4 partitions (baseline: the same records through a std `mpsc`
-//! channel to one receiver), and the partitioner's cost per record.
+//! Producer benchmarks:
+//! - `send/100B`: `Producer::send` of one 100 B record per call next to
+//!   `Partition::append` of the same record to the same partition (the
+//!   Kafka-style path against the partition path).
+//! - `threads/100B`: `Producer::send` from 1 and 2 threads, each thread to
+//!   its own partition (and the same through `Partition::append`).
+//! - `produce/keyed_100B`: keyed 100 B records from 1, 2 and 4 threads into
+//!   one topic of 4 partitions (baseline: the same records through a std
+//!   `mpsc` channel to one receiver).
+//! - `partitioner`: the partitioner's cost per record.
 //!
 //! `cargo bench -p streamlog-bench --bench produce`
 
@@ -11,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use streamlog::{
-    Broker, BrokerOptions, DefaultPartitioner, NoKeyStrategy, Partitioner, ProducerRecord, TopicConfig, murmur2,
+    Broker, BrokerOptions, DefaultPartitioner, NoKeyStrategy, Partitioner, ProducerRecord, Record, TopicConfig, murmur2,
 };
 
 fn keys() -> Vec<Bytes> {
@@ -75,6 +82,109 @@ fn produce(c: &mut Criterion) {
     g.finish();
 }
 
+/// A fresh broker with topic "t" of `partitions` partitions.
+fn broker(dir: &std::path::Path, partitions: u32) -> Broker {
+    let broker = Broker::open(dir, BrokerOptions::default()).unwrap();
+    broker.create_topic("t", TopicConfig::with_partitions(partitions)).unwrap();
+    broker
+}
+
+/// One 100 B record per call: the Kafka-style path against the partition
+/// path, into the same kind of partition.
+fn send(c: &mut Criterion) {
+    let mut g = c.benchmark_group("send");
+    g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(1));
+    let value = Bytes::from(vec![0xab; 100]);
+    // One broker for both (its partitions' segments are mapped and faulted
+    // in by the warm-up, not inside a sample), each path its own partition.
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(dir.path(), 2);
+    let log = broker.topic("t").unwrap().partition(0).unwrap();
+    g.bench_function("100B/partition_append", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                let rec = Record::new(value.clone()).with_timestamp(i as i64);
+                black_box(log.append(std::slice::from_ref(&rec)).unwrap());
+            }
+            start.elapsed()
+        })
+    });
+    let producer = broker.producer();
+    g.bench_function("100B/producer_send", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                let rec = ProducerRecord::new("t", value.clone()).partition(1).timestamp(i as i64);
+                black_box(producer.send(rec).unwrap());
+            }
+            start.elapsed()
+        })
+    });
+    g.finish();
+}
+
+/// `Producer::send` from 1 and 2 threads, thread `t` to partition `t` (and
+/// `Partition::append` the same way): what the threads share besides the
+/// disk.
+fn threads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("threads");
+    g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(1));
+    let value = Bytes::from(vec![0xab; 100]);
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(dir.path(), 2);
+    let producer = broker.producer();
+    let topic = broker.topic("t").unwrap();
+    for threads in [1u64, 2] {
+        g.bench_function(format!("100B/{threads}_threads/producer_send"), |b| {
+            b.iter_custom(|iters| {
+                let per_thread = iters / threads + 1;
+                std::thread::scope(|s| {
+                    let start = Instant::now();
+                    let handles: Vec<_> = (0..threads)
+                        .map(|t| {
+                            let (producer, value) = (producer.clone(), value.clone());
+                            s.spawn(move || {
+                                for i in 0..per_thread {
+                                    let rec =
+                                        ProducerRecord::new("t", value.clone()).partition(t as u32).timestamp(i as i64);
+                                    black_box(producer.send(rec).unwrap());
+                                }
+                            })
+                        })
+                        .collect();
+                    handles.into_iter().for_each(|h| h.join().unwrap());
+                    start.elapsed()
+                })
+            })
+        });
+        g.bench_function(format!("100B/{threads}_threads/partition_append"), |b| {
+            b.iter_custom(|iters| {
+                let per_thread = iters / threads + 1;
+                std::thread::scope(|s| {
+                    let start = Instant::now();
+                    let handles: Vec<_> = (0..threads)
+                        .map(|t| {
+                            let (log, value) = (topic.partition(t as u32).unwrap(), value.clone());
+                            s.spawn(move || {
+                                for i in 0..per_thread {
+                                    let rec = Record::new(value.clone()).with_timestamp(i as i64);
+                                    black_box(log.append(std::slice::from_ref(&rec)).unwrap());
+                                }
+                            })
+                        })
+                        .collect();
+                    handles.into_iter().for_each(|h| h.join().unwrap());
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
 fn partitioner(c: &mut Criterion) {
     let mut g = c.benchmark_group("partitioner");
     g.throughput(Throughput::Elements(1));
@@ -100,5 +210,5 @@ fn partitioner(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, produce, partitioner);
+criterion_group!(benches, send, threads, produce, partitioner);
 criterion_main!(benches);

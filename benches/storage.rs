@@ -107,6 +107,79 @@ fn filled(dir: &Path, value_len: usize, total: usize) -> Partition {
     p
 }
 
+/// What every read variant does with a value: reads each of its bytes (a
+/// wrapping byte sum, which the compiler vectorizes, so the parse and not
+/// the sum is what is measured).
+#[inline(always)]
+fn touch(v: &[u8]) -> u64 {
+    u64::from(v.iter().fold(0u8, |a, &b| a.wrapping_add(b))) + v.len() as u64
+}
+
+/// A uvarint as the log stores it (docs/FORMAT.md), for the baselines.
+#[inline(always)]
+fn uvarint(b: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let x = *b.get(*at)?;
+        *at += 1;
+        v |= u64::from(x & 0x7f) << shift;
+        if x < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// A length-prefixed optional field (`len + 1`, 0 = null).
+#[inline(always)]
+fn opt<'a>(b: &'a [u8], at: &mut usize) -> Option<Option<&'a [u8]>> {
+    let n = uvarint(b, at)? as usize;
+    if n == 0 {
+        return Some(None);
+    }
+    let v = b.get(*at..*at + n - 1)?;
+    *at += n - 1;
+    Some(Some(v))
+}
+
+const BATCH_HEADER_LEN: usize = 44;
+
+/// The baselines' per-batch parse: the batch's CRC (if `crc`), then each
+/// record's length, attributes, timestamp and offset deltas, key, value and
+/// header count, touching every value byte. Returns the records, or `None`
+/// when `buf` does not start with a whole batch.
+#[inline(always)]
+fn parse_batch(buf: &[u8], crc: bool, sum: &mut u64) -> Option<(usize, u64)> {
+    let len = u32::from_le_bytes(buf.get(4..8)?.try_into().unwrap()) as usize;
+    if len < BATCH_HEADER_LEN || buf.len() < len {
+        return None;
+    }
+    let batch = &buf[..len];
+    if crc {
+        let stored = u32::from_le_bytes(batch[0..4].try_into().unwrap());
+        assert_eq!(crc32fast::hash(&batch[4..]), stored, "checksum");
+    }
+    let count = u32::from_le_bytes(batch[40..44].try_into().unwrap());
+    let mut at = BATCH_HEADER_LEN;
+    for _ in 0..count {
+        let body = uvarint(batch, &mut at)? as usize;
+        let end = at + body;
+        let rec = batch.get(..end)?;
+        assert_eq!(rec[at], 0, "attributes");
+        at += 1;
+        let _ts = uvarint(rec, &mut at)?;
+        let _delta = uvarint(rec, &mut at)?;
+        let _key = opt(rec, &mut at)?;
+        if let Some(v) = opt(rec, &mut at)? {
+            *sum += touch(v);
+        }
+        let headers = uvarint(rec, &mut at)?;
+        assert_eq!(headers, 0, "the bench writes no headers");
+        assert_eq!(at, end, "record length");
+    }
+    Some((len, u64::from(count)))
+}
+
 fn read(c: &mut Criterion) {
     let mut g = c.benchmark_group("read");
     g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
@@ -116,7 +189,8 @@ fn read(c: &mut Criterion) {
         let end = p.high_watermark();
         g.throughput(Throughput::Elements(1));
         let mut next = 0u64;
-        g.bench_function(format!("{value_len}B/streamlog_zero_copy"), |b| {
+        // Owned records: each value a `Bytes` (a reference count per record).
+        g.bench_function(format!("{value_len}B/streamlog_records"), |b| {
             b.iter_custom(|iters| {
                 let start = Instant::now();
                 let mut left = iters;
@@ -128,8 +202,30 @@ fn read(c: &mut Criterion) {
                     for batch in p.read(next, 1 << 20).unwrap() {
                         for rec in batch.records() {
                             let rec = rec.unwrap();
-                            let v = rec.value.unwrap();
-                            sum += v.len() as u64 + u64::from(v[0]);
+                            sum += touch(&rec.value.unwrap());
+                            left = left.saturating_sub(1);
+                        }
+                        next = batch.next_offset();
+                    }
+                }
+                black_box(sum);
+                start.elapsed()
+            })
+        });
+        // Borrowed views: slices of the batch, no reference count per record.
+        let mut next = 0u64;
+        g.bench_function(format!("{value_len}B/streamlog_views"), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                let mut left = iters;
+                let mut sum = 0u64;
+                while left > 0 {
+                    if next >= end {
+                        next = 0;
+                    }
+                    for batch in p.read(next, 1 << 20).unwrap() {
+                        for rec in batch.record_views() {
+                            sum += touch(rec.unwrap().value().unwrap());
                             left = left.saturating_sub(1);
                         }
                         next = batch.next_offset();
@@ -140,13 +236,75 @@ fn read(c: &mut Criterion) {
             })
         });
 
-        // Baseline: the same bytes summed through a plain read-only mapping,
-        // counted per record.
+        // Baseline: read(2) of the same segment file in 1 MiB chunks into a
+        // buffer, each batch's CRC checked and its records parsed as above.
+        let size = p.size_in_bytes().unwrap() as usize;
+        let path = dir.path().join("00000000000000000000.log");
+        let mut file = File::open(&path).unwrap();
+        let mut buf = vec![0u8; 2 << 20];
+        let (mut filled, mut at, mut file_pos) = (0usize, 0usize, 0usize);
+        g.bench_function(format!("{value_len}B/read(2)_1MiB"), |b| {
+            b.iter_custom(|iters| {
+                use std::io::{Read, Seek};
+                let start = Instant::now();
+                let mut left = iters;
+                let mut sum = 0u64;
+                while left > 0 {
+                    match parse_batch(&buf[at..filled], true, &mut sum) {
+                        Some((len, n)) => {
+                            at += len;
+                            left = left.saturating_sub(n);
+                        }
+                        None => {
+                            // Keep the partial batch, then read the next chunk.
+                            buf.copy_within(at..filled, 0);
+                            filled -= at;
+                            at = 0;
+                            if file_pos >= size {
+                                file.seek(std::io::SeekFrom::Start(0)).unwrap();
+                                (filled, file_pos) = (0, 0);
+                            }
+                            let want = (1 << 20).min(size - file_pos);
+                            let got = file.read(&mut buf[filled..filled + want]).unwrap();
+                            assert!(got > 0);
+                            filled += got;
+                            file_pos += got;
+                        }
+                    }
+                }
+                black_box(sum);
+                start.elapsed()
+            })
+        });
+
+        // Ceilings: the same file through a plain read-only mapping, walked
+        // batch by batch and record by record as above but without the CRC
+        // (`bare_mmap_walk`), and summed byte by byte (`plain_mmap_sum`),
+        // both counted per record.
         let bytes_per_record = (p.size_in_bytes().unwrap() / end) as usize;
-        let file = File::open(dir.path().join("00000000000000000000.log")).unwrap();
+        let file = File::open(&path).unwrap();
         // SAFETY: nothing writes the file while the benchmark maps it.
         #[allow(unsafe_code)]
         let map = unsafe { memmap2::Mmap::map(&file).unwrap() };
+        let mut at = 0usize;
+        g.bench_function(format!("{value_len}B/bare_mmap_walk"), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                let mut left = iters;
+                let mut sum = 0u64;
+                while left > 0 {
+                    match parse_batch(&map[at..size], false, &mut sum) {
+                        Some((len, n)) => {
+                            at += len;
+                            left = left.saturating_sub(n);
+                        }
+                        None => at = 0,
+                    }
+                }
+                black_box(sum);
+                start.elapsed()
+            })
+        });
         let mut at = 0usize;
         g.bench_function(format!("{value_len}B/plain_mmap_sum"), |b| {
             b.iter_custom(|iters| {
@@ -154,11 +312,11 @@ fn read(c: &mut Criterion) {
                 let mut sum = 0u64;
                 let mut left = iters as usize * bytes_per_record;
                 while left > 0 {
-                    if at >= map.len() {
+                    if at >= size {
                         at = 0;
                     }
-                    let n = left.min(map.len() - at).min(1 << 20);
-                    sum += map[at..at + n].iter().map(|&b| u64::from(b)).sum::<u64>();
+                    let n = left.min(size - at).min(1 << 20);
+                    sum += touch(&map[at..at + n]);
                     at += n;
                     left -= n;
                 }

@@ -149,8 +149,8 @@ pub use broker::{
 };
 pub use client::batching::{BatchingConfig, BatchingProducer, DeliveryFuture, Enqueue};
 pub use client::consumer::{
-    Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, RecordStream, Recv, TopicPattern,
-    WakeupHandle,
+    Consumer, ConsumerBatch, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, RecordStream, Recv,
+    TopicPattern, WakeupHandle,
 };
 pub use client::partitioner::{DefaultPartitioner, NoKeyStrategy, Partitioner, murmur2, murmur2_partition};
 pub use client::producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata, SendFuture};
@@ -164,7 +164,7 @@ pub use group::{
     MemberSubscription, OFFSETS_TOPIC, OffsetAndMetadata, PartitionOffsets, TopicPartition,
 };
 pub use log::cleaner::{CompactionOptions, CompactionStats};
-pub use log::format::RecordIter;
+pub use log::format::{HeaderViews, RecordIter, RecordView, RecordViews};
 pub use log::options::{Durability, MAX_TIMESTAMP, PartitionOptions};
 pub use log::partition::{AppendFuture, AppendInfo, Partition};
 pub use log::record::{Batch, Header, LogRecord, Record, TimestampType};

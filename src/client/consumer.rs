@@ -16,7 +16,7 @@ use crate::group::coordinator::{Group, Join};
 use crate::group::{Assignor, MAX_GROUP_ID_LEN, OffsetAndMetadata, TopicPartition};
 use crate::log::notify::Waiter;
 use crate::log::partition::Partition;
-use crate::log::record::{Header, TimestampType};
+use crate::log::record::{Batch, Header, TimestampType};
 
 mod stream;
 pub use stream::{RecordStream, Recv};
@@ -302,6 +302,100 @@ pub struct ConsumerRecord {
     pub value: Option<Bytes>,
     /// The headers, in the order they were sent.
     pub headers: Vec<Header>,
+}
+
+/// A whole record batch as a consumer sees it, from
+/// [`Consumer::poll_batches`]: read its records with
+/// [`Batch::record_views`] (borrowed, the fastest) or [`Batch::records`]
+/// (owned). Both start at the consumer's position, which may lie inside
+/// the batch.
+#[derive(Debug, Clone)]
+pub struct ConsumerBatch {
+    /// The topic it was read from.
+    pub topic: Arc<str>,
+    /// The partition it was read from.
+    pub partition: u32,
+    /// The batch, its records from the consumer's position on.
+    pub batch: Batch,
+}
+
+/// What a poll hands back: records ([`Consumer::poll`]) or whole batches
+/// ([`Consumer::poll_batches`]). One poll loop serves both.
+trait Polled: Default {
+    /// Records taken so far (what `max_poll_records` counts).
+    fn records(&self) -> usize;
+
+    /// Takes from `batches` of partition `tp` until `max` records are taken,
+    /// moving `a.position` past what it took.
+    fn take(&mut self, a: &mut Assigned, tp: &TopicPartition, batches: Vec<Batch>, max: usize) -> Result<()>;
+}
+
+impl Polled for Vec<ConsumerRecord> {
+    fn records(&self) -> usize {
+        self.len()
+    }
+
+    fn take(&mut self, a: &mut Assigned, tp: &TopicPartition, batches: Vec<Batch>, max: usize) -> Result<()> {
+        // Room for these records up front, rather than growing by copies.
+        self.reserve(batches.iter().map(|b| b.record_count() as usize).sum::<usize>().min(max - self.len()));
+        'batches: for b in batches {
+            let timestamp_type = b.timestamp_type();
+            // Views, made into `Bytes` straight into the record: no
+            // intermediate `LogRecord` to build and move.
+            for r in b.record_views() {
+                if self.len() == max {
+                    break 'batches;
+                }
+                // A record that does not decode stops the partition at
+                // its position: the records before it are returned first
+                // (see `fetch`), then the error (seek past the batch).
+                let r = r?;
+                a.position = Some(r.offset() + 1);
+                self.push(ConsumerRecord {
+                    topic: Arc::clone(&a.topic),
+                    partition: tp.partition,
+                    offset: r.offset(),
+                    timestamp: r.timestamp(),
+                    timestamp_type,
+                    key: r.key_bytes(),
+                    value: r.value_bytes(),
+                    headers: r.owned_headers(),
+                });
+            }
+            // Past any records compaction removed at the batch's end.
+            a.position = Some(a.position.unwrap_or(0).max(b.next_offset()));
+        }
+        Ok(())
+    }
+}
+
+/// Batches and the records they hold from the position on.
+#[derive(Default)]
+struct PolledBatches {
+    batches: Vec<ConsumerBatch>,
+    records: usize,
+}
+
+impl Polled for PolledBatches {
+    fn records(&self) -> usize {
+        self.records
+    }
+
+    fn take(&mut self, a: &mut Assigned, tp: &TopicPartition, batches: Vec<Batch>, max: usize) -> Result<()> {
+        for b in batches {
+            if self.records >= max {
+                break;
+            }
+            let pos = a.position.unwrap_or(0);
+            // Records before the position (the first batch may start
+            // before it) are not counted; the batch's `records` skip them.
+            let skipped = pos.saturating_sub(b.base_offset()).min(u64::from(b.record_count()));
+            self.records += (u64::from(b.record_count()) - skipped) as usize;
+            a.position = Some(pos.max(b.next_offset()));
+            self.batches.push(ConsumerBatch { topic: Arc::clone(&a.topic), partition: tp.partition, batch: b });
+        }
+        Ok(())
+    }
 }
 
 /// A topic filter for pattern subscriptions.
@@ -682,6 +776,44 @@ impl Consumer {
     /// partitions leave the assignment). Under a pattern subscription a
     /// deleted topic just stops matching.
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        self.poll_for(timeout)
+    }
+
+    /// [`Consumer::poll`] by whole batches: the same waiting, group work
+    /// and positions, but the batches as read, with no record decoded or
+    /// allocated up front. Walk them with [`Batch::record_views`] to read
+    /// a log at the speed of [`Partition::read`](crate::Partition::read).
+    /// The position moves past every returned batch; `max_poll_records`
+    /// stops the poll after the batch that reaches it (batches are not
+    /// split). A malformed record is met as an error while walking the
+    /// batch (the position is already past it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamlog::{Broker, BrokerOptions, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig, TopicPartition};
+    /// let dir = tempfile::tempdir()?;
+    /// let broker = Broker::open(dir.path(), BrokerOptions::default().maintenance_interval(None))?;
+    /// broker.create_topic("events", TopicConfig::with_partitions(1))?;
+    /// let producer = broker.producer();
+    /// producer.send(ProducerRecord::new("events", "a"))?;
+    /// producer.send(ProducerRecord::new("events", "bb"))?;
+    /// let mut consumer = broker.consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest))?;
+    /// consumer.assign(&[TopicPartition::new("events", 0)])?;
+    /// let mut bytes = 0;
+    /// for polled in consumer.poll_batches(Duration::from_secs(1))? {
+    ///     for record in polled.batch.record_views() {
+    ///         bytes += record?.value().map_or(0, <[u8]>::len);
+    ///     }
+    /// }
+    /// assert_eq!(bytes, 3);
+    /// broker.close()?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_batches(&mut self, timeout: Duration) -> Result<Vec<ConsumerBatch>> {
+        self.poll_for::<PolledBatches>(timeout).map(|p| p.batches)
+    }
+
+    fn poll_for<T: Polled>(&mut self, timeout: Duration) -> Result<T> {
         self.check_open()?;
         // `Duration::MAX` means "until records come".
         let deadline = Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + FOREVER);
@@ -716,11 +848,11 @@ impl Consumer {
         }
     }
 
-    fn poll_until(&mut self, deadline: Instant) -> Result<Vec<ConsumerRecord>> {
+    fn poll_until<T: Polled>(&mut self, deadline: Instant) -> Result<T> {
         let mut first = true;
         loop {
-            let records = self.poll_once(&mut first)?;
-            if !records.is_empty() || Instant::now() >= deadline {
+            let records: T = self.poll_once(&mut first)?;
+            if records.records() > 0 || Instant::now() >= deadline {
                 return Ok(records);
             }
             let group_event = self.membership.as_ref().and_then(|m| m.wake_at_ms).map(|at| {
@@ -734,7 +866,7 @@ impl Consumer {
     /// One step of a poll that never blocks, shared by the blocking and the
     /// async poll: applies the group's changes, auto-commits (on a poll's
     /// `first` step), and takes what records are there (maybe none).
-    fn poll_once(&mut self, first: &mut bool) -> Result<Vec<ConsumerRecord>> {
+    fn poll_once<T: Polled>(&mut self, first: &mut bool) -> Result<T> {
         // Reset before looking at the group: a rebalance or release after
         // this point wakes the wait that follows instead of being lost.
         self.waiter.reset();
@@ -902,23 +1034,23 @@ impl Consumer {
 
     /// Reads up to `max_poll_records` from the assigned, unpaused
     /// partitions, starting at a different partition each time.
-    fn fetch(&mut self) -> Result<Vec<ConsumerRecord>> {
+    fn fetch<T: Polled>(&mut self) -> Result<T> {
         let keys: Vec<TopicPartition> =
             self.assigned.iter().filter(|(_, a)| !a.paused).map(|(k, _)| k.clone()).collect();
+        let mut out = T::default();
         if keys.is_empty() {
-            return Ok(Vec::new());
+            return Ok(out);
         }
-        let mut out = Vec::new();
         let start = self.next_start % keys.len();
         self.next_start = self.next_start.wrapping_add(1);
         for i in 0..keys.len() {
-            if out.len() == self.config.max_poll_records {
+            if out.records() >= self.config.max_poll_records {
                 break;
             }
             if let Err(e) = self.fetch_partition(&keys[(start + i) % keys.len()], &mut out) {
                 // Records already taken (and positions already moved) must
                 // reach the caller; the error comes back on the next poll.
-                if out.is_empty() {
+                if out.records() == 0 {
                     return Err(e);
                 }
                 break;
@@ -929,7 +1061,7 @@ impl Consumer {
 
     /// Appends the records of one partition to `out`, up to the poll limit,
     /// moving its position past them.
-    fn fetch_partition(&mut self, tp: &TopicPartition, out: &mut Vec<ConsumerRecord>) -> Result<()> {
+    fn fetch_partition<T: Polled>(&mut self, tp: &TopicPartition, out: &mut T) -> Result<()> {
         let max = self.config.max_poll_records;
         if self.assigned[tp].log.is_closed() {
             // The topic was deleted under us: stop reading it.
@@ -962,36 +1094,7 @@ impl Consumer {
             Err(Error::Closed) => return Ok(()),
             Err(e) => return Err(e),
         };
-        // Room for these records up front, rather than growing by copies.
-        out.reserve(batches.iter().map(|b| b.record_count() as usize).sum::<usize>().min(max - out.len()));
-        {
-            'batches: for b in batches {
-                let timestamp_type = b.timestamp_type();
-                for r in b.records() {
-                    if out.len() == max {
-                        break 'batches;
-                    }
-                    // A record that does not decode stops the partition at
-                    // its position: the records before it are returned first
-                    // (see `fetch`), then the error (seek past the batch).
-                    let r = r?;
-                    a.position = Some(r.offset + 1);
-                    out.push(ConsumerRecord {
-                        topic: Arc::clone(&a.topic),
-                        partition: tp.partition,
-                        offset: r.offset,
-                        timestamp: r.timestamp,
-                        timestamp_type,
-                        key: r.key,
-                        value: r.value,
-                        headers: r.headers,
-                    });
-                }
-                // Past any records compaction removed at the batch's end.
-                a.position = Some(a.position.unwrap_or(0).max(b.next_offset()));
-            }
-        }
-        Ok(())
+        out.take(a, tp, batches, max)
     }
 
     /// Whether any unpaused partition has records past its position (or a

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use parking_lot::Mutex;
 
@@ -73,7 +74,31 @@ impl Default for NoKeyStrategy {
 pub struct DefaultPartitioner {
     no_key: NoKeyStrategy,
     /// Per topic: (current partition, bytes sent to it, round robin counter).
-    state: Mutex<HashMap<String, NoKeyState>>,
+    state: Mutex<HashMap<String, NoKeyState, BuildHasherDefault<Fnv1a>>>,
+}
+
+/// FNV-1a: the topic-name hash of the no-key state, looked up once per
+/// send. Names are the application's own (no flooding to defend against),
+/// and SipHash cost more than the rest of the choice.
+#[derive(Debug)]
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 #[derive(Debug, Default)]
@@ -105,7 +130,7 @@ fn seed() -> u64 {
 impl DefaultPartitioner {
     /// Murmur2 for keyed records, `no_key` for the others.
     pub fn new(no_key: NoKeyStrategy) -> DefaultPartitioner {
-        DefaultPartitioner { no_key, state: Mutex::new(HashMap::new()) }
+        DefaultPartitioner { no_key, state: Mutex::new(HashMap::default()) }
     }
 }
 
@@ -113,6 +138,10 @@ impl Partitioner for DefaultPartitioner {
     fn partition(&self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>, count: u32) -> u32 {
         if let Some(key) = key {
             return murmur2_partition(key, count);
+        }
+        if count <= 1 {
+            // Nothing to choose: no lock, no state (the send path's cost).
+            return 0;
         }
         let mut state = self.state.lock();
         let s = match state.get_mut(topic) {
@@ -195,6 +224,19 @@ mod tests {
             assert_eq!(murmur2_partition(b"abc", n), expect(479_470_107, n));
         }
         assert_eq!(murmur2_partition(b"21", 1 << 31), 1_173_551_340);
+    }
+
+    #[test]
+    fn one_partition_needs_no_sticky_state() {
+        for strategy in [NoKeyStrategy::default(), NoKeyStrategy::RoundRobin] {
+            let p = DefaultPartitioner::new(strategy);
+            for _ in 0..3 {
+                assert_eq!(p.partition("t", None, Some(b"v"), 1), 0);
+            }
+            assert!(p.state.lock().is_empty(), "no lock taken, no state kept for one partition");
+            assert!(p.partition("t", None, Some(b"v"), 2) < 2);
+            assert_eq!(p.state.lock().len(), 1);
+        }
     }
 
     #[test]

@@ -264,18 +264,21 @@ fn put_uvarint(buf: &mut [u8], mut at: usize, mut v: u64) -> usize {
 
 #[inline(always)]
 fn get_uvarint(buf: &[u8], at: &mut usize) -> Result<u64, DecodeError> {
-    // Most lengths and deltas fit one or two bytes.
-    match buf.get(*at..*at + 2) {
-        Some(&[b0, _]) if b0 < 0x80 => {
+    // Most lengths and deltas fit one or two bytes. One byte is checked on
+    // its own: a record's last field (its header count) ends the slice.
+    if let Some(&b0) = buf.get(*at) {
+        if b0 < 0x80 {
             *at += 1;
-            Ok(u64::from(b0))
+            return Ok(u64::from(b0));
         }
-        Some(&[b0, b1]) if b1 < 0x80 => {
+        if let Some(&b1) = buf.get(*at + 1)
+            && b1 < 0x80
+        {
             *at += 2;
-            Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
+            return Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7));
         }
-        _ => get_uvarint_slow(buf, at),
     }
+    get_uvarint_slow(buf, at)
 }
 
 #[cold]
@@ -320,7 +323,7 @@ fn put_opt(buf: &mut [u8], at: usize, b: Option<&[u8]>) -> usize {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn get_opt(buf: &[u8], at: &mut usize) -> Result<Option<Range<usize>>, DecodeError> {
     let n = get_uvarint(buf, at)?;
     if n == 0 {
@@ -576,7 +579,8 @@ struct RecordCursor {
     base_offset: u64,
     last_offset_delta: u32,
     first_timestamp: i64,
-    prev_delta: Option<u64>,
+    /// The smallest offset delta the next record may have (deltas rise).
+    min_delta: u64,
 }
 
 impl RecordCursor {
@@ -587,12 +591,12 @@ impl RecordCursor {
             base_offset: header.base_offset,
             last_offset_delta: header.last_offset_delta,
             first_timestamp: header.first_timestamp,
-            prev_delta: None,
+            min_delta: 0,
         }
     }
 
     /// Decodes the next record of `batch` (the whole batch, and nothing more).
-    #[inline]
+    #[inline(always)]
     fn next_raw(&mut self, batch: &[u8]) -> Result<Option<RawRecord>, DecodeError> {
         if self.left == 0 {
             if self.at != batch.len() {
@@ -615,10 +619,11 @@ impl RecordCursor {
         at += 1;
         let ts_delta = unzigzag(get_uvarint(rec, &mut at)?);
         let offset_delta = get_uvarint(rec, &mut at)?;
-        if offset_delta > u64::from(self.last_offset_delta) || self.prev_delta.is_some_and(|p| offset_delta <= p) {
+        if offset_delta > u64::from(self.last_offset_delta) || offset_delta < self.min_delta {
             return Err(DecodeError::BadRecord("offset deltas out of order"));
         }
-        self.prev_delta = Some(offset_delta);
+        // No overflow: `offset_delta` is at most a `u32`.
+        self.min_delta = offset_delta + 1;
         let key = get_opt(rec, &mut at)?;
         let value = get_opt(rec, &mut at)?;
         let header_count = get_uvarint(rec, &mut at)?;
@@ -731,6 +736,177 @@ impl RecordIter {
     }
 }
 
+/// One record of a batch, borrowed from it: key, value and headers are
+/// slices of the batch's bytes (the segment mapping), with no reference
+/// count touched and nothing allocated. Turn a field into `Bytes` (still
+/// zero-copy, one reference count) only for what the caller keeps:
+/// [`RecordView::key_bytes`], [`RecordView::value_bytes`],
+/// [`RecordView::to_log_record`]. Yielded by
+/// [`Batch::record_views`](crate::Batch::record_views).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView<'a> {
+    batch: &'a Bytes,
+    offset: u64,
+    timestamp: i64,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    /// The encoded headers (`header_count` of them, already validated).
+    headers: &'a [u8],
+    header_count: u64,
+}
+
+impl<'a> RecordView<'a> {
+    /// Its offset in the partition.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+
+    /// The key, if any.
+    pub fn key(&self) -> Option<&'a [u8]> {
+        self.key
+    }
+
+    /// The value; `None` is a tombstone.
+    pub fn value(&self) -> Option<&'a [u8]> {
+        self.value
+    }
+
+    /// The headers, in order: each a UTF-8 key and an optional value.
+    pub fn headers(&self) -> HeaderViews<'a> {
+        HeaderViews { buf: self.headers, at: 0, left: self.header_count }
+    }
+
+    /// The key as `Bytes` sharing the batch's memory (no copy).
+    pub fn key_bytes(&self) -> Option<Bytes> {
+        self.key.map(|k| self.batch.slice_ref(k))
+    }
+
+    /// The value as `Bytes` sharing the batch's memory (no copy).
+    pub fn value_bytes(&self) -> Option<Bytes> {
+        self.value.map(|v| self.batch.slice_ref(v))
+    }
+
+    /// The owned record, as [`Batch::records`](crate::Batch::records)
+    /// yields it (zero-copy `Bytes`; the header keys are allocated).
+    pub fn to_log_record(&self) -> LogRecord {
+        LogRecord {
+            offset: self.offset,
+            timestamp: self.timestamp,
+            key: self.key_bytes(),
+            value: self.value_bytes(),
+            headers: self.owned_headers(),
+        }
+    }
+
+    /// The headers, owned (values zero-copy; nothing allocated when there
+    /// are none).
+    pub(crate) fn owned_headers(&self) -> Vec<Header> {
+        if self.header_count == 0 {
+            return Vec::new();
+        }
+        self.headers()
+            .map(|(key, value)| Header { key: key.to_owned(), value: value.map(|v| self.batch.slice_ref(v)) })
+            .collect()
+    }
+}
+
+impl From<RecordView<'_>> for LogRecord {
+    fn from(view: RecordView<'_>) -> LogRecord {
+        view.to_log_record()
+    }
+}
+
+/// The headers of a [`RecordView`]: `(key, value)` pairs borrowed from the
+/// batch.
+#[derive(Debug, Clone)]
+pub struct HeaderViews<'a> {
+    buf: &'a [u8],
+    at: usize,
+    left: u64,
+}
+
+impl<'a> Iterator for HeaderViews<'a> {
+    type Item = (&'a str, Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // `RecordCursor::next_raw` validated these fields (lengths in bounds,
+        // keys UTF-8) before the view was made; a failure here ends the walk.
+        let klen = usize::try_from(get_uvarint(self.buf, &mut self.at).ok()?).ok()?;
+        let key = str::from_utf8(self.buf.get(self.at..self.at.checked_add(klen)?)?).ok()?;
+        self.at += klen;
+        let value = get_opt(self.buf, &mut self.at).ok()?.map(|r| &self.buf[r]);
+        Some((key, value))
+    }
+}
+
+/// Iterator over the records of a batch as borrowed [`RecordView`]s (see
+/// [`Batch::record_views`](crate::Batch::record_views)). Like
+/// [`RecordIter`], a record that does not decode is yielded as
+/// [`Error::CorruptBatch`](crate::Error::CorruptBatch) and ends the
+/// iteration.
+#[derive(Debug)]
+pub struct RecordViews<'a> {
+    data: &'a Bytes,
+    cursor: RecordCursor,
+    min_offset: u64,
+    /// An error was yielded: the iteration is over.
+    failed: bool,
+}
+
+impl<'a> RecordViews<'a> {
+    /// `data` is exactly one batch that passed [`check_batch`].
+    pub(crate) fn new(data: &'a Bytes, header: &BatchHeader, min_offset: u64) -> Self {
+        RecordViews { data, cursor: RecordCursor::new(header), min_offset, failed: false }
+    }
+
+    #[inline]
+    fn try_next(&mut self) -> Result<Option<RecordView<'a>>, DecodeError> {
+        let data: &'a [u8] = self.data;
+        loop {
+            let Some(raw) = self.cursor.next_raw(data)? else { return Ok(None) };
+            if raw.offset >= self.min_offset {
+                return Ok(Some(RecordView {
+                    batch: self.data,
+                    offset: raw.offset,
+                    timestamp: raw.timestamp,
+                    key: raw.key.map(|r| &data[r]),
+                    value: raw.value.map(|r| &data[r]),
+                    headers: &data[raw.headers],
+                    header_count: raw.header_count,
+                }));
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for RecordViews<'a> {
+    type Item = crate::Result<RecordView<'a>>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.try_next() {
+            Ok(r) => r.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                let base_offset = self.cursor.base_offset;
+                Some(Err(crate::Error::CorruptBatch { base_offset, reason: e.to_string() }))
+            }
+        }
+    }
+}
+
 impl Iterator for RecordIter {
     type Item = crate::Result<LogRecord>;
 
@@ -827,6 +1003,63 @@ mod tests {
         assert_eq!((h.base_offset, h.last_offset(), h.record_count, h.len()), (50, 60, 0, BATCH_HEADER_LEN));
         validate_records(&empty, &h).unwrap();
         assert_eq!(RecordIter::new(Bytes::from(empty), &h, 0).count(), 0);
+    }
+
+    #[test]
+    fn views_borrow_what_records_own() {
+        let recs = sample();
+        let data = Bytes::from(encode(&recs, 42, 2000));
+        let h = check_batch(&data).unwrap();
+        let owned: Vec<LogRecord> = RecordIter::new(data.clone(), &h, 43).collect::<crate::Result<_>>().unwrap();
+        let views: Vec<RecordView<'_>> = RecordViews::new(&data, &h, 43).collect::<crate::Result<_>>().unwrap();
+        assert_eq!(views.len(), 3);
+        let range = data.as_ptr_range();
+        for (v, o) in views.iter().zip(&owned) {
+            assert_eq!((v.offset(), v.timestamp()), (o.offset, o.timestamp));
+            assert_eq!(v.key(), o.key.as_deref());
+            assert_eq!(v.value(), o.value.as_deref());
+            let headers: Vec<(&str, Option<&[u8]>)> = v.headers().collect();
+            let expected: Vec<(&str, Option<&[u8]>)> =
+                o.headers.iter().map(|h| (h.key.as_str(), h.value.as_deref())).collect();
+            assert_eq!(headers, expected);
+            assert_eq!(&v.to_log_record(), o);
+            // Zero-copy both ways: the slices and the `Bytes` made from them
+            // point into the batch.
+            if let Some(value) = v.value().filter(|v| !v.is_empty()) {
+                assert!(range.contains(&value.as_ptr()));
+                assert!(range.contains(&v.value_bytes().unwrap().as_ptr()));
+            }
+        }
+        assert_eq!(views[1].headers().count(), 2);
+    }
+
+    #[test]
+    fn a_malformed_record_ends_the_views_with_an_error() {
+        let mut buf = encode(&sample(), 7, 5);
+        let first_len = {
+            let mut at = BATCH_HEADER_LEN;
+            let len = get_uvarint(&buf, &mut at).unwrap() as usize;
+            at + len
+        };
+        buf[first_len] = 0x7f;
+        reseal(&mut buf);
+        let h = check_batch(&buf).unwrap();
+        let data = Bytes::from(buf);
+        let items: Vec<_> = RecordViews::new(&data, &h, 0).collect();
+        assert_eq!(items.len(), 2, "the good record, then the error, then nothing");
+        assert!(matches!(&items[0], Ok(r) if r.offset() == 7));
+        assert!(matches!(&items[1], Err(crate::Error::CorruptBatch { base_offset: 7, .. })));
+    }
+
+    #[test]
+    fn a_varint_ending_its_slice_decodes() {
+        for (bytes, v) in [(&[5u8][..], 5u64), (&[0x80 | 3, 2][..], 259)] {
+            let mut at = 0;
+            assert_eq!(get_uvarint(bytes, &mut at).unwrap(), v);
+            assert_eq!(at, bytes.len());
+        }
+        let mut at = 0;
+        assert!(get_uvarint(&[0x80], &mut at).is_err());
     }
 
     #[test]

@@ -93,7 +93,7 @@ impl Consumer {
             }
         }
         loop {
-            match self.poll_once(&mut st.first) {
+            match self.poll_once::<Vec<ConsumerRecord>>(&mut st.first) {
                 Ok(records) if records.is_empty() => {}
                 done => {
                     self.finish_async(st);
