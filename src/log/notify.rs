@@ -135,9 +135,14 @@ impl WaitList {
         }
     }
 
+    /// Wakes outside the list's lock: the woken thread's (or task's) first
+    /// act is to unregister, which takes that lock; woken under it, it
+    /// would find it held, and sleep again until the waker let go (on a
+    /// busy machine, a scheduler slice later: milliseconds).
     #[cold]
     fn wake_slow(&self) {
-        for w in self.waiters.lock().iter() {
+        let waiters: Vec<Arc<Waiter>> = self.waiters.lock().iter().filter(|w| !w.is_woken()).cloned().collect();
+        for w in waiters {
             w.wake();
         }
     }
@@ -336,5 +341,32 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         timer.shutdown();
+    }
+
+    #[test]
+    fn a_woken_task_may_unregister_inside_its_waker() {
+        // A waker that runs its task inline (as some executors do): the
+        // task's first act is to leave the wait list, which must not be
+        // locked by the wake that called it.
+        struct Inline(Arc<WaitList>, Mutex<Option<Arc<Waiter>>>);
+        impl std::task::Wake for Inline {
+            fn wake(self: Arc<Self>) {
+                if let Some(w) = self.1.lock().take() {
+                    self.0.unregister(&w);
+                }
+            }
+        }
+        let list = Arc::new(WaitList::default());
+        let w = Waiter::task();
+        let inline = Arc::new(Inline(Arc::clone(&list), Mutex::new(Some(Arc::clone(&w)))));
+        w.set_waker(&Waker::from(inline));
+        list.register(&w);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            list.wake_all();
+            tx.send(list.count.load(Ordering::SeqCst)).unwrap();
+        });
+        let left = rx.recv_timeout(Duration::from_secs(10)).expect("the wake deadlocked on the wait list's lock");
+        assert_eq!(left, 0);
     }
 }
