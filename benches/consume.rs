@@ -5,10 +5,17 @@
 //!   same log and a std `mpsc` channel (crossbeam's implementation) draining
 //!   the same number of preloaded messages.
 //! - `latency`: from `send` on one thread to `poll` returning on another,
-//!   next to the same hand-off through an `mpsc` channel. Criterion reports
-//!   the mean; the p50/p99 are printed before the measurement, for a busy
-//!   stream (gaps of 0-100 µs: the consumer spins) and for a parked
-//!   consumer (gaps of 300-400 µs: the append wakes it).
+//!   next to the same hand-off through an `mpsc` channel, in two
+//!   interleaved rounds. Criterion reports the mean; the p50/p99/p99.9/max
+//!   are printed before the measurement for a spinning consumer (a spin
+//!   longer than the poll: it never parks; baseline: `try_recv` in a loop),
+//!   a busy stream with the default spin (gaps of 0-100 µs; baseline: a
+//!   blocking `recv`) and a parked consumer (gaps of 300-400 µs, blocked in
+//!   `poll(100 ms)`, woken by the append). Under each, the samples slower
+//!   than 50 µs are split by what they met, from the threads' own counters
+//!   (`getrusage(RUSAGE_THREAD)`): an involuntary context switch of the
+//!   consumer or the producer (preempted), a voluntary one of the consumer
+//!   (parked), a page fault inside `send`.
 //!
 //! `cargo bench -p streamlog-bench --bench consume`
 
