@@ -212,7 +212,11 @@ impl Timer {
     pub fn shutdown(&self) {
         self.shared.state.lock().stopped = true;
         self.shared.changed.notify_all();
-        if let Some(t) = self.thread.lock().take() {
+        // Not from the timer thread itself (a waker it ran dropped the
+        // broker): it ends on its own, having seen `stopped`.
+        if let Some(t) = self.thread.lock().take()
+            && t.thread().id() != std::thread::current().id()
+        {
             let _ = t.join();
         }
     }
