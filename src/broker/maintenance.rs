@@ -10,7 +10,7 @@ use crate::broker::stats::Counters;
 use crate::broker::topic::Topic;
 use crate::error::{Error, Result};
 use crate::group::TopicPartition;
-use crate::log::periodic::Periodic;
+use crate::log::periodic::{Next, Periodic};
 
 /// What one maintenance pass did.
 #[derive(Debug, Default)]
@@ -108,13 +108,21 @@ const FLUSH_TICK: Duration = Duration::from_millis(5);
 /// failed sync poisons that partition (as it would its own flusher).
 pub(super) fn start_flusher(broker: &Arc<BrokerState>) -> Result<Periodic> {
     let (task, on_panic) = (Arc::downgrade(broker), Arc::downgrade(broker));
-    Periodic::start(
+    Periodic::start_idle(
         "streamlog-flush",
         FLUSH_TICK,
         move || {
-            let Some(b) = task.upgrade() else { return false };
+            let Some(b) = task.upgrade() else { return Next::Stop };
             let topics: Vec<Topic> = b.topics.read().values().cloned().collect();
-            for t in topics.iter().filter(|t| matches!(t.config().durability, crate::Durability::Interval(_))) {
+            let interval: Vec<&Topic> =
+                topics.iter().filter(|t| matches!(t.config().durability, crate::Durability::Interval(_))).collect();
+            if interval.is_empty() {
+                // Nothing to flush: sleep until a topic is created or
+                // altered rather than wake 200 times a second, each time
+                // taking a processor from whatever spins (a consumer).
+                return if b.check_open().is_ok() { Next::Idle } else { Next::Stop };
+            }
+            for t in interval {
                 for p in t.partitions() {
                     // The partition poisons itself (and says so); this says
                     // which topic it belongs to, once: a poisoned one
@@ -126,7 +134,7 @@ pub(super) fn start_flusher(broker: &Arc<BrokerState>) -> Result<Periodic> {
                     }
                 }
             }
-            b.check_open().is_ok()
+            if b.check_open().is_ok() { Next::Again } else { Next::Stop }
         },
         move || {
             if let Some(b) = on_panic.upgrade() {

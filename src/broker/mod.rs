@@ -298,6 +298,7 @@ impl Broker {
             coordinator: std::sync::OnceLock::new(),
             dir_lock: Mutex::new(Some(lock)),
             waiters: crate::log::notify::WaitList::default(),
+            timer: Default::default(),
             no_sync: Mutex::new(no_sync),
             temporary: AtomicBool::new(false),
             stats: Default::default(),
@@ -491,6 +492,7 @@ impl Broker {
         for p in topic.partitions_snapshot().iter() {
             p.update_options(&opts)?;
         }
+        inner.poke_flusher();
         Ok(())
     }
 

@@ -65,6 +65,8 @@ pub(crate) struct BrokerState {
     /// Every consumer's waiter, for its lifetime: closing the broker or
     /// deleting a topic wakes them all, whatever they wait on.
     pub(crate) waiters: WaitList,
+    /// Wakes the tasks of async consumers at their group's deadlines.
+    pub(crate) timer: crate::log::notify::Timer,
     /// Set while open with `fsync(false)`: no sync under the directory.
     pub(super) no_sync: Mutex<Option<fsutil::NoSyncRoot>>,
     /// A [`Broker::temporary`](super::Broker::temporary) directory: removed
@@ -98,6 +100,14 @@ impl BrokerState {
     /// Whether the broker is closed (a `SeqCst` load, for waiters).
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Tells the flush thread (idle while no topic uses
+    /// `Durability::Interval`) that the topics changed.
+    pub(crate) fn poke_flusher(&self) {
+        if let Some(f) = self.flusher.lock().as_ref() {
+            f.poke();
+        }
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -190,6 +200,9 @@ impl BrokerState {
         let topic = self.topic_handle(name, dir, config, partitions);
         self.topics.write().insert(name.to_owned(), topic.clone());
         self.topics_epoch.fetch_add(1, Ordering::AcqRel);
+        if matches!(topic.config().durability, crate::Durability::Interval(_)) {
+            self.poke_flusher();
+        }
         Ok(topic)
     }
 
@@ -337,6 +350,7 @@ impl BrokerState {
         let started = std::time::Instant::now();
         let _span = tracing::info_span!("streamlog.close", dir = %self.dir.display()).entered();
         self.waiters.wake_all();
+        self.timer.shutdown();
         let _admin = self.admin.lock();
         let mut first_error = Ok(());
         let mut states = Vec::new();

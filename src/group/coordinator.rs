@@ -486,14 +486,12 @@ impl Group {
             }
             Phase::Stable => None,
         };
-        // Departed static members, and remote members whose session may
-        // run out: whoever waits looks again then, so their partitions move.
-        let departed = st
-            .members
-            .values()
-            .filter(|m| m.departed_ms.is_some() || m.remote)
-            .map(|m| m.expires_at().saturating_add(1));
-        rebalance.into_iter().chain(departed).min()
+        // Any member past its poll deadline (a remote one past its session,
+        // a departed static member past its session) is removed then:
+        // whoever waits, a pending async recv included, looks again.
+        let expiring =
+            st.members.values().map(|m| m.expires_at()).filter(|&t| t < i64::MAX).map(|t| t.saturating_add(1));
+        rebalance.into_iter().chain(expiring).min()
     }
 
     fn release_all(st: &mut GroupInner, member_id: &str) {

@@ -4,13 +4,16 @@
 //! registered threads and wakes the registered tasks' `Waker`s. Appends pay
 //! one load while nobody waits.
 
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::Waker;
-use std::thread::Thread;
+use std::thread::{JoinHandle, Thread};
 use std::time::Instant;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, Result};
 
 /// One parked (or about to park) thread, or one task waiting in a future.
 #[derive(Debug)]
@@ -132,11 +135,134 @@ impl WaitList {
         }
     }
 
+    /// Wakes outside the list's lock: the woken thread's (or task's) first
+    /// act is to unregister, which takes that lock; woken under it, it
+    /// would find it held, and sleep again until the waker let go (on a
+    /// busy machine, a scheduler slice later: milliseconds).
     #[cold]
     fn wake_slow(&self) {
-        for w in self.waiters.lock().iter() {
+        let waiters: Vec<Arc<Waiter>> = self.waiters.lock().iter().filter(|w| !w.is_woken()).cloned().collect();
+        for w in waiters {
             w.wake();
         }
+    }
+}
+
+/// Wakes waiters at a time: one thread per broker, started on first use,
+/// for the deadlines of tasks waiting in futures (a group's rebalance
+/// timeout, another member's poll deadline, an auto-commit), which have no
+/// thread of their own to park with a timeout. Each waiter has at most one
+/// deadline; the thread sleeps until the earliest.
+#[derive(Default)]
+pub(crate) struct Timer {
+    shared: Arc<TimerShared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct TimerShared {
+    state: Mutex<TimerState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct TimerState {
+    due: Vec<(Instant, Weak<Waiter>)>,
+    stopped: bool,
+}
+
+impl Timer {
+    /// Wakes `w` at `at`, replacing its earlier deadline if any.
+    pub fn wake_at(&self, w: &Arc<Waiter>, at: Instant) -> Result<()> {
+        {
+            let mut st = self.shared.state.lock();
+            if st.stopped {
+                return Ok(());
+            }
+            let earliest = st.due.iter().map(|(t, _)| *t).min();
+            match st.due.iter_mut().find(|(_, x)| std::ptr::eq(x.as_ptr(), Arc::as_ptr(w))) {
+                Some(entry) if entry.0 == at => return Ok(()),
+                Some(entry) => entry.0 = at,
+                None => st.due.push((at, Arc::downgrade(w))),
+            }
+            // Only an earlier deadline needs the thread to look again.
+            if earliest.is_some_and(|e| e <= at) {
+                return Ok(());
+            }
+        }
+        self.shared.changed.notify_one();
+        let mut thread = self.thread.lock();
+        if thread.is_none() {
+            let shared = Arc::clone(&self.shared);
+            let handle = std::thread::Builder::new()
+                .name("streamlog-timer".into())
+                .spawn(move || shared.run())
+                .map_err(|e| Error::Io { op: "spawn thread", path: PathBuf::from("streamlog-timer"), source: e })?;
+            *thread = Some(handle);
+        }
+        Ok(())
+    }
+
+    /// Forgets `w`'s deadline.
+    pub fn cancel(&self, w: &Arc<Waiter>) {
+        self.shared.state.lock().due.retain(|(_, x)| !std::ptr::eq(x.as_ptr(), Arc::as_ptr(w)));
+    }
+
+    /// Stops the thread and joins it; later deadlines are ignored.
+    pub fn shutdown(&self) {
+        self.shared.state.lock().stopped = true;
+        self.shared.changed.notify_all();
+        // Not from the timer thread itself (a waker it ran dropped the
+        // broker): it ends on its own, having seen `stopped`.
+        if let Some(t) = self.thread.lock().take()
+            && t.thread().id() != std::thread::current().id()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+impl TimerShared {
+    fn run(&self) {
+        let mut st = self.state.lock();
+        while !st.stopped {
+            let now = Instant::now();
+            let mut fired = Vec::new();
+            st.due.retain(|(at, w)| {
+                if *at <= now {
+                    fired.push(w.clone());
+                    return false;
+                }
+                w.strong_count() > 0
+            });
+            if !fired.is_empty() {
+                // Woken outside the lock: a waker may run its task inline.
+                drop(st);
+                for w in fired.iter().filter_map(Weak::upgrade) {
+                    w.wake();
+                }
+                st = self.state.lock();
+                continue;
+            }
+            match st.due.iter().map(|(t, _)| *t).min() {
+                Some(at) => {
+                    self.changed.wait_until(&mut st, at);
+                }
+                None => self.changed.wait(&mut st),
+            }
+        }
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl std::fmt::Debug for Timer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timer").field("deadlines", &self.shared.state.lock().due.len()).finish()
     }
 }
 
@@ -189,5 +315,62 @@ mod tests {
         w.reset();
         list.wake_all();
         assert_eq!(count.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn the_timer_wakes_a_task_at_its_latest_deadline_and_stops() {
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let w = Waiter::task();
+        w.set_waker(&Waker::from(Arc::clone(&count)));
+        let timer = Timer::default();
+        let start = Instant::now();
+        timer.wake_at(&w, start + Duration::from_secs(3600)).unwrap();
+        // Replaced by an earlier deadline: the thread looks again.
+        timer.wake_at(&w, start + Duration::from_millis(30)).unwrap();
+        while count.0.load(Ordering::SeqCst) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "never woken");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        // A cancelled deadline never fires.
+        w.reset();
+        timer.wake_at(&w, Instant::now() + Duration::from_millis(10)).unwrap();
+        timer.cancel(&w);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        timer.shutdown();
+    }
+
+    #[test]
+    fn a_woken_task_may_unregister_inside_its_waker() {
+        // A waker that runs its task inline (as some executors do): the
+        // task's first act is to leave the wait list, which must not be
+        // locked by the wake that called it.
+        struct Inline(Arc<WaitList>, Mutex<Option<Arc<Waiter>>>);
+        impl std::task::Wake for Inline {
+            fn wake(self: Arc<Self>) {
+                if let Some(w) = self.1.lock().take() {
+                    self.0.unregister(&w);
+                }
+            }
+        }
+        let list = Arc::new(WaitList::default());
+        let w = Waiter::task();
+        let inline = Arc::new(Inline(Arc::clone(&list), Mutex::new(Some(Arc::clone(&w)))));
+        w.set_waker(&Waker::from(inline));
+        list.register(&w);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            list.wake_all();
+            tx.send(list.count.load(Ordering::SeqCst)).unwrap();
+        });
+        let left = rx.recv_timeout(Duration::from_secs(10)).expect("the wake deadlocked on the wait list's lock");
+        assert_eq!(left, 0);
     }
 }

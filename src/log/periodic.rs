@@ -12,8 +12,27 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::{Error, Result};
 
 pub(crate) struct Periodic {
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    stop: Arc<(Mutex<Signal>, Condvar)>,
     thread: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Signal {
+    stopped: bool,
+    /// [`Periodic::poke`] since the task last ran.
+    poked: bool,
+}
+
+/// What a task wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Run again after the interval.
+    Again,
+    /// Nothing to do until [`Periodic::poke`]: sleep without waking up (an
+    /// idle thread that ticks steals the processor from spinning threads).
+    Idle,
+    /// End the thread (its owner is gone).
+    Stop,
 }
 
 impl Periodic {
@@ -25,23 +44,45 @@ impl Periodic {
         mut task: impl FnMut() -> bool + Send + 'static,
         on_panic: impl FnOnce() + Send + 'static,
     ) -> Result<Periodic> {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        Periodic::start_idle(name, every, move || if task() { Next::Again } else { Next::Stop }, on_panic)
+    }
+
+    /// As [`Periodic::start`], but the task may go idle until poked.
+    pub fn start_idle(
+        name: &str,
+        every: Duration,
+        mut task: impl FnMut() -> Next + Send + 'static,
+        on_panic: impl FnOnce() + Send + 'static,
+    ) -> Result<Periodic> {
+        let stop = Arc::new((Mutex::new(Signal::default()), Condvar::new()));
         let signal = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
                 let (lock, cv) = &*signal;
-                let mut stopped = lock.lock();
+                let mut sig = lock.lock();
+                let mut idle = false;
                 // Checked before every wait: a stop that came before the
                 // thread first waited must not be slept through.
-                while !*stopped {
-                    cv.wait_for(&mut stopped, every);
-                    if *stopped {
+                while !sig.stopped {
+                    if idle {
+                        while !sig.poked && !sig.stopped {
+                            cv.wait(&mut sig);
+                        }
+                    } else if !sig.poked {
+                        cv.wait_for(&mut sig, every);
+                    }
+                    if sig.stopped {
                         return;
                     }
-                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut task)) {
-                        Ok(true) => {}
-                        Ok(false) => return,
+                    sig.poked = false;
+                    let next = parking_lot::MutexGuard::unlocked(&mut sig, || {
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut task))
+                    });
+                    match next {
+                        Ok(Next::Again) => idle = false,
+                        Ok(Next::Idle) => idle = true,
+                        Ok(Next::Stop) => return,
                         Err(_) => {
                             on_panic();
                             return;
@@ -53,9 +94,15 @@ impl Periodic {
         Ok(Periodic { stop, thread })
     }
 
+    /// Runs the task soon (at once if it is idle).
+    pub fn poke(&self) {
+        self.stop.0.lock().poked = true;
+        self.stop.1.notify_all();
+    }
+
     /// Stops the thread (after the task run in progress, if any) and joins it.
     pub fn stop(self) {
-        *self.stop.0.lock() = true;
+        self.stop.0.lock().stopped = true;
         self.stop.1.notify_all();
         let _ = self.thread.join();
     }
@@ -102,6 +149,34 @@ mod tests {
         )
         .unwrap();
         while panicked.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        p.stop();
+    }
+
+    #[test]
+    fn an_idle_task_sleeps_until_poked() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = Arc::clone(&runs);
+        let p = Periodic::start_idle(
+            "test-periodic",
+            Duration::from_millis(1),
+            move || {
+                r.fetch_add(1, Ordering::SeqCst);
+                Next::Idle
+            },
+            || {},
+        )
+        .unwrap();
+        while runs.load(Ordering::SeqCst) < 1 {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "an idle task ran without a poke");
+        p.poke();
+        let start = Instant::now();
+        while runs.load(Ordering::SeqCst) < 2 {
+            assert!(start.elapsed() < Duration::from_secs(10), "a poke did not run the task");
             std::thread::yield_now();
         }
         p.stop();

@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 
@@ -31,6 +32,8 @@ struct AsyncPoll {
     first: bool,
     /// Partitions whose wait lists hold the consumer's waiter.
     registered: Vec<Arc<Partition>>,
+    /// The broker's timer holds a deadline for the consumer's waiter.
+    timed: bool,
 }
 
 impl Consumer {
@@ -85,13 +88,15 @@ impl Consumer {
                 return Poll::Ready(Err(e));
             }
             st.entered = true;
-            st.first = true;
             // No deadline: alive until the future resolves or is dropped.
             self.poll_until_ms = i64::MAX;
             if let Some(m) = &self.membership {
                 m.group.enter_poll(self.broker.coordinator(), &m.member_id, self.broker.now_ms(), i64::MAX);
             }
         }
+        // Every step auto-commits when the interval is up: a woken wait is
+        // the only chance a consumer driven by async has to.
+        st.first = true;
         loop {
             match self.poll_once::<Vec<ConsumerRecord>>(&mut st.first) {
                 Ok(records) if records.is_empty() => {}
@@ -109,10 +114,45 @@ impl Consumer {
             // the append sees the registration and wakes the task.
             fence(Ordering::SeqCst);
             if !self.has_data() && !self.broker.is_closed() && !self.waiter.is_woken() {
+                // No thread parks with a timeout for a task: the broker's
+                // timer wakes it when the group may change by time alone
+                // (a rebalance timeout, another member's poll deadline) or
+                // an auto-commit is due.
+                match self.group_deadline() {
+                    Some(at) => {
+                        if let Err(e) = self.broker.timer.wake_at(&self.waiter, at) {
+                            self.finish_async(st);
+                            return Poll::Ready(Err(e));
+                        }
+                        st.timed = true;
+                    }
+                    None if std::mem::take(&mut st.timed) => self.broker.timer.cancel(&self.waiter),
+                    None => {}
+                }
                 return Poll::Pending;
             }
             self.unregister_async(st);
         }
+    }
+
+    /// When a waiting member must look again although nothing woke it:
+    /// the group's next change by time, or the auto-commit of positions
+    /// that moved since the last commit.
+    fn group_deadline(&self) -> Option<Instant> {
+        let m = self.membership.as_ref()?;
+        let mut at = m.wake_at_ms;
+        if self.config.enable_auto_commit
+            && let Some(g) = self.config.group_id.as_deref()
+        {
+            let offsets = &self.broker.coordinator().offsets;
+            let moved = self.assigned.iter().any(|(tp, a)| a.position.is_some_and(|p| offsets.get(g, tp) != Some(p)));
+            if moved {
+                let due = self.last_auto_commit_ms.saturating_add(super::millis(self.config.auto_commit_interval));
+                at = Some(at.map_or(due, |t| t.min(due)));
+            }
+        }
+        let ms = at?.saturating_sub(self.broker.now_ms()).max(1);
+        Instant::now().checked_add(Duration::from_millis(ms as u64))
     }
 
     fn unregister_async(&self, st: &mut AsyncPoll) {
@@ -125,6 +165,9 @@ impl Consumer {
     /// for the group, the poll.
     fn finish_async(&mut self, st: &mut AsyncPoll) {
         self.unregister_async(st);
+        if std::mem::take(&mut st.timed) {
+            self.broker.timer.cancel(&self.waiter);
+        }
         if std::mem::take(&mut st.entered)
             && let Some(m) = &self.membership
         {

@@ -1,0 +1,161 @@
+//! Group duties of consumers driven only through async, on tokio
+//! (multi-thread and current-thread) and `futures::executor`: no thread
+//! parks with a timeout for a pending `recv`, so the broker's timer must
+//! wake it when the group changes by time alone (another member missing
+//! its poll deadline) and when an auto-commit is due.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use streamlog::{Broker, BrokerOptions, Consumer, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig};
+
+fn on_every_executor<F, Fut>(scenario: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    eprintln!("-- tokio multi-thread");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    rt.block_on(rt.spawn(scenario())).unwrap();
+    drop(rt);
+    eprintln!("-- tokio current-thread");
+    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(scenario());
+    eprintln!("-- futures::executor");
+    futures_executor::block_on(scenario());
+}
+
+/// Awaits both futures at once (on one task), returning both outputs.
+async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (Box::pin(a), Box::pin(b));
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(move |cx| {
+        if ra.is_none()
+            && let Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            ra = Some(v);
+        }
+        if rb.is_none()
+            && let Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            rb = Some(v);
+        }
+        if ra.is_some() && rb.is_some() { Poll::Ready((ra.take().unwrap(), rb.take().unwrap())) } else { Poll::Pending }
+    })
+    .await
+}
+
+/// Fails the scenario instead of hanging when `f` never resolves.
+async fn within<F: Future>(limit: Duration, f: F) -> F::Output {
+    let deadline = Instant::now() + limit;
+    let mut f = Box::pin(f);
+    // A watchdog thread wakes the task once, at the limit (waking it
+    // earlier would be the timer polling this test is about).
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = Arc::clone(&stop);
+    let waker = Arc::new(parking_lot::Mutex::new(None::<std::task::Waker>));
+    let w2 = Arc::clone(&waker);
+    let watchdog = std::thread::spawn(move || {
+        while !s2.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+            if Instant::now() >= deadline
+                && let Some(w) = w2.lock().as_ref()
+            {
+                w.wake_by_ref();
+                return;
+            }
+        }
+    });
+    let out = std::future::poll_fn(|cx| {
+        *waker.lock() = Some(cx.waker().clone());
+        assert!(Instant::now() < deadline, "not done within {limit:?}");
+        Pin::new(&mut f).poll(cx)
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    watchdog.join().unwrap();
+    out
+}
+
+fn broker() -> (tempfile::TempDir, Arc<Broker>) {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Broker::open(dir.path(), BrokerOptions::default().maintenance_interval(None)).unwrap();
+    b.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
+    (dir, Arc::new(b))
+}
+
+fn member(b: &Broker, group: &str) -> Consumer {
+    let config = ConsumerConfig::with_group(group)
+        .auto_offset_reset(OffsetReset::Earliest)
+        .max_poll_interval(Duration::from_millis(400))
+        .rebalance_timeout(Duration::from_millis(400));
+    let mut c = b.consumer(config).unwrap();
+    c.subscribe(&["t"]).unwrap();
+    c
+}
+
+#[test]
+fn a_pending_member_takes_over_from_one_that_stopped_polling() {
+    on_every_executor(|| async {
+        let (_dir, b) = broker();
+        let (mut c1, mut c2) = (member(&b, "g"), member(&b, "g"));
+        let producer = b.producer();
+        for p in 0..2 {
+            producer.send(ProducerRecord::new("t", "first").partition(p)).unwrap();
+        }
+        // Both rejoin the first rebalance and get a partition each.
+        let (r1, r2) = within(Duration::from_secs(10), join(c1.recv(), c2.recv())).await;
+        assert_eq!((r1.unwrap().len(), r2.unwrap().len()), (1, 1));
+        assert_eq!((c1.assignment().len(), c2.assignment().len()), (1, 1));
+        let p2 = c2.assignment()[0].partition;
+
+        // c2 stops polling (alive, never awaited again). c1 waits in recv;
+        // nothing appends to its partition; only the timer, at c2's poll
+        // deadline, can make it look, remove c2 and take over.
+        producer.send(ProducerRecord::new("t", "orphan").partition(p2)).unwrap();
+        let start = Instant::now();
+        let mut got = Vec::new();
+        while !got.iter().any(|v: &Vec<u8>| v == b"orphan") {
+            let records = within(Duration::from_secs(10), c1.recv()).await.unwrap();
+            got.extend(records.into_iter().map(|r| r.value.unwrap().to_vec()));
+        }
+        assert!(start.elapsed() >= Duration::from_millis(300), "took over before c2's deadline");
+        assert_eq!(c1.assignment().len(), 2);
+        assert_eq!(b.describe_group("g").unwrap().members.len(), 1);
+        drop(c2);
+    });
+}
+
+#[test]
+fn auto_commit_happens_while_only_awaiting() {
+    on_every_executor(|| async {
+        let (_dir, b) = broker();
+        let config = ConsumerConfig::with_group("ac")
+            .auto_offset_reset(OffsetReset::Earliest)
+            .auto_commit_interval(Duration::from_millis(100));
+        let mut c = b.consumer(config).unwrap();
+        c.subscribe(&["t"]).unwrap();
+        b.producer().send(ProducerRecord::new("t", "a").partition(0)).unwrap();
+        let records = within(Duration::from_secs(10), c.recv()).await.unwrap();
+        assert_eq!(records.len(), 1);
+        // Now only awaiting: a thread watches the group's committed offsets
+        // and sends the record that ends the wait once the commit is seen
+        // (or after 5 s, and then the check below fails).
+        let b2 = Arc::clone(&b);
+        let watcher = std::thread::spawn(move || {
+            let group = b2.group("ac");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut seen = false;
+            while Instant::now() < deadline && !seen {
+                seen = group.committed().unwrap().values().any(|&o| o == 1);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            b2.producer().send(ProducerRecord::new("t", "b").partition(0)).unwrap();
+            seen
+        });
+        within(Duration::from_secs(10), c.recv()).await.unwrap();
+        assert!(watcher.join().unwrap(), "no auto-commit while the consumer only awaited");
+    });
+}
