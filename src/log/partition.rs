@@ -22,7 +22,7 @@ use crate::log::meta::{
 use crate::log::mmap::Prefaulter;
 use crate::log::notify::{WaitList, Waiter};
 use crate::log::options::{Durability, MAX_TIMESTAMP, PartitionOptions};
-use crate::log::periodic::Periodic;
+use crate::log::periodic::{Periodic, Worker};
 use crate::log::record::{Batch, Record, TimestampType};
 use crate::log::recovery::{self, Recovered};
 use crate::log::segment::{ActiveSegment, IndexConfig, Segment, SegmentConfig};
@@ -66,6 +66,11 @@ pub struct Partition {
     /// The prefault thread, when this partition started its own (a broker
     /// shares one between its partitions).
     own_prefaulter: Option<Arc<Prefaulter>>,
+    /// Where rolled segments are synced off the append path (the broker's,
+    /// or this partition's own when standalone). Not in `Inner`: its jobs
+    /// hold `Inner`, and the last holder must never be the worker's thread
+    /// joining itself.
+    sealer: Arc<Worker>,
 }
 
 pub(super) struct Inner {
@@ -115,12 +120,25 @@ pub(super) struct Inner {
     /// The directory entry of the first segment is not synced yet (a
     /// partition created by a broker, which defers that to the first sync).
     dir_unsynced: AtomicBool,
+    /// Rolled segments handed to the sealer: how many were handed over and
+    /// how many are synced (or failed, poisoning the partition). At most one
+    /// is in flight: recovery looks one segment back for an unsealed one.
+    seals: Mutex<SealCounts>,
+    seal_done: Condvar,
+}
+
+#[derive(Default)]
+struct SealCounts {
+    started: u64,
+    finished: u64,
 }
 
 /// What a broker shares with the partitions it opens.
 #[derive(Clone)]
 pub(crate) struct BrokerLink {
     pub prefaulter: Arc<Prefaulter>,
+    /// Syncs rolled segments in the background, for all the partitions.
+    pub sealer: Arc<Worker>,
     pub cache: Arc<MapCache>,
     /// The broker's clean-shutdown marker.
     pub marker: Arc<CleanMarker>,
@@ -293,6 +311,7 @@ impl Partition {
                 let clean = read_clean_marker(&dir)?;
                 let link = BrokerLink {
                     prefaulter: Arc::clone(&prefaulter),
+                    sealer: Worker::new("streamlog-seal"),
                     cache: MapCache::new(mapcache::PARTITION_DEFAULT_CAPACITY),
                     // A broker's partition opened on its own: its changes
                     // void the broker's marker too.
@@ -306,6 +325,7 @@ impl Partition {
                 (link, clean, Some(prefaulter))
             }
         };
+        let sealer = Arc::clone(&link.sealer);
         let segment_config = SegmentConfig {
             capacity: opts.segment_bytes,
             index: index_config,
@@ -350,13 +370,15 @@ impl Partition {
             own_marker: own_prefaulter.is_some(),
             dirty: AtomicBool::new(!opened_clean),
             dir_unsynced: AtomicBool::new(create),
+            seals: Mutex::new(SealCounts::default()),
+            seal_done: Condvar::new(),
             opts,
         });
         let flusher = match inner.opts.durability {
             Durability::Interval(every) if own_prefaulter.is_some() => Some(start_flusher(Arc::clone(&inner), every)?),
             _ => None,
         };
-        Ok(Partition { inner, flusher: Mutex::new(flusher), syncer: Mutex::new(None), own_prefaulter })
+        Ok(Partition { inner, flusher: Mutex::new(flusher), syncer: Mutex::new(None), own_prefaulter, sealer })
     }
 
     /// Appends `records` as one batch and returns their offsets. The batch is
@@ -491,7 +513,10 @@ impl Partition {
         let durability = w.settings.durability;
         inner.before_change()?;
         if inner.needs_roll(w, plan.len, count, plan.max_timestamp) {
-            inner.roll_locked(&mut guard)?;
+            // `Sync` keeps its promise by syncing the roll here; otherwise the
+            // old segment is synced in the background.
+            let sealer = (durability != Durability::Sync).then_some(&*self.sealer);
+            self.inner.roll_locked(&mut guard, sealer)?;
             let Some(rolled) = guard.as_mut() else { return Err(Error::Closed) };
             w = rolled;
         }
@@ -752,7 +777,7 @@ impl Partition {
             Some(w) if w.active.map.position() == 0 => Ok(()),
             Some(_) => {
                 inner.before_change()?;
-                inner.roll_locked(&mut guard)
+                self.inner.roll_locked(&mut guard, None)
             }
         }
     }
@@ -795,6 +820,8 @@ impl Partition {
         self.stop_syncer();
         let inner = &*self.inner;
         // Wait out a maintenance pass in progress; none starts once closed.
+        // (The writer is taken below, so no roll starts a seal after the
+        // wait for them further down.)
         let maintenance = inner.maintenance.lock();
         let writer = inner.writer.lock().take();
         // SeqCst, then wake: pairs with a waiter's registration, as an
@@ -805,8 +832,12 @@ impl Partition {
         // Async appends waiting for a sync learn of the close.
         inner.wake_sync_waiters(inner.sync.lock());
         drop(maintenance);
+        // A background seal of a rolled segment finishes first: a clean
+        // close leaves everything synced. (Its failure poisons: checked next.)
+        let _ = inner.wait_seals();
         if let Some(pf) = &self.own_prefaulter {
             pf.shutdown();
+            self.sealer.shutdown();
         }
         inner.check_writable()?;
         let Some(w) = writer else { return Ok(None) };
@@ -890,22 +921,45 @@ impl Inner {
     /// new file comes first: if that fails (a full disk), nothing changed
     /// and the append can be retried. A failure to cut or sync the old
     /// segment poisons the partition. A crash between the two steps is
-    /// handled by recovery (the segment before an empty last one is
-    /// recovered too). The new segment joins the list only once the old one
-    /// is synced: a concurrent `sync_to` syncs the last listed segment and
-    /// must not take an unsynced predecessor for done.
-    fn roll_locked(&self, slot: &mut Option<Writer>) -> Result<()> {
+    /// handled by recovery (the segment before the last is recovered when
+    /// the last is empty or the one before has no index files).
+    ///
+    /// With `sealer`, only the cut (dropping the preallocated tail) happens
+    /// here; the sync and the index files are the sealer's job, off the
+    /// append path, and `synced` moves past the old segment when it is done.
+    /// Without, the old segment is synced before this returns. Either way
+    /// the new segment joins the list only once the old one is cut, and a
+    /// concurrent `sync_to` waits for a background seal before it takes the
+    /// last listed segment's sync for all.
+    fn roll_locked(self: &Arc<Self>, slot: &mut Option<Writer>, sealer: Option<&Worker>) -> Result<()> {
         let Some(w) = slot.as_ref() else { return Err(Error::Closed) };
+        // One seal in flight at most: recovery looks one segment back only.
+        // (Waits only when segments roll faster than they sync.)
+        self.wait_seals()?;
         let (next_offset, settings) = (w.next_offset, w.settings);
         let config =
             SegmentConfig { capacity: settings.segment_bytes, index: settings.index, ..self.segment_config.clone() };
+        if sealer.is_some() {
+            // Recovery takes a segment before the last without index files
+            // for one whose sync may not have reached the disk, so index
+            // files left by a clean close (now stale) must go before the
+            // next segment exists; `create` syncs the directory after this.
+            w.active.segment.delete_index_files()?;
+        }
         let active = Segment::create(&self.dir, next_offset, &config, true)?;
         // That synced the directory, with the first segment's entry.
         self.dir_unsynced.store(false, Ordering::Release);
         let new_segment = Arc::clone(&active.segment);
         let old = slot.replace(Writer { active, next_offset, first_timestamp: None, settings }).expect("checked above");
-        Counters::add(&self.counters.fsyncs, 1);
-        let sealed = old.active.seal(&self.dir).inspect_err(|_| self.poison())?;
+        let cut = old.active.cut().inspect_err(|_| self.poison())?;
+        let (sealed, unsynced) = match sealer {
+            None => {
+                Counters::add(&self.counters.fsyncs, 1);
+                (cut.sync(&self.dir).inspect_err(|_| self.poison())?, None)
+            }
+            // Cut, so its size is final: a read-only handle may map it now.
+            Some(_) => (Arc::clone(cut.segment()), Some(cut)),
+        };
         // New readers get a handle that maps the sealed file read-only at its
         // size; the writable full-capacity mapping goes with the last reader
         // of the old handle. (No reader needs the new segment yet: the high
@@ -919,12 +973,47 @@ impl Inner {
             list.push(new_segment);
             *segments = Arc::new(list);
         }
-        // Sealing synced everything below the new segment.
-        let mut state = self.sync.lock();
-        state.synced = state.synced.max(next_offset);
-        self.wake_sync_waiters(state);
+        match (sealer, unsynced) {
+            (Some(worker), Some(cut)) => {
+                self.seals.lock().started += 1;
+                let inner = Arc::clone(self);
+                worker.submit(Box::new(move || {
+                    Counters::add(&inner.counters.fsyncs, 1);
+                    match cut.sync(&inner.dir) {
+                        Ok(_) => inner.mark_synced(next_offset),
+                        Err(e) => {
+                            tracing::error!(dir = %inner.dir.display(), error = %e, "syncing a rolled segment failed");
+                            inner.poison();
+                            inner.wake_sync_waiters(inner.sync.lock());
+                        }
+                    }
+                    inner.seals.lock().finished += 1;
+                    inner.seal_done.notify_all();
+                }));
+            }
+            _ => self.mark_synced(next_offset),
+        }
         tracing::debug!(dir = %self.dir.display(), base_offset = next_offset, "rolled to a new segment");
         Ok(())
+    }
+
+    /// Records that every offset below `offset` is on disk.
+    fn mark_synced(&self, offset: u64) {
+        let mut state = self.sync.lock();
+        state.synced = state.synced.max(offset);
+        self.wake_sync_waiters(state);
+    }
+
+    /// Returns once every rolled segment handed to the sealer so far is
+    /// synced; an error if one failed (the partition is poisoned then).
+    pub(super) fn wait_seals(&self) -> Result<()> {
+        let mut seals = self.seals.lock();
+        let target = seals.started;
+        while seals.finished < target {
+            self.seal_done.wait(&mut seals);
+        }
+        drop(seals);
+        self.check_writable()
     }
 
     /// Returns once every offset below `target` is on disk. Concurrent
@@ -955,7 +1044,11 @@ impl Inner {
         let active = Arc::clone(self.segments().last().expect("a partition has a segment"));
         self.sync_calls.fetch_add(1, Ordering::Relaxed);
         Counters::add(&self.counters.fsyncs, 1);
-        let result = dir_synced.and_then(|()| active.map()).and_then(|m| m.sync().map_err(Error::io("sync", m.path())));
+        // The segments before `active` are synced once their seals are.
+        let result = dir_synced
+            .and_then(|()| self.wait_seals())
+            .and_then(|()| active.map())
+            .and_then(|m| m.sync().map_err(Error::io("sync", m.path())));
         let mut state = self.sync.lock();
         state.in_progress = false;
         match &result {
