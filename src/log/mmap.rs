@@ -334,6 +334,8 @@ impl MappedFile {
     /// that need not be written now.
     pub fn sync(&self) -> io::Result<()> {
         #[cfg(test)]
+        failpoints::count_sync();
+        #[cfg(test)]
         if failpoints::sync_fails(&self.path) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
@@ -643,6 +645,19 @@ pub(crate) mod failpoints {
 
     pub(super) fn sync_fails(path: &Path) -> bool {
         FAILING_DIRS.lock().iter().any(|d| path.starts_with(d))
+    }
+
+    thread_local! {
+        static SYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    pub(super) fn count_sync() {
+        SYNCS.with(|n| n.set(n.get() + 1));
+    }
+
+    /// Mapped-file syncs made by the calling thread so far.
+    pub fn syncs_on_this_thread() -> u64 {
+        SYNCS.with(std::cell::Cell::get)
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::log::format;
+use crate::log::format::{self, AppendRecord};
 use crate::log::fsutil;
 use crate::log::mapcache::{self, MapCache};
 use crate::log::meta::{
@@ -23,7 +23,7 @@ use crate::log::mmap::Prefaulter;
 use crate::log::notify::{WaitList, Waiter};
 use crate::log::options::{Durability, MAX_TIMESTAMP, PartitionOptions};
 use crate::log::periodic::{Periodic, Worker};
-use crate::log::record::{Batch, Record, TimestampType};
+use crate::log::record::{Batch, Record, RecordRef, TimestampType};
 use crate::log::recovery::{self, Recovered};
 use crate::log::segment::{ActiveSegment, IndexConfig, Segment, SegmentConfig};
 use crate::log::stats::{Counters, LogStats};
@@ -227,10 +227,10 @@ impl TimestampPolicy {
 /// Checks the producer's timestamps of `records` against the partition's
 /// rules (see [`Error::InvalidTimestamp`]); `now` is read only when a
 /// window is set.
-fn check_timestamps(records: &[Record], now: i64, before_max: i64, after_max: i64) -> Result<()> {
+fn check_timestamps<R: AppendRecord>(records: &[R], now: i64, before_max: i64, after_max: i64) -> Result<()> {
     let windowed = before_max != i64::MAX || after_max != i64::MAX;
     for r in records {
-        let Some(ts) = r.timestamp else { continue };
+        let Some(ts) = r.timestamp() else { continue };
         let reason = if ts == format::NO_TIMESTAMP {
             continue;
         } else if ts < 0 {
@@ -392,6 +392,17 @@ impl Partition {
         Ok(at)
     }
 
+    /// [`Partition::append`] of records borrowed from the caller's buffers:
+    /// nothing is allocated per record (see [`RecordRef`] for an example).
+    /// The bytes are copied into the log before this returns.
+    pub fn append_refs(&self, records: &[RecordRef<'_>]) -> Result<AppendInfo> {
+        let (at, durability) = self.append_visible(records)?;
+        if durability == Durability::Sync {
+            self.inner.sync_to(at.last_offset + 1)?;
+        }
+        Ok(at)
+    }
+
     /// [`Partition::append`] without blocking the thread: the batch is
     /// appended (and visible) when this is called, and the future resolves
     /// at once, but with [`Durability::Sync`], where it resolves when a
@@ -480,7 +491,7 @@ impl Partition {
     }
 
     /// The append up to visibility, and the durability that applied to it.
-    fn append_visible(&self, records: &[Record]) -> Result<(AppendInfo, Durability)> {
+    fn append_visible<R: AppendRecord>(&self, records: &[R]) -> Result<(AppendInfo, Durability)> {
         let inner = &*self.inner;
         let ts = &inner.timestamps;
         let log_append = ts.log_append.load(Ordering::Relaxed);
@@ -489,7 +500,7 @@ impl Partition {
         let needs_now = log_append
             || before_max != i64::MAX
             || after_max != i64::MAX
-            || records.iter().any(|r| r.timestamp.is_none_or(|t| t == format::NO_TIMESTAMP));
+            || records.iter().any(|r| r.timestamp().is_none_or(|t| t == format::NO_TIMESTAMP));
         let now = if needs_now { inner.opts.clock.now_ms() } else { 0 };
         if !log_append {
             check_timestamps(records, now, before_max, after_max)?;
@@ -1210,6 +1221,110 @@ mod tests {
             p.read(61, 1 << 20).unwrap().iter().flat_map(|b| b.records()).map(|r| r.unwrap().offset).collect();
         assert_eq!(got, vec![61, 62]);
         assert_eq!(logs(), before, "no segment file left by the failed roll");
+        p.verify().unwrap();
+    }
+
+    /// Appends `rec(i)` from `from` on until the partition rolls; returns
+    /// the next `i` and the slowest append (the one that rolled).
+    fn append_until_roll(p: &Partition, from: u64) -> (u64, Duration) {
+        let segments = p.segment_count();
+        let mut i = from;
+        let mut slowest = Duration::ZERO;
+        while p.segment_count() == segments {
+            let start = std::time::Instant::now();
+            p.append(&[Record::new(vec![7u8; 500]).with_timestamp(i as i64)]).unwrap();
+            slowest = slowest.max(start.elapsed());
+            i += 1;
+        }
+        (i, slowest)
+    }
+
+    /// Issue 16: under `Os` (and `Interval`) a roll syncs the old segment
+    /// off the appending thread; a clean close still leaves it all synced.
+    #[test]
+    fn a_roll_syncs_the_old_segment_in_the_background() {
+        for durability in [Durability::Os, Durability::Interval(Duration::from_secs(3600))] {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = PartitionOptions::default().segment_bytes(64 << 10).durability(durability);
+            let p = Partition::open(dir.path(), opts.clone()).unwrap();
+            let before = failpoints::syncs_on_this_thread();
+            let (mut next, _) = append_until_roll(&p, 0);
+            for _ in 0..3 {
+                next = append_until_roll(&p, next).0;
+            }
+            assert_eq!(failpoints::syncs_on_this_thread(), before, "{durability:?}: a roll synced on the appender");
+            // The seals run in the background and are counted there.
+            p.inner.wait_seals().unwrap();
+            assert!(p.stats().fsyncs >= 4, "{durability:?}: {} fsyncs", p.stats().fsyncs);
+            let rolled = p.segments().unwrap()[3].end_offset;
+            assert!(p.flushed_offset() >= rolled, "{durability:?}: sealed segments count as synced");
+            for s in &p.segments().unwrap()[..4] {
+                assert!(s.index_path.exists(), "{durability:?}: a sealed segment has its index files");
+            }
+            p.close().unwrap();
+            assert!(dir.path().join(CLEAN_MARKER.name).exists());
+            let p = Partition::open(dir.path(), opts).unwrap();
+            assert_eq!(p.high_watermark(), next);
+            p.verify().unwrap();
+        }
+    }
+
+    /// `Sync` keeps its promise: the appender that rolls syncs the old
+    /// segment itself (and its own batch, as every `Sync` append does).
+    #[test]
+    fn a_roll_under_sync_durability_syncs_on_the_appender() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PartitionOptions::default().segment_bytes(64 << 10).durability(Durability::Sync);
+        let p = Partition::open(dir.path(), opts).unwrap();
+        p.append(&[rec(0)]).unwrap();
+        let before = failpoints::syncs_on_this_thread();
+        append_until_roll(&p, 1);
+        assert!(p.flushed_offset() == p.high_watermark());
+        assert!(failpoints::syncs_on_this_thread() > before);
+        assert_eq!(p.inner.seals.lock().started, 0, "no background seal under Sync");
+    }
+
+    /// A background seal that fails poisons the partition: later appends
+    /// and the close report it, and the close leaves no clean marker.
+    #[test]
+    fn a_failed_background_seal_poisons() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PartitionOptions::default().segment_bytes(64 << 10);
+        let p = Partition::open(dir.path(), opts.clone()).unwrap();
+        let (next, _) = append_until_roll(&p, 0);
+        p.inner.wait_seals().unwrap();
+        failpoints::fail_syncs_under(dir.path(), true);
+        let (next, _) = append_until_roll(&p, next);
+        assert!(matches!(p.inner.wait_seals(), Err(Error::Poisoned { .. })));
+        assert!(matches!(p.append(&[rec(next)]), Err(Error::Poisoned { .. })));
+        assert!(matches!(p.flush(), Err(Error::Poisoned { .. })));
+        assert!(matches!(p.close(), Err(Error::Poisoned { .. })));
+        failpoints::fail_syncs_under(dir.path(), false);
+        assert!(!dir.path().join(CLEAN_MARKER.name).exists(), "a poisoned close is not clean");
+        let p = Partition::open(dir.path(), opts).unwrap();
+        assert_eq!(p.high_watermark(), next, "everything acknowledged is there after a process restart");
+        p.verify().unwrap();
+    }
+
+    /// A crash after a roll whose background sync had not finished: the
+    /// segment before the last has no index files, and recovery scans it
+    /// (here it is whole: the process died, the page cache did not).
+    #[test]
+    fn recovery_scans_a_segment_whose_seal_did_not_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PartitionOptions::default().segment_bytes(64 << 10);
+        let p = Partition::open(dir.path(), opts.clone()).unwrap();
+        let (next, _) = append_until_roll(&p, 0);
+        p.append(&[rec(next)]).unwrap();
+        let first = p.segments().unwrap()[0].clone();
+        p.close().unwrap();
+        // As if the crash came before the seal: no index files, no marker.
+        fs::remove_file(&first.index_path).unwrap();
+        fs::remove_file(&first.time_index_path).unwrap();
+        fs::remove_file(dir.path().join(CLEAN_MARKER.name)).unwrap();
+        let p = Partition::open(dir.path(), opts).unwrap();
+        assert_eq!(p.high_watermark(), next + 1);
+        assert!(first.index_path.exists(), "recovery scanned it and wrote its index");
         p.verify().unwrap();
     }
 
