@@ -484,7 +484,8 @@ impl MapWriter {
             }
             written
         });
-        written.map_err(Error::io("write", &self.map.path))?;
+        // The path is copied only on error: this is the append path.
+        written.map_err(|e| Error::io("write", &self.map.path)(e))?;
         let end = start + n;
         if self.map.provisioned.load(Ordering::Acquire) < end {
             let _guard = self.map.provision_lock.lock();
