@@ -474,10 +474,13 @@ impl MapWriter {
         let start = self.cursor;
         let file = &self.file.as_ref().expect("checked by the caller").0;
         let written = SCRATCH.with_borrow_mut(|scratch| {
-            scratch.clear();
-            scratch.resize(n, 0);
-            fill(scratch);
-            let written = file.write_all_at(scratch, start as u64);
+            // Zeroed only when it grows: `fill` writes every byte it is given.
+            if scratch.len() < n {
+                scratch.resize(n, 0);
+            }
+            let buf = &mut scratch[..n];
+            fill(buf);
+            let written = file.write_all_at(buf, start as u64);
             if scratch.capacity() > SCRATCH_KEEP {
                 // Do not hold on to the largest batch ever seen.
                 *scratch = Vec::new();

@@ -1436,3 +1436,73 @@ mod tests {
         assert!(matches!(p.roll(), Err(Error::Closed)));
     }
 }
+
+/// Where a batched append's time goes (issue 16): run with
+/// `cargo test --release --lib append_breakdown -- --ignored --nocapture`.
+#[cfg(test)]
+mod breakdown {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    use std::time::Instant;
+
+    use super::*;
+
+    fn per_call(calls: usize, mut f: impl FnMut(usize)) -> f64 {
+        let start = Instant::now();
+        for i in 0..calls {
+            f(i);
+        }
+        start.elapsed().as_secs_f64() * 1e6 / calls as f64
+    }
+
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn append_breakdown() {
+        for (n, value_len) in [(64usize, 1024usize), (1000, 100)] {
+            let value = bytes::Bytes::from(vec![0xabu8; value_len]);
+            let records: Vec<Record> =
+                (0..n).map(|i| Record::new(value.clone()).with_timestamp(1_700_000_000_000 + i as i64)).collect();
+            let plan = format::plan_batch(&records, 0, false).unwrap();
+            let len = plan.len;
+            let mut buf = vec![0u8; len];
+            let calls = (256 << 20) / len;
+            let plan_us = per_call(calls, |_| {
+                std::hint::black_box(format::plan_batch(std::hint::black_box(&records), 0, false));
+            });
+            let encode_us = per_call(calls, |i| {
+                let plan = format::plan_batch(&records, 0, false).unwrap();
+                format::encode_batch(&mut buf, &plan, i as u64, &records, 0, false);
+            });
+            let crc_us = per_call(calls, |_| {
+                std::hint::black_box(crc32fast::hash(std::hint::black_box(&buf[4..])));
+            });
+            let src = buf.clone();
+            let copy_us = per_call(calls, |_| buf.copy_from_slice(std::hint::black_box(&src)));
+            let dir = tempfile::tempdir().unwrap();
+            let f = File::create(dir.path().join("p")).unwrap();
+            let pwrite_us = per_call(calls, |i| f.write_all_at(&src, (i * len) as u64).unwrap());
+            let mut f = File::create(dir.path().join("w")).unwrap();
+            let chunk = vec![0xabu8; 64 << 10];
+            let mut carry = 0usize;
+            let write_us = per_call(calls, |_| {
+                carry += len;
+                while carry >= chunk.len() {
+                    f.write_all(&chunk).unwrap();
+                    carry -= chunk.len();
+                }
+            });
+            let p = Partition::open(dir.path().join("log"), PartitionOptions::default()).unwrap();
+            p.append(&records).unwrap();
+            let append_us = per_call(calls, |_| {
+                p.append(&records).unwrap();
+            });
+            println!(
+                "{n} x {value_len} B ({len} B per call), us per call: plan {plan_us:.2}, plan+encode+crc \
+                 {encode_us:.2}, crc alone {crc_us:.2}, memcpy alone {copy_us:.2}, pwrite alone {pwrite_us:.2}, \
+                 write(2) 64 KiB chunks {write_us:.2}; Partition::append {append_us:.2} \
+                 ({:.2}x write(2))",
+                write_us / append_us
+            );
+        }
+    }
+}
