@@ -777,8 +777,10 @@ impl Partition {
         Ok(out)
     }
 
-    /// Seals the active segment (syncing it) and starts a new one. Does
-    /// nothing if the active segment is empty.
+    /// Seals the active segment (syncing it before this returns, whatever
+    /// the durability) and starts a new one. Does nothing if the active
+    /// segment is empty. (A roll decided by an append syncs the old segment
+    /// in the background unless the durability is `Sync`.)
     pub fn roll(&self) -> Result<()> {
         let inner = &*self.inner;
         let mut guard = inner.writer.lock();
