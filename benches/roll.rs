@@ -28,10 +28,9 @@ fn main() {
     let segment_mib = env_or("STREAMLOG_BENCH_SEGMENT_MIB", 256);
     let rolls = env_or("STREAMLOG_BENCH_ROLLS", 6);
     let value = Bytes::from(vec![0xab; 1024]);
-    let batch: Vec<Record> = (0..64).map(|i| Record::new(value.clone()).with_timestamp(1_700_000_000_000 + i)).collect();
-    for (name, durability) in
-        [("os", Durability::Os), ("interval_1s", Durability::Interval(Duration::from_secs(1)))]
-    {
+    let batch: Vec<Record> =
+        (0..64).map(|i| Record::new(value.clone()).with_timestamp(1_700_000_000_000 + i)).collect();
+    for (name, durability) in [("os", Durability::Os), ("interval_1s", Durability::Interval(Duration::from_secs(1)))] {
         let dir = tempfile::tempdir().unwrap();
         let opts = PartitionOptions::default().segment_bytes((segment_mib << 20) as u32).durability(durability);
         let p = Partition::open(dir.path(), opts).unwrap();

@@ -65,7 +65,11 @@ fn append_refs_allocates_nothing_per_record() {
             for r in 0..n {
                 let at = (r * 97 + i as usize) % (buf.len() - value_len);
                 let rec = RecordRef::new(&buf[at..at + value_len]).with_key(&buf[at..at + 8]);
-                batch.push(if r % 10 == 0 { rec.with_headers(&headers) } else { rec.with_timestamp(1_700_000_000_000) });
+                batch.push(if r % 10 == 0 {
+                    rec.with_headers(&headers)
+                } else {
+                    rec.with_timestamp(1_700_000_000_000)
+                });
             }
             p.append_refs(&batch).unwrap();
         };
@@ -96,8 +100,9 @@ fn owned_records_from_slices_allocate_per_record() {
     let p = Partition::open(dir.path(), PartitionOptions::default()).unwrap();
     let buf = vec![7u8; 4096];
     let avg = per_call(100, |_| {
-        let batch: Vec<streamlog::Record> =
-            (0..64).map(|r| streamlog::Record::new(buf[r..r + 100].to_vec()).with_key(buf[r..r + 8].to_vec())).collect();
+        let batch: Vec<streamlog::Record> = (0..64)
+            .map(|r| streamlog::Record::new(buf[r..r + 100].to_vec()).with_key(buf[r..r + 8].to_vec()))
+            .collect();
         p.append(&batch).unwrap();
     });
     assert!(avg >= 128.0, "{avg}");
