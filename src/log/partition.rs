@@ -989,9 +989,10 @@ impl Inner {
         match (sealer, unsynced) {
             (Some(worker), Some(cut)) => {
                 self.seals.lock().started += 1;
+                // Counted when issued, as the other syncs are.
+                Counters::add(&self.counters.fsyncs, 1);
                 let inner = Arc::clone(self);
                 worker.submit(Box::new(move || {
-                    Counters::add(&inner.counters.fsyncs, 1);
                     match cut.sync(&inner.dir) {
                         Ok(_) => inner.mark_synced(next_offset),
                         Err(e) => {
