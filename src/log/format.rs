@@ -242,11 +242,13 @@ pub(crate) fn validate_records(batch: &[u8], header: &BatchHeader) -> Result<(),
 // ---------------------------------------------------------------------------
 // varints
 
-#[inline]
-pub(crate) fn uvarint_len(v: u64) -> usize {
-    // Seven bits a byte, at least one byte: no loop on the append path.
-    let bits = 64 - (v | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+pub(crate) fn uvarint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
 }
 
 #[inline]
