@@ -167,6 +167,6 @@ pub use log::cleaner::{CompactionOptions, CompactionStats};
 pub use log::format::{HeaderViews, RecordIter, RecordView, RecordViews};
 pub use log::options::{Durability, MAX_TIMESTAMP, PartitionOptions};
 pub use log::partition::{AppendFuture, AppendInfo, Partition};
-pub use log::record::{Batch, Header, LogRecord, Record, TimestampType};
+pub use log::record::{Batch, Header, LogRecord, Record, RecordRef, TimestampType};
 pub use log::stats::LogStats;
 pub use log::view::Segment;

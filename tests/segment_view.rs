@@ -22,6 +22,7 @@ fn segments_describe_offsets_sizes_timestamps_and_files() {
         log.append(&[Record::new(vec![1u8; 100]).with_timestamp(ts), Record::new("x").with_timestamp(ts + 1)]).unwrap();
     }
     let check = |log: &Partition| {
+        log.flush().unwrap();
         let segs = log.segments().unwrap();
         assert!(segs.len() > 3, "{} segments", segs.len());
         assert_eq!(segs[0].base_offset(), log.log_start_offset());
@@ -53,6 +54,8 @@ fn segments_describe_offsets_sizes_timestamps_and_files() {
             assert!(s.log_path().exists());
             if !last {
                 assert!(s.size_in_bytes() <= 4096);
+                // Written once the roll's background sync is done (the
+                // `flush` before the check waits for it).
                 assert!(s.index_path().exists() && s.time_index_path().exists());
             }
         }

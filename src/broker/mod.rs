@@ -289,7 +289,12 @@ impl Broker {
             topics: RwLock::new(BTreeMap::new()),
             topics_epoch: std::sync::atomic::AtomicU64::new(0),
             admin: Mutex::new(()),
-            link: BrokerLink { prefaulter: Prefaulter::start()?, cache, marker },
+            link: BrokerLink {
+                prefaulter: Prefaulter::start()?,
+                sealer: crate::log::periodic::Worker::new("streamlog-seal"),
+                cache,
+                marker,
+            },
             clean_states: Mutex::new(clean_states),
             closed: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),

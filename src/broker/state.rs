@@ -374,6 +374,8 @@ impl BrokerState {
             first_error = Err(e);
         }
         self.link.prefaulter.shutdown();
+        // The partitions waited for their seals when they closed.
+        self.link.sealer.shutdown();
         // Producers may outlive the broker (they fail with `Closed`); the
         // directory is free for the next open now.
         drop(self.dir_lock.lock().take());

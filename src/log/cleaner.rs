@@ -258,6 +258,8 @@ impl Inner {
             doomed
         };
         self.before_change()?;
+        // A roll since the guard may be sealing one of them.
+        self.wait_seals()?;
         // Unlink only: readers holding records of these segments keep their
         // mappings, and nothing is ever truncated under them.
         let bytes: u64 = doomed.iter().map(|s| s.size().unwrap_or(0)).sum();
@@ -283,6 +285,8 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
+        // A rolled segment is not touched while its background seal runs.
+        self.wait_seals()?;
         Ok(guard)
     }
 

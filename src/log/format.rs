@@ -29,7 +29,7 @@ use std::str;
 
 use bytes::Bytes;
 
-use crate::log::record::{Header, LogRecord, Record};
+use crate::log::record::{Header, LogRecord, Record, RecordRef};
 
 /// Where the CRC sits, and the first byte it covers.
 pub(crate) const CRC_OFFSET: usize = 0;
@@ -343,41 +343,92 @@ fn get_opt(buf: &[u8], at: &mut usize) -> Result<Option<Range<usize>>, DecodeErr
 /// One record to encode, borrowed: from a [`Record`] being appended, or from
 /// a [`LogRecord`] being rewritten by compaction (which keeps its offset).
 #[derive(Clone, Copy)]
-pub(crate) struct RecordRef<'a> {
+pub(crate) struct EncodeRef<'a> {
     /// Offset minus the batch's base offset.
     pub offset_delta: u32,
     pub timestamp: i64,
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
-    pub headers: &'a [Header],
+    pub headers: Headers<'a>,
 }
 
-impl<'a> RecordRef<'a> {
-    /// Record `i` of an append; a missing timestamp (or Kafka's `-1`, no
-    /// timestamp) takes `now`, and with `log_append` every one does.
+/// A record's headers as the caller holds them.
+#[derive(Clone, Copy)]
+pub(crate) enum Headers<'a> {
+    Owned(&'a [Header]),
+    Borrowed(&'a [(&'a str, Option<&'a [u8]>)]),
+}
+
+impl<'a> Headers<'a> {
     #[inline]
-    fn of(rec: &'a Record, i: usize, now: i64, log_append: bool) -> RecordRef<'a> {
-        let timestamp = match rec.timestamp {
-            Some(ts) if ts != NO_TIMESTAMP && !log_append => ts,
-            _ => now,
-        };
-        RecordRef {
-            offset_delta: i as u32,
-            timestamp,
-            key: rec.key.as_deref(),
-            value: rec.value.as_deref(),
-            headers: &rec.headers,
+    fn len(self) -> usize {
+        match self {
+            Headers::Owned(h) => h.len(),
+            Headers::Borrowed(h) => h.len(),
         }
     }
 
+    /// Calls `f` with each header's name and value, in order.
+    #[inline]
+    fn each(self, mut f: impl FnMut(&'a str, Option<&'a [u8]>)) {
+        match self {
+            Headers::Owned(h) => h.iter().for_each(|h| f(&h.key, h.value.as_deref())),
+            Headers::Borrowed(h) => h.iter().for_each(|&(k, v)| f(k, v)),
+        }
+    }
+}
+
+/// A record an append takes: [`Record`] or the borrowed [`RecordRef`].
+pub(crate) trait AppendRecord {
+    /// The timestamp the producer gave, if any.
+    fn timestamp(&self) -> Option<i64>;
+    /// Its fields, borrowed for encoding (see [`EncodeRef::of`]).
+    fn fields(&self) -> (Option<&[u8]>, Option<&[u8]>, Headers<'_>);
+}
+
+impl AppendRecord for Record {
+    #[inline]
+    fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+    #[inline]
+    fn fields(&self) -> (Option<&[u8]>, Option<&[u8]>, Headers<'_>) {
+        (self.key.as_deref(), self.value.as_deref(), Headers::Owned(&self.headers))
+    }
+}
+
+impl AppendRecord for RecordRef<'_> {
+    #[inline]
+    fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+    #[inline]
+    fn fields(&self) -> (Option<&[u8]>, Option<&[u8]>, Headers<'_>) {
+        (self.key, self.value, Headers::Borrowed(self.headers))
+    }
+}
+
+impl<'a> EncodeRef<'a> {
+    /// Record `i` of an append; a missing timestamp (or Kafka's `-1`, no
+    /// timestamp) takes `now`, and with `log_append` every one does.
+    #[inline]
+    fn of<R: AppendRecord>(rec: &'a R, i: usize, now: i64, log_append: bool) -> EncodeRef<'a> {
+        let timestamp = match rec.timestamp() {
+            Some(ts) if ts != NO_TIMESTAMP && !log_append => ts,
+            _ => now,
+        };
+        let (key, value, headers) = rec.fields();
+        EncodeRef { offset_delta: i as u32, timestamp, key, value, headers }
+    }
+
     /// A stored record, relative to the batch starting at `base_offset`.
-    pub fn of_log(rec: &'a LogRecord, base_offset: u64) -> RecordRef<'a> {
-        RecordRef {
+    pub fn of_log(rec: &'a LogRecord, base_offset: u64) -> EncodeRef<'a> {
+        EncodeRef {
             offset_delta: (rec.offset - base_offset) as u32,
             timestamp: rec.timestamp,
             key: rec.key.as_deref(),
             value: rec.value.as_deref(),
-            headers: &rec.headers,
+            headers: Headers::Owned(&rec.headers),
         }
     }
 
@@ -390,9 +441,7 @@ impl<'a> RecordRef<'a> {
             + opt_len(self.key)
             + opt_len(self.value)
             + uvarint_len(self.headers.len() as u64);
-        for h in self.headers {
-            n += uvarint_len(h.key.len() as u64) + h.key.len() + opt_len(h.value.as_deref());
-        }
+        self.headers.each(|key, value| n += uvarint_len(key.len() as u64) + key.len() + opt_len(value));
         n
     }
 
@@ -406,12 +455,12 @@ impl<'a> RecordRef<'a> {
         at = put_opt(buf, at, self.key);
         at = put_opt(buf, at, self.value);
         at = put_uvarint(buf, at, self.headers.len() as u64);
-        for h in self.headers {
-            at = put_uvarint(buf, at, h.key.len() as u64);
-            buf[at..at + h.key.len()].copy_from_slice(h.key.as_bytes());
-            at += h.key.len();
-            at = put_opt(buf, at, h.value.as_deref());
-        }
+        self.headers.each(|key, value| {
+            at = put_uvarint(buf, at, key.len() as u64);
+            buf[at..at + key.len()].copy_from_slice(key.as_bytes());
+            at += key.len();
+            at = put_opt(buf, at, value);
+        });
         at
     }
 }
@@ -432,7 +481,7 @@ pub(crate) struct BatchPlan {
 
 /// Sizes a batch of `refs` (offset deltas increasing). `None` when empty or
 /// too large for the format.
-fn plan_refs<'a>(refs: impl Iterator<Item = RecordRef<'a>> + Clone) -> Option<BatchPlan> {
+fn plan_refs<'a>(refs: impl Iterator<Item = EncodeRef<'a>> + Clone) -> Option<BatchPlan> {
     let first = refs.clone().next()?.timestamp;
     let mut len = BATCH_HEADER_LEN;
     let (mut max_ts, mut count, mut last, mut single) = (i64::MIN, 0u32, 0u32, 0);
@@ -455,7 +504,7 @@ fn plan_refs<'a>(refs: impl Iterator<Item = RecordRef<'a>> + Clone) -> Option<Ba
     })
 }
 
-fn encode_refs<'a>(buf: &mut [u8], plan: &BatchPlan, base_offset: u64, refs: impl Iterator<Item = RecordRef<'a>>) {
+fn encode_refs<'a>(buf: &mut [u8], plan: &BatchPlan, base_offset: u64, refs: impl Iterator<Item = EncodeRef<'a>>) {
     debug_assert_eq!(buf.len(), plan.len);
     // Assemble the header on the stack and copy it once.
     let mut header = [0u8; BATCH_HEADER_LEN];
@@ -487,9 +536,9 @@ pub const NO_TIMESTAMP: i64 = -1;
 /// `now`; with `log_append` all of them do, and the batch is marked
 /// [`ATTR_LOG_APPEND_TIME`]) and computes the encoded size. Returns `None`
 /// when the batch is empty or too large for the format.
-pub(crate) fn plan_batch(records: &[Record], now: i64, log_append: bool) -> Option<BatchPlan> {
+pub(crate) fn plan_batch<R: AppendRecord>(records: &[R], now: i64, log_append: bool) -> Option<BatchPlan> {
     u32::try_from(records.len()).ok()?;
-    let mut plan = plan_refs(records.iter().enumerate().map(|(i, r)| RecordRef::of(r, i, now, log_append)))?;
+    let mut plan = plan_refs(records.iter().enumerate().map(|(i, r)| EncodeRef::of(r, i, now, log_append)))?;
     if log_append {
         plan.attributes = ATTR_LOG_APPEND_TIME;
     }
@@ -499,15 +548,15 @@ pub(crate) fn plan_batch(records: &[Record], now: i64, log_append: bool) -> Opti
 /// Writes the batch described by `plan` into `buf` (exactly `plan.len` bytes)
 /// and seals it with its checksum. `now` and `log_append` as given to
 /// [`plan_batch`].
-pub(crate) fn encode_batch(
+pub(crate) fn encode_batch<R: AppendRecord>(
     buf: &mut [u8],
     plan: &BatchPlan,
     base_offset: u64,
-    records: &[Record],
+    records: &[R],
     now: i64,
     log_append: bool,
 ) {
-    let refs = records.iter().enumerate().map(|(i, r)| RecordRef::of(r, i, now, log_append));
+    let refs = records.iter().enumerate().map(|(i, r)| EncodeRef::of(r, i, now, log_append));
     encode_refs(buf, plan, base_offset, refs);
 }
 
@@ -519,7 +568,7 @@ pub(crate) fn encode_log_records(records: &[LogRecord], attributes: u8) -> Optio
     if records.last()?.offset - base > u64::from(u32::MAX) {
         return None;
     }
-    let refs = records.iter().map(|r| RecordRef::of_log(r, base));
+    let refs = records.iter().map(|r| EncodeRef::of_log(r, base));
     let mut plan = plan_refs(refs.clone())?;
     plan.attributes = attributes;
     let mut buf = vec![0u8; plan.len];

@@ -334,6 +334,8 @@ impl MappedFile {
     /// that need not be written now.
     pub fn sync(&self) -> io::Result<()> {
         #[cfg(test)]
+        failpoints::count_sync();
+        #[cfg(test)]
         if failpoints::sync_fails(&self.path) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
@@ -472,17 +474,21 @@ impl MapWriter {
         let start = self.cursor;
         let file = &self.file.as_ref().expect("checked by the caller").0;
         let written = SCRATCH.with_borrow_mut(|scratch| {
-            scratch.clear();
-            scratch.resize(n, 0);
-            fill(scratch);
-            let written = file.write_all_at(scratch, start as u64);
+            // Zeroed only when it grows: `fill` writes every byte it is given.
+            if scratch.len() < n {
+                scratch.resize(n, 0);
+            }
+            let buf = &mut scratch[..n];
+            fill(buf);
+            let written = file.write_all_at(buf, start as u64);
             if scratch.capacity() > SCRATCH_KEEP {
                 // Do not hold on to the largest batch ever seen.
                 *scratch = Vec::new();
             }
             written
         });
-        written.map_err(Error::io("write", &self.map.path))?;
+        // The path is copied only on error: this is the append path.
+        written.map_err(|e| Error::io("write", &self.map.path)(e))?;
         let end = start + n;
         if self.map.provisioned.load(Ordering::Acquire) < end {
             let _guard = self.map.provision_lock.lock();
@@ -643,6 +649,19 @@ pub(crate) mod failpoints {
 
     pub(super) fn sync_fails(path: &Path) -> bool {
         FAILING_DIRS.lock().iter().any(|d| path.starts_with(d))
+    }
+
+    thread_local! {
+        static SYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    pub(super) fn count_sync() {
+        SYNCS.with(|n| n.set(n.get() + 1));
+    }
+
+    /// Mapped-file syncs made by the calling thread so far.
+    pub fn syncs_on_this_thread() -> u64 {
+        SYNCS.with(std::cell::Cell::get)
     }
 }
 

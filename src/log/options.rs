@@ -18,7 +18,8 @@ pub const MAX_TIMESTAMP: i64 = 253_402_300_799_999;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// No sync on the append path; the OS writes back when it likes. Sealed
-    /// segments are still synced when they roll. Default.
+    /// segments are still synced after they roll, by a background thread
+    /// (a flush or a clean close waits for it). Default.
     #[default]
     Os,
     /// A background thread syncs the partition at this interval (at least

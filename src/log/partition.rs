@@ -12,7 +12,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::log::format;
+use crate::log::format::{self, AppendRecord};
 use crate::log::fsutil;
 use crate::log::mapcache::{self, MapCache};
 use crate::log::meta::{
@@ -22,8 +22,8 @@ use crate::log::meta::{
 use crate::log::mmap::Prefaulter;
 use crate::log::notify::{WaitList, Waiter};
 use crate::log::options::{Durability, MAX_TIMESTAMP, PartitionOptions};
-use crate::log::periodic::Periodic;
-use crate::log::record::{Batch, Record, TimestampType};
+use crate::log::periodic::{Periodic, Worker};
+use crate::log::record::{Batch, Record, RecordRef, TimestampType};
 use crate::log::recovery::{self, Recovered};
 use crate::log::segment::{ActiveSegment, IndexConfig, Segment, SegmentConfig};
 use crate::log::stats::{Counters, LogStats};
@@ -66,6 +66,11 @@ pub struct Partition {
     /// The prefault thread, when this partition started its own (a broker
     /// shares one between its partitions).
     own_prefaulter: Option<Arc<Prefaulter>>,
+    /// Where rolled segments are synced off the append path (the broker's,
+    /// or this partition's own when standalone). Not in `Inner`: its jobs
+    /// hold `Inner`, and the last holder must never be the worker's thread
+    /// joining itself.
+    sealer: Arc<Worker>,
 }
 
 pub(super) struct Inner {
@@ -115,12 +120,25 @@ pub(super) struct Inner {
     /// The directory entry of the first segment is not synced yet (a
     /// partition created by a broker, which defers that to the first sync).
     dir_unsynced: AtomicBool,
+    /// Rolled segments handed to the sealer: how many were handed over and
+    /// how many are synced (or failed, poisoning the partition). At most one
+    /// is in flight: recovery looks one segment back for an unsealed one.
+    seals: Mutex<SealCounts>,
+    seal_done: Condvar,
+}
+
+#[derive(Default)]
+struct SealCounts {
+    started: u64,
+    finished: u64,
 }
 
 /// What a broker shares with the partitions it opens.
 #[derive(Clone)]
 pub(crate) struct BrokerLink {
     pub prefaulter: Arc<Prefaulter>,
+    /// Syncs rolled segments in the background, for all the partitions.
+    pub sealer: Arc<Worker>,
     pub cache: Arc<MapCache>,
     /// The broker's clean-shutdown marker.
     pub marker: Arc<CleanMarker>,
@@ -209,10 +227,10 @@ impl TimestampPolicy {
 /// Checks the producer's timestamps of `records` against the partition's
 /// rules (see [`Error::InvalidTimestamp`]); `now` is read only when a
 /// window is set.
-fn check_timestamps(records: &[Record], now: i64, before_max: i64, after_max: i64) -> Result<()> {
+fn check_timestamps<R: AppendRecord>(records: &[R], now: i64, before_max: i64, after_max: i64) -> Result<()> {
     let windowed = before_max != i64::MAX || after_max != i64::MAX;
     for r in records {
-        let Some(ts) = r.timestamp else { continue };
+        let Some(ts) = r.timestamp() else { continue };
         let reason = if ts == format::NO_TIMESTAMP {
             continue;
         } else if ts < 0 {
@@ -293,6 +311,7 @@ impl Partition {
                 let clean = read_clean_marker(&dir)?;
                 let link = BrokerLink {
                     prefaulter: Arc::clone(&prefaulter),
+                    sealer: Worker::new("streamlog-seal"),
                     cache: MapCache::new(mapcache::PARTITION_DEFAULT_CAPACITY),
                     // A broker's partition opened on its own: its changes
                     // void the broker's marker too.
@@ -306,6 +325,7 @@ impl Partition {
                 (link, clean, Some(prefaulter))
             }
         };
+        let sealer = Arc::clone(&link.sealer);
         let segment_config = SegmentConfig {
             capacity: opts.segment_bytes,
             index: index_config,
@@ -350,19 +370,32 @@ impl Partition {
             own_marker: own_prefaulter.is_some(),
             dirty: AtomicBool::new(!opened_clean),
             dir_unsynced: AtomicBool::new(create),
+            seals: Mutex::new(SealCounts::default()),
+            seal_done: Condvar::new(),
             opts,
         });
         let flusher = match inner.opts.durability {
             Durability::Interval(every) if own_prefaulter.is_some() => Some(start_flusher(Arc::clone(&inner), every)?),
             _ => None,
         };
-        Ok(Partition { inner, flusher: Mutex::new(flusher), syncer: Mutex::new(None), own_prefaulter })
+        Ok(Partition { inner, flusher: Mutex::new(flusher), syncer: Mutex::new(None), own_prefaulter, sealer })
     }
 
     /// Appends `records` as one batch and returns their offsets. The batch is
     /// visible to readers, and survives a crash of the process, when this
     /// returns; with [`Durability::Sync`] it is also on disk.
     pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
+        let (at, durability) = self.append_visible(records)?;
+        if durability == Durability::Sync {
+            self.inner.sync_to(at.last_offset + 1)?;
+        }
+        Ok(at)
+    }
+
+    /// [`Partition::append`] of records borrowed from the caller's buffers:
+    /// nothing is allocated per record (see [`RecordRef`] for an example).
+    /// The bytes are copied into the log before this returns.
+    pub fn append_refs(&self, records: &[RecordRef<'_>]) -> Result<AppendInfo> {
         let (at, durability) = self.append_visible(records)?;
         if durability == Durability::Sync {
             self.inner.sync_to(at.last_offset + 1)?;
@@ -458,7 +491,7 @@ impl Partition {
     }
 
     /// The append up to visibility, and the durability that applied to it.
-    fn append_visible(&self, records: &[Record]) -> Result<(AppendInfo, Durability)> {
+    fn append_visible<R: AppendRecord>(&self, records: &[R]) -> Result<(AppendInfo, Durability)> {
         let inner = &*self.inner;
         let ts = &inner.timestamps;
         let log_append = ts.log_append.load(Ordering::Relaxed);
@@ -467,7 +500,7 @@ impl Partition {
         let needs_now = log_append
             || before_max != i64::MAX
             || after_max != i64::MAX
-            || records.iter().any(|r| r.timestamp.is_none_or(|t| t == format::NO_TIMESTAMP));
+            || records.iter().any(|r| r.timestamp().is_none_or(|t| t == format::NO_TIMESTAMP));
         let now = if needs_now { inner.opts.clock.now_ms() } else { 0 };
         if !log_append {
             check_timestamps(records, now, before_max, after_max)?;
@@ -491,7 +524,10 @@ impl Partition {
         let durability = w.settings.durability;
         inner.before_change()?;
         if inner.needs_roll(w, plan.len, count, plan.max_timestamp) {
-            inner.roll_locked(&mut guard)?;
+            // `Sync` keeps its promise by syncing the roll here; otherwise the
+            // old segment is synced in the background.
+            let sealer = (durability != Durability::Sync).then_some(&*self.sealer);
+            self.inner.roll_locked(&mut guard, sealer)?;
             let Some(rolled) = guard.as_mut() else { return Err(Error::Closed) };
             w = rolled;
         }
@@ -741,8 +777,10 @@ impl Partition {
         Ok(out)
     }
 
-    /// Seals the active segment (syncing it) and starts a new one. Does
-    /// nothing if the active segment is empty.
+    /// Seals the active segment (syncing it before this returns, whatever
+    /// the durability) and starts a new one. Does nothing if the active
+    /// segment is empty. (A roll decided by an append syncs the old segment
+    /// in the background unless the durability is `Sync`.)
     pub fn roll(&self) -> Result<()> {
         let inner = &*self.inner;
         let mut guard = inner.writer.lock();
@@ -752,7 +790,7 @@ impl Partition {
             Some(w) if w.active.map.position() == 0 => Ok(()),
             Some(_) => {
                 inner.before_change()?;
-                inner.roll_locked(&mut guard)
+                self.inner.roll_locked(&mut guard, None)
             }
         }
     }
@@ -795,6 +833,8 @@ impl Partition {
         self.stop_syncer();
         let inner = &*self.inner;
         // Wait out a maintenance pass in progress; none starts once closed.
+        // (The writer is taken below, so no roll starts a seal after the
+        // wait for them further down.)
         let maintenance = inner.maintenance.lock();
         let writer = inner.writer.lock().take();
         // SeqCst, then wake: pairs with a waiter's registration, as an
@@ -805,8 +845,12 @@ impl Partition {
         // Async appends waiting for a sync learn of the close.
         inner.wake_sync_waiters(inner.sync.lock());
         drop(maintenance);
+        // A background seal of a rolled segment finishes first: a clean
+        // close leaves everything synced. (Its failure poisons: checked next.)
+        let _ = inner.wait_seals();
         if let Some(pf) = &self.own_prefaulter {
             pf.shutdown();
+            self.sealer.shutdown();
         }
         inner.check_writable()?;
         let Some(w) = writer else { return Ok(None) };
@@ -890,22 +934,45 @@ impl Inner {
     /// new file comes first: if that fails (a full disk), nothing changed
     /// and the append can be retried. A failure to cut or sync the old
     /// segment poisons the partition. A crash between the two steps is
-    /// handled by recovery (the segment before an empty last one is
-    /// recovered too). The new segment joins the list only once the old one
-    /// is synced: a concurrent `sync_to` syncs the last listed segment and
-    /// must not take an unsynced predecessor for done.
-    fn roll_locked(&self, slot: &mut Option<Writer>) -> Result<()> {
+    /// handled by recovery (the segment before the last is recovered when
+    /// the last is empty or the one before has no index files).
+    ///
+    /// With `sealer`, only the cut (dropping the preallocated tail) happens
+    /// here; the sync and the index files are the sealer's job, off the
+    /// append path, and `synced` moves past the old segment when it is done.
+    /// Without, the old segment is synced before this returns. Either way
+    /// the new segment joins the list only once the old one is cut, and a
+    /// concurrent `sync_to` waits for a background seal before it takes the
+    /// last listed segment's sync for all.
+    fn roll_locked(self: &Arc<Self>, slot: &mut Option<Writer>, sealer: Option<&Worker>) -> Result<()> {
         let Some(w) = slot.as_ref() else { return Err(Error::Closed) };
+        // One seal in flight at most: recovery looks one segment back only.
+        // (Waits only when segments roll faster than they sync.)
+        self.wait_seals()?;
         let (next_offset, settings) = (w.next_offset, w.settings);
         let config =
             SegmentConfig { capacity: settings.segment_bytes, index: settings.index, ..self.segment_config.clone() };
+        if sealer.is_some() {
+            // Recovery takes a segment before the last without index files
+            // for one whose sync may not have reached the disk, so index
+            // files left by a clean close (now stale) must go before the
+            // next segment exists; `create` syncs the directory after this.
+            w.active.segment.delete_index_files()?;
+        }
         let active = Segment::create(&self.dir, next_offset, &config, true)?;
         // That synced the directory, with the first segment's entry.
         self.dir_unsynced.store(false, Ordering::Release);
         let new_segment = Arc::clone(&active.segment);
         let old = slot.replace(Writer { active, next_offset, first_timestamp: None, settings }).expect("checked above");
-        Counters::add(&self.counters.fsyncs, 1);
-        let sealed = old.active.seal(&self.dir).inspect_err(|_| self.poison())?;
+        let cut = old.active.cut().inspect_err(|_| self.poison())?;
+        let (sealed, unsynced) = match sealer {
+            None => {
+                Counters::add(&self.counters.fsyncs, 1);
+                (cut.sync(&self.dir).inspect_err(|_| self.poison())?, None)
+            }
+            // Cut, so its size is final: a read-only handle may map it now.
+            Some(_) => (Arc::clone(cut.segment()), Some(cut)),
+        };
         // New readers get a handle that maps the sealed file read-only at its
         // size; the writable full-capacity mapping goes with the last reader
         // of the old handle. (No reader needs the new segment yet: the high
@@ -919,12 +986,48 @@ impl Inner {
             list.push(new_segment);
             *segments = Arc::new(list);
         }
-        // Sealing synced everything below the new segment.
-        let mut state = self.sync.lock();
-        state.synced = state.synced.max(next_offset);
-        self.wake_sync_waiters(state);
+        match (sealer, unsynced) {
+            (Some(worker), Some(cut)) => {
+                self.seals.lock().started += 1;
+                // Counted when issued, as the other syncs are.
+                Counters::add(&self.counters.fsyncs, 1);
+                let inner = Arc::clone(self);
+                worker.submit(Box::new(move || {
+                    match cut.sync(&inner.dir) {
+                        Ok(_) => inner.mark_synced(next_offset),
+                        Err(e) => {
+                            tracing::error!(dir = %inner.dir.display(), error = %e, "syncing a rolled segment failed");
+                            inner.poison();
+                            inner.wake_sync_waiters(inner.sync.lock());
+                        }
+                    }
+                    inner.seals.lock().finished += 1;
+                    inner.seal_done.notify_all();
+                }));
+            }
+            _ => self.mark_synced(next_offset),
+        }
         tracing::debug!(dir = %self.dir.display(), base_offset = next_offset, "rolled to a new segment");
         Ok(())
+    }
+
+    /// Records that every offset below `offset` is on disk.
+    fn mark_synced(&self, offset: u64) {
+        let mut state = self.sync.lock();
+        state.synced = state.synced.max(offset);
+        self.wake_sync_waiters(state);
+    }
+
+    /// Returns once every rolled segment handed to the sealer so far is
+    /// synced; an error if one failed (the partition is poisoned then).
+    pub(super) fn wait_seals(&self) -> Result<()> {
+        let mut seals = self.seals.lock();
+        let target = seals.started;
+        while seals.finished < target {
+            self.seal_done.wait(&mut seals);
+        }
+        drop(seals);
+        self.check_writable()
     }
 
     /// Returns once every offset below `target` is on disk. Concurrent
@@ -955,7 +1058,11 @@ impl Inner {
         let active = Arc::clone(self.segments().last().expect("a partition has a segment"));
         self.sync_calls.fetch_add(1, Ordering::Relaxed);
         Counters::add(&self.counters.fsyncs, 1);
-        let result = dir_synced.and_then(|()| active.map()).and_then(|m| m.sync().map_err(Error::io("sync", m.path())));
+        // The segments before `active` are synced once their seals are.
+        let result = dir_synced
+            .and_then(|()| self.wait_seals())
+            .and_then(|()| active.map())
+            .and_then(|m| m.sync().map_err(Error::io("sync", m.path())));
         let mut state = self.sync.lock();
         state.in_progress = false;
         match &result {
@@ -1120,6 +1227,110 @@ mod tests {
         p.verify().unwrap();
     }
 
+    /// Appends `rec(i)` from `from` on until the partition rolls; returns
+    /// the next `i` and the slowest append (the one that rolled).
+    fn append_until_roll(p: &Partition, from: u64) -> (u64, Duration) {
+        let segments = p.segment_count();
+        let mut i = from;
+        let mut slowest = Duration::ZERO;
+        while p.segment_count() == segments {
+            let start = std::time::Instant::now();
+            p.append(&[Record::new(vec![7u8; 500]).with_timestamp(i as i64)]).unwrap();
+            slowest = slowest.max(start.elapsed());
+            i += 1;
+        }
+        (i, slowest)
+    }
+
+    /// Issue 16: under `Os` (and `Interval`) a roll syncs the old segment
+    /// off the appending thread; a clean close still leaves it all synced.
+    #[test]
+    fn a_roll_syncs_the_old_segment_in_the_background() {
+        for durability in [Durability::Os, Durability::Interval(Duration::from_secs(3600))] {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = PartitionOptions::default().segment_bytes(64 << 10).durability(durability);
+            let p = Partition::open(dir.path(), opts.clone()).unwrap();
+            let before = failpoints::syncs_on_this_thread();
+            let (mut next, _) = append_until_roll(&p, 0);
+            for _ in 0..3 {
+                next = append_until_roll(&p, next).0;
+            }
+            assert_eq!(failpoints::syncs_on_this_thread(), before, "{durability:?}: a roll synced on the appender");
+            // The seals run in the background and are counted there.
+            p.inner.wait_seals().unwrap();
+            assert!(p.stats().fsyncs >= 4, "{durability:?}: {} fsyncs", p.stats().fsyncs);
+            let rolled = p.segments().unwrap()[3].end_offset;
+            assert!(p.flushed_offset() >= rolled, "{durability:?}: sealed segments count as synced");
+            for s in &p.segments().unwrap()[..4] {
+                assert!(s.index_path.exists(), "{durability:?}: a sealed segment has its index files");
+            }
+            p.close().unwrap();
+            assert!(dir.path().join(CLEAN_MARKER.name).exists());
+            let p = Partition::open(dir.path(), opts).unwrap();
+            assert_eq!(p.high_watermark(), next);
+            p.verify().unwrap();
+        }
+    }
+
+    /// `Sync` keeps its promise: the appender that rolls syncs the old
+    /// segment itself (and its own batch, as every `Sync` append does).
+    #[test]
+    fn a_roll_under_sync_durability_syncs_on_the_appender() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PartitionOptions::default().segment_bytes(64 << 10).durability(Durability::Sync);
+        let p = Partition::open(dir.path(), opts).unwrap();
+        p.append(&[rec(0)]).unwrap();
+        let before = failpoints::syncs_on_this_thread();
+        append_until_roll(&p, 1);
+        assert!(p.flushed_offset() == p.high_watermark());
+        assert!(failpoints::syncs_on_this_thread() > before);
+        assert_eq!(p.inner.seals.lock().started, 0, "no background seal under Sync");
+    }
+
+    /// A background seal that fails poisons the partition: later appends
+    /// and the close report it, and the close leaves no clean marker.
+    #[test]
+    fn a_failed_background_seal_poisons() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PartitionOptions::default().segment_bytes(64 << 10);
+        let p = Partition::open(dir.path(), opts.clone()).unwrap();
+        let (next, _) = append_until_roll(&p, 0);
+        p.inner.wait_seals().unwrap();
+        failpoints::fail_syncs_under(dir.path(), true);
+        let (next, _) = append_until_roll(&p, next);
+        assert!(matches!(p.inner.wait_seals(), Err(Error::Poisoned { .. })));
+        assert!(matches!(p.append(&[rec(next)]), Err(Error::Poisoned { .. })));
+        assert!(matches!(p.flush(), Err(Error::Poisoned { .. })));
+        assert!(matches!(p.close(), Err(Error::Poisoned { .. })));
+        failpoints::fail_syncs_under(dir.path(), false);
+        assert!(!dir.path().join(CLEAN_MARKER.name).exists(), "a poisoned close is not clean");
+        let p = Partition::open(dir.path(), opts).unwrap();
+        assert_eq!(p.high_watermark(), next, "everything acknowledged is there after a process restart");
+        p.verify().unwrap();
+    }
+
+    /// A crash after a roll whose background sync had not finished: the
+    /// segment before the last has no index files, and recovery scans it
+    /// (here it is whole: the process died, the page cache did not).
+    #[test]
+    fn recovery_scans_a_segment_whose_seal_did_not_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PartitionOptions::default().segment_bytes(64 << 10);
+        let p = Partition::open(dir.path(), opts.clone()).unwrap();
+        let (next, _) = append_until_roll(&p, 0);
+        p.append(&[rec(next)]).unwrap();
+        let first = p.segments().unwrap()[0].clone();
+        p.close().unwrap();
+        // As if the crash came before the seal: no index files, no marker.
+        fs::remove_file(&first.index_path).unwrap();
+        fs::remove_file(&first.time_index_path).unwrap();
+        fs::remove_file(dir.path().join(CLEAN_MARKER.name)).unwrap();
+        let p = Partition::open(dir.path(), opts).unwrap();
+        assert_eq!(p.high_watermark(), next + 1);
+        assert!(first.index_path.exists(), "recovery scanned it and wrote its index");
+        p.verify().unwrap();
+    }
+
     #[test]
     fn concurrent_sync_appends_share_syncs() {
         let dir = tempfile::tempdir().unwrap();
@@ -1226,5 +1437,75 @@ mod tests {
         assert!(matches!(p.append(&[rec(0)]), Err(Error::Closed)));
         assert!(matches!(p.read(0, 10), Err(Error::Closed)));
         assert!(matches!(p.roll(), Err(Error::Closed)));
+    }
+}
+
+/// Where a batched append's time goes (issue 16): run with
+/// `cargo test --release --lib append_breakdown -- --ignored --nocapture`.
+#[cfg(test)]
+mod breakdown {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    use std::time::Instant;
+
+    use super::*;
+
+    fn per_call(calls: usize, mut f: impl FnMut(usize)) -> f64 {
+        let start = Instant::now();
+        for i in 0..calls {
+            f(i);
+        }
+        start.elapsed().as_secs_f64() * 1e6 / calls as f64
+    }
+
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn append_breakdown() {
+        for (n, value_len) in [(64usize, 1024usize), (1000, 100)] {
+            let value = bytes::Bytes::from(vec![0xabu8; value_len]);
+            let records: Vec<Record> =
+                (0..n).map(|i| Record::new(value.clone()).with_timestamp(1_700_000_000_000 + i as i64)).collect();
+            let plan = format::plan_batch(&records, 0, false).unwrap();
+            let len = plan.len;
+            let mut buf = vec![0u8; len];
+            let calls = (256 << 20) / len;
+            let plan_us = per_call(calls, |_| {
+                std::hint::black_box(format::plan_batch(std::hint::black_box(&records), 0, false));
+            });
+            let encode_us = per_call(calls, |i| {
+                let plan = format::plan_batch(&records, 0, false).unwrap();
+                format::encode_batch(&mut buf, &plan, i as u64, &records, 0, false);
+            });
+            let crc_us = per_call(calls, |_| {
+                std::hint::black_box(crc32fast::hash(std::hint::black_box(&buf[4..])));
+            });
+            let src = buf.clone();
+            let copy_us = per_call(calls, |_| buf.copy_from_slice(std::hint::black_box(&src)));
+            let dir = tempfile::tempdir().unwrap();
+            let f = File::create(dir.path().join("p")).unwrap();
+            let pwrite_us = per_call(calls, |i| f.write_all_at(&src, (i * len) as u64).unwrap());
+            let mut f = File::create(dir.path().join("w")).unwrap();
+            let chunk = vec![0xabu8; 64 << 10];
+            let mut carry = 0usize;
+            let write_us = per_call(calls, |_| {
+                carry += len;
+                while carry >= chunk.len() {
+                    f.write_all(&chunk).unwrap();
+                    carry -= chunk.len();
+                }
+            });
+            let p = Partition::open(dir.path().join("log"), PartitionOptions::default()).unwrap();
+            p.append(&records).unwrap();
+            let append_us = per_call(calls, |_| {
+                p.append(&records).unwrap();
+            });
+            println!(
+                "{n} x {value_len} B ({len} B per call), us per call: plan {plan_us:.2}, plan+encode+crc \
+                 {encode_us:.2}, crc alone {crc_us:.2}, memcpy alone {copy_us:.2}, pwrite alone {pwrite_us:.2}, \
+                 write(2) 64 KiB chunks {write_us:.2}; Partition::append {append_us:.2} \
+                 ({:.2}x write(2))",
+                write_us / append_us
+            );
+        }
     }
 }

@@ -108,6 +108,81 @@ impl Periodic {
     }
 }
 
+/// A job for a [`Worker`].
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+/// One named background thread that runs jobs in the order given: what a
+/// broker (or a standalone partition) hands work to that must not stall an
+/// appender, such as syncing a rolled segment. One per owner, not one per
+/// partition. The thread starts with the first job and is joined by
+/// [`Worker::shutdown`] (or drop), after the jobs queued before it.
+pub(crate) struct Worker {
+    name: &'static str,
+    /// The queue and the thread, once started; `None` inside after shutdown.
+    state: Mutex<WorkerState>,
+}
+
+#[derive(Default)]
+struct WorkerState {
+    queue: Option<std::sync::mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    stopped: bool,
+}
+
+impl Worker {
+    pub fn new(name: &'static str) -> Arc<Worker> {
+        Arc::new(Worker { name, state: Mutex::new(WorkerState::default()) })
+    }
+
+    /// Queues `job`. After shutdown (or if the thread cannot be started) it
+    /// runs on the caller's thread instead: it is never dropped unrun.
+    pub fn submit(&self, job: Job) {
+        let mut state = self.state.lock();
+        if !state.stopped && state.queue.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<Job>();
+            let spawned = std::thread::Builder::new().name(self.name.to_owned()).spawn(move || {
+                for job in rx {
+                    // A panicking job must not take the queue down with it
+                    // (the job reports its own failure to its owner).
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            });
+            if let Ok(thread) = spawned {
+                state.queue = Some(tx);
+                state.thread = Some(thread);
+            }
+        }
+        let job = match state.queue.as_ref() {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return,
+                Err(e) => e.0,
+            },
+            None => job,
+        };
+        drop(state);
+        job();
+    }
+
+    /// Runs the queued jobs to their end, then stops and joins the thread.
+    pub fn shutdown(&self) {
+        let thread = {
+            let mut state = self.state.lock();
+            state.stopped = true;
+            drop(state.queue.take());
+            state.thread.take()
+        };
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

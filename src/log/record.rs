@@ -95,6 +95,73 @@ impl Record {
     }
 }
 
+/// A record to append, borrowed from the caller's buffers: what
+/// [`Partition::append_refs`](crate::Partition::append_refs) takes, so that
+/// a caller holding `&[u8]` appends without a [`Bytes`] (an allocation) per
+/// key and value. Fields mean what they mean in [`Record`]; a header is a
+/// name and an optional value (`None`: Kafka's null header value).
+///
+/// ```
+/// use streamlog::{Partition, PartitionOptions, RecordRef};
+/// let dir = tempfile::tempdir()?;
+/// let log = Partition::open(dir.path(), PartitionOptions::default())?;
+/// let line = b"user-42 logged in".to_vec();
+/// let (key, value) = line.split_at(7);
+/// let at = log.append_refs(&[
+///     RecordRef::new(value).with_key(key).with_timestamp(1_700_000_000_000),
+///     RecordRef { headers: &[("trace", Some(b"abc".as_slice()))], ..RecordRef::new(b"second") },
+/// ])?;
+/// assert_eq!((at.base_offset, at.last_offset), (0, 1));
+/// let rec = log.read(0, 1 << 20)?[0].records().next().unwrap()?;
+/// assert_eq!((&rec.key.unwrap()[..], &rec.value.unwrap()[..]), (&b"user-42"[..], &b" logged in"[..]));
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// The key: what compaction keeps the latest record of.
+    pub key: Option<&'a [u8]>,
+    /// The value; `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// Milliseconds since the Unix epoch; `None` takes the partition
+    /// clock's time when appended.
+    pub timestamp: Option<i64>,
+    /// Application headers, in order: name and value.
+    pub headers: &'a [(&'a str, Option<&'a [u8]>)],
+}
+
+impl<'a> RecordRef<'a> {
+    /// A record with a value and no key.
+    pub fn new(value: &'a [u8]) -> RecordRef<'a> {
+        RecordRef { value: Some(value), ..RecordRef::default() }
+    }
+
+    /// A record with a key and no value: deletes the key in compacted topics.
+    pub fn tombstone(key: &'a [u8]) -> RecordRef<'a> {
+        RecordRef { key: Some(key), ..RecordRef::default() }
+    }
+
+    /// Sets the key.
+    #[must_use]
+    pub fn with_key(mut self, key: &'a [u8]) -> RecordRef<'a> {
+        self.key = Some(key);
+        self
+    }
+
+    /// Sets the timestamp, in milliseconds since the Unix epoch.
+    #[must_use]
+    pub fn with_timestamp(mut self, timestamp_ms: i64) -> RecordRef<'a> {
+        self.timestamp = Some(timestamp_ms);
+        self
+    }
+
+    /// Sets the headers.
+    #[must_use]
+    pub fn with_headers(mut self, headers: &'a [(&'a str, Option<&'a [u8]>)]) -> RecordRef<'a> {
+        self.headers = headers;
+        self
+    }
+}
+
 /// A record read back from the log. `key`, `value` and header values are
 /// zero-copy slices of the segment's memory map; holding them keeps the
 /// mapping alive.

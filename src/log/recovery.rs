@@ -93,11 +93,27 @@ pub(super) fn recover(
     let trust_marker = clean_next.is_some_and(|n| bases.last().is_none_or(|&last| n >= last));
     if !trust_marker && let [.., prev, last] = bases[..] {
         // A crash between creating a segment and sealing the one before
-        // leaves that one unsealed too.
-        let last_is_empty = fs::metadata(dir.join(segment::log_file_name(last))).is_ok_and(|m| m.len() == 0);
-        if last_is_empty {
+        // leaves that one unsealed too: the last one is empty, or (a roll
+        // syncs the old segment in the background, then writes its index
+        // files) the one before has no index files.
+        let last_len = fs::metadata(dir.join(segment::log_file_name(last))).map(|m| m.len()).ok();
+        let prev_unsealed = !segment::offset_index_path(&dir.join(segment::log_file_name(prev))).exists();
+        if last_len == Some(0) || prev_unsealed {
             marker.invalidate()?;
-            Segment::recover_sealed(dir, prev, config)?;
+            let cut = Segment::recover_sealed(dir, prev, config)?;
+            if cut && last_len != Some(0) {
+                // Power was lost before the old segment's sync: what the
+                // last segment holds follows lost offsets, and none of it
+                // was acknowledged as synced (a sync waits for the seal).
+                tracing::warn!(
+                    dir = %dir.display(),
+                    segment = last,
+                    "dropping the last segment: the segment before it lost its unsynced tail"
+                );
+                Segment::sealed(dir, last, config).delete_files()?;
+                bases.pop();
+                fsutil::sync_dir(dir)?;
+            }
         }
     }
     // With a marker whose segment set matches the listing, the chain is as

@@ -363,14 +363,20 @@ impl Segment {
     /// no longer the last one (the crash came between creating the next
     /// segment and sealing this one): cuts its unwritten tail and removes its
     /// index files, which are then rebuilt on first use.
-    pub fn recover_sealed(dir: &Path, base_offset: u64, config: &SegmentConfig) -> Result<()> {
+    /// Returns whether the file was cut; if not, its index files are
+    /// written (best effort), so the next recovery need not scan it again.
+    pub fn recover_sealed(dir: &Path, base_offset: u64, config: &SegmentConfig) -> Result<bool> {
         let seg = Segment::new(dir, base_offset, config.index, &config.cache);
         let (scanned, _file) = seg.recover_file(dir, config.repair)?;
         if scanned.end != ScanEnd::Clean {
             seg.delete_index_files()?;
             fsutil::sync_dir(dir)?;
+            return Ok(true);
         }
-        Ok(())
+        if scanned.valid_len > 0 {
+            seg.write_index_files(dir, &scanned.index);
+        }
+        Ok(false)
     }
 
     /// Scans the whole log file and cuts it after its last good batch, if
@@ -814,7 +820,13 @@ impl ActiveSegment {
     /// Seals the segment: cuts the preallocated tail, syncs the log, writes
     /// the index files (best effort). Returns the now read-only segment. An
     /// error means the log could not be cut or synced.
-    pub fn seal(mut self, dir: &Path) -> Result<Arc<Segment>> {
+    pub fn seal(self, dir: &Path) -> Result<Arc<Segment>> {
+        self.cut()?.sync(dir)
+    }
+
+    /// The first half of [`ActiveSegment::seal`]: cuts the preallocated
+    /// tail, so the file ends at its last batch and may be mapped read-only.
+    pub fn cut(mut self) -> Result<CutSegment> {
         if let Some(due) = self.index.finish()
             && let Some(idx) = self.segment.index.write().as_mut()
         {
@@ -822,9 +834,32 @@ impl ActiveSegment {
         }
         let written = self.map.position() > 0;
         let map = self.map.finish()?;
-        map.sync().map_err(Error::io("sync", map.path()))?;
+        Ok(CutSegment { segment: self.segment, map, written })
+    }
+}
+
+/// A segment whose writer is done and whose file is cut to its length, not
+/// yet synced (the second half of [`ActiveSegment::seal`]).
+pub(crate) struct CutSegment {
+    segment: Arc<Segment>,
+    map: Arc<MappedFile>,
+    written: bool,
+}
+
+impl CutSegment {
+    pub fn segment(&self) -> &Arc<Segment> {
+        &self.segment
+    }
+
+    /// Syncs the log, then writes the index files (best effort). The index
+    /// files come after the sync on purpose: recovery takes a segment before
+    /// the last with index files for one that reached the disk.
+    pub fn sync(self, dir: &Path) -> Result<Arc<Segment>> {
+        self.map.sync().map_err(Error::io("sync", self.map.path()))?;
         // An empty segment's index is empty: nothing worth a file.
-        if written && let Some(index) = self.segment.index.read().as_ref() {
+        if self.written
+            && let Some(index) = self.segment.index.read().as_ref()
+        {
             self.segment.write_index_files(dir, index);
         }
         Ok(self.segment)

@@ -9,13 +9,19 @@ use streamlog::{LogRecord, Partition, PartitionOptions, Record};
 
 /// Copies every file of a live partition directory: the copy is what a
 /// `kill -9` at this moment would leave on disk (the page cache survives a
-/// process crash), minus the lock.
+/// process crash), minus the lock. A file that goes while the directory is
+/// copied (a rolled segment's index files being written in the background)
+/// is left out, as a crash a moment later would have found it gone.
 pub fn crash_copy(src: &Path, dst: &Path) {
     fs::create_dir_all(dst).unwrap();
     for e in fs::read_dir(src).unwrap() {
         let e = e.unwrap();
         if e.file_name() != ".lock" {
-            fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+            match fs::copy(e.path(), dst.join(e.file_name())) {
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => panic!("copying {}: {err}", e.path().display()),
+            }
         }
     }
 }
