@@ -511,6 +511,8 @@ fn fetch_once(shared: &Shared, r: &FetchRequest) -> (FetchResponse, usize, Vec<(
             } else if offset == hw as i64 {
                 waits.push((Arc::clone(&log), hw));
             } else {
+                // Below min_bytes the poll waits for appends past what it read.
+                waits.push((Arc::clone(&log), hw));
                 // The first partition with data always gets at least one batch.
                 let room = max_bytes.saturating_sub(total);
                 let limit = (p.partition_max_bytes.max(0) as usize).min(room);
