@@ -176,8 +176,10 @@ impl ProducerTable {
             }
         }
         let expiration = self.expiration;
-        let entry =
-            self.ids.entry(b.producer_id).or_insert_with(|| ProducerEntry { last_used: now, partitions: HashMap::new() });
+        let entry = self
+            .ids
+            .entry(b.producer_id)
+            .or_insert_with(|| ProducerEntry { last_used: now, partitions: HashMap::new() });
         if now.saturating_duration_since(entry.last_used) >= expiration {
             entry.partitions.clear(); // Expired before this batch: start afresh.
         }

@@ -7,15 +7,16 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use proptest::prelude::*;
 use streamlog::{Broker, BrokerOptions, TopicConfig};
 use streamlog_kafka::internals::Dispatcher;
 use streamlog_kafka::{SUPPORTED, ServerConfig};
 
-fn dispatcher() -> (tempfile::TempDir, Dispatcher) {
+/// A broker in a temporary directory and a dispatcher over it.
+type Fixture = (tempfile::TempDir, Dispatcher);
+
+fn dispatcher() -> Fixture {
     let dir = match std::path::Path::new("/dev/shm").is_dir() {
         true => tempfile::tempdir_in("/dev/shm").unwrap(),
         false => tempfile::tempdir().unwrap(),
@@ -201,8 +202,8 @@ proptest! {
     #[test]
     fn mutated_valid_frames_never_panic(pick in any::<usize>(), ms in proptest::collection::vec(mutation(), 1..6)) {
         thread_local! {
-            static STATE: std::cell::RefCell<(Vec<Vec<u8>>, Option<(tempfile::TempDir, Dispatcher)>)> =
-                std::cell::RefCell::new((seeds(), Some(dispatcher())));
+            static STATE: std::cell::RefCell<(Vec<Vec<u8>>, Fixture)> =
+                std::cell::RefCell::new((seeds(), dispatcher()));
         }
         STATE.with(|s| {
             let mut s = s.borrow_mut();
@@ -210,8 +211,7 @@ proptest! {
             for m in &ms {
                 apply(&mut f, m);
             }
-            let (_, d) = s.1.as_mut().unwrap();
-            let _ = d.handle(Bytes::from(f));
+            let _ = s.1.1.handle(Bytes::from(f));
         });
     }
 
@@ -225,7 +225,7 @@ proptest! {
         f.extend_from_slice(&[0, 0, 0, 1]);
         f.extend_from_slice(&body);
         thread_local! {
-            static D: std::cell::RefCell<(tempfile::TempDir, Dispatcher)> = std::cell::RefCell::new(dispatcher());
+            static D: std::cell::RefCell<Fixture> = std::cell::RefCell::new(dispatcher());
         }
         D.with(|d| { let _ = d.borrow_mut().1.handle(Bytes::from(f)); });
     }

@@ -207,9 +207,12 @@ fn kafka_python_seed_pair_with_msgpack_serializers() {
     let p = streamlog::murmur2_partition(&key, 4);
     assert!(lines[1].starts_with(&format!("mp {p} ")), "{out}");
     assert!(lines[2].ends_with(": key=None value={'event': 'created', 'id': 1, 'tags': ['a', 'b']}"), "{out}");
-    assert_eq!(lines[3], format!("mp:{p}:{}: key=user-7 value={{'event': 'updated', 'id': 7, 'score': 1.5}}", {
-        lines[1].rsplit(' ').next().unwrap()
-    }));
+    assert_eq!(
+        lines[3],
+        format!("mp:{p}:{}: key=user-7 value={{'event': 'updated', 'id': 7, 'score': 1.5}}", {
+            lines[1].rsplit(' ').next().unwrap()
+        })
+    );
     // The broker holds the msgpack bytes as they were sent (kafka-python
     // passes the None key through the serializer too: msgpack nil, 0xc0).
     let log = env.broker.topic("mp").unwrap().partition(p).unwrap();
@@ -232,10 +235,12 @@ fn kafka_python_json_producer_and_group_consumer_from_earliest() {
     }
     let env = start();
     let out = run(
-        Command::new(&py)
-            .args(["-W", "ignore"])
-            .arg(client_script("kp_json_group.py"))
-            .args([&env.bootstrap(), "js", "json-group", "12"]),
+        Command::new(&py).args(["-W", "ignore"]).arg(client_script("kp_json_group.py")).args([
+            &env.bootstrap(),
+            "js",
+            "json-group",
+            "12",
+        ]),
         Duration::from_secs(40),
     );
     assert_eq!(out.trim(), "consumed [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]");
