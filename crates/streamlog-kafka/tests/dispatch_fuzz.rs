@@ -160,6 +160,15 @@ fn every_seed_frame_is_answered() {
     }
 }
 
+/// Found by the fuzz target (built against the unpatched codec): a
+/// DeleteRecords frame claiming 2^30 topics aborted on allocation.
+#[test]
+fn a_frame_claiming_a_huge_array_is_refused_without_allocating_it() {
+    let (_dir, mut d) = dispatcher();
+    let frame = [0x00, 0x15, 0x00, 0x00, 0x3e, 0xec, 0x00, 0x3e, 0x00, 0x00, 0x3e, 0x3e, 0x00, 0x00];
+    assert!(d.handle(Bytes::copy_from_slice(&frame)).is_none());
+}
+
 #[derive(Debug, Clone)]
 enum Mutation {
     Set(usize, u8),
