@@ -81,16 +81,138 @@ fn error_code(e: &Error) -> i16 {
 /// Idempotent producers: ids handed out, and per producer and partition the
 /// last batches appended (Kafka keeps five, so a retried batch among them is
 /// answered with its first offset instead of being appended twice).
-#[derive(Default)]
 pub(crate) struct ProducerState {
     next_id: AtomicI64,
-    seqs: Mutex<HashMap<(i64, String, i32), ProducerSeq>>,
+    table: Mutex<ProducerTable>,
+}
+
+impl ProducerState {
+    pub(crate) fn new(expiration: Duration, max_ids: usize) -> ProducerState {
+        ProducerState { next_id: AtomicI64::new(0), table: Mutex::new(ProducerTable::new(expiration, max_ids)) }
+    }
+}
+
+/// The sequence state of producer ids. An id unused for `expiration` is
+/// forgotten (Kafka's `producer.id.expiration.ms`), and at most `max_ids`
+/// ids are tracked, the least recently used evicted first: without both the
+/// table grows with every producer ever seen.
+pub(crate) struct ProducerTable {
+    expiration: Duration,
+    max_ids: usize,
+    ids: HashMap<i64, ProducerEntry>,
+    last_sweep: Option<Instant>,
+}
+
+struct ProducerEntry {
+    last_used: Instant,
+    partitions: HashMap<(String, i32), ProducerSeq>,
 }
 
 struct ProducerSeq {
     epoch: i16,
     /// (first sequence, last sequence, base offset) of recent batches.
     recent: Vec<(i32, i32, i64)>,
+}
+
+/// What to do with an idempotent producer's batch.
+#[derive(Debug, PartialEq)]
+pub(crate) enum SeqCheck {
+    /// New and in sequence: append it, then [`ProducerTable::record`].
+    Append,
+    /// A retry of a batch appended at this offset: answer with it.
+    Duplicate(i64),
+}
+
+/// One batch of an idempotent producer, as the sequence check sees it.
+pub(crate) struct SeqBatch<'a> {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub first_seq: i32,
+    pub last_seq: i32,
+}
+
+impl ProducerTable {
+    pub(crate) fn new(expiration: Duration, max_ids: usize) -> ProducerTable {
+        ProducerTable { expiration, max_ids: max_ids.max(1), ids: HashMap::new(), last_sweep: None }
+    }
+
+    /// Checks a batch against its producer's state. A producer id with no
+    /// state (never seen, expired or evicted) may start at any sequence, as
+    /// Kafka 2.5+ accepts (KIP-360): an idle producer must not fail fatally
+    /// because its state expired.
+    pub(crate) fn check(&mut self, b: &SeqBatch<'_>, now: Instant) -> Result<SeqCheck, i16> {
+        self.expire(now);
+        let Some(entry) = self.ids.get(&b.producer_id) else { return Ok(SeqCheck::Append) };
+        if now.saturating_duration_since(entry.last_used) >= self.expiration {
+            return Ok(SeqCheck::Append); // Expired, not swept yet.
+        }
+        let Some(st) = entry.partitions.get(&(b.topic.to_owned(), b.partition)) else { return Ok(SeqCheck::Append) };
+        if b.epoch < st.epoch {
+            return Err(INVALID_PRODUCER_EPOCH);
+        }
+        if b.epoch > st.epoch {
+            // A new epoch starts at sequence 0.
+            return if b.first_seq == 0 { Ok(SeqCheck::Append) } else { Err(OUT_OF_ORDER_SEQUENCE_NUMBER) };
+        }
+        if let Some(&(_, _, off)) = st.recent.iter().find(|(f, l, _)| *f == b.first_seq && *l == b.last_seq) {
+            return Ok(SeqCheck::Duplicate(off));
+        }
+        let expected = st.recent.last().map_or(0, |&(_, l, _)| l.wrapping_add(1) & i32::MAX);
+        if b.first_seq != expected {
+            return Err(OUT_OF_ORDER_SEQUENCE_NUMBER);
+        }
+        Ok(SeqCheck::Append)
+    }
+
+    /// Records a batch appended at `base_offset`.
+    pub(crate) fn record(&mut self, b: &SeqBatch<'_>, base_offset: i64, now: Instant) {
+        if !self.ids.contains_key(&b.producer_id) && self.ids.len() >= self.max_ids {
+            // At the cap: evict the least recently used id (a scan, paid
+            // only when a new id arrives at the cap).
+            if let Some(lru) = self.ids.iter().min_by_key(|(_, e)| e.last_used).map(|(&id, _)| id) {
+                self.ids.remove(&lru);
+            }
+        }
+        let expiration = self.expiration;
+        let entry = self
+            .ids
+            .entry(b.producer_id)
+            .or_insert_with(|| ProducerEntry { last_used: now, partitions: HashMap::new() });
+        if now.saturating_duration_since(entry.last_used) >= expiration {
+            entry.partitions.clear(); // Expired before this batch: start afresh.
+        }
+        entry.last_used = now;
+        let st = entry
+            .partitions
+            .entry((b.topic.to_owned(), b.partition))
+            .or_insert(ProducerSeq { epoch: b.epoch, recent: Vec::new() });
+        if st.epoch != b.epoch {
+            st.epoch = b.epoch;
+            st.recent.clear();
+        }
+        st.recent.push((b.first_seq, b.last_seq, base_offset));
+        if st.recent.len() > 5 {
+            st.recent.remove(0);
+        }
+    }
+
+    /// Drops expired ids, at most every tenth of the expiration time.
+    fn expire(&mut self, now: Instant) {
+        let every = self.expiration / 10;
+        if self.last_sweep.is_some_and(|t| now.saturating_duration_since(t) < every) {
+            return;
+        }
+        self.last_sweep = Some(now);
+        let expiration = self.expiration;
+        self.ids.retain(|_, e| now.saturating_duration_since(e.last_used) < expiration);
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.ids.len()
+    }
 }
 
 /// Committers for commits from outside any group generation (the broker
@@ -306,36 +428,26 @@ fn produce_partition(
         let base = if b.producer_id >= 0 && b.base_sequence >= 0 {
             // Idempotent: checked and appended under the producer table's
             // lock, so two connections cannot interleave one producer.
-            let mut seqs = shared.producers.seqs.lock();
-            let key = (b.producer_id, topic.to_owned(), index);
-            let last_seq = b.base_sequence.wrapping_add(count - 1);
-            match seqs.get_mut(&key) {
-                Some(st) if b.producer_epoch < st.epoch => return Err((INVALID_PRODUCER_EPOCH, None)),
-                Some(st) if b.producer_epoch == st.epoch => {
-                    if let Some(&(_, _, off)) =
-                        st.recent.iter().find(|(f, l, _)| *f == b.base_sequence && *l == last_seq)
-                    {
-                        first.get_or_insert(off); // A retried duplicate: its first offset.
-                        continue;
-                    }
-                    let expected = st.recent.last().map_or(0, |&(_, l, _)| l.wrapping_add(1) & i32::MAX);
-                    if b.base_sequence != expected {
-                        return Err((OUT_OF_ORDER_SEQUENCE_NUMBER, None));
-                    }
+            let seq = SeqBatch {
+                producer_id: b.producer_id,
+                epoch: b.producer_epoch,
+                topic,
+                partition: index,
+                first_seq: b.base_sequence,
+                last_seq: b.base_sequence.wrapping_add(count - 1),
+            };
+            let mut table = shared.producers.table.lock();
+            let now = Instant::now();
+            match table.check(&seq, now) {
+                Err(code) => return Err((code, None)),
+                Ok(SeqCheck::Duplicate(off)) => {
+                    first.get_or_insert(off); // A retried duplicate: its first offset.
+                    continue;
                 }
-                _ if b.base_sequence != 0 => return Err((OUT_OF_ORDER_SEQUENCE_NUMBER, None)),
-                _ => {}
+                Ok(SeqCheck::Append) => {}
             }
             let info = log.append(&b.records).map_err(|e| (error_code(&e), Some(e.to_string())))?;
-            let st = seqs.entry(key).or_insert(ProducerSeq { epoch: b.producer_epoch, recent: Vec::new() });
-            if st.epoch != b.producer_epoch {
-                st.epoch = b.producer_epoch;
-                st.recent.clear();
-            }
-            st.recent.push((b.base_sequence, last_seq, info.base_offset as i64));
-            if st.recent.len() > 5 {
-                st.recent.remove(0);
-            }
+            table.record(&seq, info.base_offset as i64, now);
             info.base_offset as i64
         } else {
             log.append(&b.records).map_err(|e| (error_code(&e), Some(e.to_string())))?.base_offset as i64
@@ -401,6 +513,8 @@ fn fetch_once(shared: &Shared, r: &FetchRequest) -> (FetchResponse, usize, Vec<(
             } else if offset == hw as i64 {
                 waits.push((Arc::clone(&log), hw));
             } else {
+                // Below min_bytes the poll waits for appends past what it read.
+                waits.push((Arc::clone(&log), hw));
                 // The first partition with data always gets at least one batch.
                 let room = max_bytes.saturating_sub(total);
                 let limit = (p.partition_max_bytes.max(0) as usize).min(room);
@@ -991,4 +1105,70 @@ fn partition_of(
 ) -> Option<std::sync::Arc<streamlog::Partition>> {
     let topic = topic.as_ref().ok()?;
     topic.partition(u32::try_from(index).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(producer_id: i64, first_seq: i32, last_seq: i32) -> SeqBatch<'static> {
+        SeqBatch { producer_id, epoch: 0, topic: "t", partition: 0, first_seq, last_seq }
+    }
+
+    #[test]
+    fn producer_state_expires_after_the_expiration_time() {
+        let day = Duration::from_secs(86_400);
+        let mut table = ProducerTable::new(day, 1000);
+        let t0 = Instant::now();
+        assert_eq!(table.check(&batch(7, 0, 4), t0), Ok(SeqCheck::Append));
+        table.record(&batch(7, 0, 4), 100, t0);
+        // Within the expiration: a retry is a duplicate, a gap is refused.
+        let t1 = t0 + day / 2;
+        assert_eq!(table.check(&batch(7, 0, 4), t1), Ok(SeqCheck::Duplicate(100)));
+        assert_eq!(table.check(&batch(7, 9, 9), t1), Err(OUT_OF_ORDER_SEQUENCE_NUMBER));
+        table.record(&batch(7, 5, 5), 105, t1);
+        // Use keeps it alive: a day after the first batch, half a day after the last.
+        let t2 = t0 + day;
+        assert_eq!(table.check(&batch(7, 5, 5), t2), Ok(SeqCheck::Duplicate(105)));
+        // A day after its last use it is forgotten: swept from the table, and
+        // the producer may go on at any sequence (Kafka 2.5+).
+        table.record(&batch(8, 0, 0), 200, t2);
+        let t3 = t1 + day;
+        assert_eq!(table.check(&batch(8, 0, 0), t3), Ok(SeqCheck::Duplicate(200)));
+        assert_eq!(table.tracked(), 1, "producer 7 swept");
+        assert_eq!(table.check(&batch(7, 6, 6), t3), Ok(SeqCheck::Append));
+    }
+
+    #[test]
+    fn at_most_max_ids_are_tracked_and_the_least_recently_used_goes_first() {
+        let mut table = ProducerTable::new(Duration::from_secs(86_400), 3);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        for id in 1..=3 {
+            table.record(&batch(id, 0, 0), id * 10, at(id as u64));
+        }
+        table.record(&batch(1, 1, 1), 11, at(4)); // 1 used again: 2 is now the oldest.
+        table.record(&batch(4, 0, 0), 40, at(5));
+        assert_eq!(table.tracked(), 3);
+        assert_eq!(table.check(&batch(2, 0, 0), at(6)), Ok(SeqCheck::Append), "2 evicted");
+        assert_eq!(table.check(&batch(1, 1, 1), at(6)), Ok(SeqCheck::Duplicate(11)));
+        assert_eq!(table.check(&batch(3, 0, 0), at(6)), Ok(SeqCheck::Duplicate(30)));
+        assert_eq!(table.check(&batch(4, 0, 0), at(6)), Ok(SeqCheck::Duplicate(40)));
+        // Many producers: the table stays at its cap.
+        for id in 100..1100 {
+            table.record(&batch(id, 0, 0), id, at(7 + id as u64));
+        }
+        assert_eq!(table.tracked(), 3);
+    }
+
+    #[test]
+    fn epochs_fence_and_restart_sequences() {
+        let mut table = ProducerTable::new(Duration::from_secs(60), 10);
+        let now = Instant::now();
+        table.record(&SeqBatch { epoch: 1, ..batch(5, 0, 2) }, 0, now);
+        assert_eq!(table.check(&SeqBatch { epoch: 0, ..batch(5, 3, 3) }, now), Err(INVALID_PRODUCER_EPOCH));
+        assert_eq!(table.check(&SeqBatch { epoch: 2, ..batch(5, 3, 3) }, now), Err(OUT_OF_ORDER_SEQUENCE_NUMBER));
+        assert_eq!(table.check(&SeqBatch { epoch: 2, ..batch(5, 0, 0) }, now), Ok(SeqCheck::Append));
+        assert_eq!(table.check(&SeqBatch { epoch: 1, ..batch(5, 3, 3) }, now), Ok(SeqCheck::Append));
+    }
 }

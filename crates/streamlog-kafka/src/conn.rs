@@ -114,38 +114,58 @@ pub(crate) fn serve(shared: &Shared, mut stream: TcpStream) {
         if stream.read_exact(&mut frame).is_err() {
             return; // Disconnected mid-request.
         }
-        out.clear();
-        match decode_request(Bytes::from(frame)) {
-            Decoded::Request(header, req) => {
-                let api_key = ApiKey::try_from(header.request_api_key).expect("checked by decode_request");
-                let version = header.request_api_version;
-                let response = api::handle(shared, &header, *req);
-                let Some(response) = response else { continue }; // acks=0 produce
-                let mut rh = ResponseHeader::default();
-                rh.correlation_id = header.correlation_id;
-                if encode_response(&mut out, &rh, api_key, version, &response).is_err() {
-                    return;
-                }
-            }
-            Decoded::UnsupportedApiVersions { correlation_id } => {
-                let mut body = ApiVersionsResponse::default();
-                body.error_code = api::UNSUPPORTED_VERSION;
-                body.api_keys = api_versions_body();
-                let mut rh = ResponseHeader::default();
-                rh.correlation_id = correlation_id;
-                out.put_i32(0);
-                if rh.encode(&mut out, 0).is_err() || body.encode(&mut out, 0).is_err() {
-                    return;
-                }
-                let n = (out.len() - 4) as i32;
-                out[..4].copy_from_slice(&n.to_be_bytes());
-            }
-            Decoded::Reject(_) => return,
+        match respond(shared, Bytes::from(frame), &mut out) {
+            Reply::Send => {}
+            Reply::Nothing => continue,
+            Reply::Close => return,
         }
         if write_all(&mut stream, &out).is_err() {
             return;
         }
     }
+}
+
+/// What to do after one request.
+pub(crate) enum Reply {
+    /// Send the response in `out`.
+    Send,
+    /// Send nothing (a Produce with acks=0).
+    Nothing,
+    /// Close the connection (a rejected or unencodable request).
+    Close,
+}
+
+/// One request frame (without its size prefix) to its response frame (with
+/// its size prefix) in `out`: decoding, dispatch and encoding, no socket.
+pub(crate) fn respond(shared: &Shared, frame: Bytes, out: &mut BytesMut) -> Reply {
+    out.clear();
+    match decode_request(frame) {
+        Decoded::Request(header, req) => {
+            let Ok(api_key) = ApiKey::try_from(header.request_api_key) else { return Reply::Close };
+            let version = header.request_api_version;
+            let Some(response) = api::handle(shared, &header, *req) else { return Reply::Nothing };
+            let mut rh = ResponseHeader::default();
+            rh.correlation_id = header.correlation_id;
+            if encode_response(out, &rh, api_key, version, &response).is_err() {
+                return Reply::Close;
+            }
+        }
+        Decoded::UnsupportedApiVersions { correlation_id } => {
+            let mut body = ApiVersionsResponse::default();
+            body.error_code = api::UNSUPPORTED_VERSION;
+            body.api_keys = api_versions_body();
+            let mut rh = ResponseHeader::default();
+            rh.correlation_id = correlation_id;
+            out.put_i32(0);
+            if rh.encode(out, 0).is_err() || body.encode(out, 0).is_err() {
+                return Reply::Close;
+            }
+            let n = (out.len() - 4) as i32;
+            out[..4].copy_from_slice(&n.to_be_bytes());
+        }
+        Decoded::Reject(_) => return Reply::Close,
+    }
+    Reply::Send
 }
 
 fn encode_response(

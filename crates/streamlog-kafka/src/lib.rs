@@ -59,6 +59,12 @@ pub struct ServerConfig {
     /// The host advertised in Metadata and FindCoordinator responses.
     /// Default: the listener's address.
     pub advertised_host: Option<String>,
+    /// How long the sequence state of an idle idempotent producer is kept
+    /// (Kafka's `producer.id.expiration.ms`). Default: 1 day.
+    pub producer_id_expiration: Duration,
+    /// Idempotent producer ids tracked at most; past it the least recently
+    /// used one is forgotten. Default: 100 000.
+    pub max_producer_ids: usize,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +76,8 @@ impl Default for ServerConfig {
             max_connections: 1024,
             max_fetch_wait: Duration::from_secs(30),
             advertised_host: None,
+            producer_id_expiration: Duration::from_secs(24 * 60 * 60),
+            max_producer_ids: 100_000,
         }
     }
 }
@@ -85,6 +93,57 @@ pub(crate) struct Shared {
     pub offsets: api::OffsetState,
     connections: Mutex<Vec<(u64, TcpStream)>>,
     live: AtomicUsize,
+}
+
+impl Shared {
+    fn new(broker: Arc<Broker>, config: ServerConfig, addr: SocketAddr) -> Shared {
+        let producers = api::ProducerState::new(config.producer_id_expiration, config.max_producer_ids);
+        Shared {
+            broker,
+            config,
+            addr,
+            stopping: AtomicBool::new(false),
+            producers,
+            groups: groups::Groups::default(),
+            offsets: api::OffsetState::default(),
+            connections: Mutex::new(Vec::new()),
+            live: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Entry points for the fuzz target and the randomized tests: the server's
+/// request path (decode, dispatch, encode) without a socket.
+#[cfg(feature = "internals")]
+pub mod internals {
+    use super::*;
+
+    /// Answers request frames as one connection of a server would.
+    pub struct Dispatcher {
+        shared: Shared,
+        out: bytes::BytesMut,
+    }
+
+    impl Dispatcher {
+        /// A dispatcher over `broker`. It behaves as a server that is
+        /// stopping, so that nothing waits: a Fetch long poll or a JoinGroup
+        /// answers at once.
+        pub fn new(broker: Arc<Broker>, config: ServerConfig) -> Dispatcher {
+            let shared = Shared::new(broker, config, SocketAddr::from(([127, 0, 0, 1], 9092)));
+            shared.stopping.store(true, Ordering::Release);
+            Dispatcher { shared, out: bytes::BytesMut::new() }
+        }
+
+        /// One request frame (without its 4-byte size prefix) to its response
+        /// frame (with it); `None` when the connection would be closed or
+        /// nothing sent (acks=0).
+        pub fn handle(&mut self, frame: bytes::Bytes) -> Option<&[u8]> {
+            match conn::respond(&self.shared, frame, &mut self.out) {
+                conn::Reply::Send => Some(&self.out),
+                conn::Reply::Nothing | conn::Reply::Close => None,
+            }
+        }
+    }
 }
 
 /// A running Kafka front for one broker. Dropping it shuts it down.
@@ -108,17 +167,7 @@ impl KafkaServer {
     pub fn start(broker: Arc<Broker>, addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<KafkaServer> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            broker,
-            config,
-            addr,
-            stopping: AtomicBool::new(false),
-            producers: api::ProducerState::default(),
-            groups: groups::Groups::default(),
-            offsets: api::OffsetState::default(),
-            connections: Mutex::new(Vec::new()),
-            live: AtomicUsize::new(0),
-        });
+        let shared = Arc::new(Shared::new(broker, config, addr));
         let handlers = Arc::new(Mutex::new(Vec::new()));
         let acceptor = {
             let shared = Arc::clone(&shared);

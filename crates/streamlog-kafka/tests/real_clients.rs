@@ -156,3 +156,104 @@ fn confluent_kafka_group_of_three_rebalances_when_one_leaves() {
     // c had partitions while it was a member (three members at once).
     assert!(outs[2].contains("assigned ["), "{outs:?}");
 }
+
+#[test]
+fn confluent_kafka_admin_create_describe_configs_partitions_delete_records_groups_delete_topics() {
+    let py = need!(python());
+    if !has_module(&py, "confluent_kafka") {
+        eprintln!("SKIPPED: confluent-kafka not installed");
+        return;
+    }
+    let env = start();
+    let out = run(
+        Command::new(&py).arg(client_script("ck_admin.py")).args([&env.bootstrap(), "adm"]),
+        Duration::from_secs(60),
+    );
+    let expect = [
+        "created adm-topic",
+        "create again: TOPIC_ALREADY_EXISTS",
+        "config retention.ms 3600000 cleanup.policy delete",
+        "partitions 5",
+        "shrink: INVALID_PARTITIONS",
+        "deleted before 4",
+        "watermarks 4 10",
+        "first offset after delete 4 0",
+        "listed True",
+        "described adm-group STABLE 1 [0, 1, 2, 3, 4]",
+        "exists after delete False",
+    ];
+    assert_eq!(out.lines().collect::<Vec<_>>(), expect);
+    // What the client saw is what the broker holds.
+    assert!(env.broker.topic("adm-topic").is_err());
+}
+
+#[test]
+fn kafka_python_seed_pair_with_msgpack_serializers() {
+    let py = need!(python());
+    if !has_module(&py, "kafka") || !has_module(&py, "msgpack") {
+        eprintln!("SKIPPED: kafka-python or msgpack not installed");
+        return;
+    }
+    let env = start();
+    let out = run(
+        Command::new(&py).args(["-W", "ignore"]).arg(client_script("kp_msgpack.py")).args([&env.bootstrap(), "mp"]),
+        Duration::from_secs(40),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    // The keyed record lands where Kafka's murmur2 puts its serialized key
+    // (msgpack of "user-7": fixstr 0xa6, then the bytes).
+    let key = [&[0xa6u8][..], b"user-7"].concat();
+    let p = streamlog::murmur2_partition(&key, 4);
+    assert!(lines[1].starts_with(&format!("mp {p} ")), "{out}");
+    assert!(lines[2].ends_with(": key=None value={'event': 'created', 'id': 1, 'tags': ['a', 'b']}"), "{out}");
+    assert_eq!(
+        lines[3],
+        format!("mp:{p}:{}: key=user-7 value={{'event': 'updated', 'id': 7, 'score': 1.5}}", {
+            lines[1].rsplit(' ').next().unwrap()
+        })
+    );
+    // The broker holds the msgpack bytes as they were sent (kafka-python
+    // passes the None key through the serializer too: msgpack nil, 0xc0).
+    let log = env.broker.topic("mp").unwrap().partition(p).unwrap();
+    let batches = log.read(0, 1 << 20).unwrap();
+    let rec = batches
+        .iter()
+        .flat_map(|b| b.records())
+        .map(|r| r.unwrap())
+        .find(|r| r.key.as_deref() == Some(&key[..]))
+        .expect("the keyed record, key bytes intact");
+    assert_eq!(rec.value.as_deref().unwrap()[0], 0x83, "a msgpack fixmap of three entries");
+}
+
+#[test]
+fn kafka_python_json_producer_and_group_consumer_from_earliest() {
+    let py = need!(python());
+    if !has_module(&py, "kafka") {
+        eprintln!("SKIPPED: kafka-python not installed");
+        return;
+    }
+    let env = start();
+    let out = run(
+        Command::new(&py).args(["-W", "ignore"]).arg(client_script("kp_json_group.py")).args([
+            &env.bootstrap(),
+            "js",
+            "json-group",
+            "12",
+        ]),
+        Duration::from_secs(40),
+    );
+    assert_eq!(out.trim(), "consumed [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]");
+    // The values are JSON text on the broker, and the group's commit covers them all.
+    let topic = env.broker.topic("js").unwrap();
+    let mut values = Vec::new();
+    for p in 0..topic.partition_count() {
+        for b in topic.partition(p).unwrap().read(0, 1 << 20).unwrap() {
+            values.extend(b.records().map(|r| String::from_utf8(r.unwrap().value.unwrap().to_vec()).unwrap()));
+        }
+    }
+    assert_eq!(values.len(), 12);
+    assert!(values.contains(&r#"{"n": 3, "text": "record 3"}"#.to_string()), "{values:?}");
+    let desc = env.broker.describe_group("json-group").unwrap();
+    assert_eq!(desc.partitions.iter().filter_map(|p| p.committed).sum::<u64>(), 12);
+}
