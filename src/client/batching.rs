@@ -151,6 +151,8 @@ struct LocalBuf {
     /// Emptied record vectors with their capacity, for the next batches
     /// (growing fresh ones faults in new pages on every pass).
     spare: Vec<Vec<Record>>,
+    /// The topic last sent to (this clone's own lookup cache).
+    topic: Option<Arc<CachedTopic>>,
 }
 
 /// Spare record vectors a clone keeps.
@@ -454,28 +456,30 @@ impl BatchingProducer {
                 }
             }
         }
-        let (topic, partition, rec) = self.producer.place(record.take().expect("a record to send"))?;
+        let LocalBuf { batches, topic: slot, spare, .. } = &mut *buf;
+        let (partition, rec) = self.producer.place_in(slot, record.take().expect("a record to send"))?;
+        let topic = slot.as_ref().expect("placed in a topic");
         let timestamp = rec.timestamp.unwrap_or_default();
         let len = rec.key.as_ref().map_or(0, |k| k.len()) + rec.value.as_ref().map_or(0, |v| v.len());
-        buf.credits -= 1;
         // The partition's identity, not the topic lookup's: a lookup
         // renewed mid-batch must find the same batch.
         let log = &topic.partitions[partition as usize];
+        let (i, opened) = match batches.iter().position(|b| b.partition == partition && Arc::ptr_eq(b.log(), log)) {
+            Some(i) => (i, false),
+            None => {
+                let delivery = Arc::new(Delivery {
+                    topic: Arc::clone(&topic.name),
+                    partition,
+                    state: Mutex::new(DeliveryState::default()),
+                });
+                let records = spare.pop().unwrap_or_default();
+                let topic = Arc::clone(topic);
+                batches.push(Batch { topic, partition, records, bytes: 0, opened: Instant::now(), delivery });
+                (batches.len() - 1, true)
+            }
+        };
+        buf.credits -= 1;
         let buf = &mut *buf;
-        let (i, opened) =
-            match buf.batches.iter().position(|b| b.partition == partition && Arc::ptr_eq(b.log(), log)) {
-                Some(i) => (i, false),
-                None => {
-                    let delivery = Arc::new(Delivery {
-                        topic: Arc::clone(&topic.name),
-                        partition,
-                        state: Mutex::new(DeliveryState::default()),
-                    });
-                    let records = buf.spare.pop().unwrap_or_default();
-                    buf.batches.push(Batch { topic, partition, records, bytes: 0, opened: Instant::now(), delivery });
-                    (buf.batches.len() - 1, true)
-                }
-            };
         let batch = &mut buf.batches[i];
         let index = batch.records.len();
         batch.records.push(rec);
