@@ -232,3 +232,22 @@ fn sync_partitions_are_appended_off_the_senders_thread() {
         assert_eq!((m.partition, m.offset), (i as u32 % 2, i as u64 / 2));
     }
 }
+
+#[test]
+fn a_failed_send_keeps_no_room() {
+    let (_dir, b) = broker();
+    let producer = b.batching_producer(BatchingConfig::default().max_queued(64)).unwrap();
+    let other = producer.clone();
+    for _ in 0..3 {
+        assert!(matches!(other.try_send(ProducerRecord::new("missing", "x")), Err(Error::UnknownTopic { .. })));
+    }
+    // The failed clone holds no room: another fills the whole bound.
+    let held = producer.clone();
+    let deliveries: Vec<_> = (0..64)
+        .map(|i| held.try_send(ProducerRecord::new("t", format!("{i}")).partition(0)).unwrap())
+        .collect();
+    assert_eq!(producer.in_flight(), 64);
+    producer.flush();
+    assert_eq!(deliveries.into_iter().last().unwrap().wait().unwrap().offset, 63);
+    drop(other);
+}

@@ -457,7 +457,16 @@ impl BatchingProducer {
             }
         }
         let LocalBuf { batches, topic: slot, spare, .. } = &mut *buf;
-        let (partition, rec) = self.producer.place_in(slot, record.take().expect("a record to send"))?;
+        let (partition, rec) = match self.producer.place_in(slot, record.take().expect("a record to send")) {
+            Ok(placed) => placed,
+            Err(e) => {
+                // Room reserved by a clone that buffers nothing goes back.
+                if batches.is_empty() {
+                    shared.release(std::mem::take(&mut buf.credits));
+                }
+                return Err(e);
+            }
+        };
         let topic = slot.as_ref().expect("placed in a topic");
         let timestamp = rec.timestamp.unwrap_or_default();
         let len = rec.key.as_ref().map_or(0, |k| k.len()) + rec.value.as_ref().map_or(0, |v| v.len());
