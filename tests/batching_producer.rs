@@ -182,9 +182,8 @@ fn full_batches_appended_by_the_sender_keep_the_order_of_sends() {
     let (_dir, b) = broker();
     // Batches of a few records: most are appended by the send that fills
     // them, the rest by the linger thread and the final flush.
-    let producer = b
-        .batching_producer(BatchingConfig::default().linger(Duration::from_micros(200)).batch_size(40))
-        .unwrap();
+    let producer =
+        b.batching_producer(BatchingConfig::default().linger(Duration::from_micros(200)).batch_size(40)).unwrap();
     let per_thread = 3_000u32;
     std::thread::scope(|s| {
         for t in 0..4 {
@@ -223,8 +222,9 @@ fn sync_partitions_are_appended_off_the_senders_thread() {
     b.create_topic("s", TopicConfig::with_partitions(2).durability(streamlog::Durability::Sync)).unwrap();
     let producer =
         b.batching_producer(BatchingConfig::default().linger(Duration::from_secs(60)).batch_size(200)).unwrap();
-    let deliveries: Vec<_> =
-        (0..50u32).map(|i| producer.send(ProducerRecord::new("s", vec![i as u8; 20]).partition(i % 2)).unwrap()).collect();
+    let deliveries: Vec<_> = (0..50u32)
+        .map(|i| producer.send(ProducerRecord::new("s", vec![i as u8; 20]).partition(i % 2)).unwrap())
+        .collect();
     producer.flush();
     assert_eq!(producer.in_flight(), 0);
     for (i, d) in deliveries.into_iter().enumerate() {
@@ -243,9 +243,8 @@ fn a_failed_send_keeps_no_room() {
     }
     // The failed clone holds no room: another fills the whole bound.
     let held = producer.clone();
-    let deliveries: Vec<_> = (0..64)
-        .map(|i| held.try_send(ProducerRecord::new("t", format!("{i}")).partition(0)).unwrap())
-        .collect();
+    let deliveries: Vec<_> =
+        (0..64).map(|i| held.try_send(ProducerRecord::new("t", format!("{i}")).partition(0)).unwrap()).collect();
     assert_eq!(producer.in_flight(), 64);
     producer.flush();
     assert_eq!(deliveries.into_iter().last().unwrap().wait().unwrap().offset, 63);

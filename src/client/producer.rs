@@ -293,7 +293,11 @@ impl Producer {
     /// and the record to append there, stamped with the time if it has
     /// none. `slot` is a cache the caller owns, refreshed here when stale:
     /// no lock is taken and no reference count touched while it is fresh.
-    pub(super) fn place_in(&self, slot: &mut Option<Arc<CachedTopic>>, record: ProducerRecord) -> Result<(u32, Record)> {
+    pub(super) fn place_in(
+        &self,
+        slot: &mut Option<Arc<CachedTopic>>,
+        record: ProducerRecord,
+    ) -> Result<(u32, Record)> {
         self.broker.check_open()?;
         let epoch = self.broker.topics_epoch();
         let cached = match slot {
