@@ -4,15 +4,20 @@
 //! delivery report), `flush` waits for everything sent, and a bounded buffer
 //! (`queue.buffering.max.messages`) pushes back.
 //!
-//! One background thread per batching producer (`streamlog-batch`, joined
-//! on close or when the last clone is dropped) takes the whole buffer at
-//! once and appends it; senders only push onto it under a short lock.
+//! Each clone buffers its own records, per partition, under a lock no other
+//! sender takes, with one delivery per batch: nothing is written to a
+//! shared cache line per record. A send that fills a batch appends it
+//! itself. One background thread per batching producer (`streamlog-batch`,
+//! joined when the last clone is dropped) sends the batches that lingered
+//! and appends those of partitions that sync every append (so that no
+//! sender waits for the disk). The bound on buffered records is kept by a
+//! shared count that clones reserve from in chunks.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -32,13 +37,15 @@ pub struct BatchingConfig {
     /// How long a record may wait for others to join its batch (Kafka's
     /// `linger.ms`). Default: 5 ms.
     pub linger: Duration,
-    /// Buffered bytes (keys and values) that send the batch without waiting
-    /// for `linger` (Kafka's `batch.size`, here over all partitions), and
-    /// the most bytes appended to one partition in one batch. Default: 256 KiB.
+    /// Buffered bytes (keys and values) of one partition that send its
+    /// batch without waiting for `linger` (Kafka's `batch.size`; each
+    /// clone of the producer fills its own batches). Default: 256 KiB.
     pub batch_size: usize,
     /// Records buffered or being appended, at most (Kafka's
     /// `queue.buffering.max.messages`): a send beyond waits, or fails with
-    /// [`Error::QueueFull`]. Default: 100,000.
+    /// [`Error::QueueFull`]. Clones reserve room in chunks of
+    /// `max_queued / 32` (1 to 1,024) records, so a full buffer may hold a
+    /// few chunks less than this. Default: 100,000.
     pub max_queued: usize,
 }
 
@@ -91,63 +98,205 @@ impl BatchingConfig {
     }
 }
 
-/// The offset slot of a record whose append failed.
-const FAILED: u64 = u64::MAX;
-
-/// The outcome of one drained buffer, shared by its records' futures.
-#[derive(Default)]
+/// The outcome of one local batch (the records of one clone for one
+/// partition), shared by its records' futures.
 struct Delivery {
+    topic: Arc<str>,
+    partition: u32,
     state: Mutex<DeliveryState>,
 }
 
 #[derive(Default)]
 struct DeliveryState {
     done: bool,
-    /// Per record in the buffer: (its group, its offset).
-    slots: Vec<(u32, u64)>,
-    /// Per (topic, partition) appended: the name, the partition, and the
-    /// error if its append failed.
-    groups: Vec<(Arc<str>, u32, Option<Arc<Error>>)>,
+    /// The offset of the batch's first record.
+    base_offset: u64,
+    /// Set if the batch's append failed (all its records fail with it).
+    error: Option<Arc<Error>>,
     wakers: Vec<Waker>,
 }
 
-/// The buffer the senders fill and the background thread drains.
-struct Queue {
+/// Records of one clone bound for one partition, appended together.
+struct Batch {
+    topic: Arc<CachedTopic>,
+    partition: u32,
     records: Vec<Record>,
-    /// Per record: (index in `topics`, partition).
-    targets: Vec<(u32, u32)>,
-    topics: Vec<Arc<CachedTopic>>,
-    /// The delivery of the records in the buffer now.
-    delivery: Arc<Delivery>,
     bytes: usize,
-    /// When the first record of the buffer came.
-    opened: Option<Instant>,
-    /// Records buffered or being appended.
-    in_flight: usize,
-    /// Records sent and records delivered, ever: `flush` waits for the
-    /// second to reach what the first was.
-    sent: u64,
-    delivered: u64,
-    /// A `flush` waits for records up to this.
-    flush_to: u64,
-    closing: bool,
+    /// When its first record came (`linger` counts from here).
+    opened: Instant,
+    delivery: Arc<Delivery>,
+}
+
+impl Batch {
+    fn log(&self) -> &Arc<crate::Partition> {
+        &self.topic.partitions[self.partition as usize]
+    }
+}
+
+/// A clone's own buffer. Only its clone sends into it, so its lock is
+/// uncontended on the send path; the background thread (linger) and
+/// `flush` take it now and then.
+#[derive(Default)]
+struct Local {
+    buf: Mutex<LocalBuf>,
+}
+
+#[derive(Default)]
+struct LocalBuf {
+    /// At most one open batch per partition (keeps the order of sends).
+    batches: Vec<Batch>,
+    /// Room reserved from `Shared::room` and not used yet: taken in
+    /// chunks so that the shared count moves per chunk, not per record.
+    credits: usize,
+    /// Emptied record vectors with their capacity, for the next batches
+    /// (growing fresh ones faults in new pages on every pass).
+    spare: Vec<Vec<Record>>,
+    /// The topic last sent to (this clone's own lookup cache).
+    topic: Option<Arc<CachedTopic>>,
+}
+
+/// Spare record vectors a clone keeps.
+const SPARE: usize = 8;
+
+/// The records buffered or being appended, against `max_queued`.
+struct Room {
+    /// Records buffered or being appended, plus credits the clones hold.
+    queued: usize,
     /// Async sends waiting for room.
-    room_wakers: Vec<Waker>,
-    /// Emptied buffers with their capacity, for the next fill (growing a
-    /// fresh one faults in new pages on every pass).
-    spare: (Vec<Record>, Vec<(u32, u32)>),
+    wakers: Vec<Waker>,
+}
+
+/// The background thread's state.
+#[derive(Default)]
+struct Bg {
+    /// A batch opened (or a handoff came) since the thread last looked.
+    kicked: bool,
+    closing: bool,
+    /// Batches of partitions with `Durability::Sync`, appended by the
+    /// background thread so that a sender never waits for the disk.
+    handoff: VecDeque<Batch>,
+    /// Handoffs pushed and appended, ever (appended in order: `flush`
+    /// waits for the second to reach what the first was).
+    pushed: u64,
+    done: u64,
 }
 
 struct Shared {
-    queue: Mutex<Queue>,
-    /// The background thread waits here for records (or the end of linger).
-    work: Condvar,
-    /// Blocking sends wait here for room, `flush` for deliveries.
-    progress: Condvar,
     config: BatchingConfig,
+    /// Credits a clone reserves at once.
+    chunk: usize,
+    room: Mutex<Room>,
+    /// Blocking sends wait here for room.
+    room_freed: Condvar,
+    bg: Mutex<Bg>,
+    /// The background thread waits here for a new batch (or the end of linger).
+    work: Condvar,
+    /// `flush` waits here for handoffs.
+    progress: Condvar,
+    /// Every clone's buffer: the background thread sends those that
+    /// lingered, `flush` sends them all.
+    locals: Mutex<Vec<Weak<Local>>>,
 }
 
-/// Joins the background thread when the last clone goes.
+impl Shared {
+    /// Up to `chunk` records of room, 0 if the buffer is full.
+    fn reserve(&self, room: &mut Room) -> usize {
+        let n = self.chunk.min(self.config.max_queued.saturating_sub(room.queued));
+        room.queued += n;
+        n
+    }
+
+    /// Gives back room: records delivered, or credits unused.
+    fn release(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let mut room = self.room.lock();
+        room.queued -= n;
+        let wakers = std::mem::take(&mut room.wakers);
+        drop(room);
+        self.room_freed.notify_all();
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// Tells the background thread a batch opened (it may be waiting without a deadline).
+    fn kick(&self) {
+        let mut bg = self.bg.lock();
+        bg.kicked = true;
+        drop(bg);
+        self.work.notify_one();
+    }
+
+    /// The live clones' buffers.
+    fn locals(&self) -> Vec<Arc<Local>> {
+        let mut locals = self.locals.lock();
+        locals.retain(|w| w.strong_count() > 0);
+        locals.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Sends the batches of `buf` that `due` picks, and gives back the
+    /// credits once `buf` holds no record. The caller holds `buf`'s lock,
+    /// which keeps the batches of one partition in order.
+    fn drain(&self, buf: &mut LocalBuf, due: impl Fn(&Batch) -> bool) {
+        let mut i = 0;
+        while i < buf.batches.len() {
+            if due(&buf.batches[i]) {
+                let batch = buf.batches.swap_remove(i);
+                self.dispatch(batch, &mut buf.spare);
+            } else {
+                i += 1;
+            }
+        }
+        if buf.batches.is_empty() {
+            self.release(std::mem::take(&mut buf.credits));
+        }
+    }
+
+    /// Appends `batch` on this thread, or hands it to the background
+    /// thread if its partition syncs every append.
+    fn dispatch(&self, batch: Batch, spare: &mut Vec<Vec<Record>>) {
+        if batch.log().syncs_appends() {
+            let mut bg = self.bg.lock();
+            bg.handoff.push_back(batch);
+            bg.pushed += 1;
+            bg.kicked = true;
+            drop(bg);
+            self.work.notify_one();
+            return;
+        }
+        let records = self.deliver(batch);
+        if spare.len() < SPARE {
+            spare.push(records);
+        }
+    }
+
+    /// Appends `batch`, publishes the outcome to its futures and frees its
+    /// room. Gives back its emptied record vector.
+    fn deliver(&self, batch: Batch) -> Vec<Record> {
+        let Batch { topic, partition, mut records, delivery, .. } = batch;
+        let result = topic.partitions[partition as usize].append(&records);
+        let n = records.len();
+        // Drop the records now (their bytes), keep the capacity.
+        records.clear();
+        let mut st = delivery.state.lock();
+        match result {
+            Ok(at) => st.base_offset = at.base_offset,
+            Err(e) => st.error = Some(Arc::new(e)),
+        }
+        st.done = true;
+        let wakers = std::mem::take(&mut st.wakers);
+        drop(st);
+        for w in wakers {
+            w.wake();
+        }
+        self.release(n);
+        records
+    }
+}
+
+/// Ends the background thread when the last clone goes.
 struct Handle {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -155,7 +304,7 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.shared.queue.lock().closing = true;
+        self.shared.bg.lock().closing = true;
         self.shared.work.notify_all();
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
@@ -165,10 +314,12 @@ impl Drop for Handle {
 
 /// A producer that gathers records from many threads or tasks and appends
 /// them per partition as one batch. `Send + Sync + Clone`: clones share the
-/// buffer and its thread; give each thread its own clone (each caches its
-/// topic lookups). Records of one partition keep the order of their sends
-/// (from one thread; sends racing from several threads are ordered as they
-/// reach the buffer).
+/// buffer bound and the background thread, but each clone buffers its own
+/// records, so give each thread or task its own clone (sends through one
+/// clone from several threads contend on its buffer). Records a clone sends
+/// to one partition keep the order of its sends; a full batch is appended
+/// by the send that fills it, one that lingered by the background thread.
+/// Dropping a clone sends what it buffered.
 ///
 /// ```
 /// use streamlog::{BatchingConfig, Broker, BrokerOptions, ProducerRecord, TopicConfig};
@@ -183,12 +334,22 @@ impl Drop for Handle {
 /// ```
 pub struct BatchingProducer {
     producer: Producer,
+    local: Arc<Local>,
     handle: Arc<Handle>,
 }
 
 impl Clone for BatchingProducer {
     fn clone(&self) -> BatchingProducer {
-        BatchingProducer { producer: self.producer.clone(), handle: Arc::clone(&self.handle) }
+        let local = Arc::new(Local::default());
+        self.handle.shared.locals.lock().push(Arc::downgrade(&local));
+        BatchingProducer { producer: self.producer.clone(), local, handle: Arc::clone(&self.handle) }
+    }
+}
+
+impl Drop for BatchingProducer {
+    fn drop(&mut self) {
+        let mut buf = self.local.buf.lock();
+        self.handle.shared.drain(&mut buf, |_| true);
     }
 }
 
@@ -210,37 +371,32 @@ impl BatchingProducer {
         config.validate()?;
         broker.check_open()?;
         let producer = Producer::new(broker, config.producer.clone());
+        // A clone holds at most this much unused room: a small share of
+        // the bound, so that idle clones do not starve the others.
+        let chunk = (config.max_queued / 32).clamp(1, 1024);
+        let local = Arc::new(Local::default());
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                records: Vec::new(),
-                targets: Vec::new(),
-                topics: Vec::new(),
-                delivery: Arc::default(),
-                bytes: 0,
-                opened: None,
-                in_flight: 0,
-                sent: 0,
-                delivered: 0,
-                flush_to: 0,
-                closing: false,
-                room_wakers: Vec::new(),
-                spare: (Vec::new(), Vec::new()),
-            }),
+            config,
+            chunk,
+            room: Mutex::new(Room { queued: 0, wakers: Vec::new() }),
+            room_freed: Condvar::new(),
+            bg: Mutex::new(Bg::default()),
             work: Condvar::new(),
             progress: Condvar::new(),
-            config,
+            locals: Mutex::new(vec![Arc::downgrade(&local)]),
         });
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("streamlog-batch".into())
             .spawn(move || run(&worker))
             .map_err(|e| Error::Io { op: "spawn thread", path: "streamlog-batch".into(), source: e })?;
-        Ok(BatchingProducer { producer, handle: Arc::new(Handle { shared, thread: Mutex::new(Some(thread)) }) })
+        Ok(BatchingProducer { producer, local, handle: Arc::new(Handle { shared, thread: Mutex::new(Some(thread)) }) })
     }
 
-    /// Buffers `record`, waiting for room if the buffer is full. The
-    /// returned future (or its [`DeliveryFuture::wait`]) tells where the
-    /// record landed; dropping it does not cancel the send.
+    /// Buffers `record`, waiting for room if the buffer is full (after
+    /// sending what this clone buffered). The returned future (or its
+    /// [`DeliveryFuture::wait`]) tells where the record landed; dropping it
+    /// does not cancel the send.
     pub fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let mut record = Some(record);
         self.enqueue(&mut record, Full::Block).map(|d| d.expect("a blocking send enqueues"))
@@ -261,78 +417,124 @@ impl BatchingProducer {
     fn enqueue(&self, record: &mut Option<ProducerRecord>, full: Full<'_>) -> Result<Option<DeliveryFuture>> {
         let shared = &*self.handle.shared;
         let max = shared.config.max_queued;
-        let (topic, partition, rec) = self.producer.place(record.take().expect("a record to send"))?;
-        let timestamp = rec.timestamp.unwrap_or_default();
-        let len = rec.key.as_ref().map_or(0, |k| k.len()) + rec.value.as_ref().map_or(0, |v| v.len());
-        let mut q = shared.queue.lock();
-        while q.in_flight >= max {
-            match full {
-                Full::Fail => return Err(Error::QueueFull { max }),
-                Full::Block => shared.progress.wait(&mut q),
-                Full::Register(waker) => {
-                    if !q.room_wakers.iter().any(|w| w.will_wake(waker)) {
-                        q.room_wakers.push(waker.clone());
+        let mut buf = self.local.buf.lock();
+        if buf.credits == 0 {
+            let got = shared.reserve(&mut shared.room.lock());
+            if got > 0 {
+                buf.credits = got;
+            } else {
+                match full {
+                    Full::Fail => return Err(Error::QueueFull { max }),
+                    Full::Block => {
+                        // What this clone holds counts against the bound: send it first.
+                        shared.drain(&mut buf, |_| true);
+                        drop(buf);
+                        let mut room = shared.room.lock();
+                        let got = loop {
+                            match shared.reserve(&mut room) {
+                                0 => shared.room_freed.wait(&mut room),
+                                got => break got,
+                            }
+                        };
+                        drop(room);
+                        buf = self.local.buf.lock();
+                        buf.credits += got;
                     }
-                    // Put back, placed and stamped, for the next try.
-                    *record = Some(ProducerRecord {
-                        topic: topic.name.to_string(),
-                        partition: Some(partition),
-                        key: rec.key,
-                        value: rec.value,
-                        headers: rec.headers,
-                        timestamp: rec.timestamp,
-                    });
-                    return Ok(None);
+                    Full::Register(waker) => {
+                        shared.drain(&mut buf, |_| true);
+                        let mut room = shared.room.lock();
+                        match shared.reserve(&mut room) {
+                            0 => {
+                                if !room.wakers.iter().any(|w| w.will_wake(waker)) {
+                                    room.wakers.push(waker.clone());
+                                }
+                                return Ok(None);
+                            }
+                            got => buf.credits = got,
+                        }
+                    }
                 }
             }
         }
-        if q.closing {
-            return Err(Error::Closed);
-        }
-        let t = match q.topics.iter().rposition(|c| Arc::ptr_eq(c, &topic)) {
-            Some(t) => t,
-            None => {
-                q.topics.push(topic);
-                q.topics.len() - 1
+        let LocalBuf { batches, topic: slot, spare, .. } = &mut *buf;
+        let (partition, rec) = match self.producer.place_in(slot, record.take().expect("a record to send")) {
+            Ok(placed) => placed,
+            Err(e) => {
+                // Room reserved by a clone that buffers nothing goes back.
+                if batches.is_empty() {
+                    shared.release(std::mem::take(&mut buf.credits));
+                }
+                return Err(e);
             }
         };
-        let index = q.records.len();
-        q.records.push(rec);
-        q.targets.push((t as u32, partition));
-        q.in_flight += 1;
-        q.sent += 1;
-        let before = q.bytes;
-        q.bytes += len;
-        let delivery = Arc::clone(&q.delivery);
-        // The thread waits without a deadline for the first record, then
-        // for the linger or a full batch.
-        let wake = index == 0 || (before < shared.config.batch_size && q.bytes >= shared.config.batch_size);
-        if index == 0 {
-            q.opened = Some(Instant::now());
-        }
-        drop(q);
-        if wake {
-            shared.work.notify_one();
+        let topic = slot.as_ref().expect("placed in a topic");
+        let timestamp = rec.timestamp.unwrap_or_default();
+        let len = rec.key.as_ref().map_or(0, |k| k.len()) + rec.value.as_ref().map_or(0, |v| v.len());
+        // The partition's identity, not the topic lookup's: a lookup
+        // renewed mid-batch must find the same batch.
+        let log = &topic.partitions[partition as usize];
+        let (i, opened) = match batches.iter().position(|b| b.partition == partition && Arc::ptr_eq(b.log(), log)) {
+            Some(i) => (i, false),
+            None => {
+                let delivery = Arc::new(Delivery {
+                    topic: Arc::clone(&topic.name),
+                    partition,
+                    state: Mutex::new(DeliveryState::default()),
+                });
+                let records = spare.pop().unwrap_or_default();
+                let topic = Arc::clone(topic);
+                batches.push(Batch { topic, partition, records, bytes: 0, opened: Instant::now(), delivery });
+                (batches.len() - 1, true)
+            }
+        };
+        buf.credits -= 1;
+        let buf = &mut *buf;
+        let batch = &mut buf.batches[i];
+        let index = batch.records.len();
+        batch.records.push(rec);
+        batch.bytes += len;
+        let delivery = Arc::clone(&batch.delivery);
+        let kick = if batch.bytes >= shared.config.batch_size {
+            // Full: appended by this send, no handoff.
+            let batch = buf.batches.swap_remove(i);
+            shared.dispatch(batch, &mut buf.spare);
+            if buf.batches.is_empty() {
+                shared.release(std::mem::take(&mut buf.credits));
+            }
+            false
+        } else {
+            opened
+        };
+        if kick {
+            shared.kick();
         }
         Ok(Some(DeliveryFuture { delivery, index, timestamp }))
     }
 
-    /// Waits until every record sent before this call is delivered (appended,
-    /// or failed). Sends buffered records without waiting for `linger`.
+    /// Waits until every record sent (by any clone) before this call is
+    /// delivered (appended, or failed). Sends buffered records without
+    /// waiting for `linger`.
     pub fn flush(&self) {
         let shared = &*self.handle.shared;
-        let mut q = shared.queue.lock();
-        let target = q.sent;
-        q.flush_to = q.flush_to.max(target);
-        shared.work.notify_one();
-        while q.delivered < target {
-            shared.progress.wait(&mut q);
+        for local in shared.locals() {
+            let mut buf = local.buf.lock();
+            shared.drain(&mut buf, |_| true);
+        }
+        let mut bg = shared.bg.lock();
+        let target = bg.pushed;
+        while bg.done < target {
+            shared.progress.wait(&mut bg);
         }
     }
 
     /// Records buffered or being appended now.
     pub fn in_flight(&self) -> usize {
-        self.handle.shared.queue.lock().in_flight
+        let shared = &*self.handle.shared;
+        // The shared count first: a send that reserved room after it has
+        // not used it when its buffer is read below.
+        let queued = shared.room.lock().queued;
+        let unused: usize = shared.locals().iter().map(|l| l.buf.lock().credits).sum();
+        queued.saturating_sub(unused)
     }
 
     /// Flushes, and ends the background thread if this is the last clone
@@ -342,131 +544,47 @@ impl BatchingProducer {
     }
 }
 
-/// The background thread: drains the buffer when a batch is full, the
-/// oldest record has lingered, a flush waits, or the producer closes.
+/// The background thread: sends the batches that lingered, appends the
+/// handed-off ones, and ends when the last clone is gone.
 fn run(shared: &Shared) {
-    let config = &shared.config;
-    let mut groups = Groups::default();
-    let mut q = shared.queue.lock();
+    let linger = shared.config.linger;
     loop {
-        let Some(opened) = q.opened else {
-            if q.closing {
-                return;
+        let mut bg = shared.bg.lock();
+        bg.kicked = false;
+        let handoff = std::mem::take(&mut bg.handoff);
+        drop(bg);
+        if !handoff.is_empty() {
+            let n = handoff.len() as u64;
+            for batch in handoff {
+                shared.deliver(batch);
             }
-            shared.work.wait(&mut q);
+            shared.bg.lock().done += n;
+            shared.progress.notify_all();
             continue;
-        };
-        let due = opened + config.linger;
-        if q.bytes < config.batch_size && q.flush_to <= q.delivered && !q.closing && Instant::now() < due {
-            shared.work.wait_until(&mut q, due);
+        }
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        for local in shared.locals() {
+            let mut buf = local.buf.lock();
+            shared.drain(&mut buf, |b| b.opened + linger <= now);
+            for b in &buf.batches {
+                let due = b.opened + linger;
+                next = Some(next.map_or(due, |n| n.min(due)));
+            }
+        }
+        let mut bg = shared.bg.lock();
+        if bg.kicked || !bg.handoff.is_empty() {
             continue;
         }
-        let (spare_records, spare_targets) = std::mem::take(&mut q.spare);
-        let mut records = std::mem::replace(&mut q.records, spare_records);
-        let mut targets = std::mem::replace(&mut q.targets, spare_targets);
-        let topics = std::mem::take(&mut q.topics);
-        let delivery = std::mem::take(&mut q.delivery);
-        q.bytes = 0;
-        q.opened = None;
-        drop(q);
-        let n = records.len();
-        deliver(&mut groups, &mut records, &targets, &topics, &delivery, config.batch_size);
-        targets.clear();
-        q = shared.queue.lock();
-        q.spare = (records, targets);
-        q.in_flight -= n;
-        q.delivered += n as u64;
-        let wakers = std::mem::take(&mut q.room_wakers);
-        shared.progress.notify_all();
-        drop(q);
-        for w in wakers {
-            w.wake();
+        if bg.closing {
+            return;
         }
-        q = shared.queue.lock();
-    }
-}
-
-/// Appends the records grouped per partition, each group in chunks of up to
-/// `batch_size` bytes, and publishes the outcome.
-/// The background thread's per-partition groups, kept between passes with
-/// their capacity.
-#[derive(Default)]
-struct Groups {
-    of: HashMap<(u32, u32), u32>,
-    /// (topic index, partition, records, their indexes in the buffer).
-    list: Vec<(u32, u32, Vec<Record>, Vec<usize>)>,
-    used: usize,
-}
-
-fn deliver(
-    groups: &mut Groups,
-    records: &mut Vec<Record>,
-    targets: &[(u32, u32)],
-    topics: &[Arc<CachedTopic>],
-    delivery: &Delivery,
-    batch_size: usize,
-) {
-    groups.of.clear();
-    groups.used = 0;
-    for (i, (rec, &(t, p))) in records.drain(..).zip(targets).enumerate() {
-        let Groups { of, list, used } = &mut *groups;
-        let g = *of.entry((t, p)).or_insert_with(|| {
-            if *used == list.len() {
-                list.push((t, p, Vec::new(), Vec::new()));
+        match next {
+            Some(due) => {
+                shared.work.wait_until(&mut bg, due);
             }
-            let slot = &mut list[*used];
-            (slot.0, slot.1) = (t, p);
-            slot.2.clear();
-            slot.3.clear();
-            *used += 1;
-            (*used - 1) as u32
-        });
-        list[g as usize].2.push(rec);
-        list[g as usize].3.push(i);
-    }
-    let mut slots = vec![(0u32, 0u64); targets.len()];
-    let mut outcomes = Vec::with_capacity(groups.used);
-    for (g, (t, p, recs, indexes)) in groups.list[..groups.used].iter_mut().enumerate() {
-        let topic = &topics[*t as usize];
-        let log = &topic.partitions[*p as usize];
-        // Failed until an append says where they landed.
-        for &i in indexes.iter() {
-            slots[i] = (g as u32, FAILED);
+            None => shared.work.wait(&mut bg),
         }
-        let mut error = None;
-        let mut start = 0;
-        while start < recs.len() && error.is_none() {
-            let mut end = start;
-            let mut bytes = 0;
-            while end < recs.len() && (end == start || bytes < batch_size) {
-                let r = &recs[end];
-                bytes += r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len());
-                end += 1;
-            }
-            match log.append(&recs[start..end]) {
-                Ok(at) => {
-                    for (k, &i) in indexes[start..end].iter().enumerate() {
-                        slots[i] = (g as u32, at.base_offset + k as u64);
-                    }
-                }
-                // This chunk and the rest of the group fail with it (a
-                // later chunk must not overtake a failed one).
-                Err(e) => error = Some(Arc::new(e)),
-            }
-            start = end;
-        }
-        outcomes.push((Arc::clone(&topic.name), *p, error));
-        // Drop the records now (their bytes), keep the capacity.
-        recs.clear();
-    }
-    let mut st = delivery.state.lock();
-    st.slots = slots;
-    st.groups = outcomes;
-    st.done = true;
-    let wakers = std::mem::take(&mut st.wakers);
-    drop(st);
-    for w in wakers {
-        w.wake();
     }
 }
 
@@ -496,14 +614,12 @@ impl Future for DeliveryFuture {
             }
             return Poll::Pending;
         }
-        let (g, offset) = st.slots[self.index];
-        let (topic, partition, error) = &st.groups[g as usize];
-        Poll::Ready(match error {
-            Some(e) if offset == FAILED => Err(Error::BatchFailed(Arc::clone(e))),
-            _ => Ok(RecordMetadata {
-                topic: Arc::clone(topic),
-                partition: *partition,
-                offset,
+        Poll::Ready(match &st.error {
+            Some(e) => Err(Error::BatchFailed(Arc::clone(e))),
+            None => Ok(RecordMetadata {
+                topic: Arc::clone(&self.delivery.topic),
+                partition: self.delivery.partition,
+                offset: st.base_offset + self.index as u64,
                 timestamp: self.timestamp,
             }),
         })

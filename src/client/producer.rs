@@ -289,14 +289,25 @@ impl Producer {
         SendFuture { state: Some(sent.unwrap_or_else(SendState::Failed)) }
     }
 
-    /// Where `record` goes (its topic and partition) and the record to
-    /// append there, stamped with the time if it has none.
-    pub(super) fn place(&self, record: ProducerRecord) -> Result<(Arc<CachedTopic>, u32, Record)> {
-        let cached = self.lookup(&record.topic)?;
+    /// Where `record` goes (its partition of the topic looked up in `slot`)
+    /// and the record to append there, stamped with the time if it has
+    /// none. `slot` is a cache the caller owns, refreshed here when stale:
+    /// no lock is taken and no reference count touched while it is fresh.
+    pub(super) fn place_in(
+        &self,
+        slot: &mut Option<Arc<CachedTopic>>,
+        record: ProducerRecord,
+    ) -> Result<(u32, Record)> {
+        self.broker.check_open()?;
+        let epoch = self.broker.topics_epoch();
+        let cached = match slot {
+            Some(c) if c.epoch == epoch && *c.name == *record.topic => c,
+            _ => slot.insert(self.lookup(&record.topic)?),
+        };
         let partition = self.choose(&cached.topic, cached.partitions.len() as u32, &record)?;
         let timestamp = record.timestamp.unwrap_or_else(|| self.broker.now_ms());
         let rec = Record { key: record.key, value: record.value, timestamp: Some(timestamp), headers: record.headers };
-        Ok((cached, partition, rec))
+        Ok((partition, rec))
     }
 
     /// The topic `name` with its partitions, from this clone's cache while no
