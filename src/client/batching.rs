@@ -280,6 +280,9 @@ impl Shared {
         let n = records.len();
         // Drop the records now (their bytes), keep the capacity.
         records.clear();
+        // Out of flight before the futures resolve, so a caller that saw
+        // its record delivered never counts it in `in_flight`.
+        self.release(n);
         let mut st = delivery.state.lock();
         match result {
             Ok(at) => st.base_offset = at.base_offset,
@@ -291,7 +294,6 @@ impl Shared {
         for w in wakers {
             w.wake();
         }
-        self.release(n);
         records
     }
 }
@@ -530,10 +532,13 @@ impl BatchingProducer {
     /// Records buffered or being appended now.
     pub fn in_flight(&self) -> usize {
         let shared = &*self.handle.shared;
-        // The shared count first: a send that reserved room after it has
-        // not used it when its buffer is read below.
+        // Every buffer locked first (buffer before room, the order sends and
+        // drains take them), then the shared count: no drain can give back
+        // credits, nor a send take room, between the two reads.
+        let locals = shared.locals();
+        let bufs: Vec<_> = locals.iter().map(|l| l.buf.lock()).collect();
+        let unused: usize = bufs.iter().map(|b| b.credits).sum();
         let queued = shared.room.lock().queued;
-        let unused: usize = shared.locals().iter().map(|l| l.buf.lock().credits).sum();
         queued.saturating_sub(unused)
     }
 
