@@ -473,24 +473,37 @@ pub(crate) struct BatchPlan {
     pub record_count: u32,
     pub last_offset_delta: u32,
     /// Body length of a lone record (the one-record append is the hot
-    /// path: this saves sizing it twice).
+    /// path: this saves sizing it twice, without an allocation).
     pub single_body_len: usize,
+    /// Body lengths of the records of a batch of two or more, in order,
+    /// so that encoding sizes no record again (empty for one record).
+    pub body_lens: Vec<u32>,
     /// The batch's attribute bits (its magic follows from them).
     pub attributes: u8,
 }
 
-/// Sizes a batch of `refs` (offset deltas increasing). `None` when empty or
-/// too large for the format.
-fn plan_refs<'a>(refs: impl Iterator<Item = EncodeRef<'a>> + Clone) -> Option<BatchPlan> {
+/// Sizes a batch of `refs` (offset deltas increasing), which are `count`
+/// records; `KEEP`: record their body lengths (for more than one record).
+/// `None` when empty or too large for the format.
+fn plan_refs<'a, const KEEP: bool>(
+    refs: impl Iterator<Item = EncodeRef<'a>> + Clone,
+    count: usize,
+) -> Option<BatchPlan> {
     let first = refs.clone().next()?.timestamp;
     let mut len = BATCH_HEADER_LEN;
-    let (mut max_ts, mut count, mut last, mut single) = (i64::MIN, 0u32, 0u32, 0);
+    let (mut max_ts, mut last, mut single) = (i64::MIN, 0u32, 0);
+    let count = u32::try_from(count).ok()?;
+    // A lone record keeps its length in `single` (no allocation).
+    let mut body_lens = if KEEP { Vec::with_capacity(count as usize) } else { Vec::new() };
     for r in refs {
         max_ts = max_ts.max(r.timestamp);
         let body = r.body_len(first);
+        if KEEP {
+            // A body past `u32::MAX` makes the batch too large anyway.
+            body_lens.push(u32::try_from(body).ok()?);
+        }
         single = body;
         len = len.checked_add(uvarint_len(body as u64) + body)?;
-        count = count.checked_add(1)?;
         last = r.offset_delta;
     }
     (len <= MAX_BATCH_LEN).then_some(BatchPlan {
@@ -500,6 +513,7 @@ fn plan_refs<'a>(refs: impl Iterator<Item = EncodeRef<'a>> + Clone) -> Option<Ba
         record_count: count,
         last_offset_delta: last,
         single_body_len: single,
+        body_lens,
         attributes: 0,
     })
 }
@@ -519,9 +533,14 @@ fn encode_refs<'a>(buf: &mut [u8], plan: &BatchPlan, base_offset: u64, refs: imp
     header[COUNT_OFFSET..].copy_from_slice(&plan.record_count.to_le_bytes());
     buf[..BATCH_HEADER_LEN].copy_from_slice(&header);
     let mut at = BATCH_HEADER_LEN;
-    for r in refs {
-        let body = if plan.record_count == 1 { plan.single_body_len } else { r.body_len(plan.first_timestamp) };
-        at = r.write(buf, at, plan.first_timestamp, body);
+    if plan.body_lens.is_empty() {
+        for r in refs {
+            at = r.write(buf, at, plan.first_timestamp, plan.single_body_len);
+        }
+    } else {
+        for (r, &body) in refs.zip(&plan.body_lens) {
+            at = r.write(buf, at, plan.first_timestamp, body as usize);
+        }
     }
     debug_assert_eq!(at, plan.len);
     let crc = crc32fast::hash(&buf[LENGTH_OFFSET..plan.len]);
@@ -537,8 +556,9 @@ pub const NO_TIMESTAMP: i64 = -1;
 /// [`ATTR_LOG_APPEND_TIME`]) and computes the encoded size. Returns `None`
 /// when the batch is empty or too large for the format.
 pub(crate) fn plan_batch<R: AppendRecord>(records: &[R], now: i64, log_append: bool) -> Option<BatchPlan> {
-    u32::try_from(records.len()).ok()?;
-    let mut plan = plan_refs(records.iter().enumerate().map(|(i, r)| EncodeRef::of(r, i, now, log_append)))?;
+    let refs = records.iter().enumerate().map(|(i, r)| EncodeRef::of(r, i, now, log_append));
+    let mut plan =
+        if records.len() > 1 { plan_refs::<true>(refs, records.len()) } else { plan_refs::<false>(refs, 1) }?;
     if log_append {
         plan.attributes = ATTR_LOG_APPEND_TIME;
     }
@@ -569,7 +589,11 @@ pub(crate) fn encode_log_records(records: &[LogRecord], attributes: u8) -> Optio
         return None;
     }
     let refs = records.iter().map(|r| EncodeRef::of_log(r, base));
-    let mut plan = plan_refs(refs.clone())?;
+    let mut plan = if records.len() > 1 {
+        plan_refs::<true>(refs.clone(), records.len())
+    } else {
+        plan_refs::<false>(refs.clone(), 1)
+    }?;
     plan.attributes = attributes;
     let mut buf = vec![0u8; plan.len];
     encode_refs(&mut buf, &plan, base, refs);
