@@ -312,6 +312,7 @@ fn opt_len(b: Option<&[u8]>) -> usize {
     }
 }
 
+#[inline(always)]
 fn put_opt(buf: &mut [u8], at: usize, b: Option<&[u8]>) -> usize {
     match b {
         None => put_uvarint(buf, at, 0),
@@ -433,7 +434,7 @@ impl<'a> EncodeRef<'a> {
     }
 
     /// Length of the record's body (everything after its length prefix).
-    #[inline]
+    #[inline(always)]
     fn body_len(&self, first_timestamp: i64) -> usize {
         let mut n = 1 // attributes
             + uvarint_len(zigzag(self.timestamp.wrapping_sub(first_timestamp)))
@@ -446,7 +447,7 @@ impl<'a> EncodeRef<'a> {
     }
 
     /// Writes the record (whose body is `body` bytes) at `at`.
-    #[inline]
+    #[inline(always)]
     fn write(&self, buf: &mut [u8], mut at: usize, first_timestamp: i64, body: usize) -> usize {
         at = put_uvarint(buf, at, body as u64);
         buf[at] = 0;
