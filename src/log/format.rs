@@ -1045,6 +1045,26 @@ mod tests {
         assert_eq!(out[3].value.as_deref(), Some(&b""[..]));
     }
 
+    /// Issue 16: a batch is sized once. The plan keeps each record's body
+    /// length (what encoding writes as its length prefix), and a lone record
+    /// keeps its own without a list.
+    #[test]
+    fn plan_keeps_each_body_length_once() {
+        let recs = sample();
+        let plan = plan_batch(&recs, 2000, false).unwrap();
+        let buf = encode(&recs, 0, 2000);
+        let mut at = BATCH_HEADER_LEN;
+        for &body in &plan.body_lens {
+            let mut p = at;
+            assert_eq!(get_uvarint(&buf, &mut p).unwrap(), u64::from(body));
+            at = p + body as usize;
+        }
+        assert_eq!((plan.body_lens.len(), at), (4, plan.len));
+        let one = plan_batch(&recs[2..3], 2000, false).unwrap();
+        assert!(one.body_lens.is_empty() && one.body_lens.capacity() == 0);
+        assert_eq!(one.len, BATCH_HEADER_LEN + uvarint_len(one.single_body_len as u64) + one.single_body_len);
+    }
+
     #[test]
     fn stored_records_with_gaps_round_trip() {
         let buf = encode(&sample(), 100, 2000);

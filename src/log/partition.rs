@@ -1503,7 +1503,11 @@ mod breakdown {
             let c = calls as f64;
             println!(
                 "{shape} round {round}: append {us:.2} us/call (user {:.2} sys {:.2}), write(2) {wus:.2} (user {:.2} sys {:.2}); wall ratio {:.2}",
-                (r1.0 - r0.0) / c, (r1.1 - r0.1) / c, (r2.0 - r1.0) / c, (r2.1 - r1.1) / c, wus / us
+                (r1.0 - r0.0) / c,
+                (r1.1 - r0.1) / c,
+                (r2.0 - r1.0) / c,
+                (r2.1 - r1.1) / c,
+                wus / us
             );
             let _ = (t0, t1);
         }
@@ -1535,6 +1539,10 @@ mod breakdown {
             let dir = tempfile::tempdir().unwrap();
             let f = File::create(dir.path().join("p")).unwrap();
             let pwrite_us = per_call(calls, |i| f.write_all_at(&src, (i * len) as u64).unwrap());
+            let mut wf = File::create(dir.path().join("wb")).unwrap();
+            let write_batch_us = per_call(calls, |_| wf.write_all(&src).unwrap());
+            let af = File::create(dir.path().join("pa")).unwrap();
+            let aligned_us = per_call(calls, |i| af.write_all_at(&src[..64 << 10], (i as u64) << 16).unwrap());
             let mut f = File::create(dir.path().join("w")).unwrap();
             let chunk = vec![0xabu8; 64 << 10];
             let mut carry = 0usize;
@@ -1553,6 +1561,7 @@ mod breakdown {
             println!(
                 "{n} x {value_len} B ({len} B per call), us per call: plan {plan_us:.2}, plan+encode+crc \
                  {encode_us:.2}, crc alone {crc_us:.2}, memcpy alone {copy_us:.2}, pwrite alone {pwrite_us:.2}, \
+                 write(2) of the batch {write_batch_us:.2}, pwrite of 64 KiB aligned {aligned_us:.2}, \
                  write(2) 64 KiB chunks {write_us:.2}; Partition::append {append_us:.2} \
                  ({:.2}x write(2))",
                 write_us / append_us
