@@ -483,6 +483,23 @@ pub(crate) struct BatchPlan {
     pub attributes: u8,
 }
 
+thread_local! {
+    /// The body-length list of this thread's last multi-record plan, kept
+    /// for the next one: a batched append allocates nothing.
+    static BODY_LENS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Longest body-length list a thread keeps between appends (4 MiB).
+const BODY_LENS_KEEP: usize = 1 << 20;
+
+impl Drop for BatchPlan {
+    fn drop(&mut self) {
+        if self.body_lens.capacity() != 0 && self.body_lens.capacity() <= BODY_LENS_KEEP {
+            BODY_LENS.set(std::mem::take(&mut self.body_lens));
+        }
+    }
+}
+
 /// Sizes a batch of `refs` (offset deltas increasing), which are `count`
 /// records; `KEEP`: record their body lengths (for more than one record).
 /// `None` when empty or too large for the format.
@@ -495,7 +512,8 @@ fn plan_refs<'a, const KEEP: bool>(
     let (mut max_ts, mut last, mut single) = (i64::MIN, 0u32, 0);
     let count = u32::try_from(count).ok()?;
     // A lone record keeps its length in `single` (no allocation).
-    let mut body_lens = if KEEP { Vec::with_capacity(count as usize) } else { Vec::new() };
+    let mut body_lens = if KEEP { BODY_LENS.take() } else { Vec::new() };
+    body_lens.clear();
     for r in refs {
         max_ts = max_ts.max(r.timestamp);
         let body = r.body_len(first);
