@@ -312,6 +312,7 @@ fn opt_len(b: Option<&[u8]>) -> usize {
     }
 }
 
+#[inline(always)]
 fn put_opt(buf: &mut [u8], at: usize, b: Option<&[u8]>) -> usize {
     match b {
         None => put_uvarint(buf, at, 0),
@@ -433,7 +434,7 @@ impl<'a> EncodeRef<'a> {
     }
 
     /// Length of the record's body (everything after its length prefix).
-    #[inline]
+    #[inline(always)]
     fn body_len(&self, first_timestamp: i64) -> usize {
         let mut n = 1 // attributes
             + uvarint_len(zigzag(self.timestamp.wrapping_sub(first_timestamp)))
@@ -446,7 +447,7 @@ impl<'a> EncodeRef<'a> {
     }
 
     /// Writes the record (whose body is `body` bytes) at `at`.
-    #[inline]
+    #[inline(always)]
     fn write(&self, buf: &mut [u8], mut at: usize, first_timestamp: i64, body: usize) -> usize {
         at = put_uvarint(buf, at, body as u64);
         buf[at] = 0;
@@ -473,24 +474,55 @@ pub(crate) struct BatchPlan {
     pub record_count: u32,
     pub last_offset_delta: u32,
     /// Body length of a lone record (the one-record append is the hot
-    /// path: this saves sizing it twice).
+    /// path: this saves sizing it twice, without an allocation).
     pub single_body_len: usize,
+    /// Body lengths of the records of a batch of two or more, in order,
+    /// so that encoding sizes no record again (empty for one record).
+    pub body_lens: Vec<u32>,
     /// The batch's attribute bits (its magic follows from them).
     pub attributes: u8,
 }
 
-/// Sizes a batch of `refs` (offset deltas increasing). `None` when empty or
-/// too large for the format.
-fn plan_refs<'a>(refs: impl Iterator<Item = EncodeRef<'a>> + Clone) -> Option<BatchPlan> {
+thread_local! {
+    /// The body-length list of this thread's last multi-record plan, kept
+    /// for the next one: a batched append allocates nothing.
+    static BODY_LENS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Longest body-length list a thread keeps between appends (4 MiB).
+const BODY_LENS_KEEP: usize = 1 << 20;
+
+impl Drop for BatchPlan {
+    fn drop(&mut self) {
+        if self.body_lens.capacity() != 0 && self.body_lens.capacity() <= BODY_LENS_KEEP {
+            BODY_LENS.set(std::mem::take(&mut self.body_lens));
+        }
+    }
+}
+
+/// Sizes a batch of `refs` (offset deltas increasing), which are `count`
+/// records; `KEEP`: record their body lengths (for more than one record).
+/// `None` when empty or too large for the format.
+fn plan_refs<'a, const KEEP: bool>(
+    refs: impl Iterator<Item = EncodeRef<'a>> + Clone,
+    count: usize,
+) -> Option<BatchPlan> {
     let first = refs.clone().next()?.timestamp;
     let mut len = BATCH_HEADER_LEN;
-    let (mut max_ts, mut count, mut last, mut single) = (i64::MIN, 0u32, 0u32, 0);
+    let (mut max_ts, mut last, mut single) = (i64::MIN, 0u32, 0);
+    let count = u32::try_from(count).ok()?;
+    // A lone record keeps its length in `single` (no allocation).
+    let mut body_lens = if KEEP { BODY_LENS.take() } else { Vec::new() };
+    body_lens.clear();
     for r in refs {
         max_ts = max_ts.max(r.timestamp);
         let body = r.body_len(first);
+        if KEEP {
+            // A body past `u32::MAX` makes the batch too large anyway.
+            body_lens.push(u32::try_from(body).ok()?);
+        }
         single = body;
         len = len.checked_add(uvarint_len(body as u64) + body)?;
-        count = count.checked_add(1)?;
         last = r.offset_delta;
     }
     (len <= MAX_BATCH_LEN).then_some(BatchPlan {
@@ -500,6 +532,7 @@ fn plan_refs<'a>(refs: impl Iterator<Item = EncodeRef<'a>> + Clone) -> Option<Ba
         record_count: count,
         last_offset_delta: last,
         single_body_len: single,
+        body_lens,
         attributes: 0,
     })
 }
@@ -519,9 +552,14 @@ fn encode_refs<'a>(buf: &mut [u8], plan: &BatchPlan, base_offset: u64, refs: imp
     header[COUNT_OFFSET..].copy_from_slice(&plan.record_count.to_le_bytes());
     buf[..BATCH_HEADER_LEN].copy_from_slice(&header);
     let mut at = BATCH_HEADER_LEN;
-    for r in refs {
-        let body = if plan.record_count == 1 { plan.single_body_len } else { r.body_len(plan.first_timestamp) };
-        at = r.write(buf, at, plan.first_timestamp, body);
+    if plan.body_lens.is_empty() {
+        for r in refs {
+            at = r.write(buf, at, plan.first_timestamp, plan.single_body_len);
+        }
+    } else {
+        for (r, &body) in refs.zip(&plan.body_lens) {
+            at = r.write(buf, at, plan.first_timestamp, body as usize);
+        }
     }
     debug_assert_eq!(at, plan.len);
     let crc = crc32fast::hash(&buf[LENGTH_OFFSET..plan.len]);
@@ -537,8 +575,9 @@ pub const NO_TIMESTAMP: i64 = -1;
 /// [`ATTR_LOG_APPEND_TIME`]) and computes the encoded size. Returns `None`
 /// when the batch is empty or too large for the format.
 pub(crate) fn plan_batch<R: AppendRecord>(records: &[R], now: i64, log_append: bool) -> Option<BatchPlan> {
-    u32::try_from(records.len()).ok()?;
-    let mut plan = plan_refs(records.iter().enumerate().map(|(i, r)| EncodeRef::of(r, i, now, log_append)))?;
+    let refs = records.iter().enumerate().map(|(i, r)| EncodeRef::of(r, i, now, log_append));
+    let mut plan =
+        if records.len() > 1 { plan_refs::<true>(refs, records.len()) } else { plan_refs::<false>(refs, 1) }?;
     if log_append {
         plan.attributes = ATTR_LOG_APPEND_TIME;
     }
@@ -569,7 +608,11 @@ pub(crate) fn encode_log_records(records: &[LogRecord], attributes: u8) -> Optio
         return None;
     }
     let refs = records.iter().map(|r| EncodeRef::of_log(r, base));
-    let mut plan = plan_refs(refs.clone())?;
+    let mut plan = if records.len() > 1 {
+        plan_refs::<true>(refs.clone(), records.len())
+    } else {
+        plan_refs::<false>(refs.clone(), 1)
+    }?;
     plan.attributes = attributes;
     let mut buf = vec![0u8; plan.len];
     encode_refs(&mut buf, &plan, base, refs);
@@ -1018,6 +1061,26 @@ mod tests {
         }
         assert_eq!(out[1].value, None);
         assert_eq!(out[3].value.as_deref(), Some(&b""[..]));
+    }
+
+    /// Issue 16: a batch is sized once. The plan keeps each record's body
+    /// length (what encoding writes as its length prefix), and a lone record
+    /// keeps its own without a list.
+    #[test]
+    fn plan_keeps_each_body_length_once() {
+        let recs = sample();
+        let plan = plan_batch(&recs, 2000, false).unwrap();
+        let buf = encode(&recs, 0, 2000);
+        let mut at = BATCH_HEADER_LEN;
+        for &body in &plan.body_lens {
+            let mut p = at;
+            assert_eq!(get_uvarint(&buf, &mut p).unwrap(), u64::from(body));
+            at = p + body as usize;
+        }
+        assert_eq!((plan.body_lens.len(), at), (4, plan.len));
+        let one = plan_batch(&recs[2..3], 2000, false).unwrap();
+        assert!(one.body_lens.is_empty() && one.body_lens.capacity() == 0);
+        assert_eq!(one.len, BATCH_HEADER_LEN + uvarint_len(one.single_body_len as u64) + one.single_body_len);
     }
 
     #[test]

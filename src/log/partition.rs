@@ -1450,12 +1450,67 @@ mod breakdown {
 
     use super::*;
 
+    /// (user, system) CPU time of this thread so far, in microseconds
+    /// (clock ticks of 10 ms: time enough calls).
+    fn rusage() -> (f64, f64) {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        let tick = |i: usize| fields[i].parse::<f64>().unwrap() * 1e4;
+        (tick(11), tick(12))
+    }
+
     fn per_call(calls: usize, mut f: impl FnMut(usize)) -> f64 {
         let start = Instant::now();
         for i in 0..calls {
             f(i);
         }
         start.elapsed().as_secs_f64() * 1e6 / calls as f64
+    }
+
+    /// Only appends, for profilers (callgrind, `perf`, rusage):
+    /// `STREAMLOG_SHAPE=1000x100` (records x value bytes), `STREAMLOG_CALLS`.
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn append_loop() {
+        let shape = std::env::var("STREAMLOG_SHAPE").unwrap_or_else(|_| "1000x100".into());
+        let (n, value_len) = shape.split_once('x').unwrap();
+        let (n, value_len): (usize, usize) = (n.parse().unwrap(), value_len.parse().unwrap());
+        let calls: usize = std::env::var("STREAMLOG_CALLS").map_or(1000, |c| c.parse().unwrap());
+        let value = bytes::Bytes::from(vec![0xabu8; value_len]);
+        let records: Vec<Record> =
+            (0..n).map(|i| Record::new(value.clone()).with_timestamp(1_700_000_000_000 + i as i64)).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(dir.path().join("log"), PartitionOptions::default()).unwrap();
+        p.append(&records).unwrap();
+        let len = p.size_in_bytes().unwrap() as usize;
+        let mut f = File::create(dir.path().join("w")).unwrap();
+        let chunk = vec![0xabu8; 64 << 10];
+        let mut carry = 0usize;
+        for round in 0..2 {
+            let (r0, t0) = (rusage(), Instant::now());
+            let us = per_call(calls, |_| {
+                p.append(&records).unwrap();
+            });
+            let (r1, t1) = (rusage(), Instant::now());
+            let wus = per_call(calls, |_| {
+                carry += len;
+                while carry >= chunk.len() {
+                    f.write_all(&chunk).unwrap();
+                    carry -= chunk.len();
+                }
+            });
+            let r2 = rusage();
+            let c = calls as f64;
+            println!(
+                "{shape} round {round}: append {us:.2} us/call (user {:.2} sys {:.2}), write(2) {wus:.2} (user {:.2} sys {:.2}); wall ratio {:.2}",
+                (r1.0 - r0.0) / c,
+                (r1.1 - r0.1) / c,
+                (r2.0 - r1.0) / c,
+                (r2.1 - r1.1) / c,
+                wus / us
+            );
+            let _ = (t0, t1);
+        }
     }
 
     #[test]
@@ -1484,6 +1539,10 @@ mod breakdown {
             let dir = tempfile::tempdir().unwrap();
             let f = File::create(dir.path().join("p")).unwrap();
             let pwrite_us = per_call(calls, |i| f.write_all_at(&src, (i * len) as u64).unwrap());
+            let mut wf = File::create(dir.path().join("wb")).unwrap();
+            let write_batch_us = per_call(calls, |_| wf.write_all(&src).unwrap());
+            let af = File::create(dir.path().join("pa")).unwrap();
+            let aligned_us = per_call(calls, |i| af.write_all_at(&src[..64 << 10], (i as u64) << 16).unwrap());
             let mut f = File::create(dir.path().join("w")).unwrap();
             let chunk = vec![0xabu8; 64 << 10];
             let mut carry = 0usize;
@@ -1502,6 +1561,7 @@ mod breakdown {
             println!(
                 "{n} x {value_len} B ({len} B per call), us per call: plan {plan_us:.2}, plan+encode+crc \
                  {encode_us:.2}, crc alone {crc_us:.2}, memcpy alone {copy_us:.2}, pwrite alone {pwrite_us:.2}, \
+                 write(2) of the batch {write_batch_us:.2}, pwrite of 64 KiB aligned {aligned_us:.2}, \
                  write(2) 64 KiB chunks {write_us:.2}; Partition::append {append_us:.2} \
                  ({:.2}x write(2))",
                 write_us / append_us
