@@ -971,7 +971,13 @@ impl Inner {
                 (cut.sync(&self.dir).inspect_err(|_| self.poison())?, None)
             }
             // Cut, so its size is final: a read-only handle may map it now.
-            Some(_) => (Arc::clone(cut.segment()), Some(cut)),
+            Some(_) => {
+                // Counted before the new segment is listed: a `sync_to` that
+                // finds the new segment last must find this seal to wait for
+                // (it syncs only the last segment).
+                self.seals.lock().started += 1;
+                (Arc::clone(cut.segment()), Some(cut))
+            }
         };
         // New readers get a handle that maps the sealed file read-only at its
         // size; the writable full-capacity mapping goes with the last reader
@@ -986,9 +992,10 @@ impl Inner {
             list.push(new_segment);
             *segments = Arc::new(list);
         }
+        #[cfg(test)]
+        roll_hooks::run(self);
         match (sealer, unsynced) {
             (Some(worker), Some(cut)) => {
-                self.seals.lock().started += 1;
                 // Counted when issued, as the other syncs are.
                 Counters::add(&self.counters.fsyncs, 1);
                 let inner = Arc::clone(self);
@@ -1145,6 +1152,31 @@ fn start_flusher(inner: Arc<Inner>, every: Duration) -> Result<Periodic> {
     )
 }
 
+/// Test hooks: code run by a roll of a given partition directory right
+/// after the new segment is listed, to widen races on purpose.
+#[cfg(test)]
+pub(super) mod roll_hooks {
+    use super::*;
+
+    type Hook = Arc<dyn Fn(&Arc<Inner>) + Send + Sync>;
+    static HOOKS: Mutex<Vec<(PathBuf, Hook)>> = Mutex::new(Vec::new());
+
+    pub fn set(dir: &Path, hook: Option<Hook>) {
+        let mut hooks = HOOKS.lock();
+        hooks.retain(|(d, _)| d != dir);
+        if let Some(h) = hook {
+            hooks.push((dir.to_owned(), h));
+        }
+    }
+
+    pub(super) fn run(inner: &Arc<Inner>) {
+        let hook = HOOKS.lock().iter().find(|(d, _)| *d == inner.dir).map(|(_, h)| Arc::clone(h));
+        if let Some(h) = hook {
+            h(inner);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1270,6 +1302,39 @@ mod tests {
             assert_eq!(p.high_watermark(), next);
             p.verify().unwrap();
         }
+    }
+
+    /// A flush that starts while an append rolls, once the new segment is
+    /// listed but before the old one's background sync is handed over, must
+    /// still wait for that sync: it syncs only the last listed segment, and
+    /// reports everything below the high watermark (the old segment's
+    /// records) as on disk.
+    #[test]
+    fn a_flush_during_a_roll_waits_for_the_rolled_segments_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PartitionOptions::default().segment_bytes(64 << 10);
+        let p = Partition::open(dir.path(), opts).unwrap();
+        let returned_early = Arc::new(Mutex::new(None::<bool>));
+        let slot = Arc::clone(&returned_early);
+        roll_hooks::set(
+            dir.path(),
+            Some(Arc::new(move |inner: &Arc<Inner>| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let i = Arc::clone(inner);
+                std::thread::spawn(move || {
+                    let target = i.high_watermark.load(Ordering::Acquire);
+                    let _ = tx.send(i.sync_to(target));
+                });
+                // Done within this window only if it did not wait for the
+                // rolled segment's sync (which this roll has yet to hand over).
+                let early = rx.recv_timeout(Duration::from_millis(300)).is_ok();
+                *slot.lock() = Some(early);
+            })),
+        );
+        append_until_roll(&p, 0);
+        roll_hooks::set(dir.path(), None);
+        assert_eq!(*returned_early.lock(), Some(false), "a flush reported the rolled segment synced before its sync");
+        p.close().unwrap();
     }
 
     /// `Sync` keeps its promise: the appender that rolls syncs the old
