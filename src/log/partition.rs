@@ -1396,6 +1396,46 @@ mod tests {
         p.verify().unwrap();
     }
 
+    /// Power lost after a roll whose background sync had written the old
+    /// segment's data but not its cut (the file still ends in preallocated
+    /// zeroes): nothing is missing before the last segment, so recovery
+    /// keeps it (it drops the last segment only when the one before it
+    /// lost records, which would leave a gap).
+    #[test]
+    fn recovery_keeps_the_last_segment_when_the_one_before_lost_only_its_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PartitionOptions::default().segment_bytes(64 << 10);
+        let p = Partition::open(dir.path(), opts.clone()).unwrap();
+        let (next, _) = append_until_roll(&p, 0);
+        p.append(&[rec(next)]).unwrap();
+        let first = p.segments().unwrap()[0].clone();
+        p.close().unwrap();
+        fs::remove_file(&first.index_path).unwrap();
+        fs::remove_file(&first.time_index_path).unwrap();
+        fs::remove_file(dir.path().join(CLEAN_MARKER.name)).unwrap();
+        let log = fs::OpenOptions::new().append(true).open(&first.log_path).unwrap();
+        log.set_len(log.metadata().unwrap().len() + 4096).unwrap();
+        drop(log);
+        let p = Partition::open(dir.path(), opts).unwrap();
+        assert_eq!(p.high_watermark(), next + 1, "the last segment's records are kept");
+        assert_eq!(p.segment_count(), 2);
+        p.verify().unwrap();
+        // Records lost from the one before (a torn tail): the last segment
+        // would follow a gap, so it goes.
+        let first = p.segments().unwrap()[0].clone();
+        p.close().unwrap();
+        let _ = fs::remove_file(&first.index_path);
+        let _ = fs::remove_file(&first.time_index_path);
+        fs::remove_file(dir.path().join(CLEAN_MARKER.name)).unwrap();
+        let log = fs::OpenOptions::new().write(true).open(&first.log_path).unwrap();
+        log.set_len(log.metadata().unwrap().len() - 10).unwrap();
+        drop(log);
+        let p = Partition::open(dir.path(), PartitionOptions::default().segment_bytes(64 << 10)).unwrap();
+        assert_eq!(p.high_watermark(), next - 2, "the torn batch and the segment after it are gone");
+        assert_eq!(p.segment_count(), 1);
+        p.verify().unwrap();
+    }
+
     #[test]
     fn concurrent_sync_appends_share_syncs() {
         let dir = tempfile::tempdir().unwrap();
