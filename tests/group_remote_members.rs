@@ -126,3 +126,39 @@ fn remote_and_in_process_members_hand_partitions_over_only_once_released() {
     group.remote_leave(&r2).unwrap();
     assert!(broker.describe_group("g").unwrap().members.is_empty());
 }
+
+/// A Kafka client with the instance id of an in-process static member that
+/// closed within its session takes its place as a remote member: its
+/// SyncGroup, Heartbeat and commits are those of a remote member (it was
+/// left an in-process one: UNKNOWN_MEMBER_ID, then FENCED_INSTANCE_ID on
+/// the client's rejoin, which is fatal to it).
+#[test]
+fn a_remote_member_takes_the_place_of_a_departed_in_process_static_member() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path(), BrokerOptions::default().clock(clock.clone())).unwrap();
+    broker.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
+    let group = broker.group("g");
+    let wait = Duration::from_millis(200);
+    let mut c = broker
+        .consumer(ConsumerConfig::with_group("g").group_instance_id("one").session_timeout(Duration::from_secs(45)))
+        .unwrap();
+    c.subscribe(&["t"]).unwrap();
+    clock.advance(Duration::from_secs(10));
+    for _ in 0..3 {
+        c.poll(Duration::ZERO).unwrap();
+    }
+    assert_eq!(c.assignment().len(), 2);
+    c.close().unwrap();
+
+    let r = group.new_member_id("kafka-client");
+    let joined = RemoteJoin { group_instance_id: Some("one".into()), ..join(&r, vec![]) };
+    let g = generation(group.remote_join(joined, wait).unwrap());
+    assert!(group.has_remote_member(&r));
+    assert_eq!(group.remote_sync(&r, g, wait).unwrap(), [tp(0), tp(1)]);
+    group.remote_heartbeat(&r, g).unwrap();
+    group.remote_commit(&r, g, &[(tp(0), OffsetAndMetadata::new(0, ""))]).unwrap();
+    // Its explicit leave removes it (a remote member, static or not).
+    group.remote_leave(&r).unwrap();
+    assert!(broker.describe_group("g").unwrap().members.is_empty());
+}

@@ -568,3 +568,32 @@ impl std::fmt::Debug for Broker {
         f.debug_struct("Broker").field("dir", &self.inner.dir).field("topics", &self.topics()).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A topic creation that passed its open check, then waited for the
+    /// admin lock while the broker closed, must not go on: the close has
+    /// written the clean marker and released the directory by then. (The
+    /// first commit creates the offsets topic this way, racing a close.)
+    #[test]
+    fn a_create_that_waited_out_a_close_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path(), BrokerOptions::default().maintenance_interval(None)).unwrap();
+        let inner = Arc::clone(&broker.inner);
+        let admin = inner.admin.lock();
+        let b = broker.clone();
+        let create = std::thread::spawn(move || b.create_topic("late", TopicConfig::with_partitions(1)));
+        // Let it pass its open check and wait for the lock.
+        std::thread::sleep(Duration::from_millis(200));
+        // A close begins here (it takes the admin lock next).
+        inner.closed.store(true, Ordering::SeqCst);
+        drop(admin);
+        let created = create.join().unwrap();
+        assert!(matches!(created, Err(Error::Closed)), "{created:?}");
+        assert!(!dir.path().join("topics").join("late").exists());
+    }
+}

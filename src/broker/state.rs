@@ -154,6 +154,9 @@ impl BrokerState {
         let config = config.normalized();
         config.validate()?;
         let _admin = self.admin.lock();
+        // Again under the lock: a close that began while this waited for it
+        // has released the directory by now.
+        self.check_open()?;
         if self.topics.read().contains_key(name) {
             return Err(Error::TopicExists { topic: name.to_owned() });
         }

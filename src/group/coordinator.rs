@@ -306,6 +306,9 @@ impl Group {
             m.session_timeout_ms = join.session_timeout_ms;
             m.synced = 0;
             m.waiter = join.waiter;
+            // Who comes back may be the other kind (a Kafka client with the
+            // instance id of an in-process consumer): its requests follow it.
+            m.remote = join.remote;
             st.members.insert(join.member_id.clone(), m);
             if resubscribed {
                 Self::begin_rebalance(&mut st, coordinator, now, false);

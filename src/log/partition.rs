@@ -971,7 +971,13 @@ impl Inner {
                 (cut.sync(&self.dir).inspect_err(|_| self.poison())?, None)
             }
             // Cut, so its size is final: a read-only handle may map it now.
-            Some(_) => (Arc::clone(cut.segment()), Some(cut)),
+            Some(_) => {
+                // Counted before the new segment is listed: a `sync_to` that
+                // finds the new segment last must find this seal to wait for
+                // (it syncs only the last segment).
+                self.seals.lock().started += 1;
+                (Arc::clone(cut.segment()), Some(cut))
+            }
         };
         // New readers get a handle that maps the sealed file read-only at its
         // size; the writable full-capacity mapping goes with the last reader
@@ -986,9 +992,10 @@ impl Inner {
             list.push(new_segment);
             *segments = Arc::new(list);
         }
+        #[cfg(test)]
+        roll_hooks::run(self);
         match (sealer, unsynced) {
             (Some(worker), Some(cut)) => {
-                self.seals.lock().started += 1;
                 // Counted when issued, as the other syncs are.
                 Counters::add(&self.counters.fsyncs, 1);
                 let inner = Arc::clone(self);
@@ -1145,6 +1152,31 @@ fn start_flusher(inner: Arc<Inner>, every: Duration) -> Result<Periodic> {
     )
 }
 
+/// Test hooks: code run by a roll of a given partition directory right
+/// after the new segment is listed, to widen races on purpose.
+#[cfg(test)]
+pub(super) mod roll_hooks {
+    use super::*;
+
+    type Hook = Arc<dyn Fn(&Arc<Inner>) + Send + Sync>;
+    static HOOKS: Mutex<Vec<(PathBuf, Hook)>> = Mutex::new(Vec::new());
+
+    pub fn set(dir: &Path, hook: Option<Hook>) {
+        let mut hooks = HOOKS.lock();
+        hooks.retain(|(d, _)| d != dir);
+        if let Some(h) = hook {
+            hooks.push((dir.to_owned(), h));
+        }
+    }
+
+    pub(super) fn run(inner: &Arc<Inner>) {
+        let hook = HOOKS.lock().iter().find(|(d, _)| *d == inner.dir).map(|(_, h)| Arc::clone(h));
+        if let Some(h) = hook {
+            h(inner);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1272,6 +1304,39 @@ mod tests {
         }
     }
 
+    /// A flush that starts while an append rolls, once the new segment is
+    /// listed but before the old one's background sync is handed over, must
+    /// still wait for that sync: it syncs only the last listed segment, and
+    /// reports everything below the high watermark (the old segment's
+    /// records) as on disk.
+    #[test]
+    fn a_flush_during_a_roll_waits_for_the_rolled_segments_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PartitionOptions::default().segment_bytes(64 << 10);
+        let p = Partition::open(dir.path(), opts).unwrap();
+        let returned_early = Arc::new(Mutex::new(None::<bool>));
+        let slot = Arc::clone(&returned_early);
+        roll_hooks::set(
+            dir.path(),
+            Some(Arc::new(move |inner: &Arc<Inner>| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let i = Arc::clone(inner);
+                std::thread::spawn(move || {
+                    let target = i.high_watermark.load(Ordering::Acquire);
+                    let _ = tx.send(i.sync_to(target));
+                });
+                // Done within this window only if it did not wait for the
+                // rolled segment's sync (which this roll has yet to hand over).
+                let early = rx.recv_timeout(Duration::from_millis(300)).is_ok();
+                *slot.lock() = Some(early);
+            })),
+        );
+        append_until_roll(&p, 0);
+        roll_hooks::set(dir.path(), None);
+        assert_eq!(*returned_early.lock(), Some(false), "a flush reported the rolled segment synced before its sync");
+        p.close().unwrap();
+    }
+
     /// `Sync` keeps its promise: the appender that rolls syncs the old
     /// segment itself (and its own batch, as every `Sync` append does).
     #[test]
@@ -1328,6 +1393,46 @@ mod tests {
         let p = Partition::open(dir.path(), opts).unwrap();
         assert_eq!(p.high_watermark(), next + 1);
         assert!(first.index_path.exists(), "recovery scanned it and wrote its index");
+        p.verify().unwrap();
+    }
+
+    /// Power lost after a roll whose background sync had written the old
+    /// segment's data but not its cut (the file still ends in preallocated
+    /// zeroes): nothing is missing before the last segment, so recovery
+    /// keeps it (it drops the last segment only when the one before it
+    /// lost records, which would leave a gap).
+    #[test]
+    fn recovery_keeps_the_last_segment_when_the_one_before_lost_only_its_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PartitionOptions::default().segment_bytes(64 << 10);
+        let p = Partition::open(dir.path(), opts.clone()).unwrap();
+        let (next, _) = append_until_roll(&p, 0);
+        p.append(&[rec(next)]).unwrap();
+        let first = p.segments().unwrap()[0].clone();
+        p.close().unwrap();
+        fs::remove_file(&first.index_path).unwrap();
+        fs::remove_file(&first.time_index_path).unwrap();
+        fs::remove_file(dir.path().join(CLEAN_MARKER.name)).unwrap();
+        let log = fs::OpenOptions::new().append(true).open(&first.log_path).unwrap();
+        log.set_len(log.metadata().unwrap().len() + 4096).unwrap();
+        drop(log);
+        let p = Partition::open(dir.path(), opts).unwrap();
+        assert_eq!(p.high_watermark(), next + 1, "the last segment's records are kept");
+        assert_eq!(p.segment_count(), 2);
+        p.verify().unwrap();
+        // Records lost from the one before (a torn tail): the last segment
+        // would follow a gap, so it goes.
+        let first = p.segments().unwrap()[0].clone();
+        p.close().unwrap();
+        let _ = fs::remove_file(&first.index_path);
+        let _ = fs::remove_file(&first.time_index_path);
+        fs::remove_file(dir.path().join(CLEAN_MARKER.name)).unwrap();
+        let log = fs::OpenOptions::new().write(true).open(&first.log_path).unwrap();
+        log.set_len(log.metadata().unwrap().len() - 10).unwrap();
+        drop(log);
+        let p = Partition::open(dir.path(), PartitionOptions::default().segment_bytes(64 << 10)).unwrap();
+        assert_eq!(p.high_watermark(), next - 2, "the torn batch and the segment after it are gone");
+        assert_eq!(p.segment_count(), 1);
         p.verify().unwrap();
     }
 

@@ -100,8 +100,10 @@ pub(super) fn recover(
         let prev_unsealed = !segment::offset_index_path(&dir.join(segment::log_file_name(prev))).exists();
         if last_len == Some(0) || prev_unsealed {
             marker.invalidate()?;
-            let cut = Segment::recover_sealed(dir, prev, config)?;
-            if cut && last_len != Some(0) {
+            let cut_at = Segment::recover_sealed(dir, prev, config)?;
+            // A cut of only the unwritten tail (the roll's cut was lost, not
+            // a record) leaves no gap: the last segment stays.
+            if cut_at.is_some_and(|end| end < last) && last_len != Some(0) {
                 // Power was lost before the old segment's sync: what the
                 // last segment holds follows lost offsets, and none of it
                 // was acknowledged as synced (a sync waits for the seal).

@@ -363,20 +363,21 @@ impl Segment {
     /// no longer the last one (the crash came between creating the next
     /// segment and sealing this one): cuts its unwritten tail and removes its
     /// index files, which are then rebuilt on first use.
-    /// Returns whether the file was cut; if not, its index files are
-    /// written (best effort), so the next recovery need not scan it again.
-    pub fn recover_sealed(dir: &Path, base_offset: u64, config: &SegmentConfig) -> Result<bool> {
+    /// Returns the offset after its last good batch if the file was cut;
+    /// if not, its index files are written (best effort), so the next
+    /// recovery need not scan it again.
+    pub fn recover_sealed(dir: &Path, base_offset: u64, config: &SegmentConfig) -> Result<Option<u64>> {
         let seg = Segment::new(dir, base_offset, config.index, &config.cache);
         let (scanned, _file) = seg.recover_file(dir, config.repair)?;
         if scanned.end != ScanEnd::Clean {
             seg.delete_index_files()?;
             fsutil::sync_dir(dir)?;
-            return Ok(true);
+            return Ok(Some(scanned.next_offset));
         }
         if scanned.valid_len > 0 {
             seg.write_index_files(dir, &scanned.index);
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Scans the whole log file and cuts it after its last good batch, if

@@ -843,6 +843,9 @@ fn offset_commit(shared: &Shared, r: OffsetCommitRequest) -> OffsetCommitRespons
                 INVALID_GROUP_ID
             } else if p.partition_index < 0 || p.committed_offset < 0 {
                 INVALID_REQUEST
+            } else if p.committed_metadata.as_ref().is_some_and(|m| m.len() > streamlog::MAX_OFFSET_METADATA_LEN) {
+                // Refused alone, as Kafka does: the others still commit.
+                OFFSET_METADATA_TOO_LARGE
             } else {
                 let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index as u32);
                 let md = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
@@ -1159,6 +1162,52 @@ mod tests {
             table.record(&batch(id, 0, 0), id, at(7 + id as u64));
         }
         assert_eq!(table.tracked(), 3);
+    }
+
+    fn shared() -> (tempfile::TempDir, Shared) {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = streamlog::Broker::open(dir.path(), streamlog::BrokerOptions::default()).unwrap();
+        broker.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
+        for p in 0..2 {
+            broker.producer().send(streamlog::ProducerRecord::new("t", "x").partition(p)).unwrap();
+        }
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 9092));
+        (dir, Shared::new(Arc::new(broker), crate::ServerConfig::default(), addr))
+    }
+
+    /// An OffsetCommit outside any generation, of `(partition, metadata)`.
+    fn simple_commit(group: &str, partitions: &[(i32, &str)]) -> OffsetCommitRequest {
+        let mut r = OffsetCommitRequest::default();
+        r.group_id = GroupId(s(group));
+        r.generation_id_or_member_epoch = -1;
+        let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+        t.name = TopicName(s("t"));
+        t.partitions = partitions
+            .iter()
+            .map(|&(p, md)| {
+                let mut rp = offset_commit_request::OffsetCommitRequestPartition::default();
+                rp.partition_index = p;
+                rp.committed_offset = 1;
+                rp.committed_metadata = Some(s(md));
+                rp
+            })
+            .collect();
+        r.topics = vec![t];
+        r
+    }
+
+    /// As Kafka: a partition whose metadata is too large is refused alone;
+    /// the others of the request are committed.
+    #[test]
+    fn too_large_metadata_fails_only_its_partition() {
+        let (_dir, shared) = shared();
+        let big = "m".repeat(streamlog::MAX_OFFSET_METADATA_LEN + 1);
+        let resp = offset_commit(&shared, simple_commit("g", &[(0, big.as_str()), (1, "ok")]));
+        let codes: Vec<i16> = resp.topics[0].partitions.iter().map(|p| p.error_code).collect();
+        assert_eq!(codes, [OFFSET_METADATA_TOO_LARGE, NONE]);
+        let committed = shared.broker.group("g").committed_with_metadata().unwrap();
+        assert_eq!(committed.get(&TopicPartition::new("t", 0)), None);
+        assert_eq!(committed.get(&TopicPartition::new("t", 1)), Some(&OffsetAndMetadata::new(1, "ok")));
     }
 
     #[test]
