@@ -11,7 +11,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
 use streamlog::{
-    CleanupPolicy, Consumer, ConsumerConfig, Durability, Error, GroupState, OffsetAndMetadata, Partition, RemoteJoin,
+    CleanupPolicy, ConsumerConfig, Durability, Error, GroupState, OffsetAndMetadata, Partition, RemoteJoin,
     RemoteJoinOutcome, TopicConfig, TopicPartition,
 };
 
@@ -213,13 +213,6 @@ impl ProducerTable {
     fn tracked(&self) -> usize {
         self.ids.len()
     }
-}
-
-/// Committers for commits from outside any group generation (the broker
-/// stores the offset with its metadata).
-#[derive(Default)]
-pub(crate) struct OffsetState {
-    committers: Mutex<HashMap<String, Consumer>>,
 }
 
 pub(crate) fn handle(shared: &Shared, header: &RequestHeader, req: RequestKind) -> Option<ResponseKind> {
@@ -815,18 +808,6 @@ fn init_producer_id(shared: &Shared, _r: InitProducerIdRequest) -> InitProducerI
     resp
 }
 
-fn committer<'a>(
-    map: &'a mut HashMap<String, Consumer>,
-    shared: &Shared,
-    group: &str,
-) -> Result<&'a mut Consumer, Error> {
-    if !map.contains_key(group) {
-        let c = shared.broker.consumer(ConsumerConfig::with_group(group).enable_auto_commit(false))?;
-        map.insert(group.to_owned(), c);
-    }
-    Ok(map.get_mut(group).expect("inserted above"))
-}
-
 fn offset_commit(shared: &Shared, r: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = r.group_id.0.to_string();
     let generation = r.generation_id_or_member_epoch;
@@ -863,9 +844,13 @@ fn offset_commit(shared: &Shared, r: OffsetCommitRequest) -> OffsetCommitRespons
     let offsets: Vec<(TopicPartition, OffsetAndMetadata)> =
         commits.iter().map(|(_, _, tp, o)| (tp.clone(), o.clone())).collect();
     let result = if generation < 0 && member.is_empty() {
-        // Outside any generation: only while the group has no members.
-        let mut committers = shared.offsets.committers.lock();
-        committer(&mut committers, shared, &group).and_then(|c| c.commit_offsets_with_metadata(&offsets))
+        // Outside any generation: only while the group has no members. A
+        // consumer made for this request only (keeping one per group id
+        // would grow with the ids clients choose).
+        shared
+            .broker
+            .consumer(ConsumerConfig::with_group(&group).enable_auto_commit(false))
+            .and_then(|mut c| c.commit_offsets_with_metadata(&offsets))
     } else {
         match u32::try_from(generation) {
             Ok(g) => shared.broker.group(&group).remote_commit(&member, g, &offsets),

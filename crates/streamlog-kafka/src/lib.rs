@@ -90,7 +90,6 @@ pub(crate) struct Shared {
     pub stopping: AtomicBool,
     pub producers: api::ProducerState,
     pub groups: groups::Groups,
-    pub offsets: api::OffsetState,
     connections: Mutex<Vec<(u64, TcpStream)>>,
     live: AtomicUsize,
 }
@@ -105,7 +104,6 @@ impl Shared {
             stopping: AtomicBool::new(false),
             producers,
             groups: groups::Groups::default(),
-            offsets: api::OffsetState::default(),
             connections: Mutex::new(Vec::new()),
             live: AtomicUsize::new(0),
         }
