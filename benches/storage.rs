@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use streamlog::{Partition, PartitionOptions, Record};
+use streamlog::{Batch, Partition, PartitionOptions, Record};
 
 /// Touches `bytes` of fresh memory, then frees it. `STREAMLOG_BENCH_COLD=1`
 /// skips this, to measure the cold-memory regime (or to profile).
@@ -211,6 +211,26 @@ fn parse_batch(buf: &[u8], crc: bool, sum: &mut u64) -> Option<(usize, u64)> {
     Some((len, u64::from(count)))
 }
 
+/// Times reading at least `iters` records of `p` from `*next` on (wrapping
+/// at `end`), a 1 MiB read at a time, each batch walked by `walk`, which
+/// adds to the sum and returns how many records it read.
+fn time_reads(p: &Partition, end: u64, next: &mut u64, iters: u64, walk: impl Fn(&Batch, &mut u64) -> u64) -> Duration {
+    let start = Instant::now();
+    let mut left = iters;
+    let mut sum = 0u64;
+    while left > 0 {
+        if *next >= end {
+            *next = 0;
+        }
+        for batch in p.read(*next, 1 << 20).unwrap() {
+            left = left.saturating_sub(walk(&batch, &mut sum));
+            *next = batch.next_offset();
+        }
+    }
+    black_box(sum);
+    start.elapsed()
+}
+
 fn read(c: &mut Criterion) {
     let mut g = c.benchmark_group("read");
     g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
@@ -219,51 +239,32 @@ fn read(c: &mut Criterion) {
         let p = filled(dir.path(), value_len, total);
         let end = p.high_watermark();
         g.throughput(Throughput::Elements(1));
-        let mut next = 0u64;
         // Owned records: each value a `Bytes` (a reference count per record).
+        let mut next = 0u64;
         g.bench_function(format!("{value_len}B/streamlog_records"), |b| {
             b.iter_custom(|iters| {
-                let start = Instant::now();
-                let mut left = iters;
-                let mut sum = 0u64;
-                while left > 0 {
-                    if next >= end {
-                        next = 0;
+                time_reads(&p, end, &mut next, iters, |batch, sum| {
+                    let mut n = 0;
+                    for rec in batch.records() {
+                        *sum += touch(&rec.unwrap().value.unwrap());
+                        n += 1;
                     }
-                    for batch in p.read(next, 1 << 20).unwrap() {
-                        for rec in batch.records() {
-                            let rec = rec.unwrap();
-                            sum += touch(&rec.value.unwrap());
-                            left = left.saturating_sub(1);
-                        }
-                        next = batch.next_offset();
-                    }
-                }
-                black_box(sum);
-                start.elapsed()
+                    n
+                })
             })
         });
         // Borrowed views: slices of the batch, no reference count per record.
         let mut next = 0u64;
         g.bench_function(format!("{value_len}B/streamlog_views"), |b| {
             b.iter_custom(|iters| {
-                let start = Instant::now();
-                let mut left = iters;
-                let mut sum = 0u64;
-                while left > 0 {
-                    if next >= end {
-                        next = 0;
+                time_reads(&p, end, &mut next, iters, |batch, sum| {
+                    let mut n = 0;
+                    for rec in batch.record_views() {
+                        *sum += touch(rec.unwrap().value().unwrap());
+                        n += 1;
                     }
-                    for batch in p.read(next, 1 << 20).unwrap() {
-                        for rec in batch.record_views() {
-                            sum += touch(rec.unwrap().value().unwrap());
-                            left = left.saturating_sub(1);
-                        }
-                        next = batch.next_offset();
-                    }
-                }
-                black_box(sum);
-                start.elapsed()
+                    n
+                })
             })
         });
 

@@ -1145,16 +1145,20 @@ mod tests {
         assert_eq!(views[1].headers().count(), 2);
     }
 
+    /// The sample batch with its second record's length prefix running past
+    /// the batch (CRC fixed up, so only the record is bad).
+    fn second_record_runs_past_the_batch() -> Vec<u8> {
+        let mut buf = encode(&sample(), 7, 5);
+        let mut at = BATCH_HEADER_LEN;
+        let first_len = get_uvarint(&buf, &mut at).unwrap() as usize;
+        buf[at + first_len] = 0x7f;
+        reseal(&mut buf);
+        buf
+    }
+
     #[test]
     fn a_malformed_record_ends_the_views_with_an_error() {
-        let mut buf = encode(&sample(), 7, 5);
-        let first_len = {
-            let mut at = BATCH_HEADER_LEN;
-            let len = get_uvarint(&buf, &mut at).unwrap() as usize;
-            at + len
-        };
-        buf[first_len] = 0x7f;
-        reseal(&mut buf);
+        let buf = second_record_runs_past_the_batch();
         let h = check_batch(&buf).unwrap();
         let data = Bytes::from(buf);
         let items: Vec<_> = RecordViews::new(&data, &h, 0).collect();
@@ -1272,17 +1276,8 @@ mod tests {
 
     #[test]
     fn a_malformed_record_is_yielded_as_an_error_not_the_end() {
-        let records = sample();
-        let mut buf = encode(&records, 7, 5);
-        // The second record's length prefix runs past the batch; the first
-        // record still decodes.
-        let first_len = {
-            let mut at = BATCH_HEADER_LEN;
-            let len = get_uvarint(&buf, &mut at).unwrap() as usize;
-            at + len
-        };
-        buf[first_len] = 0x7f;
-        reseal(&mut buf);
+        // The first record still decodes.
+        let buf = second_record_runs_past_the_batch();
         let h = check_batch(&buf).unwrap();
         let items: Vec<_> = RecordIter::new(Bytes::from(buf), &h, 0).collect();
         assert_eq!(items.len(), 2, "the good record, then the error, then nothing");

@@ -1374,22 +1374,30 @@ mod tests {
         p.verify().unwrap();
     }
 
+    /// Two segments (the second holding one record), closed, then made to
+    /// look as if the process died before the first one's seal: no index
+    /// files, no clean marker. Returns the options, the second segment's
+    /// base offset and the first segment.
+    fn two_segments_crashed_before_the_seal(dir: &Path) -> (PartitionOptions, u64, view::Segment) {
+        let opts = PartitionOptions::default().segment_bytes(64 << 10);
+        let p = Partition::open(dir, opts.clone()).unwrap();
+        let (next, _) = append_until_roll(&p, 0);
+        p.append(&[rec(next)]).unwrap();
+        let first = p.segments().unwrap()[0].clone();
+        p.close().unwrap();
+        fs::remove_file(&first.index_path).unwrap();
+        fs::remove_file(&first.time_index_path).unwrap();
+        fs::remove_file(dir.join(CLEAN_MARKER.name)).unwrap();
+        (opts, next, first)
+    }
+
     /// A crash after a roll whose background sync had not finished: the
     /// segment before the last has no index files, and recovery scans it
     /// (here it is whole: the process died, the page cache did not).
     #[test]
     fn recovery_scans_a_segment_whose_seal_did_not_finish() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = PartitionOptions::default().segment_bytes(64 << 10);
-        let p = Partition::open(dir.path(), opts.clone()).unwrap();
-        let (next, _) = append_until_roll(&p, 0);
-        p.append(&[rec(next)]).unwrap();
-        let first = p.segments().unwrap()[0].clone();
-        p.close().unwrap();
-        // As if the crash came before the seal: no index files, no marker.
-        fs::remove_file(&first.index_path).unwrap();
-        fs::remove_file(&first.time_index_path).unwrap();
-        fs::remove_file(dir.path().join(CLEAN_MARKER.name)).unwrap();
+        let (opts, next, first) = two_segments_crashed_before_the_seal(dir.path());
         let p = Partition::open(dir.path(), opts).unwrap();
         assert_eq!(p.high_watermark(), next + 1);
         assert!(first.index_path.exists(), "recovery scanned it and wrote its index");
@@ -1404,15 +1412,7 @@ mod tests {
     #[test]
     fn recovery_keeps_the_last_segment_when_the_one_before_lost_only_its_cut() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = PartitionOptions::default().segment_bytes(64 << 10);
-        let p = Partition::open(dir.path(), opts.clone()).unwrap();
-        let (next, _) = append_until_roll(&p, 0);
-        p.append(&[rec(next)]).unwrap();
-        let first = p.segments().unwrap()[0].clone();
-        p.close().unwrap();
-        fs::remove_file(&first.index_path).unwrap();
-        fs::remove_file(&first.time_index_path).unwrap();
-        fs::remove_file(dir.path().join(CLEAN_MARKER.name)).unwrap();
+        let (opts, next, first) = two_segments_crashed_before_the_seal(dir.path());
         let log = fs::OpenOptions::new().append(true).open(&first.log_path).unwrap();
         log.set_len(log.metadata().unwrap().len() + 4096).unwrap();
         drop(log);
