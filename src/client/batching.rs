@@ -343,7 +343,12 @@ pub struct BatchingProducer {
 impl Clone for BatchingProducer {
     fn clone(&self) -> BatchingProducer {
         let local = Arc::new(Local::default());
-        self.handle.shared.locals.lock().push(Arc::downgrade(&local));
+        let mut locals = self.handle.shared.locals.lock();
+        // Dropped clones' entries go here too: a service that makes a
+        // clone per request and never flushes would grow the list otherwise.
+        locals.retain(|w| w.strong_count() > 0);
+        locals.push(Arc::downgrade(&local));
+        drop(locals);
         BatchingProducer { producer: self.producer.clone(), local, handle: Arc::clone(&self.handle) }
     }
 }
@@ -680,5 +685,23 @@ impl Future for Enqueue<'_> {
             Ok(None) => Poll::Pending,
             Err(e) => Poll::Ready(Err(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{BatchingConfig, Broker, TopicConfig};
+
+    #[test]
+    fn dropped_clones_are_not_kept() {
+        let broker = Broker::temporary().unwrap();
+        broker.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
+        let producer = broker.batching_producer(BatchingConfig::default()).unwrap();
+        for _ in 0..1000 {
+            drop(producer.clone());
+        }
+        assert!(producer.handle.shared.locals.lock().len() <= 2, "one entry per live clone");
+        producer.close();
+        broker.close().unwrap();
     }
 }
