@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 
 /// Makes the directory entry changes inside `dir` durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(test)]
+    crate::log::mmap::failpoints::count_sync();
     if skips_sync(dir) {
         return Ok(());
     }

@@ -655,11 +655,11 @@ pub(crate) mod failpoints {
         static SYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     }
 
-    pub(super) fn count_sync() {
+    pub(crate) fn count_sync() {
         SYNCS.with(|n| n.set(n.get() + 1));
     }
 
-    /// Mapped-file syncs made by the calling thread so far.
+    /// Mapped-file and directory syncs made by the calling thread so far.
     pub fn syncs_on_this_thread() -> u64 {
         SYNCS.with(std::cell::Cell::get)
     }

@@ -862,8 +862,8 @@ impl Partition {
         let written = w.active.map.position() > 0;
         Counters::add(&inner.counters.fsyncs, 1);
         w.active.seal(&inner.dir)?;
-        if written && inner.dir_unsynced.load(Ordering::Acquire) {
-            fsutil::sync_dir(&inner.dir)?;
+        if written {
+            inner.sync_dir_if_needed()?;
         }
         if inner.own_marker {
             CLEAN_MARKER.write(&inner.dir, &state.to_fields())?;
@@ -952,16 +952,19 @@ impl Inner {
         let (next_offset, settings) = (w.next_offset, w.settings);
         let config =
             SegmentConfig { capacity: settings.segment_bytes, index: settings.index, ..self.segment_config.clone() };
-        if sealer.is_some() {
-            // Recovery takes a segment before the last without index files
-            // for one whose sync may not have reached the disk, so index
-            // files left by a clean close (now stale) must go before the
-            // next segment exists; `create` syncs the directory after this.
-            w.active.segment.delete_index_files()?;
-        }
-        let active = Segment::create(&self.dir, next_offset, &config, true)?;
-        // That synced the directory, with the first segment's entry.
-        self.dir_unsynced.store(false, Ordering::Release);
+        // Under `Sync` the new segment's directory entry is synced here,
+        // as its first append will need it. With a sealer, the seal job
+        // syncs the directory after the old segment (and a `sync_to` before
+        // it reports anything durable): no directory sync on the append
+        // path, which costs milliseconds while the old segment is written
+        // back. One exception: recovery takes a segment before the last
+        // without index files for one whose sync may not have reached the
+        // disk, so index files left by a clean close (now stale) must be
+        // gone, durably, before the next segment exists.
+        let sync_dir = sealer.is_none() || w.active.segment.delete_index_files()?;
+        let active = Segment::create(&self.dir, next_offset, &config, sync_dir)?;
+        // A `sync_to` running now covers only offsets below the new segment.
+        self.dir_unsynced.store(!sync_dir, Ordering::Release);
         let new_segment = Arc::clone(&active.segment);
         let old = slot.replace(Writer { active, next_offset, first_timestamp: None, settings }).expect("checked above");
         let cut = old.active.cut().inspect_err(|_| self.poison())?;
@@ -1000,8 +1003,10 @@ impl Inner {
                 Counters::add(&self.counters.fsyncs, 1);
                 let inner = Arc::clone(self);
                 worker.submit(Box::new(move || {
-                    match cut.sync(&inner.dir) {
-                        Ok(_) => inner.mark_synced(next_offset),
+                    // The directory too: the roll created the next
+                    // segment without syncing it.
+                    match cut.sync(&inner.dir).and_then(|_| inner.sync_dir_if_needed()) {
+                        Ok(()) => inner.mark_synced(next_offset),
                         Err(e) => {
                             tracing::error!(dir = %inner.dir.display(), error = %e, "syncing a rolled segment failed");
                             inner.poison();
@@ -1016,6 +1021,16 @@ impl Inner {
         }
         tracing::debug!(dir = %self.dir.display(), base_offset = next_offset, "rolled to a new segment");
         Ok(())
+    }
+
+    /// Syncs the partition's directory if a segment was created since it
+    /// was last synced. (The flag is cleared before the sync: a segment
+    /// created meanwhile sets it again.)
+    fn sync_dir_if_needed(&self) -> Result<()> {
+        if !self.dir_unsynced.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        fsutil::sync_dir(&self.dir).inspect_err(|_| self.dir_unsynced.store(true, Ordering::Release))
     }
 
     /// Records that every offset below `offset` is on disk.
@@ -1054,11 +1069,7 @@ impl Inner {
         }
         state.in_progress = true;
         drop(state);
-        let dir_synced = if self.dir_unsynced.load(Ordering::Acquire) {
-            fsutil::sync_dir(&self.dir).inspect(|()| self.dir_unsynced.store(false, Ordering::Release))
-        } else {
-            Ok(())
-        };
+        let dir_synced = self.sync_dir_if_needed();
         // Load the high watermark before choosing the segment: every segment
         // before the one we sync was synced when it rolled.
         let covered = self.high_watermark.load(Ordering::Acquire);
@@ -1282,8 +1293,12 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let opts = PartitionOptions::default().segment_bytes(64 << 10).durability(durability);
             let p = Partition::open(dir.path(), opts.clone()).unwrap();
+            // (The first change to a log syncs its directory once.)
+            p.append(&[rec(0)]).unwrap();
+            // Neither the old segment nor the directory holding the new one
+            // is synced by the appender.
             let before = failpoints::syncs_on_this_thread();
-            let (mut next, _) = append_until_roll(&p, 0);
+            let (mut next, _) = append_until_roll(&p, 1);
             for _ in 0..3 {
                 next = append_until_roll(&p, next).0;
             }

@@ -796,10 +796,11 @@ impl Segment {
     }
 
     /// Deletes the index files (to be rebuilt from the log when needed).
-    pub fn delete_index_files(&self) -> Result<()> {
-        fsutil::remove_if_exists(&self.index_path)?;
-        fsutil::remove_if_exists(&self.time_index_path)?;
-        Ok(())
+    /// Removes the segment's index files; true if there was one to remove.
+    pub fn delete_index_files(&self) -> Result<bool> {
+        let index = fsutil::remove_if_exists(&self.index_path)?;
+        let time_index = fsutil::remove_if_exists(&self.time_index_path)?;
+        Ok(index || time_index)
     }
 }
 
