@@ -2,7 +2,9 @@
 //! (multi-thread and current-thread) and `futures::executor`: no thread
 //! parks with a timeout for a pending `recv`, so the broker's timer must
 //! wake it when the group changes by time alone (another member missing
-//! its poll deadline) and when an auto-commit is due.
+//! its poll deadline), when an auto-commit is due and when a waiting
+//! member must renew its own poll deadline; a pending future that its task
+//! never polls again does not keep its member in the group.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -157,5 +159,66 @@ fn auto_commit_happens_while_only_awaiting() {
         });
         within(Duration::from_secs(10), c.recv()).await.unwrap();
         assert!(watcher.join().unwrap(), "no auto-commit while the consumer only awaited");
+    });
+}
+
+#[test]
+fn a_pending_future_that_is_never_polled_again_lets_its_member_expire() {
+    on_every_executor(|| async {
+        let (_dir, b) = broker();
+        let (mut c1, mut c2) = (member(&b, "g"), member(&b, "g"));
+        let producer = b.producer();
+        for p in 0..2 {
+            producer.send(ProducerRecord::new("t", "first").partition(p)).unwrap();
+        }
+        let (r1, r2) = within(Duration::from_secs(10), join(c1.recv(), c2.recv())).await;
+        assert_eq!((r1.unwrap().len(), r2.unwrap().len()), (1, 1));
+        let p2 = c2.assignment()[0].partition;
+
+        // c2's task polls a recv once, then keeps it without polling it
+        // again (stuck elsewhere). c1 must take over after c2's
+        // max_poll_interval, as from a blocking consumer that stopped.
+        let mut stuck = Box::pin(c2.recv());
+        let first = stuck.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+        assert!(first.is_pending());
+        producer.send(ProducerRecord::new("t", "orphan").partition(p2)).unwrap();
+        let mut got = Vec::new();
+        while !got.iter().any(|v: &Vec<u8>| v == b"orphan") {
+            let records = within(Duration::from_secs(5), c1.recv()).await.unwrap();
+            got.extend(records.into_iter().map(|r| r.value.unwrap().to_vec()));
+        }
+        assert_eq!(c1.assignment().len(), 2);
+        drop(stuck);
+        drop(c2);
+    });
+}
+
+#[test]
+fn a_waiting_member_stays_in_the_group_past_its_poll_interval() {
+    on_every_executor(|| async {
+        let (_dir, b) = broker();
+        let (mut c1, mut c2) = (member(&b, "g"), member(&b, "g"));
+        let producer = b.producer();
+        for p in 0..2 {
+            producer.send(ProducerRecord::new("t", "first").partition(p)).unwrap();
+        }
+        let (r1, r2) = within(Duration::from_secs(10), join(c1.recv(), c2.recv())).await;
+        assert_eq!((r1.unwrap().len(), r2.unwrap().len()), (1, 1));
+        let (a1, a2) = (c1.assignment(), c2.assignment());
+
+        // Both wait with nothing to read for three poll intervals: the
+        // timer wakes each to renew, so neither is removed.
+        let b2 = Arc::clone(&b);
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1200));
+            for p in 0..2 {
+                b2.producer().send(ProducerRecord::new("t", "later").partition(p)).unwrap();
+            }
+        });
+        let (r1, r2) = within(Duration::from_secs(10), join(c1.recv(), c2.recv())).await;
+        sender.join().unwrap();
+        assert_eq!((r1.unwrap().len(), r2.unwrap().len()), (1, 1));
+        assert_eq!((c1.assignment(), c2.assignment()), (a1, a2));
+        assert_eq!(b.describe_group("g").unwrap().members.len(), 2);
     });
 }

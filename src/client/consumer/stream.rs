@@ -42,7 +42,11 @@ impl Consumer {
     /// [`Consumer::poll`] would return ([`Error::Closed`],
     /// [`Error::Wakeup`], [`Error::UnknownTopic`], ...). Group duties
     /// (rebalances, revocations, auto-commit) happen inside it as inside
-    /// `poll`, and the member counts as polling while the future is pending.
+    /// `poll`. The member counts as polling while its task polls the
+    /// pending future: the future asks to be polled again well within
+    /// `max_poll_interval`, and one that its task stops polling (while
+    /// keeping it) lets the member expire, as a blocking consumer that
+    /// stops calling `poll` does.
     ///
     /// Dropping the future before it resolves loses nothing: no record is
     /// taken until the future returns it, and the consumer stays usable.
@@ -88,11 +92,16 @@ impl Consumer {
                 return Poll::Ready(Err(e));
             }
             st.entered = true;
-            // No deadline: alive until the future resolves or is dropped.
-            self.poll_until_ms = i64::MAX;
-            if let Some(m) = &self.membership {
-                m.group.enter_poll(self.broker.coordinator(), &m.member_id, self.broker.now_ms(), i64::MAX);
-            }
+        }
+        // Alive for `max_poll_interval` from each step, not for as long as
+        // the future exists: one that its task never polls again (stuck on
+        // something else while holding it) lets the member expire, as a
+        // blocking consumer that stops calling `poll` does. A waiting
+        // future is woken in time to renew (`group_deadline`).
+        let now = self.broker.now_ms();
+        self.poll_until_ms = now;
+        if let Some(m) = &self.membership {
+            m.group.enter_poll(self.broker.coordinator(), &m.member_id, now, now);
         }
         // Every step auto-commits when the interval is up: a woken wait is
         // the only chance a consumer driven by async has to.
@@ -136,11 +145,13 @@ impl Consumer {
     }
 
     /// When a waiting member must look again although nothing woke it:
-    /// the group's next change by time, or the auto-commit of positions
-    /// that moved since the last commit.
+    /// the group's next change by time, the auto-commit of positions that
+    /// moved since the last commit, or halfway to its own poll deadline
+    /// (to renew it).
     fn group_deadline(&self) -> Option<Instant> {
         let m = self.membership.as_ref()?;
-        let mut at = m.wake_at_ms;
+        let renew = self.poll_until_ms.saturating_add(super::millis(self.config.max_poll_interval) / 2);
+        let mut at = Some(m.wake_at_ms.map_or(renew, |t| t.min(renew)));
         if self.config.enable_auto_commit
             && let Some(g) = self.config.group_id.as_deref()
         {
