@@ -21,6 +21,10 @@ enum Op {
         at: f64,
         max_bytes: usize,
     },
+    /// A read where the last read ended (as a consumer following the log).
+    ReadOn {
+        max_bytes: usize,
+    },
     Roll,
     Reopen,
     Crash,
@@ -34,6 +38,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         10 => proptest::collection::vec(record, 1..6).prop_map(Op::Append),
         5 => (0.0..1.0f64, 1usize..5000).prop_map(|(at, max_bytes)| Op::Read { at, max_bytes }),
+        3 => (1usize..5000).prop_map(|max_bytes| Op::ReadOn { max_bytes }),
         1 => Just(Op::Roll),
         1 => Just(Op::Reopen),
         1 => Just(Op::Crash),
@@ -54,11 +59,12 @@ fn active_data_len(p: &Partition, dir: &Path) -> u64 {
     p.size_in_bytes().unwrap() - sealed
 }
 
-fn check_read(p: &Partition, model: &Model, offset: u64, max_bytes: usize) {
+/// Checks a read at `offset` against the model; returns where it ended.
+fn check_read(p: &Partition, model: &Model, offset: u64, max_bytes: usize) -> u64 {
     let batches = p.read(offset, max_bytes).unwrap();
     if offset == model.len() as u64 {
         assert!(batches.is_empty());
-        return;
+        return offset;
     }
     assert!(!batches.is_empty());
     let mut next = offset;
@@ -70,6 +76,7 @@ fn check_read(p: &Partition, model: &Model, offset: u64, max_bytes: usize) {
             next += 1;
         }
     }
+    next
 }
 
 fn run(ops: Vec<Op>) {
@@ -78,6 +85,7 @@ fn run(ops: Vec<Op>) {
     let mut dir: PathBuf = root.path().join("0");
     let mut p = Partition::open(&dir, opts()).unwrap();
     let mut model: Model = Vec::new();
+    let mut read_end = 0;
     for op in ops {
         match op {
             Op::Append(recs) => {
@@ -96,7 +104,10 @@ fn run(ops: Vec<Op>) {
             }
             Op::Read { at, max_bytes } => {
                 let offset = (at * (model.len() + 1) as f64) as u64;
-                check_read(&p, &model, offset.min(model.len() as u64), max_bytes);
+                read_end = check_read(&p, &model, offset.min(model.len() as u64), max_bytes);
+            }
+            Op::ReadOn { max_bytes } => {
+                read_end = check_read(&p, &model, read_end.min(model.len() as u64), max_bytes);
             }
             Op::Roll => p.roll().unwrap(),
             Op::Reopen => {

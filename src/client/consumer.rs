@@ -823,9 +823,9 @@ impl Consumer {
         }
         // While inside poll the member is alive, however long it waits;
         // `max_poll_interval` counts the time between polls.
-        let now = self.broker.now_ms();
-        self.poll_until_ms = now.saturating_add(millis(timeout));
         if let Some(m) = &self.membership {
+            let now = self.broker.now_ms();
+            self.poll_until_ms = now.saturating_add(millis(timeout));
             m.group.enter_poll(self.broker.coordinator(), &m.member_id, now, self.poll_until_ms);
         }
         let result = self.poll_until(deadline);
@@ -1083,7 +1083,9 @@ impl Consumer {
         if pos >= a.log.high_watermark() {
             return Ok(());
         }
-        let batches = match a.log.read(pos, self.config.fetch_max_bytes) {
+        // No more batches than the poll can take: the rest would be
+        // checked, then dropped, and read again by the next poll.
+        let batches = match a.log.read_records(pos, self.config.fetch_max_bytes, max - out.records()) {
             Ok(b) => b,
             Err(Error::OffsetOutOfRange { .. }) => {
                 let reset = self.reset_position(tp, &self.assigned[tp])?;

@@ -559,6 +559,13 @@ impl Partition {
     /// watermark returns no batches; outside `[log_start_offset,
     /// high_watermark]` is [`Error::OffsetOutOfRange`].
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Vec<Batch>> {
+        self.read_records(offset, max_bytes, usize::MAX)
+    }
+
+    /// [`Partition::read`], stopping once the batches hold `max_records`
+    /// records from `offset` on (a consumer's `max_poll_records`: the
+    /// batches past it would be checked and then dropped).
+    pub(crate) fn read_records(&self, offset: u64, max_bytes: usize, max_records: usize) -> Result<Vec<Batch>> {
         let inner = &*self.inner;
         if inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -587,7 +594,7 @@ impl Partition {
         let mut i = segments.partition_point(|s| s.base_offset() <= offset).saturating_sub(1);
         loop {
             let bound = segments.get(i + 1).map_or(end, |s| s.base_offset().min(end));
-            let batches = segments[i].read(offset, bound, max_bytes).map_err(|e| {
+            let batches = segments[i].read_records(offset, bound, max_bytes, max_records).map_err(|e| {
                 // Retention may have deleted the segment under this read.
                 let start = inner.log_start_offset.load(Ordering::Acquire);
                 if offset < start { Error::OffsetOutOfRange { requested: offset, start, end } } else { e }
@@ -1283,6 +1290,35 @@ mod tests {
             i += 1;
         }
         (i, slowest)
+    }
+
+    /// A read that goes on where the last one ended starts at the batch
+    /// after it, not at the index entry before it; `read_records` stops at
+    /// its record limit.
+    #[test]
+    fn a_read_goes_on_where_the_last_one_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(dir.path(), PartitionOptions::default()).unwrap();
+        for i in 0..50 {
+            p.append(&[rec(i)]).unwrap();
+        }
+        let all = p.read(0, usize::MAX).unwrap();
+        assert_eq!(all.len(), 50);
+        let segment = Arc::clone(&p.inner.segments()[0]);
+        let limited = p.read_records(0, usize::MAX, 10).unwrap();
+        assert_eq!(limited.len(), 10);
+        // Batch `i` starts at the sum of the lengths before it.
+        let mut pos = limited.iter().map(|b| b.as_bytes().len()).sum::<usize>();
+        for i in 10..50 {
+            assert_eq!(segment.read_end_at(i), Some(pos), "offset {i}");
+            let next = p.read_records(i, usize::MAX, 1).unwrap();
+            assert_eq!((next.len(), next[0].base_offset()), (1, i));
+            pos += next[0].as_bytes().len();
+        }
+        assert_eq!(segment.read_end_at(50), Some(pos));
+        // Not used for another offset.
+        assert_eq!(segment.read_end_at(49), None);
+        assert_eq!(p.read(49, usize::MAX).unwrap()[0].base_offset(), 49);
     }
 
     /// Issue 16: under `Os` (and `Interval`) a roll syncs the old segment

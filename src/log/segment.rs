@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::{Mutex, RwLock};
@@ -223,6 +223,14 @@ pub(crate) struct Segment {
     index_config: IndexConfig,
     /// Largest record timestamp, kept current by the writer while active.
     max_timestamp: AtomicI64,
+    /// Where the last read's run ended, packed as `(offset - base_offset)
+    /// << 32 | byte position` (`u64::MAX`: none): every batch before that
+    /// position ends below that offset. A read that goes on from there (a
+    /// consumer following the log) starts at it instead of walking, and
+    /// checking, the batches from the index entry before it. The bytes of
+    /// a segment below its committed length never change, so a remembered
+    /// position stays right for the handle's life.
+    read_end: AtomicU64,
 }
 
 impl std::fmt::Debug for Segment {
@@ -258,6 +266,7 @@ impl Segment {
             index: RwLock::new(None),
             index_config,
             max_timestamp: AtomicI64::new(i64::MIN),
+            read_end: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -621,19 +630,35 @@ impl Segment {
     /// pass over this segment: at least one batch if any qualifies, then more
     /// while their total stays within `max_bytes`. Checksums are verified.
     pub fn read(&self, offset: u64, end_offset: u64, max_bytes: usize) -> Result<Vec<Batch>> {
+        self.read_records(offset, end_offset, max_bytes, usize::MAX)
+    }
+
+    /// [`Segment::read`], ending the run once it holds `max_records`
+    /// records from `offset` on.
+    pub fn read_records(
+        &self,
+        offset: u64,
+        end_offset: u64,
+        max_bytes: usize,
+        max_records: usize,
+    ) -> Result<Vec<Batch>> {
         let map = self.map()?;
         let committed = map.committed();
-        let start = self.with_index(end_offset, |idx| idx.position_for(offset))? as usize;
-        // Walk from the index entry to the first batch that reaches `offset`,
-        // then on while the run fits `max_bytes`. Every batch walked over is
-        // checked (CRC included): a damaged header must be an error, never a
-        // reason to skip ahead.
+        let start = match self.read_end_at(offset) {
+            Some(pos) if pos <= committed => pos,
+            _ => self.with_index(end_offset, |idx| idx.position_for(offset))? as usize,
+        };
+        // Walk from there to the first batch that reaches `offset`, then on
+        // while the run fits `max_bytes` and `max_records`. Every batch
+        // walked over is checked (CRC included): a damaged header must be
+        // an error, never a reason to skip ahead.
         let found = map
             .with_slice(0..committed, |buf| -> Result<(usize, Vec<BatchHeader>)> {
                 let mut pos = start;
                 let mut first = None;
                 let mut headers = Vec::new();
-                while pos < committed {
+                let mut records = 0usize;
+                while pos < committed && records < max_records {
                     let h = format::check_batch(&buf[pos..]).map_err(|e| self.decode_error(pos as u64, e))?;
                     if h.base_offset >= end_offset {
                         break;
@@ -655,6 +680,7 @@ impl Segment {
                         if pos > f && pos + h.len() - f > max_bytes {
                             break;
                         }
+                        records += (h.last_offset() + 1 - h.base_offset.max(offset)) as usize;
                         headers.push(h);
                     }
                     pos += h.len();
@@ -664,6 +690,9 @@ impl Segment {
             .expect("committed")?;
         let (from, headers) = found;
         let to = from + headers.iter().map(BatchHeader::len).sum::<usize>();
+        if let Some(last) = headers.last() {
+            self.remember_read_end(last.last_offset() + 1, to);
+        }
         let bytes = map.bytes(from..to).expect("committed");
         let mut at = 0;
         Ok(headers
@@ -674,6 +703,20 @@ impl Segment {
                 batch
             })
             .collect())
+    }
+
+    /// The position to start a read at `offset` from, if the last read
+    /// ended exactly there.
+    pub(crate) fn read_end_at(&self, offset: u64) -> Option<usize> {
+        let packed = self.read_end.load(Ordering::Relaxed);
+        let rel = offset.checked_sub(self.base_offset)?;
+        (packed != u64::MAX && packed >> 32 == rel).then_some((packed & u64::from(u32::MAX)) as usize)
+    }
+
+    fn remember_read_end(&self, next_offset: u64, pos: usize) {
+        if let (Ok(rel), Ok(pos)) = (u32::try_from(next_offset - self.base_offset), u32::try_from(pos)) {
+            self.read_end.store(u64::from(rel) << 32 | u64::from(pos), Ordering::Relaxed);
+        }
     }
 
     /// The offset of the first record at or after `offset` with a timestamp

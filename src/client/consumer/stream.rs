@@ -98,9 +98,9 @@ impl Consumer {
         // something else while holding it) lets the member expire, as a
         // blocking consumer that stops calling `poll` does. A waiting
         // future is woken in time to renew (`group_deadline`).
-        let now = self.broker.now_ms();
-        self.poll_until_ms = now;
         if let Some(m) = &self.membership {
+            let now = self.broker.now_ms();
+            self.poll_until_ms = now;
             m.group.enter_poll(self.broker.coordinator(), &m.member_id, now, now);
         }
         // Every step auto-commits when the interval is up: a woken wait is
