@@ -587,7 +587,7 @@ impl Partition {
         if offset < start || offset > end {
             return Err(Error::OffsetOutOfRange { requested: offset, start, end });
         }
-        Counters::add(&inner.counters.reads, 1);
+        Counters::add(&inner.counters.reads.0, 1);
         if offset == end {
             return Ok(Vec::new());
         }
@@ -669,7 +669,7 @@ impl Partition {
             appends: Counters::get(&c.appends),
             records_appended: Counters::get(&c.records_appended),
             bytes_appended: Counters::get(&c.bytes_appended),
-            reads: Counters::get(&c.reads),
+            reads: Counters::get(&c.reads.0),
             fsyncs: Counters::get(&c.fsyncs),
         }
     }

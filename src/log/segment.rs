@@ -651,58 +651,44 @@ impl Segment {
         // Walk from there to the first batch that reaches `offset`, then on
         // while the run fits `max_bytes` and `max_records`. Every batch
         // walked over is checked (CRC included): a damaged header must be
-        // an error, never a reason to skip ahead.
-        let found = map
-            .with_slice(0..committed, |buf| -> Result<(usize, Vec<BatchHeader>)> {
-                let mut pos = start;
-                let mut first = None;
-                let mut headers = Vec::new();
-                let mut records = 0usize;
-                while pos < committed && records < max_records {
-                    let h = format::check_batch(&buf[pos..]).map_err(|e| self.decode_error(pos as u64, e))?;
-                    if h.base_offset >= end_offset {
-                        break;
-                    }
-                    // A batch of no records (the offset range left by
-                    // compaction or a repaired gap) is not returned: skipped
-                    // before a run, it ends one.
-                    if h.record_count == 0 {
-                        if first.is_some() {
-                            break;
-                        }
-                        pos += h.len();
-                        continue;
-                    }
-                    if first.is_none() && h.last_offset() >= offset {
-                        first = Some(pos);
-                    }
-                    if let Some(f) = first {
-                        if pos > f && pos + h.len() - f > max_bytes {
-                            break;
-                        }
-                        records += (h.last_offset() + 1 - h.base_offset.max(offset)) as usize;
-                        headers.push(h);
-                    }
-                    pos += h.len();
+        // an error, never a reason to skip ahead. The batches are slices of
+        // one zero-copy view from `start` to the committed end.
+        let bytes = map.bytes(start..committed).expect("committed");
+        let mut batches = Vec::new();
+        let (mut pos, mut first, mut records) = (0, None, 0usize);
+        while pos < bytes.len() && records < max_records {
+            let h = format::check_batch(&bytes[pos..]).map_err(|e| self.decode_error((start + pos) as u64, e))?;
+            if h.base_offset >= end_offset {
+                break;
+            }
+            let len = h.len();
+            // A batch of no records (the offset range left by compaction
+            // or a repaired gap) is not returned: skipped before a run, it
+            // ends one.
+            if h.record_count == 0 {
+                if first.is_some() {
+                    break;
                 }
-                Ok((first.unwrap_or(pos), headers))
-            })
-            .expect("committed")?;
-        let (from, headers) = found;
-        let to = from + headers.iter().map(BatchHeader::len).sum::<usize>();
-        if let Some(last) = headers.last() {
-            self.remember_read_end(last.last_offset() + 1, to);
+                pos += len;
+                continue;
+            }
+            if first.is_none() && h.last_offset() >= offset {
+                first = Some(pos);
+            }
+            if let Some(f) = first {
+                if pos > f && pos + len - f > max_bytes {
+                    break;
+                }
+                records += (h.last_offset() + 1 - h.base_offset.max(offset)) as usize;
+                batches.push(Batch::new(bytes.slice(pos..pos + len), h, offset));
+            }
+            pos += len;
         }
-        let bytes = map.bytes(from..to).expect("committed");
-        let mut at = 0;
-        Ok(headers
-            .into_iter()
-            .map(|h| {
-                let batch = Batch::new(bytes.slice(at..at + h.len()), h, offset);
-                at += h.len();
-                batch
-            })
-            .collect())
+        // `pos` is where the last batch taken ends.
+        if let Some(last) = batches.last() {
+            self.remember_read_end(last.next_offset(), start + pos);
+        }
+        Ok(batches)
     }
 
     /// The position to start a read at `offset` from, if the last read

@@ -7,15 +7,25 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The running counters of one partition.
+/// The running counters of one partition, on cache lines of their own
+/// (128 bytes: lines are fetched in pairs): the appending thread writes
+/// the append counters on every append, and readers bumping `reads` in the
+/// same line (or other state next to it) would take the line from the
+/// writer each time, and the other way round.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub(crate) struct Counters {
     pub appends: AtomicU64,
     pub records_appended: AtomicU64,
     pub bytes_appended: AtomicU64,
-    pub reads: AtomicU64,
     pub fsyncs: AtomicU64,
+    pub reads: OwnLine,
 }
+
+/// A counter alone on its cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct OwnLine(pub AtomicU64);
 
 impl Counters {
     /// Relaxed: each counter is a statistic on its own; no reader infers
