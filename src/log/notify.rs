@@ -141,8 +141,17 @@ impl WaitList {
     /// busy machine, a scheduler slice later: milliseconds).
     #[cold]
     fn wake_slow(&self) {
-        let waiters: Vec<Arc<Waiter>> = self.waiters.lock().iter().filter(|w| !w.is_woken()).cloned().collect();
-        for w in waiters {
+        // Taken on the stack for the usual one or few waiters: no
+        // allocation between the append and the wake-up.
+        let mut few: [Option<Arc<Waiter>>; 4] = Default::default();
+        let mut more = Vec::new();
+        for (i, w) in self.waiters.lock().iter().filter(|w| !w.is_woken()).enumerate() {
+            match few.get_mut(i) {
+                Some(slot) => *slot = Some(Arc::clone(w)),
+                None => more.push(Arc::clone(w)),
+            }
+        }
+        for w in few.iter().flatten().chain(&more) {
             w.wake();
         }
     }
@@ -270,6 +279,18 @@ impl std::fmt::Debug for Timer {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn every_registered_waiter_is_woken_however_many() {
+        let list = WaitList::default();
+        let waiters: Vec<Arc<Waiter>> = (0..9).map(|_| Waiter::task()).collect();
+        for w in &waiters {
+            list.register(w);
+        }
+        waiters[2].wake();
+        list.wake_all();
+        assert!(waiters.iter().all(|w| w.is_woken()));
+    }
 
     #[test]
     fn a_registered_waiter_is_woken() {
