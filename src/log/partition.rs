@@ -1010,6 +1010,9 @@ impl Inner {
                 Counters::add(&self.counters.fsyncs, 1);
                 let inner = Arc::clone(self);
                 worker.submit(Box::new(move || {
+                    let done = SealDone(Arc::clone(&inner));
+                    #[cfg(test)]
+                    roll_hooks::maybe_panic_in_seal(&inner.dir);
                     // The directory too: the roll created the next
                     // segment without syncing it.
                     match cut.sync(&inner.dir).and_then(|_| inner.sync_dir_if_needed()) {
@@ -1020,8 +1023,7 @@ impl Inner {
                             inner.wake_sync_waiters(inner.sync.lock());
                         }
                     }
-                    inner.seals.lock().finished += 1;
-                    inner.seal_done.notify_all();
+                    drop(done);
                 }));
             }
             _ => self.mark_synced(next_offset),
@@ -1172,12 +1174,47 @@ fn start_flusher(inner: Arc<Inner>, every: Duration) -> Result<Periodic> {
 
 /// Test hooks: code run by a roll of a given partition directory right
 /// after the new segment is listed, to widen races on purpose.
+/// Counts a background seal finished however its job ends: one that
+/// panicked poisons the partition instead of leaving the next roll, flush
+/// or close waiting for it for ever.
+struct SealDone(Arc<Inner>);
+
+impl Drop for SealDone {
+    fn drop(&mut self) {
+        let inner = &self.0;
+        if std::thread::panicking() {
+            tracing::error!(dir = %inner.dir.display(), "sealing a rolled segment panicked");
+            inner.poison();
+            inner.wake_sync_waiters(inner.sync.lock());
+        }
+        inner.seals.lock().finished += 1;
+        inner.seal_done.notify_all();
+    }
+}
+
 #[cfg(test)]
 pub(super) mod roll_hooks {
     use super::*;
 
     type Hook = Arc<dyn Fn(&Arc<Inner>) + Send + Sync>;
     static HOOKS: Mutex<Vec<(PathBuf, Hook)>> = Mutex::new(Vec::new());
+
+    static PANIC_IN_SEAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    /// Makes the background seals of partitions under `dir` panic.
+    pub fn panic_in_seal(dir: &Path, panic: bool) {
+        let mut dirs = PANIC_IN_SEAL.lock();
+        dirs.retain(|d| d != dir);
+        if panic {
+            dirs.push(dir.to_owned());
+        }
+    }
+
+    pub(super) fn maybe_panic_in_seal(dir: &Path) {
+        if PANIC_IN_SEAL.lock().iter().any(|d| dir.starts_with(d)) {
+            panic!("injected panic in a background seal");
+        }
+    }
 
     pub fn set(dir: &Path, hook: Option<Hook>) {
         let mut hooks = HOOKS.lock();
@@ -1422,6 +1459,28 @@ mod tests {
         assert!(!dir.path().join(CLEAN_MARKER.name).exists(), "a poisoned close is not clean");
         let p = Partition::open(dir.path(), opts).unwrap();
         assert_eq!(p.high_watermark(), next, "everything acknowledged is there after a process restart");
+        p.verify().unwrap();
+    }
+
+    /// A background seal that panics poisons too, instead of leaving the
+    /// next roll and the close waiting for it for ever.
+    #[test]
+    fn a_panicking_background_seal_poisons_and_hangs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PartitionOptions::default().segment_bytes(64 << 10);
+        let p = Partition::open(dir.path(), opts.clone()).unwrap();
+        roll_hooks::panic_in_seal(dir.path(), true);
+        let (next, _) = append_until_roll(&p, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send((p.inner.wait_seals(), p.close()));
+        });
+        let (seals, close) = rx.recv_timeout(Duration::from_secs(10)).expect("waited for ever for the seal");
+        roll_hooks::panic_in_seal(dir.path(), false);
+        assert!(matches!(seals, Err(Error::Poisoned { .. })), "{seals:?}");
+        assert!(matches!(close, Err(Error::Poisoned { .. })), "{close:?}");
+        let p = Partition::open(dir.path(), opts).unwrap();
+        assert_eq!(p.high_watermark(), next);
         p.verify().unwrap();
     }
 
