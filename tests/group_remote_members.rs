@@ -162,3 +162,36 @@ fn a_remote_member_takes_the_place_of_a_departed_in_process_static_member() {
     group.remote_leave(&r).unwrap();
     assert!(broker.describe_group("g").unwrap().members.is_empty());
 }
+
+/// A remote member whose session ended without a LeaveGroup leaves no
+/// group behind once maintenance runs (one per group id ever used, for the
+/// broker's life, before); committed offsets keep theirs listed.
+#[test]
+fn a_group_whose_remote_members_expired_is_forgotten() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let dir = tempfile::tempdir().unwrap();
+    let broker =
+        Broker::open(dir.path(), BrokerOptions::default().clock(clock.clone()).maintenance_interval(None)).unwrap();
+    broker.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
+    let wait = Duration::from_millis(200);
+    for (id, commits) in [("gone", false), ("kept", true)] {
+        let group = broker.group(id);
+        let r = group.new_member_id("kafka-client");
+        let g1 = generation(group.remote_join(join(&r, vec![]), wait).unwrap());
+        assert_eq!(group.remote_sync(&r, g1, wait).unwrap(), [tp(0), tp(1)]);
+        if commits {
+            group.remote_commit(&r, g1, &[(tp(0), OffsetAndMetadata::new(0, ""))]).unwrap();
+        }
+    }
+    assert_eq!(broker.list_groups(), ["gone", "kept"]);
+    broker.run_maintenance().unwrap();
+    assert_eq!(broker.list_groups(), ["gone", "kept"], "members still in their sessions");
+    clock.advance(Duration::from_secs(11));
+    broker.run_maintenance().unwrap();
+    assert_eq!(broker.list_groups(), ["kept"]);
+    assert_eq!(broker.describe_group("kept").unwrap().members.len(), 0);
+    // The id works as a new group.
+    let group = broker.group("gone");
+    let r = group.new_member_id("kafka-client");
+    assert!(matches!(group.remote_join(join(&r, vec![]), wait).unwrap(), RemoteJoinOutcome::Joined { .. }));
+}

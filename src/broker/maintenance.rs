@@ -59,6 +59,7 @@ impl BrokerState {
                 }
             }
         }
+        self.coordinator().forget_idle_groups(now);
         Counters::bump(&self.stats.maintenance_runs, 1);
         Counters::bump(&self.stats.maintenance_failures, report.failures.len() as u64);
         tracing::debug!(

@@ -224,6 +224,24 @@ impl Coordinator {
         ids.into_iter().collect()
     }
 
+    /// Forgets the groups whose members all expired (a Kafka client's
+    /// session ended without a LeaveGroup) and that nobody holds: they
+    /// stayed in the map for the broker's life, one per group id ever used.
+    /// Their committed offsets stay. Returns how many went.
+    pub fn forget_idle_groups(&self, now_ms: i64) -> usize {
+        let mut groups = self.groups.lock();
+        let before = groups.len();
+        groups.retain(|_, g| {
+            if Arc::strong_count(g) > 1 {
+                return true;
+            }
+            let mut st = g.state.lock();
+            Group::tick(&mut st, self, now_ms);
+            !st.members.is_empty()
+        });
+        before - groups.len()
+    }
+
     /// A member leaves `group`; an empty group is forgotten (its committed
     /// offsets stay). A static member keeps its place for its session
     /// timeout instead.
