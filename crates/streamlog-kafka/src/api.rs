@@ -1,7 +1,7 @@
 //! The request handlers: one function per API, each mapping a Kafka request
 //! onto the broker's public API.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -100,7 +100,9 @@ pub(crate) struct ProducerTable {
     expiration: Duration,
     max_ids: usize,
     ids: HashMap<i64, ProducerEntry>,
-    last_sweep: Option<Instant>,
+    /// `(last used, id)` of every tracked id, oldest first: expiry and
+    /// eviction take from the front instead of scanning the table.
+    by_use: BTreeSet<(Instant, i64)>,
 }
 
 struct ProducerEntry {
@@ -135,7 +137,7 @@ pub(crate) struct SeqBatch<'a> {
 
 impl ProducerTable {
     pub(crate) fn new(expiration: Duration, max_ids: usize) -> ProducerTable {
-        ProducerTable { expiration, max_ids: max_ids.max(1), ids: HashMap::new(), last_sweep: None }
+        ProducerTable { expiration, max_ids: max_ids.max(1), ids: HashMap::new(), by_use: BTreeSet::new() }
     }
 
     /// Checks a batch against its producer's state. A producer id with no
@@ -168,12 +170,12 @@ impl ProducerTable {
 
     /// Records a batch appended at `base_offset`.
     pub(crate) fn record(&mut self, b: &SeqBatch<'_>, base_offset: i64, now: Instant) {
-        if !self.ids.contains_key(&b.producer_id) && self.ids.len() >= self.max_ids {
-            // At the cap: evict the least recently used id (a scan, paid
-            // only when a new id arrives at the cap).
-            if let Some(lru) = self.ids.iter().min_by_key(|(_, e)| e.last_used).map(|(&id, _)| id) {
-                self.ids.remove(&lru);
-            }
+        if !self.ids.contains_key(&b.producer_id)
+            && self.ids.len() >= self.max_ids
+            && let Some((_, lru)) = self.by_use.pop_first()
+        {
+            // At the cap: the least recently used id goes.
+            self.ids.remove(&lru);
         }
         let expiration = self.expiration;
         let entry = self
@@ -183,7 +185,11 @@ impl ProducerTable {
         if now.saturating_duration_since(entry.last_used) >= expiration {
             entry.partitions.clear(); // Expired before this batch: start afresh.
         }
-        entry.last_used = now;
+        self.by_use.remove(&(entry.last_used, b.producer_id));
+        // Never back in time (the callers' clocks are monotonic, but the
+        // order must hold whatever they pass).
+        entry.last_used = entry.last_used.max(now);
+        self.by_use.insert((entry.last_used, b.producer_id));
         let st = entry
             .partitions
             .entry((b.topic.to_owned(), b.partition))
@@ -198,19 +204,19 @@ impl ProducerTable {
         }
     }
 
-    /// Drops expired ids, at most every tenth of the expiration time.
+    /// Drops expired ids, oldest first (one look when none is).
     fn expire(&mut self, now: Instant) {
-        let every = self.expiration / 10;
-        if self.last_sweep.is_some_and(|t| now.saturating_duration_since(t) < every) {
-            return;
+        while let Some(&(used, id)) = self.by_use.first()
+            && now.saturating_duration_since(used) >= self.expiration
+        {
+            self.by_use.pop_first();
+            self.ids.remove(&id);
         }
-        self.last_sweep = Some(now);
-        let expiration = self.expiration;
-        self.ids.retain(|_, e| now.saturating_duration_since(e.last_used) < expiration);
     }
 
     #[cfg(test)]
     fn tracked(&self) -> usize {
+        assert_eq!(self.by_use.len(), self.ids.len(), "every id once in the use order");
         self.ids.len()
     }
 }
