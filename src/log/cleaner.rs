@@ -355,13 +355,17 @@ impl Run {
         let first = &range[self.segments[0]];
         let others: Vec<&Arc<Segment>> = self.segments[1..].iter().map(|&i| &range[i]).collect();
         inner.before_change()?;
+        // Written first: a failure there (a full disk) leaves every handle
+        // as it was, with no mapping pinned beyond the cache's bound.
+        let replacement = first.prepare_replacement(&inner.dir, &self.batches)?;
         // Readers holding the current list keep reading the old files:
         // map them all (held by their handles, not only the cache) before
         // any is replaced or unlinked.
-        for seg in &others {
-            seg.pin_map()?;
+        if let Err(e) = others.iter().try_for_each(|seg| seg.pin_map()) {
+            replacement.discard();
+            return Err(e);
         }
-        let fresh = first.replace_log(&inner.dir, &self.batches)?;
+        let fresh = replacement.commit(&inner.dir)?;
         for seg in &others {
             seg.delete_files()?;
         }

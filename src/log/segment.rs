@@ -753,46 +753,42 @@ impl Segment {
         self.read(self.base_offset, u64::MAX, usize::MAX)
     }
 
-    /// Replaces this sealed segment's log with `batches` (encoded, in offset
-    /// order, within this segment's offsets), crash-safely: the new log is
-    /// written and synced under a temporary name, the old index files are
-    /// removed, then the new log is renamed over the old one (one atomic
-    /// step: a crash leaves one or the other, never both or neither) and
-    /// new index files are written. Returns a fresh handle on the new file;
-    /// this one keeps reading the old file (its mapping is opened first).
-    pub fn replace_log(&self, dir: &Path, batches: &[bytes::Bytes]) -> Result<Arc<Segment>> {
+    /// Writes the replacement of this sealed segment's log, `batches`
+    /// (encoded, in offset order, within this segment's offsets), under a
+    /// temporary name, synced; nothing changes for readers yet. On error
+    /// the temporary file is removed (a full disk must not stay fuller).
+    /// [`Replacement::commit`] puts it in place.
+    pub fn prepare_replacement(&self, dir: &Path, batches: &[bytes::Bytes]) -> Result<Replacement<'_>> {
         use std::io::Write;
-        // This handle keeps reading the old file (its index describes it).
-        self.pin_map()?;
         let tmp = dir.join(format!("{:020}.cleaned{}", self.base_offset, fsutil::TMP_SUFFIX));
-        let mut out = std::io::BufWriter::new(File::create(&tmp).map_err(Error::io("create", &tmp))?);
-        let mut index = SegmentIndex::new(self.base_offset);
-        let mut writer = self.index_config.writer();
-        let mut pos = 0usize;
-        for b in batches {
-            let h = BatchHeader::parse(b).expect("encoded batches have headers");
-            let rel = (h.base_offset - self.base_offset) as u32;
-            if let Some(due) = writer.on_batch(rel, pos as u32, b.len() as u32, h.max_timestamp) {
+        let written = (|| {
+            let mut out = std::io::BufWriter::new(File::create(&tmp).map_err(Error::io("create", &tmp))?);
+            let mut index = SegmentIndex::new(self.base_offset);
+            let mut writer = self.index_config.writer();
+            let mut pos = 0usize;
+            for b in batches {
+                let h = BatchHeader::parse(b).expect("encoded batches have headers");
+                let rel = (h.base_offset - self.base_offset) as u32;
+                if let Some(due) = writer.on_batch(rel, pos as u32, b.len() as u32, h.max_timestamp) {
+                    index.push(due);
+                }
+                out.write_all(b).map_err(Error::io("write", &tmp))?;
+                pos += b.len();
+            }
+            if let Some(due) = writer.finish() {
                 index.push(due);
             }
-            out.write_all(b).map_err(Error::io("write", &tmp))?;
-            pos += b.len();
+            let file = out.into_inner().map_err(|e| Error::io("write", &tmp)(e.into_error()))?;
+            fsutil::sync_file(&file, &tmp)?;
+            Ok((index, writer.max_timestamp()))
+        })();
+        match written {
+            Ok((index, max_timestamp)) => Ok(Replacement { segment: self, tmp, index, max_timestamp }),
+            Err(e) => {
+                let _ = fsutil::remove_if_exists(&tmp);
+                Err(e)
+            }
         }
-        if let Some(due) = writer.finish() {
-            index.push(due);
-        }
-        let file = out.into_inner().map_err(|e| Error::io("write", &tmp)(e.into_error()))?;
-        fsutil::sync_file(&file, &tmp)?;
-        drop(file);
-        self.delete_index_files()?;
-        fsutil::sync_dir(dir)?;
-        std::fs::rename(&tmp, &self.log_path).map_err(Error::io("rename", &self.log_path))?;
-        fsutil::sync_dir(dir)?;
-        self.write_index_files(dir, &index);
-        let fresh = Segment::new(dir, self.base_offset, self.index_config, &self.cache);
-        *fresh.index.write() = Some(index);
-        fresh.max_timestamp.store(writer.max_timestamp(), Ordering::Release);
-        Ok(Arc::new(fresh))
     }
 
     /// Writes both index files, best effort: they are a cache of the log,
@@ -830,6 +826,42 @@ impl Segment {
         let index = fsutil::remove_if_exists(&self.index_path)?;
         let time_index = fsutil::remove_if_exists(&self.time_index_path)?;
         Ok(index || time_index)
+    }
+}
+
+/// A sealed segment's new log, written and synced beside the old one
+/// ([`Segment::prepare_replacement`]).
+pub(crate) struct Replacement<'a> {
+    segment: &'a Segment,
+    tmp: PathBuf,
+    index: SegmentIndex,
+    max_timestamp: i64,
+}
+
+impl Replacement<'_> {
+    /// Removes the new log unused.
+    pub fn discard(self) {
+        let _ = fsutil::remove_if_exists(&self.tmp);
+    }
+
+    /// Puts the new log in place, crash-safely: the old index files are
+    /// removed, then the new log is renamed over the old one (one atomic
+    /// step: a crash leaves one or the other, never both or neither) and
+    /// new index files are written. Returns a fresh handle on the new file;
+    /// the old handle keeps reading the old file (its mapping is pinned
+    /// first).
+    pub fn commit(self, dir: &Path) -> Result<Arc<Segment>> {
+        let seg = self.segment;
+        seg.pin_map()?;
+        seg.delete_index_files()?;
+        fsutil::sync_dir(dir)?;
+        std::fs::rename(&self.tmp, &seg.log_path).map_err(Error::io("rename", &seg.log_path))?;
+        fsutil::sync_dir(dir)?;
+        seg.write_index_files(dir, &self.index);
+        let fresh = Segment::new(dir, seg.base_offset, seg.index_config, &seg.cache);
+        *fresh.index.write() = Some(self.index);
+        fresh.max_timestamp.store(self.max_timestamp, Ordering::Release);
+        Ok(Arc::new(fresh))
     }
 }
 
