@@ -820,7 +820,7 @@ mod provisioning {
                     gbs(TOTAL, prov),
                     gbs(TOTAL, copy),
                     gbs(TOTAL, prov + copy),
-                    raw.as_ptr() as usize % (2 << 20) == 0,
+                    (raw.as_ptr() as usize).is_multiple_of(2 << 20),
                     pmd_mapped()
                 );
                 drop(raw);
