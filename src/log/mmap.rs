@@ -729,3 +729,104 @@ mod tests {
         assert_eq!(w.remaining(), 0);
     }
 }
+/// How fast each way of getting page-cache pages under the writer runs on
+/// this machine (issue 16): `cargo test --release --lib
+/// provision_experiment -- --ignored --nocapture` (`STREAMLOG_BENCH_COLD=1`
+/// skips warming memory). "provision" is the prefaulter's share, "copy"
+/// the writer's (64 KiB copies through the mapping, page faults included),
+/// "both" the two on one thread; `write(2)` of the same bytes in 64 KiB
+/// chunks is the baseline.
+#[cfg(test)]
+mod provisioning {
+    use std::time::Instant;
+
+    use super::*;
+
+    fn warm(bytes: usize) {
+        if std::env::var_os("STREAMLOG_BENCH_COLD").is_some() {
+            return;
+        }
+        let mut v = vec![0u8; bytes];
+        for c in v.chunks_mut(4096) {
+            c[0] = 1;
+        }
+        std::hint::black_box(&v);
+    }
+
+    fn gbs(bytes: usize, t: std::time::Duration) -> f64 {
+        bytes as f64 / t.as_secs_f64() / 1e9
+    }
+
+    fn pmd_mapped() -> String {
+        let s = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap();
+        s.lines()
+            .filter(|l| l.starts_with("FilePmdMapped") || l.starts_with("Shared_Dirty"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    #[ignore = "a measurement"]
+    fn provision_experiment() {
+        const TOTAL: usize = 128 << 20;
+        const CHUNK: usize = 64 << 10;
+        let dir = tempfile::tempdir().unwrap();
+        let src = vec![0xabu8; CHUNK];
+        let zeroes = vec![0u8; 2 << 20];
+        for round in 0..3 {
+            let p = dir.path().join("w");
+            let mut f = File::create(&p).unwrap();
+            warm(512 << 20);
+            let t = Instant::now();
+            for _ in 0..TOTAL / CHUNK {
+                std::io::Write::write_all(&mut f, &src).unwrap();
+            }
+            println!("round {round}: write(2) 64K: {:.2} GB/s", gbs(TOTAL, t.elapsed()));
+            drop(f);
+            std::fs::remove_file(&p).unwrap();
+            for (name, step, zero, populate) in [
+                ("fallocate + MADV_POPULATE_WRITE 2M", 2 << 20, false, true),
+                ("fallocate, writer faults", 2 << 20, false, false),
+                ("zeroes 256K, writer faults", 256 << 10, true, false),
+                ("zeroes 2M, writer faults", 2 << 20, true, false),
+                ("zeroes 256K + MADV_POPULATE_WRITE", 256 << 10, true, true),
+                ("zeroes 2M + MADV_POPULATE_WRITE", 2 << 20, true, true),
+            ] {
+                let p = dir.path().join("m");
+                let f = File::options().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+                let raw = MmapOptions::new().len(TOTAL).map_raw(&f).unwrap();
+                warm(512 << 20);
+                let t = Instant::now();
+                let mut off = 0;
+                while off < TOTAL {
+                    allocate(&f, off as u64, step as u64).unwrap();
+                    if zero {
+                        f.write_all_at(&zeroes[..step], off as u64).unwrap();
+                    }
+                    if populate {
+                        raw.advise_range(Advice::PopulateWrite, off, step).unwrap();
+                    }
+                    off += step;
+                }
+                let prov = t.elapsed();
+                let t = Instant::now();
+                for i in 0..TOTAL / CHUNK {
+                    // SAFETY: inside the mapping and the file (provisioned above).
+                    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), raw.as_mut_ptr().add(i * CHUNK), CHUNK) };
+                }
+                let copy = t.elapsed();
+                println!(
+                    "round {round}: {name}: provision {:.2} GB/s, copy {:.2} GB/s, both {:.2} GB/s; aligned {}; {}",
+                    gbs(TOTAL, prov),
+                    gbs(TOTAL, copy),
+                    gbs(TOTAL, prov + copy),
+                    (raw.as_ptr() as usize).is_multiple_of(2 << 20),
+                    pmd_mapped()
+                );
+                drop(raw);
+                drop(f);
+                std::fs::remove_file(&p).unwrap();
+            }
+        }
+    }
+}

@@ -1728,6 +1728,26 @@ mod breakdown {
         }
     }
 
+    /// Sizing and encoding only, for callgrind: `STREAMLOG_SHAPE`, `STREAMLOG_CALLS`.
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn encode_loop() {
+        let shape = std::env::var("STREAMLOG_SHAPE").unwrap_or_else(|_| "1000x100".into());
+        let (n, value_len) = shape.split_once('x').unwrap();
+        let (n, value_len): (usize, usize) = (n.parse().unwrap(), value_len.parse().unwrap());
+        let calls: usize = std::env::var("STREAMLOG_CALLS").map_or(100, |c| c.parse().unwrap());
+        let value = bytes::Bytes::from(vec![0xabu8; value_len]);
+        let records: Vec<Record> =
+            (0..n).map(|i| Record::new(value.clone()).with_timestamp(1_700_000_000_000 + i as i64)).collect();
+        let len = format::plan_batch(&records, 0, false).unwrap().len;
+        let mut buf = vec![0u8; len];
+        for i in 0..calls {
+            let plan = format::plan_batch(std::hint::black_box(&records), 0, false).unwrap();
+            format::encode_batch(&mut buf, &plan, i as u64, &records, 0, false);
+        }
+        std::hint::black_box(&buf);
+    }
+
     #[test]
     #[ignore = "a measurement, not a test"]
     fn append_breakdown() {
