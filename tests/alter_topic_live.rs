@@ -17,7 +17,7 @@ fn open(dir: &std::path::Path) -> Broker {
 fn send(b: &Broker, topic: &str, n: usize) {
     let p = b.producer();
     for _ in 0..n {
-        p.send(ProducerRecord::new(topic, vec![7u8; 100]).partition(0)).unwrap();
+        p.send(ProducerRecord::new(topic.to_owned(), vec![7u8; 100]).partition(0)).unwrap();
     }
 }
 

@@ -19,7 +19,7 @@ fn a_topic_with_the_longest_legal_name_is_deleted_for_good() {
     let name = "n".repeat(MAX_TOPIC_NAME_LEN);
     let b = Broker::open(dir.path(), opts()).unwrap();
     b.create_topic(&name, TopicConfig::with_partitions(2)).unwrap();
-    b.producer().send(ProducerRecord::new(name.as_str(), "v")).unwrap();
+    b.producer().send(ProducerRecord::new(name.clone(), "v")).unwrap();
     b.delete_topic(&name).unwrap();
     assert!(b.topics().is_empty());
     b.close().unwrap();

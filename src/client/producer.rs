@@ -1,6 +1,7 @@
 //! Producing: records addressed to a topic, placed on a partition the way
 //! Kafka's Java client places them.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -47,8 +48,9 @@ impl ProducerConfig {
 /// A record addressed to a topic (and optionally a partition).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerRecord {
-    /// The topic it goes to.
-    pub topic: String,
+    /// The topic it goes to: a literal (`&'static str`) is kept as it is,
+    /// without an allocation per record; a `String` is moved in.
+    pub topic: Cow<'static, str>,
     /// Explicit partition; otherwise the partitioner's choice (the default
     /// partitioner hashes the key, if any).
     pub partition: Option<u32>,
@@ -65,12 +67,12 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A record with a value, no key, no headers, the time of the send as timestamp.
-    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> ProducerRecord {
+    pub fn new(topic: impl Into<Cow<'static, str>>, value: impl Into<Bytes>) -> ProducerRecord {
         ProducerRecord { topic: topic.into(), value: Some(value.into()), ..ProducerRecord::default() }
     }
 
     /// A record with a key and no value (deletes the key when compacted).
-    pub fn tombstone(topic: impl Into<String>, key: impl Into<Bytes>) -> ProducerRecord {
+    pub fn tombstone(topic: impl Into<Cow<'static, str>>, key: impl Into<Bytes>) -> ProducerRecord {
         ProducerRecord { topic: topic.into(), key: Some(key.into()), ..ProducerRecord::default() }
     }
 
@@ -384,6 +386,7 @@ impl Producer {
     }
 
     /// The explicit partition, else the partitioner's choice.
+    #[inline]
     fn choose(&self, topic: &crate::Topic, count: u32, record: &ProducerRecord) -> Result<u32> {
         let partition = match record.partition {
             Some(p) => p,
@@ -393,5 +396,23 @@ impl Producer {
             return Err(Error::UnknownPartition { topic: topic.name().to_owned(), partition, count });
         }
         Ok(partition)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::ProducerRecord;
+
+    #[test]
+    fn a_literal_topic_is_not_copied() {
+        // A send of a literal topic allocates nothing for its name.
+        assert!(matches!(ProducerRecord::new("orders", "v").topic, Cow::Borrowed("orders")));
+        assert!(matches!(ProducerRecord::tombstone("orders", "k").topic, Cow::Borrowed("orders")));
+        let owned = String::from("orders");
+        let ptr = owned.as_ptr();
+        let r = ProducerRecord::new(owned, "v");
+        assert!(matches!(&r.topic, Cow::Owned(s) if s.as_ptr() == ptr), "a String is moved in, not copied");
     }
 }

@@ -242,7 +242,7 @@ impl<K, V, KC: Codec<K>, VC: Codec<V>> TypedProducer<K, V, KC, VC> {
             move |e: CodecError| Error::Encode { topic, part, reason: e.to_string() }
         };
         Ok(ProducerRecord {
-            topic: self.topic.clone(),
+            topic: self.topic.clone().into(),
             key: key.map(|k| self.key_codec.encode(k)).transpose().map_err(encode_err("key"))?,
             value: value.map(|v| self.value_codec.encode(v)).transpose().map_err(encode_err("value"))?,
             ..ProducerRecord::default()

@@ -86,9 +86,9 @@ fn produce(producer: &Producer, topic: &str, args: &PerfArgs) -> Res<(Duration, 
         let n = (args.num_records - sent).min(args.batch as u64);
         let t = Instant::now();
         if n == 1 {
-            producer.send(ProducerRecord::new(topic, value.clone()))?;
+            producer.send(ProducerRecord::new(topic.to_owned(), value.clone()))?;
         } else {
-            producer.send_batch((0..n).map(|_| ProducerRecord::new(topic, value.clone())).collect())?;
+            producer.send_batch((0..n).map(|_| ProducerRecord::new(topic.to_owned(), value.clone())).collect())?;
         }
         latencies.push(t.elapsed());
         sent += n;
