@@ -405,14 +405,12 @@ impl BatchingProducer {
     /// [`DeliveryFuture::wait`]) tells where the record landed; dropping it
     /// does not cancel the send.
     pub fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
-        let mut record = Some(record);
-        self.enqueue(&mut record, Full::Block).map(|d| d.expect("a blocking send enqueues"))
+        self.enqueue(record, Full::Block).map(|d| d.unwrap_or_else(|_| unreachable!("a blocking send enqueues")))
     }
 
     /// Buffers `record`, or fails at once with [`Error::QueueFull`].
     pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
-        let mut record = Some(record);
-        self.enqueue(&mut record, Full::Fail).map(|d| d.expect("a failing send enqueues"))
+        self.enqueue(record, Full::Fail).map(|d| d.unwrap_or_else(|_| unreachable!("a failing send enqueues")))
     }
 
     /// Buffers `record`, awaiting room if the buffer is full (without
@@ -421,7 +419,11 @@ impl BatchingProducer {
         Enqueue { producer: self, record: Some(record) }
     }
 
-    fn enqueue(&self, record: &mut Option<ProducerRecord>, full: Full<'_>) -> Result<Option<DeliveryFuture>> {
+    /// Buffers `record`; gives it back (`Ok(Err(record))`) when the buffer
+    /// is full and `full` registered the waker. Takes the record by value:
+    /// a send moves it once, not through an `Option`.
+    #[inline]
+    fn enqueue(&self, record: ProducerRecord, full: Full<'_>) -> Result<Result<DeliveryFuture, ProducerRecord>> {
         let shared = &*self.handle.shared;
         let max = shared.config.max_queued;
         let mut buf = self.local.buf.lock();
@@ -455,7 +457,7 @@ impl BatchingProducer {
                                 if !room.wakers.iter().any(|w| w.will_wake(waker)) {
                                     room.wakers.push(waker.clone());
                                 }
-                                return Ok(None);
+                                return Ok(Err(record));
                             }
                             got => buf.credits = got,
                         }
@@ -464,7 +466,7 @@ impl BatchingProducer {
             }
         }
         let LocalBuf { batches, topic: slot, spare, .. } = &mut *buf;
-        let (partition, rec) = match self.producer.place_in(slot, record.take().expect("a record to send")) {
+        let (partition, rec) = match self.producer.place_in(slot, record) {
             Ok(placed) => placed,
             Err(e) => {
                 // Room reserved by a clone that buffers nothing goes back.
@@ -515,7 +517,7 @@ impl BatchingProducer {
         if kick {
             shared.kick();
         }
-        Ok(Some(DeliveryFuture { delivery, index, timestamp }))
+        Ok(Ok(DeliveryFuture { delivery, index, timestamp }))
     }
 
     /// Waits until every record sent (by any clone) before this call is
@@ -677,12 +679,15 @@ impl Future for Enqueue<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if this.record.is_none() {
+        let Some(record) = this.record.take() else {
             return Poll::Ready(Err(Error::InvalidConfig("Enqueue polled after it resolved".into())));
-        }
-        match this.producer.enqueue(&mut this.record, Full::Register(cx.waker())) {
-            Ok(Some(d)) => Poll::Ready(Ok(d)),
-            Ok(None) => Poll::Pending,
+        };
+        match this.producer.enqueue(record, Full::Register(cx.waker())) {
+            Ok(Ok(d)) => Poll::Ready(Ok(d)),
+            Ok(Err(record)) => {
+                this.record = Some(record);
+                Poll::Pending
+            }
             Err(e) => Poll::Ready(Err(e)),
         }
     }

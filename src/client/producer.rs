@@ -295,6 +295,7 @@ impl Producer {
     /// and the record to append there, stamped with the time if it has
     /// none. `slot` is a cache the caller owns, refreshed here when stale:
     /// no lock is taken and no reference count touched while it is fresh.
+    #[inline]
     pub(super) fn place_in(
         &self,
         slot: &mut Option<Arc<CachedTopic>>,
