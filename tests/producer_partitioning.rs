@@ -142,3 +142,57 @@ fn a_producer_notices_topic_changes() {
     b.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
     assert_eq!(p.send(ProducerRecord::new("t", "e")).unwrap().offset, 0, "the new topic, not the deleted one");
 }
+
+/// A partitioner that sends (an audit record to another topic) through the
+/// producer that asked it: the send in progress holds the producer's topic
+/// cache, and the nested send of a topic not cached yet must not wait for it.
+#[derive(Debug, Default)]
+struct Auditing(std::sync::OnceLock<streamlog::Producer>);
+
+impl Partitioner for Auditing {
+    fn partition(&self, topic: &str, _key: Option<&[u8]>, _value: Option<&[u8]>, _count: u32) -> u32 {
+        if topic == "t" {
+            self.0.get().unwrap().send(ProducerRecord::new("audit", "chose 0")).unwrap();
+        }
+        0
+    }
+}
+
+#[test]
+fn a_partitioner_may_send_through_its_producer() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+    b.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
+    b.create_topic("audit", TopicConfig::with_partitions(2)).unwrap();
+    let auditing = Arc::new(Auditing::default());
+    let p = b.producer_with(ProducerConfig::default().partitioner(auditing.clone()));
+    auditing.0.set(p.clone()).unwrap();
+    for i in 0..3 {
+        assert_eq!(p.send(ProducerRecord::new("t", "v")).unwrap().offset, i);
+    }
+    assert_eq!(b.topic("audit").unwrap().partition(0).unwrap().high_watermark(), 3);
+}
+
+#[test]
+fn one_producer_shared_by_threads_sends_to_many_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+    let topics: Vec<String> = (0..12).map(|i| format!("t{i}")).collect();
+    for t in &topics {
+        b.create_topic(t, TopicConfig::with_partitions(1)).unwrap();
+    }
+    let p = b.producer();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for i in 0..600 {
+                    // More topics than the producer keeps looked up, in turn.
+                    p.send(ProducerRecord::new(topics[i % topics.len()].clone(), "v")).unwrap();
+                }
+            });
+        }
+    });
+    for t in &topics {
+        assert_eq!(b.topic(t).unwrap().partition(0).unwrap().high_watermark(), 200, "{t}");
+    }
+}

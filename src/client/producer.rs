@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 
 use crate::broker::BrokerState;
 use crate::client::partitioner::{DefaultPartitioner, NoKeyStrategy, Partitioner};
@@ -178,6 +178,13 @@ impl Future for SendFuture {
     }
 }
 
+/// Topics a [`Producer`] clone keeps looked up (a service sending to a few
+/// topics from one shared producer does not look them up per send).
+const CACHED_TOPICS: usize = 8;
+
+/// How long a lookup waits for sends in flight to refresh the cache.
+const CACHE_REFRESH_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Records of one `send_batch` bound for one partition.
 struct Group {
     topic: Arc<CachedTopic>,
@@ -194,9 +201,12 @@ struct Group {
 pub struct Producer {
     broker: Arc<BrokerState>,
     partitioner: Arc<dyn Partitioner>,
-    /// The last topic this clone sent to. Each clone has its own (a clone
-    /// per thread shares no cache line with the others on the send path).
-    cache: Mutex<Option<Arc<CachedTopic>>>,
+    /// The topics this clone sent to lately (at most [`CACHED_TOPICS`]).
+    /// Each clone has its own (a clone per thread shares no cache line with
+    /// the others on the send path). A send holds a read lock on it for
+    /// its append instead of cloning the entry's `Arc`: one reference count
+    /// less to move up and down per send.
+    cache: RwLock<Vec<Arc<CachedTopic>>>,
 }
 
 /// A topic lookup, valid while the broker's topics epoch is unchanged.
@@ -213,7 +223,7 @@ impl Clone for Producer {
         Producer {
             broker: Arc::clone(&self.broker),
             partitioner: Arc::clone(&self.partitioner),
-            cache: Mutex::new(None),
+            cache: RwLock::new(Vec::new()),
         }
     }
 }
@@ -226,7 +236,7 @@ impl fmt::Debug for Producer {
 
 impl Producer {
     pub(crate) fn new(broker: Arc<BrokerState>, config: ProducerConfig) -> Producer {
-        Producer { broker, partitioner: config.partitioner, cache: Mutex::new(None) }
+        Producer { broker, partitioner: config.partitioner, cache: RwLock::new(Vec::new()) }
     }
 
     /// Appends one record and returns where it landed. The record is
@@ -256,7 +266,24 @@ impl Producer {
     /// # Ok::<_, Box<dyn std::error::Error>>(())
     /// ```
     pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
-        let cached = self.lookup(&record.topic)?;
+        self.broker.check_open()?;
+        let epoch = self.broker.topics_epoch();
+        // Recursive: a partitioner that sends through this producer while
+        // a writer waits must not deadlock.
+        let cache = self.cache.read_recursive();
+        match cache.iter().find(|c| c.epoch == epoch && *c.name == *record.topic) {
+            Some(cached) => self.append_to(cached, record),
+            None => {
+                drop(cache);
+                let cached = self.lookup(&record.topic)?;
+                self.append_to(&cached, record)
+            }
+        }
+    }
+
+    /// The append of [`Producer::send`], to a topic looked up.
+    #[inline]
+    fn append_to(&self, cached: &CachedTopic, record: ProducerRecord) -> Result<RecordMetadata> {
         let partition = self.choose(&cached.topic, cached.partitions.len() as u32, &record)?;
         let log = &cached.partitions[partition as usize];
         let timestamp = record.timestamp.unwrap_or_else(|| self.broker.now_ms());
@@ -320,14 +347,24 @@ impl Producer {
         // Loaded before the lookup: a change racing with it bumps the epoch
         // again, so a stale entry is never taken for current.
         let epoch = self.broker.topics_epoch();
-        let mut cache = self.cache.lock();
-        if let Some(c) = cache.as_ref().filter(|c| c.epoch == epoch && &*c.name == name) {
+        if let Some(c) = self.cache.read_recursive().iter().find(|c| c.epoch == epoch && &*c.name == name) {
             return Ok(Arc::clone(c));
         }
         let topic = self.broker.topic_for_produce(name)?;
         let fresh =
             Arc::new(CachedTopic { epoch, name: Arc::from(name), partitions: topic.partitions_snapshot(), topic });
-        *cache = Some(Arc::clone(&fresh));
+        // Sends of other threads through this clone hold read locks for
+        // their appends (a `Sync` one waits for the disk): wait for them a
+        // little, else send without caching this time. Never blocks for
+        // good, even under a read lock of this thread (a partitioner that
+        // sends).
+        if let Some(mut cache) = self.cache.try_write_for(CACHE_REFRESH_WAIT) {
+            cache.retain(|c| c.epoch >= epoch && *c.name != *name);
+            if cache.len() >= CACHED_TOPICS {
+                cache.remove(0);
+            }
+            cache.push(Arc::clone(&fresh));
+        }
         Ok(fresh)
     }
 
