@@ -1,7 +1,7 @@
 //! Producer benchmarks:
 //! - `send/100B`: `Producer::send` of one 100 B record per call next to
 //!   `Partition::append` of the same record to the same partition (the
-//!   Kafka-style path against the partition path).
+//!   Kafka-style path against the partition path), memory warmed first.
 //! - `threads/100B`: `Producer::send` from 1 and 2 threads, each thread to
 //!   its own partition (and the same through `Partition::append`).
 //! - `produce/keyed_100B`: keyed 100 B records from 1, 2 and 4 threads into
@@ -89,9 +89,21 @@ fn broker(dir: &std::path::Path, partitions: u32) -> Broker {
     broker
 }
 
+/// Touches memory so that the segment mappings do not feel the host's
+/// first-touch cost (see DESIGN.md, "Measuring on this machine"): without
+/// it page faults dominate both paths and hide their difference.
+fn warm_memory() {
+    let mut v = vec![0u8; 1 << 30];
+    for i in (0..v.len()).step_by(4096) {
+        v[i] = 1;
+    }
+    black_box(&v);
+}
+
 /// One 100 B record per call: the Kafka-style path against the partition
 /// path, into the same kind of partition.
 fn send(c: &mut Criterion) {
+    warm_memory();
     let mut g = c.benchmark_group("send");
     g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
     g.throughput(Throughput::Elements(1));
