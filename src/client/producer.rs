@@ -67,6 +67,8 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A record with a value, no key, no headers, the time of the send as timestamp.
+    /// `topic` is a literal (kept as it is, no allocation) or a `String`; a
+    /// borrowed name that is not `'static` goes in as `name.to_owned()`.
     pub fn new(topic: impl Into<Cow<'static, str>>, value: impl Into<Bytes>) -> ProducerRecord {
         ProducerRecord { topic: topic.into(), value: Some(value.into()), ..ProducerRecord::default() }
     }
