@@ -2,9 +2,16 @@
 //! creating a file durably (create + directory sync) costs in the same run:
 //! a roll should cost the appender no more than creating the next file.
 //!
+//! Each durability runs twice: appending flat out, and paced (a pause
+//! after each append, so the disk keeps up with the syncs of the rolled
+//! segments). Flat out on a disk slower than the appender, a roll waits
+//! for the previous segment's sync to finish (at most one is in flight per
+//! partition): that wait is the disk's back-pressure, not the roll's cost.
+//!
 //! `cargo bench -p streamlog-bench --bench roll` (plain output, no
 //! criterion). `STREAMLOG_BENCH_SEGMENT_MIB` sets the segment size
-//! (default 256), `STREAMLOG_BENCH_ROLLS` the number of rolls (default 6).
+//! (default 256), `STREAMLOG_BENCH_ROLLS` the number of rolls (default 6),
+//! `STREAMLOG_BENCH_PACE_US` the pause of the paced runs (default 100).
 
 use std::fs::File;
 use std::time::{Duration, Instant};
@@ -30,7 +37,14 @@ fn main() {
     let value = Bytes::from(vec![0xab; 1024]);
     let batch: Vec<Record> =
         (0..64).map(|i| Record::new(value.clone()).with_timestamp(1_700_000_000_000 + i)).collect();
-    for (name, durability) in [("os", Durability::Os), ("interval_1s", Durability::Interval(Duration::from_secs(1)))] {
+    let pace = Duration::from_micros(env_or("STREAMLOG_BENCH_PACE_US", 100) as u64);
+    let runs = [
+        ("os", Durability::Os, Duration::ZERO),
+        ("interval_1s", Durability::Interval(Duration::from_secs(1)), Duration::ZERO),
+        ("os_paced", Durability::Os, pace),
+        ("interval_1s_paced", Durability::Interval(Duration::from_secs(1)), pace),
+    ];
+    for (name, durability, pause) in runs {
         let dir = tempfile::tempdir().unwrap();
         let opts = PartitionOptions::default().segment_bytes((segment_mib << 20) as u32).durability(durability);
         let p = Partition::open(dir.path(), opts).unwrap();
@@ -42,6 +56,7 @@ fn main() {
             let t = start.elapsed();
             if p.segment_count() == segments {
                 other.push(t);
+                std::thread::sleep(pause);
                 continue;
             }
             rolling.push(t);
