@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use parking_lot::RwLock;
+use parking_lot::Mutex;
 
 use crate::broker::BrokerState;
 use crate::client::partitioner::{DefaultPartitioner, NoKeyStrategy, Partitioner};
@@ -184,9 +184,6 @@ impl Future for SendFuture {
 /// topics from one shared producer does not look them up per send).
 const CACHED_TOPICS: usize = 8;
 
-/// How long a lookup waits for sends in flight to refresh the cache.
-const CACHE_REFRESH_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
-
 /// Records of one `send_batch` bound for one partition.
 struct Group {
     topic: Arc<CachedTopic>,
@@ -205,10 +202,8 @@ pub struct Producer {
     partitioner: Arc<dyn Partitioner>,
     /// The topics this clone sent to lately (at most [`CACHED_TOPICS`]).
     /// Each clone has its own (a clone per thread shares no cache line with
-    /// the others on the send path). A send holds a read lock on it for
-    /// its append instead of cloning the entry's `Arc`: one reference count
-    /// less to move up and down per send.
-    cache: RwLock<Vec<Arc<CachedTopic>>>,
+    /// the others on the send path).
+    cache: Mutex<Vec<Arc<CachedTopic>>>,
 }
 
 /// A topic lookup, valid while the broker's topics epoch is unchanged.
@@ -225,7 +220,7 @@ impl Clone for Producer {
         Producer {
             broker: Arc::clone(&self.broker),
             partitioner: Arc::clone(&self.partitioner),
-            cache: RwLock::new(Vec::new()),
+            cache: Mutex::new(Vec::new()),
         }
     }
 }
@@ -238,7 +233,7 @@ impl fmt::Debug for Producer {
 
 impl Producer {
     pub(crate) fn new(broker: Arc<BrokerState>, config: ProducerConfig) -> Producer {
-        Producer { broker, partitioner: config.partitioner, cache: RwLock::new(Vec::new()) }
+        Producer { broker, partitioner: config.partitioner, cache: Mutex::new(Vec::new()) }
     }
 
     /// Appends one record and returns where it landed. The record is
@@ -268,19 +263,8 @@ impl Producer {
     /// # Ok::<_, Box<dyn std::error::Error>>(())
     /// ```
     pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
-        self.broker.check_open()?;
-        let epoch = self.broker.topics_epoch();
-        // Recursive: a partitioner that sends through this producer while
-        // a writer waits must not deadlock.
-        let cache = self.cache.read_recursive();
-        match cache.iter().find(|c| c.epoch == epoch && *c.name == *record.topic) {
-            Some(cached) => self.append_to(cached, record),
-            None => {
-                drop(cache);
-                let cached = self.lookup(&record.topic)?;
-                self.append_to(&cached, record)
-            }
-        }
+        let cached = self.lookup(&record.topic)?;
+        self.append_to(&cached, record)
     }
 
     /// The append of [`Producer::send`], to a topic looked up.
@@ -349,24 +333,21 @@ impl Producer {
         // Loaded before the lookup: a change racing with it bumps the epoch
         // again, so a stale entry is never taken for current.
         let epoch = self.broker.topics_epoch();
-        if let Some(c) = self.cache.read_recursive().iter().find(|c| c.epoch == epoch && &*c.name == name) {
+        // The lock is held only to look and to clone: never across an
+        // append (a `Sync` one waits for the disk) or a partitioner (which
+        // may send through this producer).
+        if let Some(c) = self.cache.lock().iter().find(|c| c.epoch == epoch && &*c.name == name) {
             return Ok(Arc::clone(c));
         }
         let topic = self.broker.topic_for_produce(name)?;
         let fresh =
             Arc::new(CachedTopic { epoch, name: Arc::from(name), partitions: topic.partitions_snapshot(), topic });
-        // Sends of other threads through this clone hold read locks for
-        // their appends (a `Sync` one waits for the disk): wait for them a
-        // little, else send without caching this time. Never blocks for
-        // good, even under a read lock of this thread (a partitioner that
-        // sends).
-        if let Some(mut cache) = self.cache.try_write_for(CACHE_REFRESH_WAIT) {
-            cache.retain(|c| c.epoch >= epoch && *c.name != *name);
-            if cache.len() >= CACHED_TOPICS {
-                cache.remove(0);
-            }
-            cache.push(Arc::clone(&fresh));
+        let mut cache = self.cache.lock();
+        cache.retain(|c| c.epoch >= epoch && *c.name != *name);
+        if cache.len() >= CACHED_TOPICS {
+            cache.remove(0);
         }
+        cache.push(Arc::clone(&fresh));
         Ok(fresh)
     }
 

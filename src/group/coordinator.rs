@@ -231,13 +231,10 @@ impl Coordinator {
     pub fn forget_idle_groups(&self, now_ms: i64) -> usize {
         let mut groups = self.groups.lock();
         let before = groups.len();
+        // Only looks (no rebalance computed under the registry's lock):
+        // a group goes when nobody holds it and every member has expired.
         groups.retain(|_, g| {
-            if Arc::strong_count(g) > 1 {
-                return true;
-            }
-            let mut st = g.state.lock();
-            Group::tick(&mut st, self, now_ms);
-            !st.members.is_empty()
+            Arc::strong_count(g) > 1 || g.state.lock().members.values().any(|m| now_ms <= m.expires_at())
         });
         before - groups.len()
     }

@@ -361,10 +361,8 @@ impl Run {
         // Readers holding the current list keep reading the old files:
         // map them all (held by their handles, not only the cache) before
         // any is replaced or unlinked.
-        if let Err(e) = others.iter().try_for_each(|seg| seg.pin_map()) {
-            replacement.discard();
-            return Err(e);
-        }
+        // (A failure drops the replacement, which removes its file.)
+        std::iter::once(first).chain(others.iter().copied()).try_for_each(|seg| seg.pin_map())?;
         let fresh = replacement.commit(&inner.dir)?;
         for seg in &others {
             seg.delete_files()?;

@@ -120,6 +120,8 @@ pub(super) struct Inner {
     /// The directory entry of the first segment is not synced yet (a
     /// partition created by a broker, which defers that to the first sync).
     dir_unsynced: AtomicBool,
+    /// Held while the directory is synced for `dir_unsynced`.
+    dir_sync: Mutex<()>,
     /// Rolled segments handed to the sealer: how many were handed over and
     /// how many are synced (or failed, poisoning the partition). At most one
     /// is in flight: recovery looks one segment back for an unsealed one.
@@ -370,6 +372,7 @@ impl Partition {
             own_marker: own_prefaulter.is_some(),
             dirty: AtomicBool::new(!opened_clean),
             dir_unsynced: AtomicBool::new(create),
+            dir_sync: Mutex::new(()),
             seals: Mutex::new(SealCounts::default()),
             seal_done: Condvar::new(),
             opts,
@@ -562,9 +565,10 @@ impl Partition {
         self.read_records(offset, max_bytes, usize::MAX)
     }
 
-    /// [`Partition::read`], stopping once the batches hold `max_records`
-    /// records from `offset` on (a consumer's `max_poll_records`: the
-    /// batches past it would be checked and then dropped).
+    /// [`Partition::read`], stopping once the batches span `max_records`
+    /// offsets from `offset` on (a consumer's `max_poll_records`: the
+    /// batches past it would be checked and then dropped; compacted
+    /// batches count their removed records too, so they may hold fewer).
     pub(crate) fn read_records(&self, offset: u64, max_bytes: usize, max_records: usize) -> Result<Vec<Batch>> {
         let inner = &*self.inner;
         if inner.closed.load(Ordering::Acquire) {
@@ -968,7 +972,10 @@ impl Inner {
         // without index files for one whose sync may not have reached the
         // disk, so index files left by a clean close (now stale) must be
         // gone, durably, before the next segment exists.
-        let sync_dir = sealer.is_none() || w.active.segment.delete_index_files()?;
+        if sealer.is_some() && w.active.segment.delete_index_files()? {
+            fsutil::sync_dir(&self.dir)?;
+        }
+        let sync_dir = sealer.is_none();
         let active = Segment::create(&self.dir, next_offset, &config, sync_dir)?;
         // A `sync_to` running now covers only offsets below the new segment.
         self.dir_unsynced.store(!sync_dir, Ordering::Release);
@@ -1036,6 +1043,10 @@ impl Inner {
     /// was last synced. (The flag is cleared before the sync: a segment
     /// created meanwhile sets it again.)
     fn sync_dir_if_needed(&self) -> Result<()> {
+        // Serialised: a caller that finds another's sync in flight (the
+        // flag already cleared) waits for it rather than returning as if
+        // the entries were on disk (a clean close racing a flush).
+        let _one_at_a_time = self.dir_sync.lock();
         if !self.dir_unsynced.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
@@ -1172,8 +1183,6 @@ fn start_flusher(inner: Arc<Inner>, every: Duration) -> Result<Periodic> {
     )
 }
 
-/// Test hooks: code run by a roll of a given partition directory right
-/// after the new segment is listed, to widen races on purpose.
 /// Counts a background seal finished however its job ends: one that
 /// panicked poisons the partition instead of leaving the next roll, flush
 /// or close waiting for it for ever.
@@ -1192,6 +1201,8 @@ impl Drop for SealDone {
     }
 }
 
+/// Test hooks: code run by a roll of a given partition directory right
+/// after the new segment is listed, to widen races on purpose.
 #[cfg(test)]
 pub(super) mod roll_hooks {
     use super::*;

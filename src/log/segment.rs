@@ -633,8 +633,9 @@ impl Segment {
         self.read_records(offset, end_offset, max_bytes, usize::MAX)
     }
 
-    /// [`Segment::read`], ending the run once it holds `max_records`
-    /// records from `offset` on.
+    /// [`Segment::read`], ending the run once it spans `max_records`
+    /// offsets from `offset` on (records, but for compacted batches, whose
+    /// removed records still count: such a run may hold fewer).
     pub fn read_records(
         &self,
         offset: u64,
@@ -783,7 +784,7 @@ impl Segment {
             Ok((index, writer.max_timestamp()))
         })();
         match written {
-            Ok((index, max_timestamp)) => Ok(Replacement { segment: self, tmp, index, max_timestamp }),
+            Ok((index, max_timestamp)) => Ok(Replacement { segment: self, tmp, index: Some(index), max_timestamp }),
             Err(e) => {
                 let _ = fsutil::remove_if_exists(&tmp);
                 Err(e)
@@ -831,35 +832,42 @@ impl Segment {
 
 /// A sealed segment's new log, written and synced beside the old one
 /// ([`Segment::prepare_replacement`]).
+/// Dropped without a commit (or with one that failed before the rename),
+/// it removes the new log.
 pub(crate) struct Replacement<'a> {
     segment: &'a Segment,
     tmp: PathBuf,
-    index: SegmentIndex,
+    /// `None` once the new log is in place.
+    index: Option<SegmentIndex>,
     max_timestamp: i64,
 }
 
-impl Replacement<'_> {
-    /// Removes the new log unused.
-    pub fn discard(self) {
-        let _ = fsutil::remove_if_exists(&self.tmp);
+impl Drop for Replacement<'_> {
+    fn drop(&mut self) {
+        if self.index.is_some() {
+            let _ = fsutil::remove_if_exists(&self.tmp);
+        }
     }
+}
 
+impl Replacement<'_> {
     /// Puts the new log in place, crash-safely: the old index files are
     /// removed, then the new log is renamed over the old one (one atomic
     /// step: a crash leaves one or the other, never both or neither) and
     /// new index files are written. Returns a fresh handle on the new file;
     /// the old handle keeps reading the old file (its mapping is pinned
     /// first).
-    pub fn commit(self, dir: &Path) -> Result<Arc<Segment>> {
+    pub fn commit(mut self, dir: &Path) -> Result<Arc<Segment>> {
         let seg = self.segment;
         seg.pin_map()?;
         seg.delete_index_files()?;
         fsutil::sync_dir(dir)?;
         std::fs::rename(&self.tmp, &seg.log_path).map_err(Error::io("rename", &seg.log_path))?;
+        let index = self.index.take().expect("taken only here");
         fsutil::sync_dir(dir)?;
-        seg.write_index_files(dir, &self.index);
+        seg.write_index_files(dir, &index);
         let fresh = Segment::new(dir, seg.base_offset, seg.index_config, &seg.cache);
-        *fresh.index.write() = Some(self.index);
+        *fresh.index.write() = Some(index);
         fresh.max_timestamp.store(self.max_timestamp, Ordering::Release);
         Ok(Arc::new(fresh))
     }

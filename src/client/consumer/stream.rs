@@ -87,21 +87,27 @@ impl Consumer {
         // Before the step's reset: a wake-up after it reaches this task.
         self.waiter.set_waker(cx.waker());
         self.unregister_async(st);
-        if !st.entered {
+        let first_step = !st.entered;
+        if first_step {
             if let Err(e) = self.check_open() {
                 return Poll::Ready(Err(e));
             }
             st.entered = true;
         }
-        // Alive for `max_poll_interval` from each step, not for as long as
-        // the future exists: one that its task never polls again (stuck on
-        // something else while holding it) lets the member expire, as a
-        // blocking consumer that stops calling `poll` does. A waiting
-        // future is woken in time to renew (`group_deadline`).
+        // Alive for `max_poll_interval` from its last renewal, not for as
+        // long as the future exists: one that its task never polls again
+        // (stuck on something else while holding it) lets the member
+        // expire, as a blocking consumer that stops calling `poll` does. A
+        // waiting future is woken in time to renew (`group_deadline`); a
+        // step renews once a quarter of the interval has passed (not on
+        // every wake-up: that takes the group's lock).
         if let Some(m) = &self.membership {
             let now = self.broker.now_ms();
-            self.poll_until_ms = now;
-            m.group.enter_poll(self.broker.coordinator(), &m.member_id, now, now);
+            let quarter = super::millis(self.config.max_poll_interval) / 4;
+            if first_step || now.saturating_sub(self.poll_until_ms) >= quarter {
+                self.poll_until_ms = now;
+                m.group.enter_poll(self.broker.coordinator(), &m.member_id, now, now);
+            }
         }
         // Every step auto-commits when the interval is up: a woken wait is
         // the only chance a consumer driven by async has to.
