@@ -16,6 +16,7 @@ use crate::log::index::{self, IndexWriter, SegmentIndex};
 use crate::log::mapcache::{self, MapCache};
 use crate::log::mmap::{MapWriter, MappedFile, Prefaulter};
 use crate::log::record::Batch;
+use crate::log::stats::OwnLine;
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
 const INDEX_SUFFIX: &str = ".index";
@@ -229,8 +230,10 @@ pub(crate) struct Segment {
     /// consumer following the log) starts at it instead of walking, and
     /// checking, the batches from the index entry before it. The bytes of
     /// a segment below its committed length never change, so a remembered
-    /// position stays right for the handle's life.
-    read_end: AtomicU64,
+    /// position stays right for the handle's life. On a cache line of its
+    /// own: readers store it, and the writer stores `max_timestamp` on
+    /// every append.
+    read_end: OwnLine,
 }
 
 impl std::fmt::Debug for Segment {
@@ -266,7 +269,7 @@ impl Segment {
             index: RwLock::new(None),
             index_config,
             max_timestamp: AtomicI64::new(i64::MIN),
-            read_end: AtomicU64::new(u64::MAX),
+            read_end: OwnLine(AtomicU64::new(u64::MAX)),
         }
     }
 
@@ -695,14 +698,14 @@ impl Segment {
     /// The position to start a read at `offset` from, if the last read
     /// ended exactly there.
     pub(crate) fn read_end_at(&self, offset: u64) -> Option<usize> {
-        let packed = self.read_end.load(Ordering::Relaxed);
+        let packed = self.read_end.0.load(Ordering::Relaxed);
         let rel = offset.checked_sub(self.base_offset)?;
         (packed != u64::MAX && packed >> 32 == rel).then_some((packed & u64::from(u32::MAX)) as usize)
     }
 
     fn remember_read_end(&self, next_offset: u64, pos: usize) {
         if let (Ok(rel), Ok(pos)) = (u32::try_from(next_offset - self.base_offset), u32::try_from(pos)) {
-            self.read_end.store(u64::from(rel) << 32 | u64::from(pos), Ordering::Relaxed);
+            self.read_end.0.store(u64::from(rel) << 32 | u64::from(pos), Ordering::Relaxed);
         }
     }
 

@@ -22,7 +22,7 @@ pub(crate) struct Counters {
     pub reads: OwnLine,
 }
 
-/// A counter alone on its cache lines.
+/// An atomic alone on its cache lines.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct OwnLine(pub AtomicU64);
