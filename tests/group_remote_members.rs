@@ -195,3 +195,37 @@ fn a_group_whose_remote_members_expired_is_forgotten() {
     let r = group.new_member_id("kafka-client");
     assert!(matches!(group.remote_join(join(&r, vec![]), wait).unwrap(), RemoteJoinOutcome::Joined { .. }));
 }
+
+/// A SyncGroup waiting for partitions another member has yet to release
+/// stops waiting when its caller says so (a server shutting down), instead
+/// of holding it for the whole wait.
+#[test]
+fn a_waiting_remote_sync_stops_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path(), BrokerOptions::default().maintenance_interval(None)).unwrap();
+    broker.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
+    let group = broker.group("g");
+    let wait = Duration::from_millis(200);
+    let r1 = group.new_member_id("kafka-client");
+    let g1 = generation(group.remote_join(join(&r1, vec![]), wait).unwrap());
+    assert_eq!(group.remote_sync(&r1, g1, wait).unwrap(), [tp(0), tp(1)]);
+    // A second member: both rejoin, the first keeping what it owns, so
+    // the second's partition is not free until the first rejoins without.
+    let r2 = group.new_member_id("kafka-client");
+    assert_eq!(group.remote_join(join(&r2, vec![]), Duration::ZERO).unwrap(), RemoteJoinOutcome::Pending);
+    let g2 = generation(group.remote_join(join(&r1, vec![tp(0), tp(1)]), wait).unwrap());
+    assert_eq!(generation(group.remote_join(join(&r2, vec![]), wait).unwrap()), g2);
+    assert_eq!(group.remote_sync(&r1, g2, wait).unwrap().len(), 1);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let start = std::time::Instant::now();
+    let got = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, std::sync::atomic::Ordering::Release);
+        });
+        group.remote_sync_unless(&r2, g2, Duration::from_secs(30), &|| stop.load(std::sync::atomic::Ordering::Acquire))
+    });
+    let took = start.elapsed();
+    assert_eq!(got.unwrap(), Vec::<TopicPartition>::new(), "nothing free yet");
+    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(5), "{took:?}");
+}

@@ -254,6 +254,20 @@ impl ConsumerGroup {
     /// [`Error::UnknownMember`], [`Error::RebalanceInProgress`] or
     /// [`Error::StaleGeneration`] as Kafka's SyncGroup.
     pub fn remote_sync(&self, member_id: &str, generation: u32, max_wait: Duration) -> Result<Vec<TopicPartition>> {
+        self.remote_sync_unless(member_id, generation, max_wait, &|| false)
+    }
+
+    /// [`ConsumerGroup::remote_sync`] that stops waiting (and answers with
+    /// what the member holds so far) once `stop` returns true; it is asked
+    /// at least every 100 ms. A server shutting down passes its stopping
+    /// flag, so that a waiting SyncGroup does not hold the shutdown.
+    pub fn remote_sync_unless(
+        &self,
+        member_id: &str,
+        generation: u32,
+        max_wait: Duration,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<TopicPartition>> {
         let inner = &*self.broker;
         inner.check_open()?;
         let coordinator = inner.coordinator();
@@ -274,7 +288,7 @@ impl ConsumerGroup {
             match group.remote_sync(coordinator, member_id, generation, &waiter, now, until) {
                 Err(e) => break Err(e),
                 Ok((s, wake_at)) => {
-                    if !s.incomplete || s.holds_others || Instant::now() >= deadline {
+                    if !s.incomplete || s.holds_others || Instant::now() >= deadline || stop() {
                         break Ok(s.assignment);
                     }
                     waiter.park_until(park_deadline(deadline, wake_at, now));

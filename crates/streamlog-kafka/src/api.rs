@@ -1059,7 +1059,10 @@ fn sync_group(shared: &Shared, r: SyncGroupRequest) -> SyncGroupResponse {
     };
     // The leader's assignments, if any client sends them, are not used:
     // the broker has assigned.
-    match shared.broker.group(&group_id).remote_sync(&r.member_id, generation, MAX_SYNC_WAIT) {
+    // Waits for partitions other members have yet to release, but not
+    // past a shutdown.
+    let stopping = || shared.stopping.load(Ordering::Acquire);
+    match shared.broker.group(&group_id).remote_sync_unless(&r.member_id, generation, MAX_SYNC_WAIT, &stopping) {
         Ok(partitions) => resp.assignment = crate::groups::encode_assignment(&partitions),
         Err(e) => {
             if matches!(e, Error::UnknownMember { .. }) {
