@@ -5,6 +5,8 @@
 //! dropping a pending future or a stream loses nothing; group duties work
 //! for a consumer driven only through async.
 
+mod common;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,27 +14,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use common::on_every_executor;
 use futures_core::Stream;
 use streamlog::{
     Broker, BrokerOptions, Consumer, ConsumerConfig, Error, ManualClock, OffsetReset, ProducerRecord,
     RebalanceListener, TopicConfig, TopicPartition,
 };
-
-/// Runs the same scenario on each executor.
-fn on_every_executor<F, Fut>(scenario: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    eprintln!("-- tokio multi-thread");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-    rt.block_on(rt.spawn(scenario())).unwrap();
-    drop(rt);
-    eprintln!("-- tokio current-thread");
-    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(scenario());
-    eprintln!("-- futures::executor");
-    futures_executor::block_on(scenario());
-}
 
 /// The next item of a stream, without a `StreamExt`.
 fn next<S: Stream + Unpin>(s: &mut S) -> impl Future<Output = Option<S::Item>> + '_ {

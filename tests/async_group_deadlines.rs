@@ -6,28 +6,16 @@
 //! member must renew its own poll deadline; a pending future that its task
 //! never polls again does not keep its member in the group.
 
+mod common;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use common::on_every_executor;
 use streamlog::{Broker, BrokerOptions, Consumer, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig};
-
-fn on_every_executor<F, Fut>(scenario: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    eprintln!("-- tokio multi-thread");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-    rt.block_on(rt.spawn(scenario())).unwrap();
-    drop(rt);
-    eprintln!("-- tokio current-thread");
-    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(scenario());
-    eprintln!("-- futures::executor");
-    futures_executor::block_on(scenario());
-}
 
 /// Awaits both futures at once (on one task), returning both outputs.
 async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
@@ -88,11 +76,7 @@ fn broker() -> (tempfile::TempDir, Arc<Broker>) {
     (dir, Arc::new(b))
 }
 
-fn member(b: &Broker, group: &str) -> Consumer {
-    member_with(b, group, Duration::from_millis(400))
-}
-
-fn member_with(b: &Broker, group: &str, max_poll_interval: Duration) -> Consumer {
+fn member(b: &Broker, group: &str, max_poll_interval: Duration) -> Consumer {
     let config = ConsumerConfig::with_group(group)
         .auto_offset_reset(OffsetReset::Earliest)
         .max_poll_interval(max_poll_interval)
@@ -102,18 +86,25 @@ fn member_with(b: &Broker, group: &str, max_poll_interval: Duration) -> Consumer
     c
 }
 
+/// Two members of group "g", each with one of the topic's two partitions
+/// and its first record received: both rejoined the first rebalance.
+async fn two_members(b: &Broker, max_poll_interval: Duration) -> (Consumer, Consumer) {
+    let (mut c1, mut c2) = (member(b, "g", max_poll_interval), member(b, "g", max_poll_interval));
+    for p in 0..2 {
+        b.producer().send(ProducerRecord::new("t", "first").partition(p)).unwrap();
+    }
+    let (r1, r2) = within(Duration::from_secs(10), join(c1.recv(), c2.recv())).await;
+    assert_eq!((r1.unwrap().len(), r2.unwrap().len()), (1, 1));
+    (c1, c2)
+}
+
 #[test]
 fn a_pending_member_takes_over_from_one_that_stopped_polling() {
     on_every_executor(|| async {
         let (_dir, b) = broker();
-        let (mut c1, mut c2) = (member(&b, "g"), member(&b, "g"));
-        let producer = b.producer();
-        for p in 0..2 {
-            producer.send(ProducerRecord::new("t", "first").partition(p)).unwrap();
-        }
         // Both rejoin the first rebalance and get a partition each.
-        let (r1, r2) = within(Duration::from_secs(10), join(c1.recv(), c2.recv())).await;
-        assert_eq!((r1.unwrap().len(), r2.unwrap().len()), (1, 1));
+        let (mut c1, c2) = two_members(&b, Duration::from_millis(400)).await;
+        let producer = b.producer();
         assert_eq!((c1.assignment().len(), c2.assignment().len()), (1, 1));
         let p2 = c2.assignment()[0].partition;
 
@@ -170,13 +161,8 @@ fn auto_commit_happens_while_only_awaiting() {
 fn a_pending_future_that_is_never_polled_again_lets_its_member_expire() {
     on_every_executor(|| async {
         let (_dir, b) = broker();
-        let (mut c1, mut c2) = (member(&b, "g"), member(&b, "g"));
+        let (mut c1, mut c2) = two_members(&b, Duration::from_millis(400)).await;
         let producer = b.producer();
-        for p in 0..2 {
-            producer.send(ProducerRecord::new("t", "first").partition(p)).unwrap();
-        }
-        let (r1, r2) = within(Duration::from_secs(10), join(c1.recv(), c2.recv())).await;
-        assert_eq!((r1.unwrap().len(), r2.unwrap().len()), (1, 1));
         let p2 = c2.assignment()[0].partition;
 
         // c2's task polls a recv once, then keeps it without polling it
@@ -203,14 +189,7 @@ fn a_waiting_member_stays_in_the_group_past_its_poll_interval() {
         let (_dir, b) = broker();
         // A longer interval than the other tests': the renewal at half of
         // it must not miss on a loaded machine.
-        let (mut c1, mut c2) =
-            (member_with(&b, "g", Duration::from_secs(1)), member_with(&b, "g", Duration::from_secs(1)));
-        let producer = b.producer();
-        for p in 0..2 {
-            producer.send(ProducerRecord::new("t", "first").partition(p)).unwrap();
-        }
-        let (r1, r2) = within(Duration::from_secs(10), join(c1.recv(), c2.recv())).await;
-        assert_eq!((r1.unwrap().len(), r2.unwrap().len()), (1, 1));
+        let (mut c1, mut c2) = two_members(&b, Duration::from_secs(1)).await;
         let (a1, a2) = (c1.assignment(), c2.assignment());
 
         // Both wait with nothing to read for two and a half poll intervals: the

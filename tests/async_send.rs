@@ -2,24 +2,15 @@
 //! covers the record (shared between concurrent sends), and the executor's
 //! thread is never blocked for it; with `Os` it resolves at its first poll.
 
+mod common;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use common::on_every_executor;
 use streamlog::{Broker, BrokerOptions, Durability, Partition, PartitionOptions, ProducerRecord, Record, TopicConfig};
-
-fn on_every_executor<F, Fut>(scenario: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-    rt.block_on(rt.spawn(scenario())).unwrap();
-    drop(rt);
-    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(scenario());
-    futures_executor::block_on(scenario());
-}
 
 fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
     Pin::new(f).poll(&mut Context::from_waker(Waker::noop()))

@@ -92,3 +92,20 @@ pub fn scratch_dir() -> tempfile::TempDir {
         false => tempfile::tempdir().unwrap(),
     }
 }
+
+/// Runs the same async scenario on tokio's multi-thread and current-thread
+/// runtimes and on `futures::executor`: the library picks no executor.
+pub fn on_every_executor<F, Fut>(scenario: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    eprintln!("-- tokio multi-thread");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    rt.block_on(rt.spawn(scenario())).unwrap();
+    drop(rt);
+    eprintln!("-- tokio current-thread");
+    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(scenario());
+    eprintln!("-- futures::executor");
+    futures_executor::block_on(scenario());
+}
