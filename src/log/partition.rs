@@ -1693,18 +1693,25 @@ mod breakdown {
         start.elapsed().as_secs_f64() * 1e6 / calls as f64
     }
 
+    /// The records of `STREAMLOG_SHAPE` (records x value bytes, default
+    /// `1000x100`) and `STREAMLOG_CALLS` (default `calls`), for the loops
+    /// below.
+    fn shaped_records(calls: usize) -> (String, Vec<Record>, usize) {
+        let shape = std::env::var("STREAMLOG_SHAPE").unwrap_or_else(|_| "1000x100".into());
+        let (n, value_len) = shape.split_once('x').unwrap();
+        let (n, value_len): (usize, usize) = (n.parse().unwrap(), value_len.parse().unwrap());
+        let calls = std::env::var("STREAMLOG_CALLS").map_or(calls, |c| c.parse().unwrap());
+        let value = bytes::Bytes::from(vec![0xabu8; value_len]);
+        let records = (0..n).map(|i| Record::new(value.clone()).with_timestamp(1_700_000_000_000 + i as i64)).collect();
+        (shape, records, calls)
+    }
+
     /// Only appends, for profilers (callgrind, `perf`, rusage):
     /// `STREAMLOG_SHAPE=1000x100` (records x value bytes), `STREAMLOG_CALLS`.
     #[test]
     #[ignore = "a measurement, not a test"]
     fn append_loop() {
-        let shape = std::env::var("STREAMLOG_SHAPE").unwrap_or_else(|_| "1000x100".into());
-        let (n, value_len) = shape.split_once('x').unwrap();
-        let (n, value_len): (usize, usize) = (n.parse().unwrap(), value_len.parse().unwrap());
-        let calls: usize = std::env::var("STREAMLOG_CALLS").map_or(1000, |c| c.parse().unwrap());
-        let value = bytes::Bytes::from(vec![0xabu8; value_len]);
-        let records: Vec<Record> =
-            (0..n).map(|i| Record::new(value.clone()).with_timestamp(1_700_000_000_000 + i as i64)).collect();
+        let (shape, records, calls) = shaped_records(1000);
         let dir = tempfile::tempdir().unwrap();
         let p = Partition::open(dir.path().join("log"), PartitionOptions::default()).unwrap();
         p.append(&records).unwrap();
@@ -1713,11 +1720,11 @@ mod breakdown {
         let chunk = vec![0xabu8; 64 << 10];
         let mut carry = 0usize;
         for round in 0..2 {
-            let (r0, t0) = (rusage(), Instant::now());
+            let r0 = rusage();
             let us = per_call(calls, |_| {
                 p.append(&records).unwrap();
             });
-            let (r1, t1) = (rusage(), Instant::now());
+            let r1 = rusage();
             let wus = per_call(calls, |_| {
                 carry += len;
                 while carry >= chunk.len() {
@@ -1735,7 +1742,6 @@ mod breakdown {
                 (r2.1 - r1.1) / c,
                 wus / us
             );
-            let _ = (t0, t1);
         }
     }
 
@@ -1743,13 +1749,7 @@ mod breakdown {
     #[test]
     #[ignore = "a measurement, not a test"]
     fn encode_loop() {
-        let shape = std::env::var("STREAMLOG_SHAPE").unwrap_or_else(|_| "1000x100".into());
-        let (n, value_len) = shape.split_once('x').unwrap();
-        let (n, value_len): (usize, usize) = (n.parse().unwrap(), value_len.parse().unwrap());
-        let calls: usize = std::env::var("STREAMLOG_CALLS").map_or(100, |c| c.parse().unwrap());
-        let value = bytes::Bytes::from(vec![0xabu8; value_len]);
-        let records: Vec<Record> =
-            (0..n).map(|i| Record::new(value.clone()).with_timestamp(1_700_000_000_000 + i as i64)).collect();
+        let (_, records, calls) = shaped_records(100);
         let len = format::plan_batch(&records, 0, false).unwrap().len;
         let mut buf = vec![0u8; len];
         for i in 0..calls {
