@@ -477,10 +477,6 @@ impl Topic {
         &self.inner.name
     }
 
-    pub(crate) fn name_arc(&self) -> &Arc<str> {
-        &self.inner.name
-    }
-
     /// The topic's configuration (a snapshot).
     pub fn config(&self) -> TopicConfig {
         self.inner.config.read().clone()

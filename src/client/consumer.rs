@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use std::vec::Drain;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -327,7 +328,7 @@ trait Polled: Default {
 
     /// Takes from `batches` of partition `tp` until `max` records are taken,
     /// moving `a.position` past what it took.
-    fn take(&mut self, a: &mut Assigned, tp: &TopicPartition, batches: Vec<Batch>, max: usize) -> Result<()>;
+    fn take(&mut self, a: &mut Assigned, tp: &TopicPartition, batches: Drain<'_, Batch>, max: usize) -> Result<()>;
 }
 
 impl Polled for Vec<ConsumerRecord> {
@@ -335,9 +336,9 @@ impl Polled for Vec<ConsumerRecord> {
         self.len()
     }
 
-    fn take(&mut self, a: &mut Assigned, tp: &TopicPartition, batches: Vec<Batch>, max: usize) -> Result<()> {
+    fn take(&mut self, a: &mut Assigned, tp: &TopicPartition, batches: Drain<'_, Batch>, max: usize) -> Result<()> {
         // Room for these records up front, rather than growing by copies.
-        self.reserve(batches.iter().map(|b| b.record_count() as usize).sum::<usize>().min(max - self.len()));
+        self.reserve(batches.as_slice().iter().map(|b| b.record_count() as usize).sum::<usize>().min(max - self.len()));
         'batches: for b in batches {
             let timestamp_type = b.timestamp_type();
             // Views, made into `Bytes` straight into the record: no
@@ -381,7 +382,7 @@ impl Polled for PolledBatches {
         self.records
     }
 
-    fn take(&mut self, a: &mut Assigned, tp: &TopicPartition, batches: Vec<Batch>, max: usize) -> Result<()> {
+    fn take(&mut self, a: &mut Assigned, tp: &TopicPartition, batches: Drain<'_, Batch>, max: usize) -> Result<()> {
         for b in batches {
             if self.records >= max {
                 break;
@@ -406,6 +407,91 @@ enum Subscription {
     Manual,
     Topics(BTreeSet<String>),
     Pattern(TopicPattern),
+}
+
+/// What a poll reads a partition with: the consumer's settings, and the
+/// vector batches go through on their way into the poll's result.
+struct PartitionReader<'a> {
+    config: &'a ConsumerConfig,
+    broker: &'a BrokerState,
+    batches: &'a mut Vec<Batch>,
+    /// Partitions found closed (their topic deleted), to drop afterwards.
+    closed: Vec<TopicPartition>,
+}
+
+impl PartitionReader<'_> {
+    /// Reads the unpaused partitions of `partitions` in turn until the poll
+    /// is full or one fails.
+    fn read_all<'p, T: Polled>(
+        &mut self,
+        partitions: impl Iterator<Item = (&'p TopicPartition, &'p mut Assigned)>,
+        out: &mut T,
+    ) -> Result<()> {
+        for (tp, a) in partitions {
+            if out.records() >= self.config.max_poll_records {
+                break;
+            }
+            if !a.paused {
+                self.read(tp, a, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the records of one partition to `out`, up to the poll limit,
+    /// moving its position past them.
+    fn read<T: Polled>(&mut self, tp: &TopicPartition, a: &mut Assigned, out: &mut T) -> Result<()> {
+        if a.log.is_closed() {
+            self.closed.push(tp.clone());
+            return Ok(());
+        }
+        let config = self.config;
+        if a.position.is_none_or(|p| p > a.log.high_watermark()) {
+            // No position yet, or one past the end (a seek too far): resolve
+            // it as Kafka does, through the committed offset or the reset.
+            let pos = match a.position {
+                None => resolve_position(config, self.broker, tp, a)?,
+                Some(_) => reset_position(config, tp, a)?,
+            };
+            a.position = Some(pos);
+        }
+        let pos = a.position.expect("resolved above");
+        if pos >= a.log.high_watermark() {
+            return Ok(());
+        }
+        // No more batches than the poll can take: the rest would be
+        // checked, then dropped, and read again by the next poll.
+        let max = config.max_poll_records;
+        match a.log.read_records(pos, config.fetch_max_bytes, max - out.records(), self.batches) {
+            Ok(()) => {}
+            Err(Error::OffsetOutOfRange { .. }) => {
+                a.position = Some(reset_position(config, tp, a)?);
+                return Ok(());
+            }
+            // Deleted between the check above and the read: next time.
+            Err(Error::Closed) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        out.take(a, tp, self.batches.drain(..), max)
+    }
+}
+
+/// Resolves the position of a partition that has none yet.
+fn resolve_position(config: &ConsumerConfig, broker: &BrokerState, tp: &TopicPartition, a: &Assigned) -> Result<u64> {
+    let (start, end) = (a.log.log_start_offset(), a.log.high_watermark());
+    let committed = config.group_id.as_deref().and_then(|g| broker.coordinator().offsets.get(g, tp));
+    if let Some(c) = committed.filter(|c| (start..=end).contains(c)) {
+        return Ok(c);
+    }
+    reset_position(config, tp, a)
+}
+
+fn reset_position(config: &ConsumerConfig, tp: &TopicPartition, a: &Assigned) -> Result<u64> {
+    match config.auto_offset_reset {
+        OffsetReset::Earliest => Ok(a.log.log_start_offset()),
+        OffsetReset::Latest => Ok(a.log.high_watermark()),
+        OffsetReset::Error => Err(Error::NoOffset { topic: tp.topic.clone(), partition: tp.partition }),
+    }
 }
 
 struct Assigned {
@@ -492,6 +578,12 @@ pub struct Consumer {
     last_auto_commit_ms: i64,
     /// Where the next fetch starts, rotating for fairness.
     next_start: usize,
+    /// Empty between polls: the batches a fetch reads, kept for its
+    /// capacity.
+    batches: Vec<Batch>,
+    /// The partitions whose wait lists hold the waiter of a pending async
+    /// step (`recv`, `stream`); empty otherwise.
+    registered: Vec<Arc<Partition>>,
     waiter: Arc<Waiter>,
     wakeup: Arc<WakeupShared>,
     /// Topics subscribed by name found missing, as of a broker topics
@@ -534,6 +626,8 @@ impl Consumer {
             listener: None,
             last_auto_commit_ms: now,
             next_start: 0,
+            batches: Vec::new(),
+            registered: Vec::new(),
             waiter,
             wakeup,
             missing_topics: (u64::MAX, BTreeSet::new()),
@@ -603,7 +697,7 @@ impl Consumer {
             let topic = self.broker.topic(&tp.topic)?;
             let log = topic.partition(tp.partition)?;
             let old = self.assigned.remove(tp);
-            next.insert(tp.clone(), old.unwrap_or_else(|| fresh(topic.name_arc(), log)));
+            next.insert(tp.clone(), old.unwrap_or_else(|| fresh(topic.name(), log)));
         }
         self.assigned = next;
         self.subscription = Subscription::Manual;
@@ -984,7 +1078,7 @@ impl Consumer {
             }
             match self.broker.topic(&tp.topic).and_then(|t| Ok((t.partition(tp.partition)?, t))) {
                 Ok((log, topic)) => {
-                    self.assigned.insert(tp.clone(), fresh(topic.name_arc(), log));
+                    self.assigned.insert(tp.clone(), fresh(topic.name(), log));
                     newly.push(tp.clone());
                 }
                 Err(_) => m.group.release(&m.member_id, tp),
@@ -1014,89 +1108,42 @@ impl Consumer {
         }
     }
 
-    /// Resolves the position of a partition that has none yet.
-    fn resolve_position(&self, tp: &TopicPartition, a: &Assigned) -> Result<u64> {
-        let (start, end) = (a.log.log_start_offset(), a.log.high_watermark());
-        let committed = self.config.group_id.as_deref().and_then(|g| self.broker.coordinator().offsets.get(g, tp));
-        if let Some(c) = committed.filter(|c| (start..=end).contains(c)) {
-            return Ok(c);
-        }
-        self.reset_position(tp, a)
-    }
-
-    fn reset_position(&self, tp: &TopicPartition, a: &Assigned) -> Result<u64> {
-        match self.config.auto_offset_reset {
-            OffsetReset::Earliest => Ok(a.log.log_start_offset()),
-            OffsetReset::Latest => Ok(a.log.high_watermark()),
-            OffsetReset::Error => Err(Error::NoOffset { topic: tp.topic.clone(), partition: tp.partition }),
-        }
-    }
-
     /// Reads up to `max_poll_records` from the assigned, unpaused
-    /// partitions, starting at a different partition each time.
+    /// partitions, starting at a different partition each time. Allocates
+    /// nothing but what it returns: the partitions are walked in place and
+    /// the batches read go through one vector the consumer keeps.
     fn fetch<T: Polled>(&mut self) -> Result<T> {
-        let keys: Vec<TopicPartition> =
-            self.assigned.iter().filter(|(_, a)| !a.paused).map(|(k, _)| k.clone()).collect();
         let mut out = T::default();
-        if keys.is_empty() {
+        let n = self.assigned.len();
+        if n == 0 {
             return Ok(out);
         }
-        let start = self.next_start % keys.len();
+        let start = self.next_start % n;
         self.next_start = self.next_start.wrapping_add(1);
-        for i in 0..keys.len() {
-            if out.records() >= self.config.max_poll_records {
-                break;
-            }
-            if let Err(e) = self.fetch_partition(&keys[(start + i) % keys.len()], &mut out) {
-                // Records already taken (and positions already moved) must
-                // reach the caller; the error comes back on the next poll.
-                if out.records() == 0 {
-                    return Err(e);
-                }
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Appends the records of one partition to `out`, up to the poll limit,
-    /// moving its position past them.
-    fn fetch_partition<T: Polled>(&mut self, tp: &TopicPartition, out: &mut T) -> Result<()> {
-        let max = self.config.max_poll_records;
-        if self.assigned[tp].log.is_closed() {
-            // The topic was deleted under us: stop reading it.
-            self.assigned.remove(tp);
-            if let Some(m) = &self.membership {
-                m.group.release(&m.member_id, tp);
-            }
-            return Ok(());
-        }
-        if self.assigned[tp].position.is_none_or(|p| p > self.assigned[tp].log.high_watermark()) {
-            // No position yet, or one past the end (a seek too far): resolve
-            // it as Kafka does, through the committed offset or the reset.
-            let a = &self.assigned[tp];
-            let pos = if a.position.is_none() { self.resolve_position(tp, a)? } else { self.reset_position(tp, a)? };
-            self.assigned.get_mut(tp).expect("present").position = Some(pos);
-        }
-        let a = self.assigned.get_mut(tp).expect("present");
-        let pos = a.position.expect("resolved above");
-        if pos >= a.log.high_watermark() {
-            return Ok(());
-        }
-        // No more batches than the poll can take: the rest would be
-        // checked, then dropped, and read again by the next poll.
-        let batches = match a.log.read_records(pos, self.config.fetch_max_bytes, max - out.records()) {
-            Ok(b) => b,
-            Err(Error::OffsetOutOfRange { .. }) => {
-                let reset = self.reset_position(tp, &self.assigned[tp])?;
-                self.assigned.get_mut(tp).expect("present").position = Some(reset);
-                return Ok(());
-            }
-            // Deleted between the check above and the read: next time.
-            Err(Error::Closed) => return Ok(()),
-            Err(e) => return Err(e),
+        let mut reader = PartitionReader {
+            config: &self.config,
+            broker: &self.broker,
+            batches: &mut self.batches,
+            closed: Vec::new(),
         };
-        out.take(a, tp, batches, max)
+        // From the `start`th partition to the last, then from the first.
+        let mut result = reader.read_all(self.assigned.iter_mut().skip(start), &mut out);
+        if result.is_ok() {
+            result = reader.read_all(self.assigned.iter_mut().take(start), &mut out);
+        }
+        // Topics deleted under this poll: stop reading their partitions.
+        for tp in std::mem::take(&mut reader.closed) {
+            self.assigned.remove(&tp);
+            if let Some(m) = &self.membership {
+                m.group.release(&m.member_id, &tp);
+            }
+        }
+        match result {
+            // Records already taken (and positions already moved) must
+            // reach the caller; the error comes back on the next poll.
+            Err(e) if out.records() == 0 => Err(e),
+            _ => Ok(out),
+        }
     }
 
     /// Whether any unpaused partition has records past its position (or a
@@ -1188,7 +1235,7 @@ impl Consumer {
         let a = self.assigned(tp)?;
         match a.position {
             Some(p) => Ok(p),
-            None => self.resolve_position(tp, a),
+            None => resolve_position(&self.config, &self.broker, tp, a),
         }
     }
 
@@ -1456,6 +1503,9 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn fresh(topic: &Arc<str>, log: Arc<Partition>) -> Assigned {
-    Assigned { topic: Arc::clone(topic), log, position: None, paused: false, seeked: false }
+fn fresh(topic: &str, log: Arc<Partition>) -> Assigned {
+    // A copy of the name for this consumer alone: every record it returns
+    // takes a reference on it, which on the topic's shared `Arc` would be a
+    // cache line written by every consumer (and producer) thread.
+    Assigned { topic: Arc::from(topic), log, position: None, paused: false, seeked: false }
 }

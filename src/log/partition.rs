@@ -562,14 +562,23 @@ impl Partition {
     /// watermark returns no batches; outside `[log_start_offset,
     /// high_watermark]` is [`Error::OffsetOutOfRange`].
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Vec<Batch>> {
-        self.read_records(offset, max_bytes, usize::MAX)
+        let mut batches = Vec::new();
+        self.read_records(offset, max_bytes, usize::MAX, &mut batches)?;
+        Ok(batches)
     }
 
-    /// [`Partition::read`], stopping once the batches span `max_records`
-    /// offsets from `offset` on (a consumer's `max_poll_records`: the
-    /// batches past it would be checked and then dropped; compacted
-    /// batches count their removed records too, so they may hold fewer).
-    pub(crate) fn read_records(&self, offset: u64, max_bytes: usize, max_records: usize) -> Result<Vec<Batch>> {
+    /// [`Partition::read`] into `out` (appended to: a consumer reuses one
+    /// vector), stopping once the batches span `max_records` offsets from
+    /// `offset` on (a consumer's `max_poll_records`: the batches past it
+    /// would be checked and then dropped; compacted batches count their
+    /// removed records too, so they may hold fewer).
+    pub(crate) fn read_records(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_records: usize,
+        out: &mut Vec<Batch>,
+    ) -> Result<()> {
         let inner = &*self.inner;
         if inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -593,20 +602,20 @@ impl Partition {
         }
         Counters::add(&inner.counters.reads.0, 1);
         if offset == end {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let mut i = segments.partition_point(|s| s.base_offset() <= offset).saturating_sub(1);
         loop {
             let bound = segments.get(i + 1).map_or(end, |s| s.base_offset().min(end));
-            let batches = segments[i].read_records(offset, bound, max_bytes, max_records).map_err(|e| {
+            let taken = segments[i].read_records(offset, bound, max_bytes, max_records, out).map_err(|e| {
                 // Retention may have deleted the segment under this read.
                 let start = inner.log_start_offset.load(Ordering::Acquire);
                 if offset < start { Error::OffsetOutOfRange { requested: offset, start, end } } else { e }
             })?;
             // An empty answer from a sealed segment means `offset` is past its
             // last record (a gap left by compaction): go on to the next one.
-            if !batches.is_empty() || i + 1 == segments.len() {
-                return Ok(batches);
+            if taken > 0 || i + 1 == segments.len() {
+                return Ok(());
             }
             i += 1;
         }
@@ -1353,13 +1362,18 @@ mod tests {
         let all = p.read(0, usize::MAX).unwrap();
         assert_eq!(all.len(), 50);
         let segment = Arc::clone(&p.inner.segments()[0]);
-        let limited = p.read_records(0, usize::MAX, 10).unwrap();
+        let read_records = |offset, max| {
+            let mut out = Vec::new();
+            p.read_records(offset, usize::MAX, max, &mut out).unwrap();
+            out
+        };
+        let limited = read_records(0, 10);
         assert_eq!(limited.len(), 10);
         // Batch `i` starts at the sum of the lengths before it.
         let mut pos = limited.iter().map(|b| b.as_bytes().len()).sum::<usize>();
         for i in 10..50 {
             assert_eq!(segment.read_end_at(i), Some(pos), "offset {i}");
-            let next = p.read_records(i, usize::MAX, 1).unwrap();
+            let next = read_records(i, 1);
             assert_eq!((next.len(), next[0].base_offset()), (1, i));
             pos += next[0].as_bytes().len();
         }

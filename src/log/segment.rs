@@ -633,19 +633,23 @@ impl Segment {
     /// pass over this segment: at least one batch if any qualifies, then more
     /// while their total stays within `max_bytes`. Checksums are verified.
     pub fn read(&self, offset: u64, end_offset: u64, max_bytes: usize) -> Result<Vec<Batch>> {
-        self.read_records(offset, end_offset, max_bytes, usize::MAX)
+        let mut batches = Vec::new();
+        self.read_records(offset, end_offset, max_bytes, usize::MAX, &mut batches)?;
+        Ok(batches)
     }
 
-    /// [`Segment::read`], ending the run once it spans `max_records`
-    /// offsets from `offset` on (records, but for compacted batches, whose
-    /// removed records still count: such a run may hold fewer).
+    /// [`Segment::read`] appended to `out`, ending the run once it spans
+    /// `max_records` offsets from `offset` on (records, but for compacted
+    /// batches, whose removed records still count: such a run may hold
+    /// fewer). Returns how many batches it appended.
     pub fn read_records(
         &self,
         offset: u64,
         end_offset: u64,
         max_bytes: usize,
         max_records: usize,
-    ) -> Result<Vec<Batch>> {
+        out: &mut Vec<Batch>,
+    ) -> Result<usize> {
         let map = self.map()?;
         let committed = map.committed();
         let start = match self.read_end_at(offset) {
@@ -658,7 +662,7 @@ impl Segment {
         // an error, never a reason to skip ahead. The batches are slices of
         // one zero-copy view from `start` to the committed end.
         let bytes = map.bytes(start..committed).expect("committed");
-        let mut batches = Vec::new();
+        let before = out.len();
         let (mut pos, mut first, mut records) = (0, None, 0usize);
         while pos < bytes.len() && records < max_records {
             let h = format::check_batch(&bytes[pos..]).map_err(|e| self.decode_error((start + pos) as u64, e))?;
@@ -684,15 +688,15 @@ impl Segment {
                     break;
                 }
                 records += (h.last_offset() + 1 - h.base_offset.max(offset)) as usize;
-                batches.push(Batch::new(bytes.slice(pos..pos + len), h, offset));
+                out.push(Batch::new(bytes.slice(pos..pos + len), h, offset));
             }
             pos += len;
         }
         // `pos` is where the last batch taken ends.
-        if let Some(last) = batches.last() {
-            self.remember_read_end(last.next_offset(), start + pos);
+        if out.len() > before {
+            self.remember_read_end(out[out.len() - 1].next_offset(), start + pos);
         }
-        Ok(batches)
+        Ok(out.len() - before)
     }
 
     /// The position to start a read at `offset` from, if the last read

@@ -20,7 +20,6 @@ use super::{Consumer, ConsumerRecord};
 use crate::error::{Error, Result};
 use crate::group::TopicPartition;
 use crate::log::notify::Waiter;
-use crate::log::partition::Partition;
 
 /// One async wait in progress.
 #[derive(Default)]
@@ -30,8 +29,6 @@ struct AsyncPoll {
     entered: bool,
     /// The next step is the poll's first (it auto-commits).
     first: bool,
-    /// Partitions whose wait lists hold the consumer's waiter.
-    registered: Vec<Arc<Partition>>,
     /// The broker's timer holds a deadline for the consumer's waiter.
     timed: bool,
 }
@@ -86,7 +83,7 @@ impl Consumer {
         }
         // Before the step's reset: a wake-up after it reaches this task.
         self.waiter.set_waker(cx.waker());
-        self.unregister_async(st);
+        self.unregister_async();
         let first_step = !st.entered;
         if first_step {
             if let Err(e) = self.check_open() {
@@ -122,7 +119,7 @@ impl Consumer {
             }
             for a in self.assigned.values().filter(|a| !a.paused) {
                 a.log.register_waiter(&self.waiter);
-                st.registered.push(Arc::clone(&a.log));
+                self.registered.push(Arc::clone(&a.log));
             }
             // Pairs with the SeqCst store of the high watermark (and the
             // broker's closed flag): either this check sees the records or
@@ -146,7 +143,7 @@ impl Consumer {
                 }
                 return Poll::Pending;
             }
-            self.unregister_async(st);
+            self.unregister_async();
         }
     }
 
@@ -172,8 +169,10 @@ impl Consumer {
         Instant::now().checked_add(Duration::from_millis(ms as u64))
     }
 
-    fn unregister_async(&self, st: &mut AsyncPoll) {
-        for log in st.registered.drain(..) {
+    /// Takes the consumer's waiter off the wait lists a pending step put
+    /// it on.
+    fn unregister_async(&mut self) {
+        for log in self.registered.drain(..) {
             log.unregister_waiter(&self.waiter);
         }
     }
@@ -181,7 +180,7 @@ impl Consumer {
     /// Ends an async wait (resolved or dropped): leaves the wait lists and,
     /// for the group, the poll.
     fn finish_async(&mut self, st: &mut AsyncPoll) {
-        self.unregister_async(st);
+        self.unregister_async();
         if std::mem::take(&mut st.timed) {
             self.broker.timer.cancel(&self.waiter);
         }

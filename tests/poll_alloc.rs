@@ -1,0 +1,70 @@
+//! A poll allocates what it returns and nothing per assigned partition: the
+//! consumer walks its assignment in place and reuses its batch vector. A
+//! counting global allocator counts what the polling thread allocates.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Duration;
+
+use streamlog::{Broker, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig, TopicPartition};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; the count is a thread-local
+// `Cell` with a const initializer, which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
+
+#[test]
+fn a_poll_allocates_nothing_per_assigned_partition() {
+    let broker = Broker::temporary().unwrap();
+    broker.create_topic("wide", TopicConfig::with_partitions(64)).unwrap();
+    let producer = broker.producer();
+    let mut consumer = broker.consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest)).unwrap();
+    let all: Vec<TopicPartition> = (0..64).map(|p| TopicPartition::new("wide", p)).collect();
+    consumer.assign(&all).unwrap();
+    // Positions resolved, the batch vector grown.
+    producer.send(ProducerRecord::new("wide", "warm").partition(7)).unwrap();
+    assert_eq!(consumer.poll(Duration::ZERO).unwrap().len(), 1);
+
+    for round in 0..100u32 {
+        producer.send(ProducerRecord::new("wide", "v").partition(round % 64)).unwrap();
+        let before = allocs();
+        let records = consumer.poll(Duration::ZERO).unwrap();
+        let took = allocs() - before;
+        assert_eq!(records.len(), 1);
+        // The returned vector and the owner of the zero-copy view of the
+        // segment; the assignment's 64 partitions cost nothing.
+        assert!(took <= 2, "round {round}: {took} allocations for one record from 64 partitions");
+        let before = allocs();
+        assert!(consumer.poll(Duration::ZERO).unwrap().is_empty());
+        assert_eq!(allocs() - before, 0, "round {round}: an empty poll allocated");
+    }
+}
