@@ -412,6 +412,9 @@ impl Broker {
             // nothing. Closing wakes the consumers waiting on them.
             let _ = p.shutdown();
         }
+        // Again, now that the partitions are closed: a consumer looks for
+        // closed partitions only when the epoch moved since its last look.
+        inner.topics_epoch.fetch_add(1, Ordering::AcqRel);
         // Also those that hold no partition of it (subscribed by name, or
         // with its partitions paused): none may wait on a topic that is gone.
         inner.waiters.wake_all();

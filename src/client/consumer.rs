@@ -589,6 +589,9 @@ pub struct Consumer {
     /// Topics subscribed by name found missing, as of a broker topics
     /// epoch: each deletion is reported once.
     missing_topics: (u64, BTreeSet<String>),
+    /// The broker topics epoch when the assignment was last checked for
+    /// partitions of deleted topics.
+    closed_checked_epoch: u64,
     /// The subscribed topics, and the broker topics epoch they are for.
     topics_cache: Option<(u64, BTreeSet<String>)>,
     /// The broker-clock time by which the current `poll` returns.
@@ -631,6 +634,7 @@ impl Consumer {
             waiter,
             wakeup,
             missing_topics: (u64::MAX, BTreeSet::new()),
+            closed_checked_epoch: u64::MAX,
             topics_cache: None,
             poll_until_ms: 0,
             closed: false,
@@ -982,8 +986,16 @@ impl Consumer {
     /// subscription.
     fn drop_deleted_topics(&mut self) -> Result<()> {
         let mut gone: Option<String> = None;
-        let closed: Vec<TopicPartition> =
-            self.assigned.iter().filter(|(_, a)| a.log.is_closed()).map(|(tp, _)| tp.clone()).collect();
+        // A delete closes its partitions, then moves the topics epoch on:
+        // the assignment needs a look only when the epoch moved since the
+        // last one (not a walk over every partition per poll).
+        let epoch = self.broker.topics_epoch();
+        let closed: Vec<TopicPartition> = if self.closed_checked_epoch == epoch {
+            Vec::new()
+        } else {
+            self.closed_checked_epoch = epoch;
+            self.assigned.iter().filter(|(_, a)| a.log.is_closed()).map(|(tp, _)| tp.clone()).collect()
+        };
         if !closed.is_empty() {
             // Closed by the broker's close, not a delete: say that.
             self.check_open()?;
@@ -996,7 +1008,6 @@ impl Consumer {
             gone.get_or_insert(tp.topic);
         }
         if let Subscription::Topics(names) = &self.subscription {
-            let epoch = self.broker.topics_epoch();
             if self.missing_topics.0 != epoch {
                 let existing = self.broker.topic_names();
                 let missing: BTreeSet<String> =
