@@ -6,8 +6,8 @@
 //!   hand-off through a `tokio::sync::mpsc` unbounded channel (`send` on the
 //!   thread, `recv().await` in the task). The p50/p99 are printed before the
 //!   measurement, for a busy stream (gaps of 0-100 µs) and an idle one (gaps
-//!   of 300-400 µs), in three interleaved rounds; both sides park the same
-//!   way, in the runtime.
+//!   of 300-400 µs), in three rounds, each alternating the two record by
+//!   record on one runtime; both sides park the same way, in the runtime.
 //! - `async_consume/100B`: records per second draining a pre-filled
 //!   one-partition topic through `Consumer::recv().await` and through
 //!   `Consumer::stream()`, on a current-thread runtime, next to the blocking
@@ -58,6 +58,22 @@ fn latency_of(epoch: Instant, v: &[u8]) -> Duration {
 /// Sends `n` records from this thread, each after the previous one arrived
 /// plus a gap, to a task awaiting `Consumer::recv`; returns the latencies.
 fn streamlog_latencies(n: u64, extra: Duration) -> Vec<Duration> {
+    latencies(n, extra, true, false).0
+}
+
+fn tokio_mpsc_latencies(n: u64, extra: Duration) -> Vec<Duration> {
+    latencies(n, extra, false, true).1
+}
+
+/// Send -> receive latencies of streamlog (a task awaiting
+/// `Consumer::recv`) and of a `tokio::sync::mpsc` channel (a task awaiting
+/// `recv`), both tasks on one runtime with one worker thread, the sends
+/// from this thread, each after the previous record arrived plus a gap:
+/// `n` records through each side asked for. With both, the two alternate
+/// record by record, so that each sample sits next to its baseline's in
+/// time (this shared machine's wake-up latency drifts by more than the
+/// difference measured).
+fn latencies(n: u64, extra: Duration, log: bool, channel: bool) -> (Vec<Duration>, Vec<Duration>) {
     let rt = runtime_one_worker();
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
@@ -66,52 +82,49 @@ fn streamlog_latencies(n: u64, extra: Duration) -> Vec<Duration> {
     consumer.assign(&[TopicPartition::new("t", 0)]).unwrap();
     consumer.poll(Duration::ZERO).unwrap();
     let epoch = Instant::now();
-    let received = Arc::new(AtomicU64::new(0));
-    let r2 = received.clone();
-    let task = rt.spawn(async move {
-        let mut lat = Vec::with_capacity(n as usize);
-        while (lat.len() as u64) < n {
+    let (from_log, from_channel) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let arrived = Arc::clone(&from_log);
+    let to_log = if log { n } else { 0 };
+    let log_task = rt.spawn(async move {
+        let mut lat = Vec::with_capacity(to_log as usize);
+        while (lat.len() as u64) < to_log {
             for rec in consumer.recv().await.unwrap() {
                 lat.push(latency_of(epoch, rec.value.as_ref().unwrap()));
-                r2.fetch_add(1, Ordering::Release);
+                arrived.fetch_add(1, Ordering::Release);
             }
         }
         lat
     });
-    let producer = broker.producer();
-    for i in 0..n {
-        busy_wait(gap(i, extra));
-        producer.send(ProducerRecord::new("t", stamped(epoch)).partition(0).timestamp(0)).unwrap();
-        while received.load(Ordering::Acquire) <= i {
-            std::hint::spin_loop();
-        }
-    }
-    rt.block_on(task).unwrap()
-}
-
-fn tokio_mpsc_latencies(n: u64, extra: Duration) -> Vec<Duration> {
-    let rt = runtime_one_worker();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-    let epoch = Instant::now();
-    let received = Arc::new(AtomicU64::new(0));
-    let r2 = received.clone();
-    let task = rt.spawn(async move {
+    let arrived = Arc::clone(&from_channel);
+    let channel_task = rt.spawn(async move {
         let mut lat = Vec::with_capacity(n as usize);
         while let Some(v) = rx.recv().await {
             lat.push(latency_of(epoch, &v));
-            r2.fetch_add(1, Ordering::Release);
+            arrived.fetch_add(1, Ordering::Release);
         }
         lat
     });
-    for i in 0..n {
-        busy_wait(gap(i, extra));
-        tx.send(stamped(epoch)).unwrap();
-        while received.load(Ordering::Acquire) <= i {
+    let producer = broker.producer();
+    let wait_for = |count: &AtomicU64, i: u64| {
+        while count.load(Ordering::Acquire) <= i {
             std::hint::spin_loop();
+        }
+    };
+    for i in 0..n {
+        if log {
+            busy_wait(gap(i, extra));
+            producer.send(ProducerRecord::new("t", stamped(epoch)).partition(0).timestamp(0)).unwrap();
+            wait_for(&from_log, i);
+        }
+        if channel {
+            busy_wait(gap(i, extra));
+            tx.send(stamped(epoch)).unwrap();
+            wait_for(&from_channel, i);
         }
     }
     drop(tx);
-    rt.block_on(task).unwrap()
+    (rt.block_on(log_task).unwrap(), rt.block_on(channel_task).unwrap())
 }
 
 fn percentiles(name: &str, mut lat: Vec<Duration>) {
@@ -123,14 +136,15 @@ fn percentiles(name: &str, mut lat: Vec<Duration>) {
 fn async_latency(c: &mut Criterion) {
     let busy = Duration::ZERO;
     let idle = Duration::from_micros(300);
-    // Interleaved rounds: this shared machine's wake-up latency drifts
-    // within a run, so each figure sits next to its baseline's.
+    // Rounds of alternating samples: this shared machine's wake-up latency
+    // drifts within a run, so each sample sits next to its baseline's.
     for round in 1..=3 {
         println!("round {round}");
-        percentiles("streamlog_send_to_recv_await (busy stream)", streamlog_latencies(10_000, busy));
-        percentiles("tokio_mpsc (busy stream)", tokio_mpsc_latencies(10_000, busy));
-        percentiles("streamlog_send_to_recv_await (idle stream)", streamlog_latencies(3_000, idle));
-        percentiles("tokio_mpsc (idle stream)", tokio_mpsc_latencies(3_000, idle));
+        for (stream, n, extra) in [("busy", 10_000, busy), ("idle", 3_000, idle)] {
+            let (log, channel) = latencies(n, extra, true, true);
+            percentiles(&format!("streamlog_send_to_recv_await ({stream} stream)"), log);
+            percentiles(&format!("tokio_mpsc ({stream} stream, alternating with the above)"), channel);
+        }
     }
     let mut g = c.benchmark_group("async_latency");
     g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
