@@ -1007,16 +1007,16 @@ impl Consumer {
             }
             gone.get_or_insert(tp.topic);
         }
-        if let Subscription::Topics(names) = &self.subscription {
-            if self.missing_topics.0 != epoch {
-                let existing = self.broker.topic_names();
-                let missing: BTreeSet<String> =
-                    names.iter().filter(|t| existing.binary_search(t).is_err()).cloned().collect();
-                if let Some(t) = missing.difference(&self.missing_topics.1).next() {
-                    gone.get_or_insert_with(|| t.clone());
-                }
-                self.missing_topics = (epoch, missing);
+        if let Subscription::Topics(names) = &self.subscription
+            && self.missing_topics.0 != epoch
+        {
+            let existing = self.broker.topic_names();
+            let missing: BTreeSet<String> =
+                names.iter().filter(|t| existing.binary_search(t).is_err()).cloned().collect();
+            if let Some(t) = missing.difference(&self.missing_topics.1).next() {
+                gone.get_or_insert_with(|| t.clone());
             }
+            self.missing_topics = (epoch, missing);
         }
         match gone {
             Some(topic) if !matches!(self.subscription, Subscription::Pattern(_)) => {
