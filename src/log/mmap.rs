@@ -266,15 +266,16 @@ impl MappedFile {
     }
 
     /// A zero-copy `Bytes` over committed bytes `range`, keeping the mapping
-    /// alive for as long as it (or any slice of it) lives.
-    pub fn bytes(self: &Arc<Self>, range: Range<usize>) -> Option<Bytes> {
+    /// alive (through this reference) for as long as it, or any slice of
+    /// it, lives.
+    pub fn into_bytes(self: Arc<Self>, range: Range<usize>) -> Option<Bytes> {
         if range.start > range.end || range.end > self.committed() {
             return None;
         }
         if range.is_empty() {
             return Some(Bytes::new());
         }
-        Some(Bytes::from_owner(View { map: Arc::clone(self), range }))
+        Some(Bytes::from_owner(View { map: self, range }))
     }
 
     /// Allocates `[provisioned, end)` in the file and publishes it. The
@@ -699,10 +700,10 @@ mod tests {
         let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
         let mut w = MappedFile::open_writable(file, &path, 0, 1 << 20, None).unwrap();
         let map = Arc::clone(w.map());
-        assert_eq!(map.bytes(0..1), None);
+        assert_eq!(Arc::clone(&map).into_bytes(0..1), None);
         let at = w.append_with(5, |b| b.copy_from_slice(b"hello")).unwrap();
         assert_eq!(at, 0);
-        let view = map.bytes(0..5).unwrap();
+        let view = Arc::clone(&map).into_bytes(0..5).unwrap();
         assert_eq!(&view[..], b"hello");
         let len = std::fs::metadata(&path).unwrap().len();
         assert_eq!(len, WRITER_STEP.min(1 << 20) as u64, "allocated ahead of the writer");

@@ -661,7 +661,7 @@ impl Segment {
         // walked over is checked (CRC included): a damaged header must be
         // an error, never a reason to skip ahead. The batches are slices of
         // one zero-copy view from `start` to the committed end.
-        let bytes = map.bytes(start..committed).expect("committed");
+        let bytes = map.into_bytes(start..committed).expect("committed");
         let before = out.len();
         let (mut pos, mut first, mut records) = (0, None, 0usize);
         while pos < bytes.len() && records < max_records {
