@@ -1,7 +1,8 @@
 //! Consumer benchmarks.
 //!
 //! - `poll/100B`: records per second through `Consumer::poll` (one consumer,
-//!   one partition, 100 B records), next to a raw `Partition::read` of the
+//!   one partition, 100 B records; `max_poll_records` 10,000, and the
+//!   default 500), next to a raw `Partition::read` of the
 //!   same log and a std `mpsc` channel (crossbeam's implementation) draining
 //!   the same number of preloaded messages; and the borrowed pair,
 //!   `Consumer::poll_batches` next to `Partition::read`, both walked with
@@ -29,9 +30,30 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use streamlog::{Broker, BrokerOptions, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig, TopicPartition};
+use streamlog::{
+    Broker, BrokerOptions, Consumer, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig, TopicPartition,
+};
 
 const PRELOAD: u64 = 2_000_000;
+
+/// Takes `iters` records through `Consumer::poll`, touching each value,
+/// starting over at the beginning after the last one.
+fn drain_owned(consumer: &mut Consumer, iters: u64) -> Duration {
+    let start = Instant::now();
+    let mut left = iters;
+    while left > 0 {
+        let recs = consumer.poll(Duration::ZERO).unwrap();
+        if recs.is_empty() {
+            consumer.seek_to_beginning(&[]).unwrap();
+            continue;
+        }
+        for r in &recs {
+            black_box(r.value.as_ref().map(|v| v[0]));
+        }
+        left = left.saturating_sub(recs.len() as u64);
+    }
+    start.elapsed()
+}
 
 fn poll_throughput(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
@@ -54,24 +76,13 @@ fn poll_throughput(c: &mut Criterion) {
     let mut g = c.benchmark_group("poll");
     g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
     g.throughput(Throughput::Elements(1));
-    g.bench_function("100B/consumer_poll", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            let mut left = iters;
-            while left > 0 {
-                let recs = consumer.poll(Duration::ZERO).unwrap();
-                if recs.is_empty() {
-                    consumer.seek_to_beginning(&[]).unwrap();
-                    continue;
-                }
-                for r in &recs {
-                    black_box(r.value.as_ref().map(|v| v[0]));
-                }
-                left = left.saturating_sub(recs.len() as u64);
-            }
-            start.elapsed()
-        })
-    });
+    g.bench_function("100B/consumer_poll", |b| b.iter_custom(|iters| drain_owned(&mut consumer, iters)));
+    // Kafka's default `max.poll.records` (500), also this crate's: the
+    // returned records (128 B each) stay in the core's cache.
+    let mut default_consumer =
+        broker.consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest)).unwrap();
+    default_consumer.assign(std::slice::from_ref(&tp)).unwrap();
+    g.bench_function("100B/consumer_poll_500", |b| b.iter_custom(|iters| drain_owned(&mut default_consumer, iters)));
     g.bench_function("100B/consumer_poll_batches", |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
