@@ -7,7 +7,8 @@
 //!   thread, `recv().await` in the task). The p50/p99 are printed before the
 //!   measurement, for a busy stream (gaps of 0-100 µs) and an idle one (gaps
 //!   of 300-400 µs), in three rounds, each alternating the two record by
-//!   record on one runtime; both sides park the same way, in the runtime.
+//!   record on one runtime (each first every other record); both sides
+//!   park the same way, in the runtime.
 //! - `async_consume/100B`: records per second draining a pre-filled
 //!   one-partition topic through `Consumer::recv().await` and through
 //!   `Consumer::stream()`, on a current-thread runtime, next to the blocking
@@ -70,30 +71,34 @@ fn tokio_mpsc_latencies(n: u64, extra: Duration) -> Vec<Duration> {
 /// `recv`), both tasks on one runtime with one worker thread, the sends
 /// from this thread, each after the previous record arrived plus a gap:
 /// `n` records through each side asked for. With both, the two alternate
-/// record by record, so that each sample sits next to its baseline's in
-/// time (this shared machine's wake-up latency drifts by more than the
-/// difference measured).
+/// record by record, each going first every other time, so that each
+/// sample sits next to its baseline's in time (this shared machine's
+/// wake-up latency drifts by more than the difference measured) and
+/// neither always follows the other's work on the worker.
 fn latencies(n: u64, extra: Duration, log: bool, channel: bool) -> (Vec<Duration>, Vec<Duration>) {
     let rt = runtime_one_worker();
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
-    broker.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
-    let mut consumer = broker.consumer(ConsumerConfig::default()).unwrap();
-    consumer.assign(&[TopicPartition::new("t", 0)]).unwrap();
-    consumer.poll(Duration::ZERO).unwrap();
     let epoch = Instant::now();
     let (from_log, from_channel) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let arrived = Arc::clone(&from_log);
-    let to_log = if log { n } else { 0 };
-    let log_task = rt.spawn(async move {
-        let mut lat = Vec::with_capacity(to_log as usize);
-        while (lat.len() as u64) < to_log {
-            for rec in consumer.recv().await.unwrap() {
-                lat.push(latency_of(epoch, rec.value.as_ref().unwrap()));
-                arrived.fetch_add(1, Ordering::Release);
+    let dir = tempfile::tempdir().unwrap();
+    // No broker (nor its threads) when only the channel is measured.
+    let streamlog = log.then(|| {
+        let broker = Broker::open(dir.path(), BrokerOptions::default()).unwrap();
+        broker.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
+        let mut consumer = broker.consumer(ConsumerConfig::default()).unwrap();
+        consumer.assign(&[TopicPartition::new("t", 0)]).unwrap();
+        consumer.poll(Duration::ZERO).unwrap();
+        let arrived = Arc::clone(&from_log);
+        let task = rt.spawn(async move {
+            let mut lat = Vec::with_capacity(n as usize);
+            while (lat.len() as u64) < n {
+                for rec in consumer.recv().await.unwrap() {
+                    lat.push(latency_of(epoch, rec.value.as_ref().unwrap()));
+                    arrived.fetch_add(1, Ordering::Release);
+                }
             }
-        }
-        lat
+            lat
+        });
+        (broker.producer(), task, broker)
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let arrived = Arc::clone(&from_channel);
@@ -105,26 +110,28 @@ fn latencies(n: u64, extra: Duration, log: bool, channel: bool) -> (Vec<Duration
         }
         lat
     });
-    let producer = broker.producer();
     let wait_for = |count: &AtomicU64, i: u64| {
         while count.load(Ordering::Acquire) <= i {
             std::hint::spin_loop();
         }
     };
     for i in 0..n {
-        if log {
-            busy_wait(gap(i, extra));
-            producer.send(ProducerRecord::new("t", stamped(epoch)).partition(0).timestamp(0)).unwrap();
-            wait_for(&from_log, i);
-        }
-        if channel {
-            busy_wait(gap(i, extra));
-            tx.send(stamped(epoch)).unwrap();
-            wait_for(&from_channel, i);
+        for log_turn in if i % 2 == 0 { [true, false] } else { [false, true] } {
+            if log_turn && let Some((producer, _, _)) = &streamlog {
+                busy_wait(gap(i, extra));
+                producer.send(ProducerRecord::new("t", stamped(epoch)).partition(0).timestamp(0)).unwrap();
+                wait_for(&from_log, i);
+            }
+            if !log_turn && channel {
+                busy_wait(gap(i, extra));
+                tx.send(stamped(epoch)).unwrap();
+                wait_for(&from_channel, i);
+            }
         }
     }
     drop(tx);
-    (rt.block_on(log_task).unwrap(), rt.block_on(channel_task).unwrap())
+    let log_latencies = streamlog.map_or_else(Vec::new, |(_, task, _)| rt.block_on(task).unwrap());
+    (log_latencies, rt.block_on(channel_task).unwrap())
 }
 
 fn percentiles(name: &str, mut lat: Vec<Duration>) {

@@ -415,13 +415,12 @@ struct PartitionReader<'a> {
     config: &'a ConsumerConfig,
     broker: &'a BrokerState,
     batches: &'a mut Vec<Batch>,
-    /// Partitions found closed (their topic deleted), to drop afterwards.
-    closed: Vec<TopicPartition>,
+    /// A partition was found closed (its topic deleted).
+    saw_closed: bool,
 }
 
 impl PartitionReader<'_> {
-    /// Reads the unpaused partitions of `partitions` in turn until the poll
-    /// is full or one fails.
+    /// Reads `partitions` in turn until the poll is full or one fails.
     fn read_all<'p, T: Polled>(
         &mut self,
         partitions: impl Iterator<Item = (&'p TopicPartition, &'p mut Assigned)>,
@@ -431,9 +430,7 @@ impl PartitionReader<'_> {
             if out.records() >= self.config.max_poll_records {
                 break;
             }
-            if !a.paused {
-                self.read(tp, a, out)?;
-            }
+            self.read(tp, a, out)?;
         }
         Ok(())
     }
@@ -442,7 +439,7 @@ impl PartitionReader<'_> {
     /// moving its position past them.
     fn read<T: Polled>(&mut self, tp: &TopicPartition, a: &mut Assigned, out: &mut T) -> Result<()> {
         if a.log.is_closed() {
-            self.closed.push(tp.clone());
+            self.saw_closed = true;
             return Ok(());
         }
         let config = self.config;
@@ -582,7 +579,8 @@ pub struct Consumer {
     /// capacity.
     batches: Vec<Batch>,
     /// The partitions whose wait lists hold the waiter of a pending async
-    /// step (`recv`, `stream`); empty otherwise.
+    /// step (`recv`, `stream`), or of one whose future was forgotten (the
+    /// next step, a rebind or the drop takes it off them).
     registered: Vec<Arc<Partition>>,
     waiter: Arc<Waiter>,
     wakeup: Arc<WakeupShared>,
@@ -937,6 +935,9 @@ impl Consumer {
     /// close, wakeup, the group). Swapped before any reset or sync, so that
     /// none is lost.
     fn rebind_waiter(&mut self, waiter: Arc<Waiter>) {
+        // Off the wait lists first, while they still hold this waiter (a
+        // future forgotten mid-wait leaves it registered).
+        self.unregister_async();
         let old = std::mem::replace(&mut self.waiter, waiter);
         self.broker.waiters.unregister(&old);
         self.broker.waiters.register(&self.waiter);
@@ -1125,7 +1126,7 @@ impl Consumer {
     /// the batches read go through one vector the consumer keeps.
     fn fetch<T: Polled>(&mut self) -> Result<T> {
         let mut out = T::default();
-        let n = self.assigned.len();
+        let n = self.assigned.values().filter(|a| !a.paused).count();
         if n == 0 {
             return Ok(out);
         }
@@ -1135,19 +1136,20 @@ impl Consumer {
             config: &self.config,
             broker: &self.broker,
             batches: &mut self.batches,
-            closed: Vec::new(),
+            saw_closed: false,
         };
-        // From the `start`th partition to the last, then from the first.
-        let mut result = reader.read_all(self.assigned.iter_mut().skip(start), &mut out);
+        // From the `start`th unpaused partition to the last, then from the
+        // first.
+        let unpaused = |(_, a): &(&TopicPartition, &mut Assigned)| !a.paused;
+        let mut result = reader.read_all(self.assigned.iter_mut().filter(unpaused).skip(start), &mut out);
         if result.is_ok() {
-            result = reader.read_all(self.assigned.iter_mut().take(start), &mut out);
+            result = reader.read_all(self.assigned.iter_mut().filter(unpaused).take(start), &mut out);
         }
-        // Topics deleted under this poll: stop reading their partitions.
-        for tp in std::mem::take(&mut reader.closed) {
-            self.assigned.remove(&tp);
-            if let Some(m) = &self.membership {
-                m.group.release(&m.member_id, &tp);
-            }
+        if reader.saw_closed {
+            // A topic deleted under this poll: the next one drops its
+            // partitions and reports it (`drop_deleted_topics`), whatever
+            // the topics epoch it last looked at.
+            self.closed_checked_epoch = u64::MAX;
         }
         match result {
             // Records already taken (and positions already moved) must
@@ -1504,6 +1506,7 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
+        self.unregister_async();
         let _ = self.shutdown();
         self.broker.waiters.unregister(&self.waiter);
     }
@@ -1515,8 +1518,8 @@ fn millis(d: Duration) -> i64 {
 }
 
 fn fresh(topic: &str, log: Arc<Partition>) -> Assigned {
-    // A copy of the name for this consumer alone: every record it returns
-    // takes a reference on it, which on the topic's shared `Arc` would be a
-    // cache line written by every consumer (and producer) thread.
+    // A copy of the name for this assignment alone: every record read from
+    // it takes a reference on the name, which on the topic's shared `Arc`
+    // would be a cache line written by every consumer thread.
     Assigned { topic: Arc::from(topic), log, position: None, paused: false, seeked: false }
 }

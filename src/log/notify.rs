@@ -105,7 +105,7 @@ impl Waiter {
 #[derive(Debug, Default)]
 pub(crate) struct WaitList {
     waiters: Mutex<Vec<Arc<Waiter>>>,
-    count: AtomicUsize,
+    pub(super) count: AtomicUsize,
 }
 
 impl WaitList {

@@ -692,6 +692,12 @@ impl Partition {
         self.inner.waiters.register(w);
     }
 
+    /// How many waiters are registered (for tests).
+    #[cfg(test)]
+    pub(crate) fn waiters_registered(&self) -> usize {
+        self.inner.waiters.count.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn unregister_waiter(&self, w: &Arc<Waiter>) {
         self.inner.waiters.unregister(w);
     }

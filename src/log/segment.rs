@@ -641,7 +641,8 @@ impl Segment {
     /// [`Segment::read`] appended to `out`, ending the run once it spans
     /// `max_records` offsets from `offset` on (records, but for compacted
     /// batches, whose removed records still count: such a run may hold
-    /// fewer). Returns how many batches it appended.
+    /// fewer). Returns how many batches it appended; on an error, `out` is
+    /// as it was.
     pub fn read_records(
         &self,
         offset: u64,
@@ -665,7 +666,14 @@ impl Segment {
         let before = out.len();
         let (mut pos, mut first, mut records) = (0, None, 0usize);
         while pos < bytes.len() && records < max_records {
-            let h = format::check_batch(&bytes[pos..]).map_err(|e| self.decode_error((start + pos) as u64, e))?;
+            let h = match format::check_batch(&bytes[pos..]) {
+                Ok(h) => h,
+                Err(e) => {
+                    // Nothing of a failed read stays in the caller's vector.
+                    out.truncate(before);
+                    return Err(self.decode_error((start + pos) as u64, e));
+                }
+            };
             if h.base_offset >= end_offset {
                 break;
             }

@@ -171,7 +171,7 @@ impl Consumer {
 
     /// Takes the consumer's waiter off the wait lists a pending step put
     /// it on.
-    fn unregister_async(&mut self) {
+    pub(super) fn unregister_async(&mut self) {
         for log in self.registered.drain(..) {
             log.unregister_waiter(&self.waiter);
         }
@@ -279,5 +279,36 @@ impl Drop for RecordStream<'_> {
 impl fmt::Debug for RecordStream<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecordStream").field("buffered", &self.buffer.len()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    use std::time::Duration;
+
+    use crate::{Broker, ConsumerConfig, TopicConfig, TopicPartition};
+
+    /// A `recv` future forgotten while it waits leaves the consumer's
+    /// waiter on the partition's wait list; a blocking poll after it (which
+    /// moves the consumer to a thread waiter) takes it off, so appends do
+    /// not keep waking, and keeping, a waiter nobody waits on.
+    #[test]
+    fn a_forgotten_pending_recv_leaves_no_waiter_behind() {
+        let broker = Broker::temporary().unwrap();
+        broker.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
+        let log = broker.topic("t").unwrap().partition(0).unwrap();
+        let mut consumer = broker.consumer(ConsumerConfig::default()).unwrap();
+        consumer.assign(&[TopicPartition::new("t", 0)]).unwrap();
+        let mut recv = Box::pin(consumer.recv());
+        assert!(recv.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        assert_eq!(log.waiters_registered(), 1);
+        // Its drop never runs (the box leaks, in this test only).
+        std::mem::forget(recv);
+        assert!(consumer.poll(Duration::ZERO).unwrap().is_empty());
+        assert_eq!(log.waiters_registered(), 0);
+        drop(consumer);
+        assert_eq!(log.waiters_registered(), 0);
     }
 }
