@@ -5,7 +5,7 @@
 //! records, a rebalance, a broker close, a topic delete or a wakeup wakes
 //! it. Nothing polls on a timer and no thread waits on its behalf.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -74,7 +74,7 @@ impl Consumer {
     /// move back to the first of them). After [`Error::Closed`] the stream
     /// ends.
     pub fn stream(&mut self) -> RecordStream<'_> {
-        RecordStream { consumer: self, state: AsyncPoll::default(), buffer: VecDeque::new(), done: false }
+        RecordStream { consumer: self, state: AsyncPoll::default(), buffer: Vec::new().into_iter(), done: false }
     }
 
     fn poll_async(&mut self, cx: &mut Context<'_>, st: &mut AsyncPoll) -> Poll<Result<Vec<ConsumerRecord>>> {
@@ -226,7 +226,7 @@ pub struct RecordStream<'a> {
     consumer: &'a mut Consumer,
     state: AsyncPoll,
     /// Fetched, not yet yielded.
-    buffer: VecDeque<ConsumerRecord>,
+    buffer: std::vec::IntoIter<ConsumerRecord>,
     done: bool,
 }
 
@@ -235,7 +235,7 @@ impl Stream for RecordStream<'_> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if let Some(r) = this.buffer.pop_front() {
+        if let Some(r) = this.buffer.next() {
             return Poll::Ready(Some(Ok(r)));
         }
         if this.done {
@@ -244,8 +244,8 @@ impl Stream for RecordStream<'_> {
         match this.consumer.poll_async(cx, &mut this.state) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(records)) => {
-                this.buffer = records.into();
-                Poll::Ready(this.buffer.pop_front().map(Ok))
+                this.buffer = records.into_iter();
+                Poll::Ready(this.buffer.next().map(Ok))
             }
             Poll::Ready(Err(e)) => {
                 this.done = matches!(e, Error::Closed);
@@ -265,7 +265,7 @@ impl Drop for RecordStream<'_> {
         // Give back what was fetched and not yielded: the records of a
         // partition are in offset order, so its first is where to resume.
         let mut seen = BTreeSet::new();
-        for r in self.buffer.drain(..) {
+        for r in self.buffer.by_ref() {
             let tp = TopicPartition::new(&*r.topic, r.partition);
             if seen.insert(tp.clone())
                 && let Some(a) = self.consumer.assigned.get_mut(&tp)
