@@ -572,15 +572,16 @@ fn run(shared: &Shared) {
             }
             shared.bg.lock().done += n;
             shared.progress.notify_all();
-            continue;
+            // On to the linger pass all the same: a steady stream of
+            // handoffs must not hold back the other clones' batches.
         }
         let now = Instant::now();
         let mut next: Option<Instant> = None;
         for local in shared.locals() {
             let mut buf = local.buf.lock();
-            shared.drain(&mut buf, |b| b.opened + linger <= now);
-            for b in &buf.batches {
-                let due = b.opened + linger;
+            // A linger too long to add to an instant never comes due.
+            shared.drain(&mut buf, |b| b.opened.checked_add(linger).is_some_and(|due| due <= now));
+            for due in buf.batches.iter().filter_map(|b| b.opened.checked_add(linger)) {
                 next = Some(next.map_or(due, |n| n.min(due)));
             }
         }
