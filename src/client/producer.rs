@@ -294,12 +294,15 @@ impl Producer {
             let timestamp = record.timestamp.unwrap_or_else(|| self.broker.now_ms());
             let rec =
                 Record { key: record.key, value: record.value, timestamp: Some(timestamp), headers: record.headers };
-            let at = log.append_unsynced(std::slice::from_ref(&rec))?;
+            let (at, durability) = log.append_unsynced(std::slice::from_ref(&rec))?;
             let meta = RecordMetadata { topic: Arc::clone(&cached.name), partition, offset: at.base_offset, timestamp };
-            Ok(log
-                .syncs_appends()
-                .then(|| Arc::clone(log))
-                .map_or(SendState::Done(meta.clone()), |log| SendState::Syncing { log, meta }))
+            // The durability the append applied, not the topic's setting
+            // now (an `alter_topic` in between must not skip the sync).
+            Ok(if durability == crate::Durability::Sync {
+                SendState::Syncing { log: Arc::clone(log), meta }
+            } else {
+                SendState::Done(meta)
+            })
         })();
         SendFuture { state: Some(sent.unwrap_or_else(SendState::Failed)) }
     }

@@ -489,8 +489,8 @@ impl Partition {
 
     /// The append, acknowledged once visible (without the sync of
     /// `Durability::Sync`).
-    pub(crate) fn append_unsynced(&self, records: &[Record]) -> Result<AppendInfo> {
-        self.append_visible(records).map(|(at, _)| at)
+    pub(crate) fn append_unsynced(&self, records: &[Record]) -> Result<(AppendInfo, Durability)> {
+        self.append_visible(records)
     }
 
     /// The append up to visibility, and the durability that applied to it.
@@ -1149,8 +1149,9 @@ impl Inner {
 #[derive(Debug)]
 pub struct AppendFuture<'a> {
     log: &'a Partition,
-    /// Taken when the future resolves.
-    result: Option<Result<AppendInfo>>,
+    /// Taken when the future resolves; with the durability the append
+    /// applied (not the topic's setting when polled, which may change).
+    result: Option<Result<(AppendInfo, Durability)>>,
 }
 
 impl std::future::Future for AppendFuture<'_> {
@@ -1158,18 +1159,18 @@ impl std::future::Future for AppendFuture<'_> {
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let at = match this.result.take() {
-            Some(Ok(at)) => at,
+        let (at, durability) = match this.result.take() {
+            Some(Ok(appended)) => appended,
             Some(Err(e)) => return Poll::Ready(Err(e)),
             None => return Poll::Ready(Err(Error::InvalidConfig("AppendFuture polled after it resolved".into()))),
         };
-        if !this.log.syncs_appends() {
+        if durability != Durability::Sync {
             return Poll::Ready(Ok(at));
         }
         match this.log.poll_synced(at.last_offset + 1, cx) {
             Poll::Ready(r) => Poll::Ready(r.map(|()| at)),
             Poll::Pending => {
-                this.result = Some(Ok(at));
+                this.result = Some(Ok((at, durability)));
                 Poll::Pending
             }
         }
@@ -1599,6 +1600,18 @@ mod tests {
         let syncs = p.inner.sync_calls.load(Ordering::Relaxed);
         assert!(syncs < 400, "group commit: {syncs} syncs for 400 appends");
         assert_eq!(p.inner.sync.lock().synced, 400);
+    }
+
+    /// An async append made under `Sync` resolves once a sync covers it,
+    /// even if the durability changes before the future is polled.
+    #[test]
+    fn an_async_append_waits_for_the_durability_it_was_made_under() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(dir.path(), PartitionOptions::default().durability(Durability::Sync)).unwrap();
+        let future = p.append_async(&[rec(0)]);
+        p.update_options(&PartitionOptions::default().durability(Durability::Os)).unwrap();
+        futures_executor::block_on(future).unwrap();
+        assert_eq!(p.inner.sync.lock().synced, 1, "resolved without a sync");
     }
 
     #[test]
