@@ -113,6 +113,10 @@ struct DeliveryState {
     base_offset: u64,
     /// Set if the batch's append failed (all its records fail with it).
     error: Option<Arc<Error>>,
+    /// Each record's own outcome, when the batch had to be split (it was
+    /// larger than one append may be): then `base_offset` and `error` are
+    /// not used.
+    split: Option<Vec<std::result::Result<u64, Arc<Error>>>>,
     wakers: Vec<Waker>,
 }
 
@@ -276,7 +280,19 @@ impl Shared {
     /// room. Gives back its emptied record vector.
     fn deliver(&self, batch: Batch) -> Vec<Record> {
         let Batch { topic, partition, mut records, delivery, .. } = batch;
-        let result = topic.partitions[partition as usize].append(&records);
+        let log = &topic.partitions[partition as usize];
+        let result = log.append(&records);
+        // Records that each fit may together exceed what one append takes
+        // (the segment size): append them in halves, in order, each record
+        // then failing or landing on its own.
+        let split = match &result {
+            Err(Error::RecordTooLarge { .. }) if records.len() > 1 => {
+                let mut outcomes = Vec::with_capacity(records.len());
+                append_halving(log, &records, &mut outcomes);
+                Some(outcomes)
+            }
+            _ => None,
+        };
         let n = records.len();
         // Drop the records now (their bytes), keep the capacity.
         records.clear();
@@ -284,9 +300,10 @@ impl Shared {
         // its record delivered never counts it in `in_flight`.
         self.release(n);
         let mut st = delivery.state.lock();
-        match result {
-            Ok(at) => st.base_offset = at.base_offset,
-            Err(e) => st.error = Some(Arc::new(e)),
+        match (result, split) {
+            (_, Some(outcomes)) => st.split = Some(outcomes),
+            (Ok(at), None) => st.base_offset = at.base_offset,
+            (Err(e), None) => st.error = Some(Arc::new(e)),
         }
         st.done = true;
         let wakers = std::mem::take(&mut st.wakers);
@@ -295,6 +312,28 @@ impl Shared {
             w.wake();
         }
         records
+    }
+}
+
+/// Appends `records` to `log`, halving a run that is too large for one
+/// append until it fits (or is one record), and pushes each record's
+/// offset or error to `outcomes`, in order.
+fn append_halving(
+    log: &crate::Partition,
+    records: &[Record],
+    outcomes: &mut Vec<std::result::Result<u64, Arc<Error>>>,
+) {
+    match log.append(records) {
+        Ok(at) => outcomes.extend((0..records.len() as u64).map(|i| Ok(at.base_offset + i))),
+        Err(Error::RecordTooLarge { .. }) if records.len() > 1 => {
+            let (first, second) = records.split_at(records.len() / 2);
+            append_halving(log, first, outcomes);
+            append_halving(log, second, outcomes);
+        }
+        Err(e) => {
+            let e = Arc::new(e);
+            outcomes.extend(records.iter().map(|_| Err(Arc::clone(&e))));
+        }
     }
 }
 
@@ -627,12 +666,17 @@ impl Future for DeliveryFuture {
             }
             return Poll::Pending;
         }
-        Poll::Ready(match &st.error {
-            Some(e) => Err(Error::BatchFailed(Arc::clone(e))),
-            None => Ok(RecordMetadata {
+        let offset = match (&st.split, &st.error) {
+            (Some(outcomes), _) => outcomes[self.index].clone(),
+            (None, Some(e)) => Err(Arc::clone(e)),
+            (None, None) => Ok(st.base_offset + self.index as u64),
+        };
+        Poll::Ready(match offset {
+            Err(e) => Err(Error::BatchFailed(e)),
+            Ok(offset) => Ok(RecordMetadata {
                 topic: Arc::clone(&self.delivery.topic),
                 partition: self.delivery.partition,
-                offset: st.base_offset + self.index as u64,
+                offset,
                 timestamp: self.timestamp,
             }),
         })
