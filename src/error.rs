@@ -274,10 +274,11 @@ pub enum Error {
     #[error("the poll was interrupted by wakeup()")]
     Wakeup,
 
-    /// A [`BatchingProducer`](crate::BatchingProducer)'s buffer holds
-    /// `max` records not yet delivered: retry later, or use the send that
-    /// waits for room. Retryable.
-    #[error("the producer's buffer is full ({max} records in flight)")]
+    /// A [`BatchingProducer`](crate::BatchingProducer)'s buffer has no
+    /// room: its records not yet delivered, with the room its clones
+    /// reserved and are using, reach `max`. Retry later, or use the send
+    /// that waits for room. Retryable.
+    #[error("the producer's buffer is full (max_queued {max})")]
     QueueFull {
         /// The buffer's limit, in records
         /// ([`BatchingConfig::max_queued`](crate::BatchingConfig::max_queued)).

@@ -44,8 +44,10 @@ pub struct BatchingConfig {
     /// Records buffered or being appended, at most (Kafka's
     /// `queue.buffering.max.messages`): a send beyond waits, or fails with
     /// [`Error::QueueFull`]. Clones reserve room in chunks of
-    /// `max_queued / 32` (1 to 1,024) records, so a full buffer may hold a
-    /// few chunks less than this. Default: 100,000.
+    /// `max_queued / 32` (1 to 1,024) records; a send that finds the
+    /// buffer full first takes back what other clones reserved and have
+    /// not used (but from clones busy sending at that moment). Default:
+    /// 100,000.
     pub max_queued: usize,
 }
 
@@ -208,6 +210,25 @@ impl Shared {
         let n = self.chunk.min(self.config.max_queued.saturating_sub(room.queued));
         room.queued += n;
         n
+    }
+
+    /// Takes back the room the other clones reserved and have not used
+    /// (for a send that found the buffer full: with many clones, their
+    /// chunks could otherwise fill it while holding few records). Clones
+    /// busy at the moment keep theirs. Returns how much came back.
+    fn reclaim(&self, me: &Arc<Local>) -> usize {
+        let mut taken = 0;
+        for local in self.locals() {
+            // Not waiting on another clone's lock while holding this
+            // one's: two reclaiming clones would deadlock.
+            if !Arc::ptr_eq(&local, me)
+                && let Some(mut buf) = local.buf.try_lock()
+            {
+                taken += std::mem::take(&mut buf.credits);
+            }
+        }
+        self.release(taken);
+        taken
     }
 
     /// Gives back room: records delivered, or credits unused.
@@ -467,7 +488,10 @@ impl BatchingProducer {
         let max = shared.config.max_queued;
         let mut buf = self.local.buf.lock();
         if buf.credits == 0 {
-            let got = shared.reserve(&mut shared.room.lock());
+            let mut got = shared.reserve(&mut shared.room.lock());
+            if got == 0 && shared.reclaim(&self.local) > 0 {
+                got = shared.reserve(&mut shared.room.lock());
+            }
             if got > 0 {
                 buf.credits = got;
             } else {
