@@ -1,6 +1,7 @@
 //! A poll allocates what it returns and nothing per assigned partition: the
-//! consumer walks its assignment in place and reuses its batch vector. A
-//! counting global allocator counts what the polling thread allocates.
+//! consumer walks its assignment in place and reuses its batch and wait
+//! registration vectors. A counting global allocator counts what the
+//! polling thread allocates.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -66,5 +67,19 @@ fn a_poll_allocates_nothing_per_assigned_partition() {
         let before = allocs();
         assert!(consumer.poll(Duration::ZERO).unwrap().is_empty());
         assert_eq!(allocs() - before, 0, "round {round}: an empty poll allocated");
+    }
+
+    // A poll that waits (spins, then parks on the 64 partitions' wait
+    // lists until its timeout) allocates nothing either, once the lists
+    // and the consumer's registration vector have their room.
+    let wait = ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest).spin(Duration::from_micros(50));
+    let mut waiting = broker.consumer(wait).unwrap();
+    waiting.assign(&all).unwrap();
+    while !waiting.poll(Duration::ZERO).unwrap().is_empty() {}
+    assert!(waiting.poll(Duration::from_millis(2)).unwrap().is_empty());
+    for round in 0..5 {
+        let before = allocs();
+        assert!(waiting.poll(Duration::from_millis(2)).unwrap().is_empty());
+        assert_eq!(allocs() - before, 0, "round {round}: a waiting poll allocated");
     }
 }

@@ -309,7 +309,9 @@ impl Shared {
         let split = match &result {
             Err(Error::RecordTooLarge { .. }) if records.len() > 1 => {
                 let mut outcomes = Vec::with_capacity(records.len());
-                append_halving(log, &records, &mut outcomes);
+                let (first, second) = records.split_at(records.len() / 2);
+                append_halving(log, first, &mut outcomes);
+                append_halving(log, second, &mut outcomes);
                 Some(outcomes)
             }
             _ => None,

@@ -409,6 +409,9 @@ enum Subscription {
     Pattern(TopicPattern),
 }
 
+/// Batches a consumer's kept read vector keeps room for between polls.
+const KEEP_BATCHES: usize = 1024;
+
 /// What a poll reads a partition with: the consumer's settings, and the
 /// vector batches go through on their way into the poll's result.
 struct PartitionReader<'a> {
@@ -466,7 +469,10 @@ impl PartitionReader<'_> {
                 return Ok(());
             }
             // Deleted between the check above and the read: next time.
-            Err(Error::Closed) => return Ok(()),
+            Err(Error::Closed) => {
+                self.saw_closed = true;
+                return Ok(());
+            }
             Err(e) => return Err(e),
         }
         out.take(a, tp, self.batches.drain(..), max)
@@ -578,9 +584,10 @@ pub struct Consumer {
     /// Empty between polls: the batches a fetch reads, kept for its
     /// capacity.
     batches: Vec<Batch>,
-    /// The partitions whose wait lists hold the waiter of a pending async
-    /// step (`recv`, `stream`), or of one whose future was forgotten (the
-    /// next step, a rebind or the drop takes it off them).
+    /// The partitions whose wait lists hold the consumer's waiter: while a
+    /// poll waits, or an async step (`recv`, `stream`) is pending, or one
+    /// whose future was forgotten (the next step, a rebind or the drop
+    /// takes it off them). Empty otherwise; kept for its capacity.
     registered: Vec<Arc<Partition>>,
     waiter: Arc<Waiter>,
     wakeup: Arc<WakeupShared>,
@@ -937,7 +944,7 @@ impl Consumer {
     fn rebind_waiter(&mut self, waiter: Arc<Waiter>) {
         // Off the wait lists first, while they still hold this waiter (a
         // future forgotten mid-wait leaves it registered).
-        self.unregister_async();
+        self.leave_wait_lists();
         let old = std::mem::replace(&mut self.waiter, waiter);
         self.broker.waiters.unregister(&old);
         self.broker.waiters.register(&self.waiter);
@@ -1151,6 +1158,10 @@ impl Consumer {
             // the topics epoch it last looked at.
             self.closed_checked_epoch = u64::MAX;
         }
+        if self.batches.capacity() > KEEP_BATCHES {
+            // Not the largest poll's worth for the consumer's lifetime.
+            self.batches = Vec::new();
+        }
         match result {
             // Records already taken (and positions already moved) must
             // reach the caller; the error comes back on the next poll.
@@ -1177,11 +1188,7 @@ impl Consumer {
             }
             std::hint::spin_loop();
         }
-        let logs: Vec<Arc<Partition>> =
-            self.assigned.values().filter(|a| !a.paused).map(|a| Arc::clone(&a.log)).collect();
-        for log in &logs {
-            log.register_waiter(&self.waiter);
-        }
+        self.join_wait_lists();
         // Pairs with the SeqCst store of the high watermark: either this
         // check sees the new records or the append sees the registration.
         // The same for the broker's close (this waiter is registered with
@@ -1191,7 +1198,21 @@ impl Consumer {
         if !self.has_data() && !self.broker.is_closed() {
             self.waiter.park_until(deadline);
         }
-        for log in &logs {
+        self.leave_wait_lists();
+    }
+
+    /// Puts the consumer's waiter on the wait lists of its unpaused
+    /// partitions (an append then wakes it), noting them in `registered`.
+    fn join_wait_lists(&mut self) {
+        for a in self.assigned.values().filter(|a| !a.paused) {
+            a.log.register_waiter(&self.waiter);
+            self.registered.push(Arc::clone(&a.log));
+        }
+    }
+
+    /// Takes the consumer's waiter off the wait lists it joined.
+    fn leave_wait_lists(&mut self) {
+        for log in self.registered.drain(..) {
             log.unregister_waiter(&self.waiter);
         }
     }
@@ -1506,7 +1527,7 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        self.unregister_async();
+        self.leave_wait_lists();
         let _ = self.shutdown();
         self.broker.waiters.unregister(&self.waiter);
     }

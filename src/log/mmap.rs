@@ -304,6 +304,22 @@ impl MappedFile {
     /// then allocate ahead of the writer a step at a time (briefly holding
     /// the lock), faulting the pages in (not holding it).
     fn prefault(&self) {
+        loop {
+            self.prefault_round();
+            self.prefault_pending.store(false, Ordering::Release);
+            // A writer that allocated while the flag was still set sent no
+            // request: look again, unless another request is on its way.
+            if self.populated.load(Ordering::Relaxed) >= self.provisioned.load(Ordering::Acquire)
+                || *self.provision_lock.lock()
+                || self.prefault_pending.swap(true, Ordering::AcqRel)
+            {
+                return;
+            }
+        }
+    }
+
+    /// One pass of [`MappedFile::prefault`], until it has nothing to do.
+    fn prefault_round(&self) {
         // Its own descriptor, for the length of this request.
         let mut file = None;
         loop {
@@ -317,7 +333,9 @@ impl MappedFile {
                 }
                 // Allocated by the writer (the first pages of a new
                 // segment, or after it caught up): from where it is now.
-                let from = self.populated.load(Ordering::Relaxed).max(written / PAGE * PAGE);
+                let from = self.populated.load(Ordering::Relaxed).max(written / PAGE * PAGE).min(have);
+                // What the writer already wrote needs nothing.
+                self.populated.store(from, Ordering::Relaxed);
                 if from < have {
                     let end = have.min(from + PREFAULT_STEP);
                     self.populated.store(end, Ordering::Relaxed);
@@ -350,7 +368,6 @@ impl MappedFile {
                 let _ = raw.advise_range(Advice::PopulateWrite, range.start, range.len());
             }
         }
-        self.prefault_pending.store(false, Ordering::Release);
     }
 
     /// Flushes the committed bytes (and the file size they need) to disk.
@@ -393,7 +410,7 @@ struct View {
 impl AsRef<[u8]> for View {
     fn as_ref(&self) -> &[u8] {
         let raw = self.map.raw.as_ref().expect("a non-empty view has a mapping");
-        // SAFETY: `MappedFile::bytes` only builds a `View` whose range lies
+        // SAFETY: `MappedFile::into_bytes` only builds a `View` whose range lies
         // below the committed length it loaded with acquire ordering: those
         // bytes are written and immutable, and `self.map` keeps the mapping
         // alive for the lifetime of the returned borrow.
@@ -507,7 +524,12 @@ impl MapWriter {
     /// Linux both see the same page cache.
     fn append_pwrite(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) -> Result<usize> {
         let start = self.cursor;
+        let end = start + n;
         let file = &self.file.as_ref().expect("checked by the caller").0;
+        // Past what is provisioned, the prefaulter may be allocating: where
+        // the file system has no fallocate, by writing zeroes, which must
+        // not land after these bytes. It does so holding the lock.
+        let provisioning = (self.map.provisioned.load(Ordering::Acquire) < end).then(|| self.map.provision_lock.lock());
         let written = SCRATCH.with_borrow_mut(|scratch| {
             // Zeroed only when it grows: `fill` writes every byte it is given.
             if scratch.len() < n {
@@ -524,11 +546,10 @@ impl MapWriter {
         });
         // The path is copied only on error: this is the append path.
         written.map_err(|e| Error::io("write", &self.map.path)(e))?;
-        let end = start + n;
-        if self.map.provisioned.load(Ordering::Acquire) < end {
-            let _guard = self.map.provision_lock.lock();
+        if provisioning.is_some() {
             self.map.provisioned.fetch_max(end, Ordering::AcqRel);
         }
+        drop(provisioning);
         self.cursor = end;
         self.map.committed.store(end, Ordering::Release);
         Ok(start)

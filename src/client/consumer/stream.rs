@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -83,7 +82,7 @@ impl Consumer {
         }
         // Before the step's reset: a wake-up after it reaches this task.
         self.waiter.set_waker(cx.waker());
-        self.unregister_async();
+        self.leave_wait_lists();
         let first_step = !st.entered;
         if first_step {
             if let Err(e) = self.check_open() {
@@ -117,10 +116,7 @@ impl Consumer {
                     return Poll::Ready(done);
                 }
             }
-            for a in self.assigned.values().filter(|a| !a.paused) {
-                a.log.register_waiter(&self.waiter);
-                self.registered.push(Arc::clone(&a.log));
-            }
+            self.join_wait_lists();
             // Pairs with the SeqCst store of the high watermark (and the
             // broker's closed flag): either this check sees the records or
             // the append sees the registration and wakes the task.
@@ -143,7 +139,7 @@ impl Consumer {
                 }
                 return Poll::Pending;
             }
-            self.unregister_async();
+            self.leave_wait_lists();
         }
     }
 
@@ -169,18 +165,10 @@ impl Consumer {
         Instant::now().checked_add(Duration::from_millis(ms as u64))
     }
 
-    /// Takes the consumer's waiter off the wait lists a pending step put
-    /// it on.
-    pub(super) fn unregister_async(&mut self) {
-        for log in self.registered.drain(..) {
-            log.unregister_waiter(&self.waiter);
-        }
-    }
-
     /// Ends an async wait (resolved or dropped): leaves the wait lists and,
     /// for the group, the poll.
     fn finish_async(&mut self, st: &mut AsyncPoll) {
-        self.unregister_async();
+        self.leave_wait_lists();
         if std::mem::take(&mut st.timed) {
             self.broker.timer.cancel(&self.waiter);
         }
