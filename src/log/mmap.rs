@@ -725,13 +725,19 @@ pub(crate) mod failpoints {
 mod tests {
     use super::*;
 
+    /// A writer of a new 64 MiB file in `dir`, with a prefaulter.
+    fn prefaulted_writer(dir: &Path) -> (PathBuf, Arc<Prefaulter>, MapWriter) {
+        let path = dir.join("f");
+        let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        let pf = Prefaulter::start().unwrap();
+        let w = MappedFile::open_writable(file, &path, 0, 64 << 20, Some(Arc::clone(&pf))).unwrap();
+        (path, pf, w)
+    }
+
     #[test]
     fn prefaulter_provisions_ahead_and_stops_at_finish() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
-        let pf = Prefaulter::start().unwrap();
-        let mut w = MappedFile::open_writable(file, &path, 0, 64 << 20, Some(Arc::clone(&pf))).unwrap();
+        let (path, pf, mut w) = prefaulted_writer(dir.path());
         let map = Arc::clone(w.map());
         for _ in 0..64 {
             w.append_with(4096, |b| b.fill(1)).unwrap();
@@ -764,10 +770,7 @@ mod tests {
     #[test]
     fn the_prefaulter_faults_in_what_the_writer_allocated() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
-        let pf = Prefaulter::start().unwrap();
-        let mut w = MappedFile::open_writable(file, &path, 0, 64 << 20, Some(Arc::clone(&pf))).unwrap();
+        let (_path, _prefaulter, mut w) = prefaulted_writer(dir.path());
         let map = Arc::clone(w.map());
         w.append_with(100, |b| b.fill(1)).unwrap();
         assert_eq!(map.provisioned.load(Ordering::Acquire), WRITER_STEP, "the writer allocated its step");

@@ -109,3 +109,40 @@ where
     eprintln!("-- futures::executor");
     futures_executor::block_on(scenario());
 }
+
+/// A global allocator that counts, per thread, the allocations (and
+/// reallocations) it forwards to the system allocator. A test binary
+/// installs it with `#[global_allocator] static GLOBAL: CountingAlloc =
+/// CountingAlloc;` and reads [`allocs`].
+pub struct CountingAlloc;
+
+thread_local! {
+    static ALLOCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; the count is a thread-local
+// `Cell` with a const initializer, which never allocates.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract, passed on.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract, passed on.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Allocations made on this thread so far (with [`CountingAlloc`]
+/// installed).
+pub fn allocs() -> u64 {
+    ALLOCS.with(std::cell::Cell::get)
+}
