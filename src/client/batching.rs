@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{JoinHandle, Thread};
@@ -131,6 +132,17 @@ struct Batch {
     /// When its first record came (`linger` counts from here).
     opened: Instant,
     delivery: Arc<Delivery>,
+    /// Set when handed to the background thread: its partition's count of
+    /// this clone's handed-off batches not appended yet.
+    handed: Option<Arc<AtomicUsize>>,
+}
+
+/// A partition this clone handed batches off for, and how many of them are
+/// not appended yet: until none is, its later batches follow them through
+/// the background thread (whatever the durability is by then), in order.
+struct Pending {
+    log: Arc<crate::Partition>,
+    count: Arc<AtomicUsize>,
 }
 
 impl Batch {
@@ -159,6 +171,8 @@ struct LocalBuf {
     spare: Vec<Vec<Record>>,
     /// The topic last sent to (this clone's own lookup cache).
     topic: Option<Arc<CachedTopic>>,
+    /// Partitions with handed-off batches (dropped once all are appended).
+    pending: Vec<Pending>,
 }
 
 /// Spare record vectors a clone keeps.
@@ -269,7 +283,7 @@ impl Shared {
         while i < buf.batches.len() {
             if due(&buf.batches[i]) {
                 let batch = buf.batches.swap_remove(i);
-                self.dispatch(batch, &mut buf.spare);
+                self.dispatch(batch, &mut buf.spare, &mut buf.pending);
             } else {
                 i += 1;
             }
@@ -280,9 +294,22 @@ impl Shared {
     }
 
     /// Appends `batch` on this thread, or hands it to the background
-    /// thread if its partition syncs every append.
-    fn dispatch(&self, batch: Batch, spare: &mut Vec<Vec<Record>>) {
-        if batch.log().syncs_appends() {
+    /// thread if its partition syncs every append, or if batches of its
+    /// partition this clone handed off earlier are not appended yet.
+    fn dispatch(&self, mut batch: Batch, spare: &mut Vec<Vec<Record>>, pending: &mut Vec<Pending>) {
+        pending.retain(|p| p.count.load(Ordering::Acquire) > 0);
+        let earlier = pending.iter().find(|p| Arc::ptr_eq(&p.log, batch.log()));
+        if earlier.is_some() || batch.log().syncs_appends() {
+            let count = match earlier {
+                Some(p) => Arc::clone(&p.count),
+                None => {
+                    let count = Arc::new(AtomicUsize::new(0));
+                    pending.push(Pending { log: Arc::clone(batch.log()), count: Arc::clone(&count) });
+                    count
+                }
+            };
+            count.fetch_add(1, Ordering::AcqRel);
+            batch.handed = Some(count);
             let mut bg = self.bg.lock();
             bg.handoff.push_back(batch);
             bg.pushed += 1;
@@ -300,7 +327,7 @@ impl Shared {
     /// Appends `batch`, publishes the outcome to its futures and frees its
     /// room. Gives back its emptied record vector.
     fn deliver(&self, batch: Batch) -> Vec<Record> {
-        let Batch { topic, partition, mut records, delivery, .. } = batch;
+        let Batch { topic, partition, mut records, delivery, handed, .. } = batch;
         let log = &topic.partitions[partition as usize];
         let result = log.append(&records);
         // Records that each fit may together exceed what one append takes
@@ -316,6 +343,11 @@ impl Shared {
             }
             _ => None,
         };
+        if let Some(count) = handed {
+            // Release: a clone that then sees none pending appends after
+            // this.
+            count.fetch_sub(1, Ordering::Release);
+        }
         let n = records.len();
         // Drop the records now (their bytes), keep the capacity.
         records.clear();
@@ -557,7 +589,15 @@ impl BatchingProducer {
                 });
                 let records = spare.pop().unwrap_or_default();
                 let topic = Arc::clone(topic);
-                batches.push(Batch { topic, partition, records, bytes: 0, opened: Instant::now(), delivery });
+                batches.push(Batch {
+                    topic,
+                    partition,
+                    records,
+                    bytes: 0,
+                    opened: Instant::now(),
+                    delivery,
+                    handed: None,
+                });
                 (batches.len() - 1, true)
             }
         };
@@ -571,7 +611,7 @@ impl BatchingProducer {
         let kick = if batch.bytes >= shared.config.batch_size {
             // Full: appended by this send, no handoff.
             let batch = buf.batches.swap_remove(i);
-            shared.dispatch(batch, &mut buf.spare);
+            shared.dispatch(batch, &mut buf.spare, &mut buf.pending);
             if buf.batches.is_empty() {
                 shared.release(std::mem::take(&mut buf.credits));
             }
