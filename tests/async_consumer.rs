@@ -117,6 +117,38 @@ fn dropping_a_pending_recv_or_a_stream_loses_nothing() {
     });
 }
 
+/// Records of both partitions fetched by one step: dropping the stream
+/// after one was yielded puts each partition back at its first record not
+/// yielded.
+#[test]
+fn dropping_a_stream_gives_back_every_partitions_records() {
+    on_every_executor(|| async {
+        let (_dir, b) = broker(BrokerOptions::default());
+        let mut c = assigned(&b);
+        let producer = b.producer();
+        for p in [0, 1] {
+            for i in 0..5 {
+                producer.send(ProducerRecord::new("t", format!("v{i}")).partition(p)).unwrap();
+            }
+        }
+        let mut s = c.stream();
+        let first = next(&mut s).await.unwrap().unwrap();
+        assert_eq!(s.size_hint().0, 9, "both partitions' records in one step");
+        drop(s);
+        let (yielded, other) = (first.partition, 1 - first.partition);
+        assert_eq!(c.position(&TopicPartition::new("t", yielded)).unwrap(), 1);
+        assert_eq!(c.position(&TopicPartition::new("t", other)).unwrap(), 0);
+        let mut rest = Vec::new();
+        while rest.len() < 9 {
+            rest.extend(c.recv().await.unwrap().into_iter().map(|r| (r.partition, r.offset)));
+        }
+        rest.sort();
+        let mut want: Vec<_> = (1..5).map(|o| (yielded, o)).chain((0..5).map(|o| (other, o))).collect();
+        want.sort();
+        assert_eq!(rest, want);
+    });
+}
+
 #[test]
 fn a_pending_recv_returns_on_wakeup_close_and_delete() {
     on_every_executor(|| async {

@@ -5,7 +5,6 @@
 //! records, a rebalance, a broker close, a topic delete or a wakeup wakes
 //! it. Nothing polls on a timer and no thread waits on its behalf.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -250,16 +249,19 @@ impl Stream for RecordStream<'_> {
 impl Drop for RecordStream<'_> {
     fn drop(&mut self) {
         self.consumer.finish_async(&mut self.state);
-        // Give back what was fetched and not yielded: the records of a
-        // partition are in offset order, so its first is where to resume.
-        let mut seen = BTreeSet::new();
+        // Give back what was fetched and not yielded: a poll takes each
+        // partition's records as one run in offset order, so the first of
+        // a run is where that partition resumes.
+        let mut previous: Option<(std::sync::Arc<str>, u32)> = None;
         for r in self.buffer.by_ref() {
+            if previous.as_ref().is_some_and(|(t, p)| std::sync::Arc::ptr_eq(t, &r.topic) && *p == r.partition) {
+                continue;
+            }
             let tp = TopicPartition::new(&*r.topic, r.partition);
-            if seen.insert(tp.clone())
-                && let Some(a) = self.consumer.assigned.get_mut(&tp)
-            {
+            if let Some(a) = self.consumer.assigned.get_mut(&tp) {
                 a.position = Some(r.offset);
             }
+            previous = Some((r.topic, r.partition));
         }
     }
 }
