@@ -12,6 +12,11 @@
 //! and appends those of partitions that sync every append (so that no
 //! sender waits for the disk). The bound on buffered records is kept by a
 //! shared count that clones reserve from in chunks.
+//!
+//! No code of the application runs under a clone's lock, as it may send
+//! through that clone: a partitioner of its own places a record before
+//! the lock is taken (the built-in one, which never sends, under it), and
+//! wakers are woken once the lock is released.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -26,6 +31,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::broker::BrokerState;
+use crate::client::partitioner::Sealed;
 use crate::client::producer::{CachedTopic, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 use crate::error::{Error, Result};
 use crate::log::record::Record;
@@ -201,6 +207,47 @@ struct Bg {
     done: u64,
 }
 
+/// Wakers taken while a clone's buffer is locked, woken once it is not: a
+/// waker is the executor's code (or the application's), and may send
+/// through that clone. It wakes them when dropped: declared before the
+/// lock's guard, it wakes after the guard is gone. `None` until a waker is
+/// taken: most sends take none, and pay one test for it.
+#[derive(Default)]
+struct Wakeups(Option<Vec<Waker>>);
+
+impl Wakeups {
+    /// Takes `wakers`.
+    fn take(&mut self, wakers: &mut Vec<Waker>) {
+        match &mut self.0 {
+            Some(taken) => taken.append(wakers),
+            None if wakers.is_empty() => {}
+            None => self.0 = Some(std::mem::take(wakers)),
+        }
+    }
+
+    #[inline(always)]
+    fn wake(&mut self) {
+        if let Some(wakers) = self.0.take() {
+            wake_all(wakers);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn wake_all(wakers: Vec<Waker>) {
+    for w in wakers {
+        w.wake();
+    }
+}
+
+impl Drop for Wakeups {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.wake();
+    }
+}
+
 struct Shared {
     config: BatchingConfig,
     /// Credits a clone reserves at once.
@@ -230,7 +277,7 @@ impl Shared {
     /// (for a send that found the buffer full: with many clones, their
     /// chunks could otherwise fill it while holding few records). Clones
     /// busy at the moment keep theirs. Returns how much came back.
-    fn reclaim(&self, me: &Arc<Local>) -> usize {
+    fn reclaim(&self, me: &Arc<Local>, woken: &mut Wakeups) -> usize {
         let mut taken = 0;
         for local in self.locals() {
             // Not waiting on another clone's lock while holding this
@@ -241,23 +288,21 @@ impl Shared {
                 taken += std::mem::take(&mut buf.credits);
             }
         }
-        self.release(taken);
+        self.release(taken, woken);
         taken
     }
 
-    /// Gives back room: records delivered, or credits unused.
-    fn release(&self, n: usize) {
+    /// Gives back room: records delivered, or credits unused. The async
+    /// sends that wait for room go to `woken`.
+    fn release(&self, n: usize, woken: &mut Wakeups) {
         if n == 0 {
             return;
         }
         let mut room = self.room.lock();
         room.queued -= n;
-        let wakers = std::mem::take(&mut room.wakers);
+        woken.take(&mut room.wakers);
         drop(room);
         self.room_freed.notify_all();
-        for w in wakers {
-            w.wake();
-        }
     }
 
     /// Tells the background thread a batch opened (it may be waiting without a deadline).
@@ -278,25 +323,31 @@ impl Shared {
     /// Sends the batches of `buf` that `due` picks, and gives back the
     /// credits once `buf` holds no record. The caller holds `buf`'s lock,
     /// which keeps the batches of one partition in order.
-    fn drain(&self, buf: &mut LocalBuf, due: impl Fn(&Batch) -> bool) {
+    fn drain(&self, buf: &mut LocalBuf, due: impl Fn(&Batch) -> bool, woken: &mut Wakeups) {
         let mut i = 0;
         while i < buf.batches.len() {
             if due(&buf.batches[i]) {
                 let batch = buf.batches.swap_remove(i);
-                self.dispatch(batch, &mut buf.spare, &mut buf.pending);
+                self.dispatch(batch, &mut buf.spare, &mut buf.pending, woken);
             } else {
                 i += 1;
             }
         }
         if buf.batches.is_empty() {
-            self.release(std::mem::take(&mut buf.credits));
+            self.release(std::mem::take(&mut buf.credits), woken);
         }
     }
 
     /// Appends `batch` on this thread, or hands it to the background
     /// thread if its partition syncs every append, or if batches of its
     /// partition this clone handed off earlier are not appended yet.
-    fn dispatch(&self, mut batch: Batch, spare: &mut Vec<Vec<Record>>, pending: &mut Vec<Pending>) {
+    fn dispatch(
+        &self,
+        mut batch: Batch,
+        spare: &mut Vec<Vec<Record>>,
+        pending: &mut Vec<Pending>,
+        woken: &mut Wakeups,
+    ) {
         pending.retain(|p| p.count.load(Ordering::Acquire) > 0);
         let earlier = pending.iter().find(|p| Arc::ptr_eq(&p.log, batch.log()));
         if earlier.is_some() || batch.log().syncs_appends() {
@@ -318,15 +369,16 @@ impl Shared {
             self.work.notify_one();
             return;
         }
-        let records = self.deliver(batch);
+        let records = self.deliver(batch, woken);
         if spare.len() < SPARE {
             spare.push(records);
         }
     }
 
-    /// Appends `batch`, publishes the outcome to its futures and frees its
-    /// room. Gives back its emptied record vector.
-    fn deliver(&self, batch: Batch) -> Vec<Record> {
+    /// Appends `batch`, publishes the outcome to its futures (their wakers
+    /// go to `woken`) and frees its room. Gives back its emptied record
+    /// vector.
+    fn deliver(&self, batch: Batch, woken: &mut Wakeups) -> Vec<Record> {
         let Batch { topic, partition, mut records, delivery, handed, .. } = batch;
         let log = &topic.partitions[partition as usize];
         let result = log.append(&records);
@@ -353,7 +405,7 @@ impl Shared {
         records.clear();
         // Out of flight before the futures resolve, so a caller that saw
         // its record delivered never counts it in `in_flight`.
-        self.release(n);
+        self.release(n, woken);
         let mut st = delivery.state.lock();
         match (result, split) {
             (_, Some(outcomes)) => st.split = Some(outcomes),
@@ -361,11 +413,7 @@ impl Shared {
             (Err(e), None) => st.error = Some(Arc::new(e)),
         }
         st.done = true;
-        let wakers = std::mem::take(&mut st.wakers);
-        drop(st);
-        for w in wakers {
-            w.wake();
-        }
+        woken.take(&mut st.wakers);
         records
     }
 }
@@ -432,6 +480,10 @@ pub struct BatchingProducer {
     producer: Producer,
     local: Arc<Local>,
     handle: Arc<Handle>,
+    /// The partitioner is the built-in one, which never sends: records are
+    /// placed under the buffer's lock. An application's partitioner may
+    /// send through this very clone, so it runs before the lock is taken.
+    builtin_partitioner: bool,
 }
 
 impl Clone for BatchingProducer {
@@ -443,14 +495,21 @@ impl Clone for BatchingProducer {
         locals.retain(|w| w.strong_count() > 0);
         locals.push(Arc::downgrade(&local));
         drop(locals);
-        BatchingProducer { producer: self.producer.clone(), local, handle: Arc::clone(&self.handle) }
+        BatchingProducer {
+            producer: self.producer.clone(),
+            local,
+            handle: Arc::clone(&self.handle),
+            builtin_partitioner: self.builtin_partitioner,
+        }
     }
 }
 
 impl Drop for BatchingProducer {
     fn drop(&mut self) {
+        // Declared before the guard: wakes after it is released.
+        let mut woken = Wakeups::default();
         let mut buf = self.local.buf.lock();
-        self.handle.shared.drain(&mut buf, |_| true);
+        self.handle.shared.drain(&mut buf, |_| true, &mut woken);
     }
 }
 
@@ -467,10 +526,45 @@ enum Full<'a> {
     Register(&'a Waker),
 }
 
+/// A record placed before its clone's buffer was locked, by a partitioner
+/// of the application (which may send through this producer). It keeps
+/// its partition while a send waits for room: the partitioner runs once.
+struct Placed {
+    topic: Arc<CachedTopic>,
+    partition: u32,
+    record: Record,
+}
+
+/// A record on its way into a clone's buffer, as `enqueue` takes it.
+trait Outgoing {
+    /// Its partition, of the topic it leaves in `slot` (the clone's
+    /// lookup cache), and the record to buffer. Runs under the buffer's
+    /// lock.
+    fn place_in(self, producer: &Producer, slot: &mut Option<Arc<CachedTopic>>) -> Result<(u32, Record)>;
+}
+
+/// Placed now: by the built-in partitioner (it never sends), or by the
+/// record's own partition.
+impl Outgoing for ProducerRecord {
+    #[inline]
+    fn place_in(self, producer: &Producer, slot: &mut Option<Arc<CachedTopic>>) -> Result<(u32, Record)> {
+        producer.place_in(slot, self)
+    }
+}
+
+impl Outgoing for Placed {
+    #[inline]
+    fn place_in(self, _: &Producer, slot: &mut Option<Arc<CachedTopic>>) -> Result<(u32, Record)> {
+        *slot = Some(self.topic);
+        Ok((self.partition, self.record))
+    }
+}
+
 impl BatchingProducer {
     pub(crate) fn new(broker: Arc<BrokerState>, config: BatchingConfig) -> Result<BatchingProducer> {
         config.validate()?;
         broker.check_open()?;
+        let builtin_partitioner = config.producer.partitioner.is_builtin(Sealed);
         let producer = Producer::new(broker, config.producer.clone());
         // A clone holds at most this much unused room: a small share of
         // the bound, so that idle clones do not starve the others.
@@ -491,7 +585,8 @@ impl BatchingProducer {
             .name("streamlog-batch".into())
             .spawn(move || run(&worker))
             .map_err(|e| Error::Io { op: "spawn thread", path: "streamlog-batch".into(), source: e })?;
-        Ok(BatchingProducer { producer, local, handle: Arc::new(Handle { shared, thread: Mutex::new(Some(thread)) }) })
+        let handle = Arc::new(Handle { shared, thread: Mutex::new(Some(thread)) });
+        Ok(BatchingProducer { producer, local, handle, builtin_partitioner })
     }
 
     /// Buffers `record`, waiting for room if the buffer is full (after
@@ -499,31 +594,64 @@ impl BatchingProducer {
     /// [`DeliveryFuture::wait`]) tells where the record landed; dropping it
     /// does not cancel the send.
     pub fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        if !self.places_under_lock(&record) {
+            return self.place_and_enqueue(record, Full::Block);
+        }
         self.enqueue(record, Full::Block).map(|d| d.unwrap_or_else(|_| unreachable!("a blocking send enqueues")))
     }
 
-    /// Buffers `record`, or fails at once with [`Error::QueueFull`].
+    /// Buffers `record`, or fails at once with [`Error::QueueFull`] (a
+    /// partitioner of the application has then chosen its partition all
+    /// the same, as in Kafka).
     pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        if !self.places_under_lock(&record) {
+            return self.place_and_enqueue(record, Full::Fail);
+        }
         self.enqueue(record, Full::Fail).map(|d| d.unwrap_or_else(|_| unreachable!("a failing send enqueues")))
     }
 
     /// Buffers `record`, awaiting room if the buffer is full (without
     /// blocking the thread). Resolves to the delivery future.
     pub fn send_async(&self, record: ProducerRecord) -> Enqueue<'_> {
-        Enqueue { producer: self, record: Some(record) }
+        Enqueue { producer: self, record: Some(record), placed: None }
     }
 
-    /// Buffers `record`; gives it back (`Ok(Err(record))`) when the buffer
-    /// is full and `full` registered the waker. Takes the record by value:
-    /// a send moves it once, not through an `Option`.
+    /// Whether `record` is placed under the buffer's lock: no partitioner
+    /// of the application runs for it.
     #[inline]
-    fn enqueue(&self, record: ProducerRecord, full: Full<'_>) -> Result<Result<DeliveryFuture, ProducerRecord>> {
+    fn places_under_lock(&self, record: &ProducerRecord) -> bool {
+        self.builtin_partitioner || record.partition.is_some()
+    }
+
+    /// Places `record` with no lock held, for an application's partitioner.
+    fn place_first(&self, record: ProducerRecord) -> Result<Placed> {
+        let (topic, partition, record) = self.producer.place(record)?;
+        Ok(Placed { topic, partition, record })
+    }
+
+    /// [`BatchingProducer::send`] or [`BatchingProducer::try_send`] of a
+    /// record an application's partitioner places. Never inlined: the
+    /// built-in partitioner's sends stay as lean as they were.
+    #[inline(never)]
+    fn place_and_enqueue(&self, record: ProducerRecord, full: Full<'_>) -> Result<DeliveryFuture> {
+        let placed = self.place_first(record)?;
+        self.enqueue(placed, full).map(|d| d.unwrap_or_else(|_| unreachable!("a failing or blocking send enqueues")))
+    }
+
+    /// Buffers `record` (placed under the buffer's lock, or [`Placed`]
+    /// already); gives it back (`Ok(Err(record))`) when the buffer is full
+    /// and `full` registered the waker. Takes the record by value: a send
+    /// moves it once, not through an `Option`.
+    #[inline]
+    fn enqueue<R: Outgoing>(&self, record: R, full: Full<'_>) -> Result<Result<DeliveryFuture, R>> {
         let shared = &*self.handle.shared;
         let max = shared.config.max_queued;
+        // Declared before the guard: wakes after it is released.
+        let mut woken = Wakeups::default();
         let mut buf = self.local.buf.lock();
         if buf.credits == 0 {
             let mut got = shared.reserve(&mut shared.room.lock());
-            if got == 0 && shared.reclaim(&self.local) > 0 {
+            if got == 0 && shared.reclaim(&self.local, &mut woken) > 0 {
                 got = shared.reserve(&mut shared.room.lock());
             }
             if got > 0 {
@@ -533,8 +661,9 @@ impl BatchingProducer {
                     Full::Fail => return Err(Error::QueueFull { max }),
                     Full::Block => {
                         // What this clone holds counts against the bound: send it first.
-                        shared.drain(&mut buf, |_| true);
+                        shared.drain(&mut buf, |_| true, &mut woken);
                         drop(buf);
+                        woken.wake();
                         let mut room = shared.room.lock();
                         let got = loop {
                             match shared.reserve(&mut room) {
@@ -547,7 +676,7 @@ impl BatchingProducer {
                         buf.credits += got;
                     }
                     Full::Register(waker) => {
-                        shared.drain(&mut buf, |_| true);
+                        shared.drain(&mut buf, |_| true, &mut woken);
                         let mut room = shared.room.lock();
                         match shared.reserve(&mut room) {
                             0 => {
@@ -563,12 +692,12 @@ impl BatchingProducer {
             }
         }
         let LocalBuf { batches, topic: slot, spare, .. } = &mut *buf;
-        let (partition, rec) = match self.producer.place_in(slot, record) {
+        let (partition, rec) = match record.place_in(&self.producer, slot) {
             Ok(placed) => placed,
             Err(e) => {
                 // Room reserved by a clone that buffers nothing goes back.
                 if batches.is_empty() {
-                    shared.release(std::mem::take(&mut buf.credits));
+                    shared.release(std::mem::take(&mut buf.credits), &mut woken);
                 }
                 return Err(e);
             }
@@ -611,9 +740,9 @@ impl BatchingProducer {
         let kick = if batch.bytes >= shared.config.batch_size {
             // Full: appended by this send, no handoff.
             let batch = buf.batches.swap_remove(i);
-            shared.dispatch(batch, &mut buf.spare, &mut buf.pending);
+            shared.dispatch(batch, &mut buf.spare, &mut buf.pending, &mut woken);
             if buf.batches.is_empty() {
-                shared.release(std::mem::take(&mut buf.credits));
+                shared.release(std::mem::take(&mut buf.credits), &mut woken);
             }
             false
         } else {
@@ -625,14 +754,34 @@ impl BatchingProducer {
         Ok(Ok(DeliveryFuture { delivery, index, timestamp }))
     }
 
+    /// One poll of [`Enqueue`]: the delivery future, or `record` kept in
+    /// `keep` until room frees.
+    fn enqueue_or_keep<R: Outgoing>(
+        &self,
+        record: R,
+        keep: &mut Option<R>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<DeliveryFuture>> {
+        match self.enqueue(record, Full::Register(cx.waker())) {
+            Ok(Ok(d)) => Poll::Ready(Ok(d)),
+            Ok(Err(record)) => {
+                *keep = Some(record);
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
     /// Waits until every record sent (by any clone) before this call is
     /// delivered (appended, or failed). Sends buffered records without
     /// waiting for `linger`.
     pub fn flush(&self) {
         let shared = &*self.handle.shared;
         for local in shared.locals() {
+            // Declared before the guard: wakes after it is released.
+            let mut woken = Wakeups::default();
             let mut buf = local.buf.lock();
-            shared.drain(&mut buf, |_| true);
+            shared.drain(&mut buf, |_| true, &mut woken);
         }
         let mut bg = shared.bg.lock();
         let target = bg.pushed;
@@ -673,7 +822,8 @@ fn run(shared: &Shared) {
         if !handoff.is_empty() {
             let n = handoff.len() as u64;
             for batch in handoff {
-                shared.deliver(batch);
+                // No buffer is locked here: its futures wake at once.
+                shared.deliver(batch, &mut Wakeups::default());
             }
             shared.bg.lock().done += n;
             shared.progress.notify_all();
@@ -683,9 +833,11 @@ fn run(shared: &Shared) {
         let now = Instant::now();
         let mut next: Option<Instant> = None;
         for local in shared.locals() {
+            // Declared before the guard: wakes after it is released.
+            let mut woken = Wakeups::default();
             let mut buf = local.buf.lock();
             // A linger too long to add to an instant never comes due.
-            shared.drain(&mut buf, |b| b.opened.checked_add(linger).is_some_and(|due| due <= now));
+            shared.drain(&mut buf, |b| b.opened.checked_add(linger).is_some_and(|due| due <= now), &mut woken);
             for due in buf.batches.iter().filter_map(|b| b.opened.checked_add(linger)) {
                 next = Some(next.map_or(due, |n| n.min(due)));
             }
@@ -777,11 +929,14 @@ impl DeliveryFuture {
 pub struct Enqueue<'a> {
     producer: &'a BatchingProducer,
     record: Option<ProducerRecord>,
+    /// The record once an application's partitioner placed it (at the
+    /// first poll: it does not run again while the send waits for room).
+    placed: Option<Placed>,
 }
 
 impl fmt::Debug for Enqueue<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Enqueue").field("record", &self.record).finish()
+        f.debug_struct("Enqueue").field("record", &self.record).field("placed", &self.placed.is_some()).finish()
     }
 }
 
@@ -790,16 +945,18 @@ impl Future for Enqueue<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let Some(record) = this.record.take() else {
-            return Poll::Ready(Err(Error::InvalidConfig("Enqueue polled after it resolved".into())));
-        };
-        match this.producer.enqueue(record, Full::Register(cx.waker())) {
-            Ok(Ok(d)) => Poll::Ready(Ok(d)),
-            Ok(Err(record)) => {
-                this.record = Some(record);
-                Poll::Pending
+        if let Some(record) = this.record.take() {
+            if this.producer.places_under_lock(&record) {
+                return this.producer.enqueue_or_keep(record, &mut this.record, cx);
             }
-            Err(e) => Poll::Ready(Err(e)),
+            match this.producer.place_first(record) {
+                Ok(placed) => this.placed = Some(placed),
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        match this.placed.take() {
+            Some(placed) => this.producer.enqueue_or_keep(placed, &mut this.placed, cx),
+            None => Poll::Ready(Err(Error::InvalidConfig("Enqueue polled after it resolved".into()))),
         }
     }
 }

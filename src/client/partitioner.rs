@@ -43,9 +43,31 @@ pub fn murmur2_partition(key: &[u8], partitions: u32) -> u32 {
 }
 
 /// Chooses a partition for a record that names none.
+///
+/// A partitioner may send through the producer that asks it (a
+/// [`BatchingProducer`](crate::BatchingProducer) runs it before taking its
+/// buffer's lock).
 pub trait Partitioner: Send + Sync + fmt::Debug {
     /// A partition in `0..partition_count` for this record.
     fn partition(&self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>, partition_count: u32) -> u32;
+
+    /// True for [`DefaultPartitioner`] only, which never sends and takes no
+    /// lock a sender holds: a batching producer runs it under its buffer's
+    /// lock (no lock more per record). Not part of the API: other crates
+    /// can neither call nor override it (they cannot name `Sealed`).
+    #[doc(hidden)]
+    fn is_builtin(&self, _: Sealed) -> bool {
+        false
+    }
+}
+
+pub(crate) use sealed::Sealed;
+
+mod sealed {
+    /// The argument of [`Partitioner::is_builtin`](super::Partitioner::is_builtin),
+    /// which only this crate can name.
+    #[derive(Debug)]
+    pub struct Sealed;
 }
 
 /// Where records without a key go.
@@ -176,6 +198,10 @@ impl Partitioner for DefaultPartitioner {
                 s.partition
             }
         }
+    }
+
+    fn is_builtin(&self, _: Sealed) -> bool {
+        true
     }
 }
 

@@ -311,7 +311,8 @@ impl Producer {
     /// and the record to append there, stamped with the time if it has
     /// none. `slot` is a cache the caller owns, refreshed here when stale:
     /// no lock is taken and no reference count touched while it is fresh.
-    #[inline]
+    /// Always inlined: it is the batching producer's send path.
+    #[inline(always)]
     pub(super) fn place_in(
         &self,
         slot: &mut Option<Arc<CachedTopic>>,
@@ -327,6 +328,15 @@ impl Producer {
         let timestamp = record.timestamp.unwrap_or_else(|| self.broker.now_ms());
         let rec = Record { key: record.key, value: record.value, timestamp: Some(timestamp), headers: record.headers };
         Ok((partition, rec))
+    }
+
+    /// [`Producer::place_in`] with this clone's own topic cache, for a
+    /// caller that holds no lock of its own while the partitioner runs:
+    /// the topic looked up, the partition and the record to append there.
+    pub(super) fn place(&self, record: ProducerRecord) -> Result<(Arc<CachedTopic>, u32, Record)> {
+        let mut slot = None;
+        let (partition, rec) = self.place_in(&mut slot, record)?;
+        Ok((slot.expect("placed in a topic"), partition, rec))
     }
 
     /// The topic `name` with its partitions, from this clone's cache while no

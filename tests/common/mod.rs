@@ -93,6 +93,20 @@ pub fn scratch_dir() -> tempfile::TempDir {
     }
 }
 
+/// Runs `f` on a thread of its own and returns what it returns: a hang
+/// (a deadlock) fails the test after `limit` instead of holding up the run.
+pub fn within<T: Send + 'static>(limit: std::time::Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || tx.send(f()).unwrap());
+    match rx.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("still running after {limit:?}: deadlocked"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(thread.join().expect_err("gone without a result"))
+        }
+    }
+}
+
 /// Runs the same async scenario on tokio's multi-thread and current-thread
 /// runtimes and on `futures::executor`: the library picks no executor.
 pub fn on_every_executor<F, Fut>(scenario: F)
