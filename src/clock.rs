@@ -3,6 +3,7 @@
 
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicI64, Ordering};
+#[cfg(not(unix))]
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time in milliseconds since the Unix epoch.
@@ -16,6 +17,21 @@ pub trait Clock: Send + Sync + Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Runs once per record sent: `clock_gettime` itself, not
+    /// `SystemTime::now().duration_since(UNIX_EPOCH)` (about 60 more
+    /// instructions of checked arithmetic, a tenth of a batched send).
+    #[cfg(unix)]
+    #[allow(unsafe_code, reason = "one libc call with a local out-parameter")]
+    fn now_ms(&self) -> i64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) } != 0 || ts.tv_sec < 0 {
+            return 0; // before 1970, as `SystemTime` would say
+        }
+        ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000
+    }
+
+    #[cfg(not(unix))]
     fn now_ms(&self) -> i64 {
         SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
     }
@@ -76,5 +92,21 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use super::{Clock, SystemClock};
+
+    #[test]
+    fn the_system_clock_reads_what_system_time_reads() {
+        let ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+        let before = ms(SystemTime::now());
+        let now = SystemClock.now_ms();
+        let after = ms(SystemTime::now());
+        assert!((before..=after).contains(&now), "{before} <= {now} <= {after}");
     }
 }
