@@ -22,13 +22,14 @@ impl Clock for SystemClock {
     /// instructions of checked arithmetic, a tenth of a batched send).
     #[cfg(unix)]
     #[allow(unsafe_code, reason = "one libc call with a local out-parameter")]
+    #[allow(clippy::useless_conversion, reason = "time_t and c_long are 32 bits on some targets")]
     fn now_ms(&self) -> i64 {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: `ts` is a valid, writable timespec for the call's duration.
         if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) } != 0 || ts.tv_sec < 0 {
             return 0; // before 1970, as `SystemTime` would say
         }
-        ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000
+        i64::from(ts.tv_sec) * 1000 + i64::from(ts.tv_nsec) / 1_000_000
     }
 
     #[cfg(not(unix))]
