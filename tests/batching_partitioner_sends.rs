@@ -105,3 +105,32 @@ fn a_send_waiting_for_room_runs_the_partitioner_once() {
     assert_eq!(partitions, [1, 1]);
     assert_eq!(counting.0.load(Ordering::Relaxed), 2, "once per record, however often the send was polled");
 }
+
+/// A send that waits for room with its partition chosen (by the
+/// application's partitioner) fails as a send to a deleted topic does, if
+/// the topic is deleted meanwhile, instead of buffering a record for a
+/// partition that is gone.
+#[test]
+fn a_send_waiting_for_room_fails_when_its_topic_is_deleted() {
+    let broker = Arc::new(Broker::temporary().unwrap());
+    broker.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
+    let config = BatchingConfig::default()
+        .producer(ProducerConfig::default().partitioner(Arc::new(Counting::default())))
+        .max_queued(1)
+        .linger(Duration::from_secs(600));
+    let first = broker.batching_producer(config).unwrap();
+    let second = first.clone();
+    let b = Arc::clone(&broker);
+    let waited = within(Duration::from_secs(10), move || {
+        let delivered = first.send(ProducerRecord::new("t", "1")).unwrap();
+        let mut waiting = pin!(second.send_async(ProducerRecord::new("t", "2")));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending(), "the first record fills the buffer");
+        b.delete_topic("t").unwrap();
+        first.flush();
+        assert!(delivered.wait().is_err(), "its topic was deleted before its batch was appended");
+        let Poll::Ready(waited) = waiting.as_mut().poll(&mut cx) else { panic!("room was freed") };
+        waited.map(|_| ())
+    });
+    assert!(matches!(waited, Err(streamlog::Error::UnknownTopic { ref topic }) if topic == "t"), "{waited:?}");
+}

@@ -13,10 +13,13 @@
 //! sender waits for the disk). The bound on buffered records is kept by a
 //! shared count that clones reserve from in chunks.
 //!
-//! No code of the application runs under a clone's lock, as it may send
-//! through that clone: a partitioner of its own places a record before
-//! the lock is taken (the built-in one, which never sends, under it), and
-//! wakers are woken once the lock is released.
+//! A partitioner of the application's may send through the clone that
+//! asks it: it places a record before the clone's lock is taken (the
+//! built-in one, which never sends, under it). Wakers are woken once the
+//! lock is released, so a waker may send too; as any waker, it must not
+//! block (a `flush` or a blocking `send` from a waker that the background
+//! thread woke would wait for that very thread). What remains under the
+//! lock is the clock and the records' drop (`Bytes` owners).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -451,7 +454,13 @@ impl Drop for Handle {
         self.shared.bg.lock().closing = true;
         self.shared.work.notify_all();
         if let Some(t) = self.thread.lock().take() {
-            let _ = t.join();
+            // The background thread itself drops the last clone when a
+            // waker it woke held it: it sees `closing` once that waker
+            // returns, delivers what is handed off and ends. Joining itself
+            // would fail (EDEADLK) and panic.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -554,7 +563,13 @@ impl Outgoing for ProducerRecord {
 
 impl Outgoing for Placed {
     #[inline]
-    fn place_in(self, _: &Producer, slot: &mut Option<Arc<CachedTopic>>) -> Result<(u32, Record)> {
+    fn place_in(self, producer: &Producer, slot: &mut Option<Arc<CachedTopic>>) -> Result<(u32, Record)> {
+        // Placed before a wait for room: the broker may have closed, or
+        // the topic been deleted, since.
+        producer.check_open()?;
+        if self.topic.partitions[self.partition as usize].is_closed() {
+            return Err(Error::UnknownTopic { topic: self.topic.name.to_string() });
+        }
         *slot = Some(self.topic);
         Ok((self.partition, self.record))
     }
@@ -611,7 +626,10 @@ impl BatchingProducer {
     }
 
     /// Buffers `record`, awaiting room if the buffer is full (without
-    /// blocking the thread). Resolves to the delivery future.
+    /// blocking the thread). Resolves to the delivery future. An
+    /// application's partitioner runs at the first poll; a send that then
+    /// waits for room keeps that partition, and fails with
+    /// [`Error::UnknownTopic`] if the topic is deleted meanwhile.
     pub fn send_async(&self, record: ProducerRecord) -> Enqueue<'_> {
         Enqueue { producer: self, record: Some(record), placed: None }
     }

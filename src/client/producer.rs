@@ -339,6 +339,11 @@ impl Producer {
         Ok((slot.expect("placed in a topic"), partition, rec))
     }
 
+    /// [`Error::Closed`] once the broker is closed.
+    pub(super) fn check_open(&self) -> Result<()> {
+        self.broker.check_open()
+    }
+
     /// The topic `name` with its partitions, from this clone's cache while no
     /// topic changed since, else looked up (and auto-created if enabled).
     fn lookup(&self, name: &str) -> Result<Arc<CachedTopic>> {
