@@ -1204,6 +1204,16 @@ impl Consumer {
     /// Puts the consumer's waiter on the wait lists of its unpaused
     /// partitions (an append then wakes it), noting them in `registered`.
     fn join_wait_lists(&mut self) {
+        // Already on the lists of the partitions it reads, in order (an
+        // async wait woken with nothing new for it): nothing to change.
+        let mut joined = self.registered.iter();
+        let unchanged =
+            self.assigned.values().filter(|a| !a.paused).all(|a| joined.next().is_some_and(|r| Arc::ptr_eq(&a.log, r)))
+                && joined.next().is_none();
+        if unchanged {
+            return;
+        }
+        self.leave_wait_lists();
         for a in self.assigned.values().filter(|a| !a.paused) {
             a.log.register_waiter(&self.waiter);
             self.registered.push(Arc::clone(&a.log));

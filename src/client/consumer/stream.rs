@@ -81,7 +81,10 @@ impl Consumer {
         }
         // Before the step's reset: a wake-up after it reaches this task.
         self.waiter.set_waker(cx.waker());
-        self.leave_wait_lists();
+        // A woken wait stays on the wait lists it joined (they skip a
+        // waiter already woken): leaving and joining again on every
+        // wake-up took each list's lock, which the append that woke it had
+        // just taken on the other core. `finish_async` leaves them.
         let first_step = !st.entered;
         if first_step {
             if let Err(e) = self.check_open() {
@@ -138,7 +141,6 @@ impl Consumer {
                 }
                 return Poll::Pending;
             }
-            self.leave_wait_lists();
         }
     }
 
