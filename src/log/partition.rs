@@ -548,11 +548,12 @@ impl Partition {
         // registration, see `WaitList::register`.
         inner.high_watermark.store(w.next_offset, Ordering::SeqCst);
         let next = w.next_offset;
+        // Still under the writer lock: no other thread bumps these.
+        Counters::add_exclusive(&inner.counters.appends, 1);
+        Counters::add_exclusive(&inner.counters.records_appended, count);
+        Counters::add_exclusive(&inner.counters.bytes_appended, plan.len as u64);
         drop(guard);
         inner.waiters.wake_all();
-        Counters::add(&inner.counters.appends, 1);
-        Counters::add(&inner.counters.records_appended, count);
-        Counters::add(&inner.counters.bytes_appended, plan.len as u64);
         Ok((AppendInfo { base_offset: base, last_offset: next - 1 }, durability))
     }
 

@@ -34,6 +34,14 @@ impl Counters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// For a counter that only one thread at a time bumps (the append
+    /// counters, under the partition's writer lock): a load and a store,
+    /// where `add`'s read-modify-write is a locked instruction, a full
+    /// barrier on x86 (three per append, a tenth of a small append's time).
+    pub fn add_exclusive(counter: &AtomicU64, n: u64) {
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
