@@ -3,7 +3,7 @@
 
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicI64, Ordering};
-#[cfg(not(unix))]
+#[cfg(not(all(unix, target_pointer_width = "64")))]
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time in milliseconds since the Unix epoch.
@@ -20,19 +20,20 @@ impl Clock for SystemClock {
     /// Runs once per record sent: `clock_gettime` itself, not
     /// `SystemTime::now().duration_since(UNIX_EPOCH)` (about 60 more
     /// instructions of checked arithmetic, a tenth of a batched send).
-    #[cfg(unix)]
+    // 64-bit targets only: there `time_t` is 64 bits and `timespec` has no
+    // padding field to fill (32-bit musl's has).
+    #[cfg(all(unix, target_pointer_width = "64"))]
     #[allow(unsafe_code, reason = "one libc call with a local out-parameter")]
-    #[allow(clippy::useless_conversion, reason = "time_t and c_long are 32 bits on some targets")]
     fn now_ms(&self) -> i64 {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: `ts` is a valid, writable timespec for the call's duration.
         if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) } != 0 || ts.tv_sec < 0 {
             return 0; // before 1970, as `SystemTime` would say
         }
-        i64::from(ts.tv_sec) * 1000 + i64::from(ts.tv_nsec) / 1_000_000
+        ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
     }
 
-    #[cfg(not(unix))]
+    #[cfg(not(all(unix, target_pointer_width = "64")))]
     fn now_ms(&self) -> i64 {
         SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
     }

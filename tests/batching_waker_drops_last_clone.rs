@@ -38,7 +38,7 @@ fn the_background_thread_may_drop_the_last_clone() {
     }));
     let broker = Broker::temporary().unwrap();
     broker.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
-    let producer = broker.batching_producer(BatchingConfig::default().linger(Duration::from_millis(20))).unwrap();
+    let producer = broker.batching_producer(BatchingConfig::default().linger(Duration::from_millis(500))).unwrap();
     let mut delivery = producer.send(ProducerRecord::new("t", "v")).unwrap();
     let holder = Arc::new(HoldsTheProducer { producer: Mutex::new(Some(producer)), dropped: AtomicBool::new(false) });
     let waker = Waker::from(Arc::clone(&holder));
@@ -46,6 +46,8 @@ fn the_background_thread_may_drop_the_last_clone() {
     drop(waker);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !holder.dropped.load(Ordering::SeqCst) {
+        // A failed join panics inside the drop, before `dropped` is set.
+        assert!(!BACKGROUND_PANICS.load(Ordering::SeqCst), "the background thread panicked");
         assert!(Instant::now() < deadline, "never woken");
         std::thread::sleep(Duration::from_millis(5));
     }

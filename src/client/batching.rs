@@ -568,6 +568,9 @@ impl Outgoing for Placed {
         // the topic been deleted, since.
         producer.check_open()?;
         if self.topic.partitions[self.partition as usize].is_closed() {
+            // A close closes the partitions after marking the broker
+            // closed: say `Closed` if that is what happened.
+            producer.check_open()?;
             return Err(Error::UnknownTopic { topic: self.topic.name.to_string() });
         }
         *slot = Some(self.topic);

@@ -1,4 +1,5 @@
-//! Memory-mapped files: the only module with `unsafe` code.
+//! Memory-mapped files: the module with nearly all of the crate's `unsafe`
+//! code (the other is one `clock_gettime` call in `clock.rs`).
 //!
 //! A [`MappedFile`] is a file mapped shared for a fixed capacity, of which
 //! only the first [`MappedFile::committed`] bytes may be looked at. A single
@@ -40,11 +41,12 @@ use crate::error::{Error, Result};
 const PREFAULT_MIN_AHEAD: usize = 256 << 10;
 const PREFAULT_MAX_AHEAD: usize = 64 << 20;
 /// What the prefaulter allocates at a time, holding the provisioning lock (a
-/// writer that catches up waits for it). It also writes zeroes over it
-/// before the writer may use it: the pages then come into the page cache by
-/// `write(2)`, and `MADV_POPULATE_WRITE` only maps them, about 3.5× less CPU
-/// than populating fallocated (unwritten) blocks page by page, which took as
-/// much CPU as the appends it ran ahead of (`provision_experiment`).
+/// writer that catches up waits for it). Well ahead of the writer it also
+/// writes zeroes over it before the writer may use it: the pages then come
+/// into the page cache by `write(2)`, and `MADV_POPULATE_WRITE` only maps
+/// them, about 3.5× less CPU than populating fallocated (unwritten) blocks
+/// page by page, which took as much CPU as the appends it ran ahead of
+/// (`provision_experiment`).
 const PREFAULT_STEP: usize = 2 << 20;
 /// Largest encoding buffer a thread keeps between `pwrite` appends.
 const SCRATCH_KEEP: usize = 4 << 20;
@@ -301,8 +303,8 @@ impl MappedFile {
         if end <= start {
             return Ok(start..start);
         }
-        allocate(file, start as u64, (end - start) as u64).map_err(Error::io("fallocate", &self.path))?;
-        if zero_fill {
+        let zeroed = allocate(file, start as u64, (end - start) as u64).map_err(Error::io("fallocate", &self.path))?;
+        if zero_fill && !zeroed {
             write_zeroes(file, start as u64, (end - start) as u64).map_err(Error::io("write", &self.path))?;
         }
         // Release: a writer that loads the new value sees the file extended.
@@ -361,7 +363,13 @@ impl MappedFile {
                         }
                     }
                     let f = file.as_ref().expect("opened above");
-                    match self.allocate_locked(f, target.min(have + PREFAULT_STEP), true) {
+                    // Zeroes only well ahead of the writer: they are written
+                    // holding the lock (a writer that catches up waits for
+                    // them), and the kernel may throttle a `pwrite` while
+                    // memory is dirty. Close to the writer, the blocks are
+                    // only allocated, and populated outside the lock.
+                    let zero_fill = have >= written + 2 * PREFAULT_STEP;
+                    match self.allocate_locked(f, target.min(have + PREFAULT_STEP), zero_fill) {
                         Ok(range) => {
                             self.populated.store(range.end, Ordering::Relaxed);
                             range
@@ -650,13 +658,15 @@ impl Drop for Prefaulter {
 }
 
 /// Extends `file` to cover `[offset, offset + len)` with allocated blocks.
-fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
+/// Allocates `len` bytes at `offset`; `true` if that wrote zeroes there
+/// (a file system without `fallocate`).
+fn allocate(file: &File, offset: u64, len: u64) -> io::Result<bool> {
     loop {
         // SAFETY: a plain system call on a valid descriptor; no memory is
         // passed to the kernel.
         let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset as libc::off_t, len as libc::off_t) };
         if rc == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
@@ -664,7 +674,7 @@ fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
             // A file system without fallocate: write real zeroes instead,
             // which allocates just the same (and fails just the same when
             // the disk is full).
-            Some(libc::EOPNOTSUPP) => return write_zeroes(file, offset, len),
+            Some(libc::EOPNOTSUPP) => return write_zeroes(file, offset, len).map(|()| true),
             _ => return Err(err),
         }
     }
@@ -802,25 +812,40 @@ mod tests {
     /// The prefaulter writes zeroes over what it provisions while the
     /// writer appends (through the mapping and, for large appends, `pwrite`):
     /// only ever past what the writer may write, so every appended byte is
-    /// in the file at the end.
+    /// in the file at the end. Once with the prefaulter's thread racing the
+    /// writer, once with the prefaulter's work run after every append.
     #[test]
     fn zeroes_written_ahead_never_land_on_appended_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, pf, mut w) = prefaulted_writer(dir.path());
-        let mut appended = Vec::new();
-        for (i, n) in [100, 4096, PWRITE_MIN + 100, 3000, 70 << 10, 1].into_iter().cycle().enumerate() {
-            if n > w.remaining() {
-                break;
+        for threaded in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let (path, pf, mut w) = if threaded {
+                let (path, pf, w) = prefaulted_writer(dir.path());
+                (path, Some(pf), w)
+            } else {
+                let path = dir.path().join("f");
+                let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+                (path.clone(), None, MappedFile::open_writable(file, &path, 0, 64 << 20, None).unwrap())
+            };
+            let mut appended = Vec::new();
+            for (i, n) in [100, 4096, PWRITE_MIN + 100, 3000, 70 << 10, 1].into_iter().cycle().enumerate() {
+                if n > w.remaining() {
+                    break;
+                }
+                let fill = (i % 251 + 1) as u8;
+                appended.push((w.append_with(n, |b| b.fill(fill)).unwrap(), n, fill));
+                if pf.is_none() {
+                    w.map().prefault();
+                }
             }
-            let fill = (i % 251 + 1) as u8;
-            appended.push((w.append_with(n, |b| b.fill(fill)).unwrap(), n, fill));
-        }
-        w.finish().unwrap();
-        pf.shutdown();
-        let bytes = std::fs::read(&path).unwrap();
-        for (start, n, fill) in appended {
-            let wrong = bytes[start..start + n].iter().position(|&b| b != fill);
-            assert_eq!(wrong, None, "append of {n} bytes at {start}");
+            w.finish().unwrap();
+            if let Some(pf) = pf {
+                pf.shutdown();
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            for (start, n, fill) in appended {
+                let wrong = bytes[start..start + n].iter().position(|&b| b != fill);
+                assert_eq!(wrong, None, "append of {n} bytes at {start} (prefaulter thread: {threaded})");
+            }
         }
     }
 

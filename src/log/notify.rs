@@ -5,7 +5,7 @@
 //! one load while nobody waits.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Weak};
 use std::task::Waker;
 use std::thread::{JoinHandle, Thread};
@@ -141,6 +141,11 @@ impl WaitList {
     /// busy machine, a scheduler slice later: milliseconds).
     #[cold]
     fn wake_slow(&self) {
+        // Orders the caller's store of the new data before the loads of
+        // the waiters' `woken` flags below: a waiter that stays registered
+        // across wake-ups (an async wait) resets its flag, fences, then
+        // looks for data; one of the two sides sees the other's write.
+        fence(Ordering::SeqCst);
         // Taken on the stack for the usual one or few waiters: no
         // allocation between the append and the wake-up.
         let mut few: [Option<Arc<Waiter>>; 4] = Default::default();
