@@ -657,9 +657,8 @@ impl Drop for Prefaulter {
     }
 }
 
-/// Extends `file` to cover `[offset, offset + len)` with allocated blocks.
-/// Allocates `len` bytes at `offset`; `true` if that wrote zeroes there
-/// (a file system without `fallocate`).
+/// Extends `file` to cover `[offset, offset + len)` with allocated blocks;
+/// `true` if that wrote zeroes there (a file system without `fallocate`).
 fn allocate(file: &File, offset: u64, len: u64) -> io::Result<bool> {
     loop {
         // SAFETY: a plain system call on a valid descriptor; no memory is
