@@ -239,9 +239,7 @@ impl Wakeups {
 #[cold]
 #[inline(never)]
 fn wake_all(wakers: Vec<Waker>) {
-    for w in wakers {
-        w.wake();
-    }
+    crate::log::notify::wake_each(wakers.into_iter(), Waker::wake);
 }
 
 impl Drop for Wakeups {

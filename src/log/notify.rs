@@ -156,9 +156,27 @@ impl WaitList {
                 None => more.push(Arc::clone(w)),
             }
         }
-        for w in few.iter().flatten().chain(&more) {
-            w.wake();
+        wake_each(few.iter().flatten().chain(&more), |w| w.wake());
+    }
+}
+
+/// Calls `wake` on each item. A waker is foreign code (an executor's, or an
+/// application's): if one panics, the rest are still woken, then the panic
+/// goes on. Without that, one broken waker would leave every waiter after
+/// it asleep, however much data came.
+pub(crate) fn wake_each<T>(items: impl Iterator<Item = T>, wake: impl Fn(T)) {
+    /// Wakes what is left when dropped: on the way out of a panic.
+    struct Rest<I: Iterator, F: Fn(I::Item)>(I, F);
+    impl<I: Iterator, F: Fn(I::Item)> Drop for Rest<I, F> {
+        fn drop(&mut self) {
+            for item in self.0.by_ref() {
+                (self.1)(item);
+            }
         }
+    }
+    let mut rest = Rest(items, wake);
+    while let Some(item) = rest.0.next() {
+        (rest.1)(item);
     }
 }
 
@@ -253,7 +271,10 @@ impl TimerShared {
                 // Woken outside the lock: a waker may run its task inline.
                 drop(st);
                 for w in fired.iter().filter_map(Weak::upgrade) {
-                    w.wake();
+                    // A waker that panics (foreign code) must not end this
+                    // thread: every other waiting task's deadlines depend
+                    // on it. The panic hook has reported it.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake()));
                 }
                 st = self.state.lock();
                 continue;
@@ -284,6 +305,64 @@ impl std::fmt::Debug for Timer {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// One waker that panics (a broken executor) does not keep the other
+    /// waiters of the list asleep: they are woken, then the panic goes on.
+    /// A waker that counts its wake-ups.
+    struct Counts(AtomicUsize);
+    impl std::task::Wake for Counts {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A broken executor's waker.
+    struct Panics;
+    impl std::task::Wake for Panics {
+        fn wake(self: Arc<Self>) {
+            panic!("a broken waker");
+        }
+    }
+
+    #[test]
+    fn a_panicking_waker_does_not_keep_the_others_asleep() {
+        let list = WaitList::default();
+        let counts = Arc::new(Counts(AtomicUsize::new(0)));
+        // Six: four woken from the stack, two from the vector after them.
+        let waiters: Vec<Arc<Waiter>> = (0..6)
+            .map(|i| {
+                let w = Waiter::task();
+                let waker = if i == 1 { Waker::from(Arc::new(Panics)) } else { Waker::from(Arc::clone(&counts)) };
+                w.set_waker(&waker);
+                list.register(&w);
+                w
+            })
+            .collect();
+        let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| list.wake_all()));
+        assert!(woke.is_err(), "the waker's panic goes on");
+        assert_eq!(counts.0.load(Ordering::SeqCst), 5, "every other waiter's task was woken");
+        drop(waiters);
+    }
+
+    /// A waker that panics in the timer's thread does not end it: a later
+    /// deadline of another task still fires.
+    #[test]
+    fn the_timer_outlives_a_panicking_waker() {
+        let broken = Waiter::task();
+        broken.set_waker(&Waker::from(Arc::new(Panics)));
+        let counts = Arc::new(Counts(AtomicUsize::new(0)));
+        let w = Waiter::task();
+        w.set_waker(&Waker::from(Arc::clone(&counts)));
+        let timer = Timer::default();
+        let start = Instant::now();
+        timer.wake_at(&broken, start + Duration::from_millis(5)).unwrap();
+        timer.wake_at(&w, start + Duration::from_millis(50)).unwrap();
+        while counts.0.load(Ordering::SeqCst) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "the timer's thread died with the broken waker");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        timer.shutdown();
+    }
 
     #[test]
     fn every_registered_waiter_is_woken_however_many() {

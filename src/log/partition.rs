@@ -1139,9 +1139,7 @@ impl Inner {
         }
         let wakers = std::mem::take(&mut state.wakers);
         drop(state);
-        for w in wakers {
-            w.wake();
-        }
+        super::notify::wake_each(wakers.into_iter(), Waker::wake);
     }
 }
 
