@@ -175,8 +175,9 @@ pub(crate) fn wake_each<T>(items: impl Iterator<Item = T>, wake: impl Fn(T)) {
         }
     }
     let mut rest = Rest(items, wake);
-    while let Some(item) = rest.0.next() {
-        (rest.1)(item);
+    let Rest(items, wake) = &mut rest;
+    for item in items.by_ref() {
+        wake(item);
     }
 }
 
