@@ -610,20 +610,24 @@ impl BatchingProducer {
     /// [`DeliveryFuture::wait`]) tells where the record landed; dropping it
     /// does not cancel the send.
     pub fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
-        if !self.places_under_lock(&record) {
-            return self.place_and_enqueue(record, Full::Block);
-        }
-        self.enqueue(record, Full::Block).map(|d| d.unwrap_or_else(|_| unreachable!("a blocking send enqueues")))
+        self.send_with(record, Full::Block)
     }
 
     /// Buffers `record`, or fails at once with [`Error::QueueFull`] (a
     /// partitioner of the application has then chosen its partition all
     /// the same, as in Kafka).
     pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        self.send_with(record, Full::Fail)
+    }
+
+    /// [`BatchingProducer::send`] or [`BatchingProducer::try_send`]: `full`
+    /// blocks or fails, and never gives the record back.
+    #[inline]
+    fn send_with(&self, record: ProducerRecord, full: Full<'_>) -> Result<DeliveryFuture> {
         if !self.places_under_lock(&record) {
-            return self.place_and_enqueue(record, Full::Fail);
+            return self.place_and_enqueue(record, full);
         }
-        self.enqueue(record, Full::Fail).map(|d| d.unwrap_or_else(|_| unreachable!("a failing send enqueues")))
+        self.enqueue(record, full).map(|d| d.unwrap_or_else(|_| unreachable!("a failing or blocking send enqueues")))
     }
 
     /// Buffers `record`, awaiting room if the buffer is full (without
@@ -648,9 +652,9 @@ impl BatchingProducer {
         Ok(Placed { topic, partition, record })
     }
 
-    /// [`BatchingProducer::send`] or [`BatchingProducer::try_send`] of a
-    /// record an application's partitioner places. Never inlined: the
-    /// built-in partitioner's sends stay as lean as they were.
+    /// [`BatchingProducer::send_with`] of a record an application's
+    /// partitioner places. Never inlined: the built-in partitioner's sends
+    /// stay as lean as they were.
     #[inline(never)]
     fn place_and_enqueue(&self, record: ProducerRecord, full: Full<'_>) -> Result<DeliveryFuture> {
         let placed = self.place_first(record)?;

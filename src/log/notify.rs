@@ -307,8 +307,6 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    /// One waker that panics (a broken executor) does not keep the other
-    /// waiters of the list asleep: they are woken, then the panic goes on.
     /// A waker that counts its wake-ups.
     struct Counts(AtomicUsize);
     impl std::task::Wake for Counts {
@@ -325,6 +323,8 @@ mod tests {
         }
     }
 
+    /// One waker that panics (a broken executor) does not keep the other
+    /// waiters of the list asleep: they are woken, then the panic goes on.
     #[test]
     fn a_panicking_waker_does_not_keep_the_others_asleep() {
         let list = WaitList::default();
@@ -402,13 +402,7 @@ mod tests {
 
     #[test]
     fn a_registered_task_is_woken_through_its_waker() {
-        struct Count(AtomicUsize);
-        impl std::task::Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let count = Arc::new(Counts(AtomicUsize::new(0)));
         let waker = Waker::from(Arc::clone(&count));
         let list = WaitList::default();
         let w = Waiter::task();
@@ -425,13 +419,7 @@ mod tests {
 
     #[test]
     fn the_timer_wakes_a_task_at_its_latest_deadline_and_stops() {
-        struct Count(AtomicUsize);
-        impl std::task::Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let count = Arc::new(Counts(AtomicUsize::new(0)));
         let w = Waiter::task();
         w.set_waker(&Waker::from(Arc::clone(&count)));
         let timer = Timer::default();
