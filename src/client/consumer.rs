@@ -339,13 +339,15 @@ impl Polled for Vec<ConsumerRecord> {
     fn take(&mut self, a: &mut Assigned, tp: &TopicPartition, batches: Drain<'_, Batch>, max: usize) -> Result<()> {
         // Room for these records up front, rather than growing by copies.
         self.reserve(batches.as_slice().iter().map(|b| b.record_count() as usize).sum::<usize>().min(max - self.len()));
-        'batches: for b in batches {
+        for b in batches {
             let timestamp_type = b.timestamp_type();
+            let mut full = false;
             // Views, made into `Bytes` straight into the record: no
             // intermediate `LogRecord` to build and move.
             for r in b.record_views() {
                 if self.len() == max {
-                    break 'batches;
+                    full = true;
+                    break;
                 }
                 // A record that does not decode stops the partition at
                 // its position: the records before it are returned first
@@ -362,6 +364,11 @@ impl Polled for Vec<ConsumerRecord> {
                     value: r.value_bytes(),
                     headers: r.owned_headers(),
                 });
+            }
+            if full {
+                // The next poll goes on inside this batch.
+                a.keep_unfinished(b);
+                break;
             }
             // Past any records compaction removed at the batch's end.
             a.position = Some(a.position.unwrap_or(0).max(b.next_offset()));
@@ -385,6 +392,7 @@ impl Polled for PolledBatches {
     fn take(&mut self, a: &mut Assigned, tp: &TopicPartition, batches: Drain<'_, Batch>, max: usize) -> Result<()> {
         for b in batches {
             if self.records >= max {
+                a.keep_unfinished(b);
                 break;
             }
             let pos = a.position.unwrap_or(0);
@@ -462,18 +470,36 @@ impl PartitionReader<'_> {
         // No more batches than the poll can take: the rest would be
         // checked, then dropped, and read again by the next poll.
         let max = config.max_poll_records;
-        match a.log.read_records(pos, config.fetch_max_bytes, max - out.records(), self.batches) {
-            Ok(()) => {}
-            Err(Error::OffsetOutOfRange { .. }) => {
+        let (mut from, mut wanted, mut max_bytes) = (pos, max - out.records(), config.fetch_max_bytes);
+        if let Some(b) = a.unfinished.take().filter(|b| b.base_offset() <= pos && pos < b.next_offset()) {
+            // The batch the last poll stopped inside: its records from the
+            // position on, without reading (and checking) it again.
+            if pos < a.log.log_start_offset() {
+                // Retention dropped it meanwhile.
                 a.position = Some(reset_position(config, tp, a)?);
                 return Ok(());
             }
-            // Deleted between the check above and the read: next time.
-            Err(Error::Closed) => {
-                self.saw_closed = true;
-                return Ok(());
+            (from, wanted) = (b.next_offset(), wanted.saturating_sub((b.next_offset() - pos) as usize));
+            max_bytes = max_bytes.saturating_sub(b.as_bytes().len());
+            self.batches.push(b.starting_at(pos));
+        }
+        if wanted > 0 && max_bytes > 0 && from < a.log.high_watermark() {
+            match a.log.read_records(from, max_bytes, wanted, self.batches) {
+                Ok(()) => {}
+                // The kept batch's records first; the next poll reads on
+                // from after them and meets the error again.
+                Err(_) if !self.batches.is_empty() => {}
+                Err(Error::OffsetOutOfRange { .. }) => {
+                    a.position = Some(reset_position(config, tp, a)?);
+                    return Ok(());
+                }
+                // Deleted between the check above and the read: next time.
+                Err(Error::Closed) => {
+                    self.saw_closed = true;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
         out.take(a, tp, self.batches.drain(..), max)
     }
@@ -506,6 +532,20 @@ struct Assigned {
     paused: bool,
     /// The user moved the position: a commit may then go backwards.
     seeked: bool,
+    /// The batch holding the position, read and checked by a poll that
+    /// filled up before its end (`max_poll_records` smaller than a batch):
+    /// the next poll starts from it rather than reading it again. One
+    /// batch per partition; a position moved out of it drops it.
+    unfinished: Option<Batch>,
+}
+
+impl Assigned {
+    /// Keeps `b` for the next poll if the position lies inside it.
+    fn keep_unfinished(&mut self, b: Batch) {
+        if self.position.is_some_and(|p| p < b.next_offset()) {
+            self.unfinished = Some(b);
+        }
+    }
 }
 
 struct Membership {
@@ -1394,7 +1434,13 @@ impl Consumer {
             self.assigned(tp)?;
         }
         for tp in partitions {
-            self.assigned_mut(tp)?.paused = paused;
+            let a = self.assigned_mut(tp)?;
+            a.paused = paused;
+            if paused {
+                // A paused partition holds no mapping of a segment that
+                // retention may delete meanwhile.
+                a.unfinished = None;
+            }
         }
         Ok(())
     }
@@ -1552,5 +1598,5 @@ fn fresh(topic: &str, log: Arc<Partition>) -> Assigned {
     // A copy of the name for this assignment alone: every record read from
     // it takes a reference on the name, which on the topic's shared `Arc`
     // would be a cache line written by every consumer thread.
-    Assigned { topic: Arc::from(topic), log, position: None, paused: false, seeked: false }
+    Assigned { topic: Arc::from(topic), log, position: None, paused: false, seeked: false, unfinished: None }
 }
