@@ -10,14 +10,15 @@
 //! partition still moves only once its holder released it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Weak};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 use crate::group::offsets::OffsetStore;
 use crate::group::{Assignor, GroupState, MemberSubscription, TopicPartition, TopicView};
-use crate::log::notify::Waiter;
+use crate::log::notify::{Waiter, wake_each};
 use crate::log::partition::Partition;
 
 /// What a member learns when it syncs with its group.
@@ -140,6 +141,96 @@ struct GroupInner {
     /// The broker's topics epoch when `counts` was read: until it moves,
     /// the counts cannot have changed.
     counts_epoch: u64,
+    /// Members' waiters to wake once the lock is released (see [`Wakes`]).
+    wakes: Wakes,
+}
+
+/// Waiters to wake once the group's lock, and any lock held around it, is
+/// released; woken when dropped. A waiter may wrap a task's `Waker`, and an
+/// executor may poll the task inside `wake`: the task (a consumer's `recv`)
+/// then calls back into the group, and would deadlock on a lock still held
+/// (they are not reentrant).
+#[derive(Default)]
+struct Wakes {
+    /// The usual one or few, without allocating.
+    few: [Option<Arc<Waiter>>; 4],
+    more: Vec<Arc<Waiter>>,
+}
+
+impl Wakes {
+    /// Adds `w`, unless it is in already or woken already (its owner has
+    /// yet to look at the group, which it does after this lock is gone).
+    fn add(&mut self, w: &Arc<Waiter>) {
+        if w.is_woken() {
+            return;
+        }
+        for slot in &mut self.few {
+            match slot {
+                Some(x) if Arc::ptr_eq(x, w) => return,
+                Some(_) => {}
+                None => {
+                    *slot = Some(Arc::clone(w));
+                    return;
+                }
+            }
+        }
+        self.more.push(Arc::clone(w));
+    }
+
+    /// Adds every member's waiter.
+    fn add_members(&mut self, members: &BTreeMap<String, Member>) {
+        for m in members.values() {
+            self.add(&m.waiter);
+        }
+    }
+}
+
+impl Drop for Wakes {
+    fn drop(&mut self) {
+        if self.few[0].is_none() {
+            return;
+        }
+        // `add` skips duplicates in `few` only.
+        self.more.sort_unstable_by_key(Arc::as_ptr);
+        self.more.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        wake_each(self.few.iter().flatten().chain(&self.more), |w| w.wake());
+    }
+}
+
+/// A group's state, locked. Dropped, it releases the lock, then wakes the
+/// waiters collected meanwhile: fields drop in declaration order, `state`
+/// (the lock) before `wakes`, and the `Drop` below moves them there first.
+/// A caller that holds another lock around it takes the wakes with
+/// [`Locked::unlock`] and drops them after that lock.
+struct Locked<'a> {
+    state: MutexGuard<'a, GroupInner>,
+    wakes: Wakes,
+}
+
+impl Locked<'_> {
+    /// Releases the lock; the waiters to wake are returned, not woken.
+    fn unlock(mut self) -> Wakes {
+        std::mem::take(&mut self.state.wakes)
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.wakes = std::mem::take(&mut self.state.wakes);
+    }
+}
+
+impl Deref for Locked<'_> {
+    type Target = GroupInner;
+    fn deref(&self) -> &GroupInner {
+        &self.state
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut GroupInner {
+        &mut self.state
+    }
 }
 
 /// A group as `describe` sees it.
@@ -208,6 +299,7 @@ impl Coordinator {
                     owners: BTreeMap::new(),
                     counts: BTreeMap::new(),
                     counts_epoch: 0,
+                    wakes: Wakes::default(),
                 }),
             })
         }))
@@ -233,9 +325,7 @@ impl Coordinator {
         let before = groups.len();
         // Only looks (no rebalance computed under the registry's lock):
         // a group goes when nobody holds it and every member has expired.
-        groups.retain(|_, g| {
-            Arc::strong_count(g) > 1 || g.state.lock().members.values().any(|m| now_ms <= m.expires_at())
-        });
+        groups.retain(|_, g| Arc::strong_count(g) > 1 || g.lock().members.values().any(|m| now_ms <= m.expires_at()));
         before - groups.len()
     }
 
@@ -244,9 +334,13 @@ impl Coordinator {
     /// timeout instead.
     pub fn leave(&self, group: &Arc<Group>, member_id: &str, now_ms: i64) {
         let mut groups = self.groups.lock();
-        if group.leave(self, member_id, now_ms) && groups.get(&group.id).is_some_and(|g| Arc::ptr_eq(g, group)) {
+        let (empty, wakes) = group.leave(self, member_id, now_ms);
+        if empty && groups.get(&group.id).is_some_and(|g| Arc::ptr_eq(g, group)) {
             groups.remove(&group.id);
         }
+        // The members learn of the leave once the registry is unlocked too.
+        drop(groups);
+        drop(wakes);
     }
 
     /// Runs `f` while `group_id` has no members, and no member can join
@@ -255,15 +349,16 @@ impl Coordinator {
     /// them only for an empty group.
     pub fn with_empty_group<T>(&self, group_id: &str, now_ms: i64, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let groups = self.groups.lock();
-        if let Some(g) = groups.get(group_id) {
-            let mut st = g.state.lock();
-            Group::tick(&mut st, self, now_ms);
-            if !st.members.is_empty() {
-                return Err(Error::GroupNotEmpty { group: group_id.to_owned() });
-            }
-            return f();
-        }
-        f()
+        let Some(g) = groups.get(group_id) else { return f() };
+        let mut st = g.lock();
+        Group::tick(&mut st, self, now_ms);
+        let result = if st.members.is_empty() { f() } else { Err(Error::GroupNotEmpty { group: group_id.to_owned() }) };
+        // Members that the expiry of others woke learn of it once the
+        // registry is unlocked too.
+        let wakes = st.unlock();
+        drop(groups);
+        drop(wakes);
+        result
     }
 
     pub fn new_member_id(&self, client_id: &str) -> String {
@@ -284,13 +379,19 @@ impl Coordinator {
 }
 
 impl Group {
+    /// Locks the group's state; the members' waiters that a change wakes
+    /// are woken once it is unlocked (see [`Wakes`]).
+    fn lock(&self) -> Locked<'_> {
+        Locked { state: self.state.lock(), wakes: Wakes::default() }
+    }
+
     /// Adds a member; the group rebalances once the others rejoined. A
     /// static member that closed within its session timeout takes its
     /// place back, with its assignment and without a rebalance; one whose
     /// instance id a live member holds is refused with
     /// [`Error::FencedInstanceId`].
     pub fn join(&self, coordinator: &Coordinator, join: Join) -> Result<()> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let now = join.now_ms;
         Self::tick(&mut st, coordinator, now);
         let same_instance = join.group_instance_id.as_ref().and_then(|iid| {
@@ -361,10 +462,11 @@ impl Group {
 
     /// Removes a member, releases what it held, and starts a rebalance; a
     /// static member only departs (it keeps its place for its session
-    /// timeout). Returns whether the group is now empty.
-    fn leave(&self, coordinator: &Coordinator, member_id: &str, now_ms: i64) -> bool {
-        let mut st = self.state.lock();
-        let Some(m) = st.members.get_mut(member_id) else { return st.members.is_empty() };
+    /// timeout). Returns whether the group is now empty, and the members
+    /// to wake (after the caller's lock).
+    fn leave(&self, coordinator: &Coordinator, member_id: &str, now_ms: i64) -> (bool, Wakes) {
+        let mut st = self.lock();
+        let Some(m) = st.members.get_mut(member_id) else { return (st.members.is_empty(), st.unlock()) };
         if m.instance_id.is_some() && !m.remote {
             m.departed_ms = Some(now_ms);
             m.in_poll_until_ms = None;
@@ -376,7 +478,7 @@ impl Group {
             Self::begin_rebalance(&mut st, coordinator, now_ms, false);
         }
         Self::try_complete(&mut st, coordinator, now_ms);
-        st.members.is_empty()
+        (st.members.is_empty(), st.unlock())
     }
 
     /// Records a poll: evicts expired members, notices subscription and
@@ -392,7 +494,7 @@ impl Group {
         topics_epoch: u64,
         now_ms: i64,
     ) -> Option<SyncState> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         Self::tick(&mut st, coordinator, now_ms);
         let member = st.members.get_mut(member_id)?;
         let mut changed = false;
@@ -420,7 +522,7 @@ impl Group {
 
     /// Replaces the waiter woken for this member on rebalances.
     pub fn set_waiter(&self, member_id: &str, waiter: &Arc<Waiter>) {
-        if let Some(m) = self.state.lock().members.get_mut(member_id) {
+        if let Some(m) = self.lock().members.get_mut(member_id) {
             m.waiter = Arc::clone(waiter);
         }
     }
@@ -462,7 +564,7 @@ impl Group {
                 for m in st.members.values_mut() {
                     m.rejoined = false;
                     // Its next poll is its rejoin: a parked one looks now.
-                    m.waiter.wake();
+                    st.wakes.add(&m.waiter);
                 }
             }
         }
@@ -516,9 +618,7 @@ impl Group {
         let before = st.owners.len();
         st.owners.retain(|_, owner| owner != member_id);
         if st.owners.len() != before {
-            for m in st.members.values() {
-                m.waiter.wake();
-            }
+            st.wakes.add_members(&st.members);
         }
     }
 
@@ -526,7 +626,7 @@ impl Group {
     /// its deadline since the last one, it is removed (and learns so from
     /// `sync`).
     pub fn enter_poll(&self, coordinator: &Coordinator, member_id: &str, now_ms: i64, until_ms: i64) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         Self::tick(&mut st, coordinator, now_ms);
         if let Some(m) = st.members.get_mut(member_id) {
             m.in_poll_until_ms = Some(until_ms);
@@ -535,7 +635,7 @@ impl Group {
 
     /// A member leaves `poll`: its `max_poll_interval` starts now.
     pub fn exit_poll(&self, member_id: &str, now_ms: i64) {
-        if let Some(m) = self.state.lock().members.get_mut(member_id) {
+        if let Some(m) = self.lock().members.get_mut(member_id) {
             m.in_poll_until_ms = None;
             m.last_poll_ms = now_ms;
         }
@@ -543,7 +643,7 @@ impl Group {
 
     /// Takes `tp` for `member_id` if nobody else holds it.
     pub fn acquire(&self, member_id: &str, tp: &TopicPartition) -> bool {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         if !st.members.contains_key(member_id) {
             return false;
         }
@@ -558,12 +658,11 @@ impl Group {
 
     /// Gives `tp` up and wakes the members, one of which may be waiting for it.
     pub fn release(&self, member_id: &str, tp: &TopicPartition) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         if st.owners.get(tp).is_some_and(|o| o == member_id) {
             st.owners.remove(tp);
-            for m in st.members.values() {
-                m.waiter.wake();
-            }
+            let st = &mut *st;
+            st.wakes.add_members(&st.members);
         }
     }
 
@@ -582,7 +681,7 @@ impl Group {
         store: &OffsetStore,
         now_ms: i64,
     ) -> Result<()> {
-        let st = self.state.lock();
+        let st = self.lock();
         let stale = !st.members.contains_key(member_id)
             || offsets.iter().any(|(tp, _, _)| st.owners.get(tp).is_none_or(|o| o != member_id));
         if stale {
@@ -631,7 +730,7 @@ impl Group {
             m.target = assignment.remove(id).unwrap_or_default();
             moved += m.target.iter().filter(|tp| st.owners.get(*tp) != Some(id)).count();
             m.rejoined = false;
-            m.waiter.wake();
+            st.wakes.add(&m.waiter);
         }
         tracing::info!(
             group = %st.id,
@@ -659,7 +758,7 @@ impl Group {
         timeouts: (i64, i64),
         now_ms: i64,
     ) -> bool {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         Self::tick(&mut st, coordinator, now_ms);
         let Some(m) = st.members.get_mut(member_id).filter(|m| m.remote) else { return false };
         let changed = m.topics != topics;
@@ -680,9 +779,7 @@ impl Group {
         let before = st.owners.len();
         st.owners.retain(|tp, owner| owner != member_id || keep.contains(tp));
         if st.owners.len() != before {
-            for m in st.members.values() {
-                m.waiter.wake();
-            }
+            st.wakes.add_members(&st.members);
         }
     }
 
@@ -698,7 +795,7 @@ impl Group {
         now_ms: i64,
         until_ms: i64,
     ) -> (Option<RemoteJoinState>, Option<i64>) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         Self::tick(&mut st, coordinator, now_ms);
         let wake_at = Self::next_event(&st);
         let preparing = matches!(st.phase, Phase::Preparing { .. });
@@ -726,7 +823,7 @@ impl Group {
         now_ms: i64,
         until_ms: Option<i64>,
     ) -> Result<(RemoteSync, Option<i64>)> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         Self::tick(&mut st, coordinator, now_ms);
         let wake_at = Self::next_event(&st);
         self.check_remote(&st, member_id, generation)?;
@@ -781,7 +878,7 @@ impl Group {
         generation: u32,
         now_ms: i64,
     ) -> Result<()> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         Self::tick(&mut st, coordinator, now_ms);
         if let Some(m) = st.members.get_mut(member_id).filter(|m| m.remote) {
             m.last_poll_ms = m.last_poll_ms.max(now_ms);
@@ -816,7 +913,7 @@ impl Group {
         logs: &[Arc<Partition>],
         now_ms: i64,
     ) -> Result<()> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         Self::tick(&mut st, coordinator, now_ms);
         if let Some(m) = st.members.get_mut(member_id).filter(|m| m.remote) {
             m.last_poll_ms = m.last_poll_ms.max(now_ms);
@@ -838,13 +935,13 @@ impl Group {
 
     /// Whether `member_id` is a remote member of the group.
     pub fn has_remote_member(&self, member_id: &str) -> bool {
-        self.state.lock().members.get(member_id).is_some_and(|m| m.remote)
+        self.lock().members.get(member_id).is_some_and(|m| m.remote)
     }
 
     /// The group's state, generation, assignor, and members with what they
     /// hold, after expiring members whose time ran out.
     pub fn describe(&self, coordinator: &Coordinator, now_ms: i64) -> GroupSnapshot {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         Self::tick(&mut st, coordinator, now_ms);
         let state = if st.members.is_empty() {
             GroupState::Empty
@@ -864,5 +961,50 @@ impl Group {
             })
             .collect();
         GroupSnapshot { state, generation: st.generation, assignor: st.assignor, members }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Waker;
+
+    use super::*;
+
+    /// A waker that counts its wake-ups, or panics (a broken executor's).
+    struct Counts(AtomicUsize, bool);
+    impl std::task::Wake for Counts {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            assert!(!self.1, "a broken waker");
+        }
+    }
+
+    /// The collected waiters are woken once each, on the stack and past
+    /// it, and one broken waker does not keep the others asleep.
+    #[test]
+    fn collected_waiters_are_woken_once_each_despite_a_panicking_waker() {
+        let wakers: Vec<Arc<Counts>> = (0..7).map(|i| Arc::new(Counts(AtomicUsize::new(0), i == 2))).collect();
+        let waiters: Vec<Arc<Waiter>> = wakers
+            .iter()
+            .map(|c| {
+                let w = Waiter::task();
+                w.set_waker(&Waker::from(Arc::clone(c)));
+                w
+            })
+            .collect();
+        let mut wakes = Wakes::default();
+        // Twice over, as a rebalance that also assigns adds every member twice.
+        for w in waiters.iter().chain(&waiters) {
+            wakes.add(w);
+        }
+        assert!(waiters.iter().all(|w| !w.is_woken()), "not woken until dropped");
+        let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(wakes)));
+        assert!(woke.is_err(), "the waker's panic goes on");
+        assert!(wakers.iter().all(|c| c.0.load(Ordering::SeqCst) == 1), "each woken once");
+        // Woken already: not collected again.
+        let mut wakes = Wakes::default();
+        wakes.add(&waiters[0]);
+        assert!(wakes.few[0].is_none());
     }
 }
