@@ -8,70 +8,11 @@
 
 mod common;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use streamlog::{Broker, BrokerOptions, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig};
-
-/// A task run by its own waker: `wake` polls it inline, on the waking
-/// thread.
-struct InlineTask {
-    future: Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>,
-    /// Woken since its last poll began: whoever holds the task polls again.
-    notified: AtomicBool,
-    polls: AtomicUsize,
-}
-
-impl InlineTask {
-    fn spawn(future: impl Future<Output = ()> + Send + 'static) -> Arc<InlineTask> {
-        let task = Arc::new(InlineTask {
-            future: Mutex::new(Some(Box::pin(future))),
-            notified: AtomicBool::new(false),
-            polls: AtomicUsize::new(0),
-        });
-        task.run();
-        task
-    }
-
-    fn run(self: &Arc<Self>) {
-        self.notified.store(true, Ordering::SeqCst);
-        // A wake during a poll (this thread's, re-entered, or another's)
-        // finds the task taken: the poll that holds it polls again.
-        while self.notified.load(Ordering::SeqCst) {
-            let Some(mut slot) = self.future.try_lock() else { return };
-            if !self.notified.swap(false, Ordering::SeqCst) {
-                continue;
-            }
-            let Some(future) = slot.as_mut() else { return };
-            self.polls.fetch_add(1, Ordering::SeqCst);
-            let waker = Waker::from(Arc::clone(self));
-            if future.as_mut().poll(&mut Context::from_waker(&waker)).is_ready() {
-                *slot = None;
-            }
-        }
-    }
-
-    fn polls(&self) -> usize {
-        self.polls.load(Ordering::SeqCst)
-    }
-
-    /// Drops the future (and what it owns) outside the task's lock.
-    fn cancel(&self) {
-        let future = self.future.lock().take();
-        drop(future);
-    }
-}
-
-impl Wake for InlineTask {
-    fn wake(self: Arc<Self>) {
-        self.run();
-    }
-}
 
 /// A batch's values, and the group's member count right after.
 type Received = (Vec<Vec<u8>>, usize);
@@ -89,7 +30,7 @@ fn a_member_whose_waker_polls_its_task_inline_survives_joins_and_leaves() {
         let mut a = broker.consumer(config.clone()).unwrap();
         a.subscribe(&["t"]).unwrap();
         let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let task = InlineTask::spawn({
+        let task = common::InlineTask::spawn({
             let (broker, seen) = (Arc::clone(&broker), Arc::clone(&seen));
             async move {
                 loop {

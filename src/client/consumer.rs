@@ -582,7 +582,10 @@ impl WakeupHandle {
         // Before the wake: the woken poll's `reset` reads the wake's write
         // and so sees the request.
         self.shared.requested.store(true, Ordering::SeqCst);
-        self.shared.waiter.lock().wake();
+        // Woken outside the lock: a waker may run the consumer's task on
+        // the spot, and its poll may rebind the waiter (which locks this).
+        let waiter = Arc::clone(&self.shared.waiter.lock());
+        waiter.wake();
     }
 }
 

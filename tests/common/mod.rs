@@ -2,7 +2,12 @@
 #![allow(dead_code)]
 
 use std::fs;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Wake, Waker};
 
 use bytes::Bytes;
 use streamlog::{LogRecord, Partition, PartitionOptions, Record};
@@ -159,4 +164,59 @@ unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
 /// installed).
 pub fn allocs() -> u64 {
     ALLOCS.with(std::cell::Cell::get)
+}
+
+/// A task run by its own waker: `wake` polls it inline, on the waking
+/// thread.
+pub struct InlineTask {
+    future: parking_lot::Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>,
+    /// Woken since its last poll began: whoever holds the task polls again.
+    notified: AtomicBool,
+    polls: AtomicUsize,
+}
+
+impl InlineTask {
+    pub fn spawn(future: impl Future<Output = ()> + Send + 'static) -> Arc<InlineTask> {
+        let task = Arc::new(InlineTask {
+            future: parking_lot::Mutex::new(Some(Box::pin(future))),
+            notified: AtomicBool::new(false),
+            polls: AtomicUsize::new(0),
+        });
+        task.run();
+        task
+    }
+
+    fn run(self: &Arc<Self>) {
+        self.notified.store(true, Ordering::SeqCst);
+        // A wake during a poll (this thread's, re-entered, or another's)
+        // finds the task taken: the poll that holds it polls again.
+        while self.notified.load(Ordering::SeqCst) {
+            let Some(mut slot) = self.future.try_lock() else { return };
+            if !self.notified.swap(false, Ordering::SeqCst) {
+                continue;
+            }
+            let Some(future) = slot.as_mut() else { return };
+            self.polls.fetch_add(1, Ordering::SeqCst);
+            let waker = Waker::from(Arc::clone(self));
+            if future.as_mut().poll(&mut Context::from_waker(&waker)).is_ready() {
+                *slot = None;
+            }
+        }
+    }
+
+    pub fn polls(&self) -> usize {
+        self.polls.load(Ordering::SeqCst)
+    }
+
+    /// Drops the future (and what it owns) outside the task's lock.
+    pub fn cancel(&self) {
+        let future = self.future.lock().take();
+        drop(future);
+    }
+}
+
+impl Wake for InlineTask {
+    fn wake(self: Arc<Self>) {
+        self.run();
+    }
 }
