@@ -72,6 +72,21 @@ fn a_seek_inside_or_outside_the_kept_batch_is_obeyed() {
 }
 
 #[test]
+fn a_seek_back_into_the_kept_batch_before_where_its_poll_began_returns_every_record() {
+    let broker = ten_batches();
+    let tp = TopicPartition::new("t", 0);
+    let mut c = consumer(&broker, 30);
+    c.seek(&tp, 120).unwrap();
+    assert_eq!(offsets(&mut c), (120..150).collect::<Vec<_>>());
+    assert_eq!(offsets(&mut c), (150..180).collect::<Vec<_>>());
+    c.seek(&tp, 100).unwrap();
+    assert_eq!(offsets(&mut c), (100..130).collect::<Vec<_>>());
+    assert_eq!(offsets(&mut c), (130..160).collect::<Vec<_>>());
+    c.seek_to_beginning(&[]).unwrap();
+    assert_eq!(offsets(&mut c), (0..30).collect::<Vec<_>>());
+}
+
+#[test]
 fn records_deleted_after_a_poll_stopped_inside_their_batch_are_not_returned() {
     let broker = ten_batches();
     let log = broker.topic("t").unwrap().partition(0).unwrap();

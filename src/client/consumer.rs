@@ -449,6 +449,10 @@ impl PartitionReader<'_> {
     /// Appends the records of one partition to `out`, up to the poll limit,
     /// moving its position past them.
     fn read<T: Polled>(&mut self, tp: &TopicPartition, a: &mut Assigned, out: &mut T) -> Result<()> {
+        // Taken before any return: kept only while this read uses it, so a
+        // partition that is not read on (at its end, closed, failing) holds
+        // no mapping of a segment that retention may delete.
+        let unfinished = a.unfinished.take();
         if a.log.is_closed() {
             self.saw_closed = true;
             return Ok(());
@@ -464,6 +468,12 @@ impl PartitionReader<'_> {
             a.position = Some(pos);
         }
         let pos = a.position.expect("resolved above");
+        if pos < a.log.log_start_offset() {
+            // Retention (or `delete_records`) moved past it, since the
+            // last poll or the seek: reset, as Kafka does.
+            a.position = Some(reset_position(config, tp, a)?);
+            return Ok(());
+        }
         if pos >= a.log.high_watermark() {
             return Ok(());
         }
@@ -471,24 +481,25 @@ impl PartitionReader<'_> {
         // checked, then dropped, and read again by the next poll.
         let max = config.max_poll_records;
         let (mut from, mut wanted, mut max_bytes) = (pos, max - out.records(), config.fetch_max_bytes);
-        if let Some(b) = a.unfinished.take().filter(|b| b.base_offset() <= pos && pos < b.next_offset()) {
+        // `fetch` hands every read an empty vector, and `read_records`
+        // leaves it as it was when it fails: what it holds after a failed
+        // read below is the kept batch alone.
+        debug_assert!(self.batches.is_empty());
+        if let Some(b) = unfinished.filter(|b| b.base_offset() <= pos && pos < b.next_offset()) {
             // The batch the last poll stopped inside: its records from the
-            // position on, without reading (and checking) it again.
-            if pos < a.log.log_start_offset() {
-                // Retention dropped it meanwhile.
-                a.position = Some(reset_position(config, tp, a)?);
-                return Ok(());
-            }
+            // position on, without reading (and checking) it again. Then
+            // on from after it, within what is left of `fetch_max_bytes`
+            // (at least one batch, as for any read).
             (from, wanted) = (b.next_offset(), wanted.saturating_sub((b.next_offset() - pos) as usize));
             max_bytes = max_bytes.saturating_sub(b.as_bytes().len());
-            self.batches.push(b.starting_at(pos));
+            self.batches.push(b.reading_from(pos));
         }
         if wanted > 0 && max_bytes > 0 && from < a.log.high_watermark() {
             match a.log.read_records(from, max_bytes, wanted, self.batches) {
                 Ok(()) => {}
                 // The kept batch's records first; the next poll reads on
                 // from after them and meets the error again.
-                Err(_) if !self.batches.is_empty() => {}
+                Err(e) if !self.batches.is_empty() => self.saw_closed |= matches!(e, Error::Closed),
                 Err(Error::OffsetOutOfRange { .. }) => {
                     a.position = Some(reset_position(config, tp, a)?);
                     return Ok(());
@@ -534,8 +545,9 @@ struct Assigned {
     seeked: bool,
     /// The batch holding the position, read and checked by a poll that
     /// filled up before its end (`max_poll_records` smaller than a batch):
-    /// the next poll starts from it rather than reading it again. One
-    /// batch per partition; a position moved out of it drops it.
+    /// the next poll of the partition starts from it rather than reading
+    /// it again. One batch per partition, dropped by that poll (which may
+    /// keep the next), by a seek and by a pause.
     unfinished: Option<Batch>,
 }
 
@@ -1285,6 +1297,9 @@ impl Consumer {
         let a = self.assigned_mut(tp)?;
         a.position = Some(offset);
         a.seeked = true;
+        // As Kafka drops what it fetched for a partition sought: the next
+        // poll reads the log as it is now (compacted, say).
+        a.unfinished = None;
         Ok(())
     }
 
@@ -1308,6 +1323,7 @@ impl Consumer {
             let a = self.assigned_mut(tp)?;
             a.position = Some(to(&a.log));
             a.seeked = true;
+            a.unfinished = None;
         }
         Ok(())
     }

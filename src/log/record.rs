@@ -201,6 +201,13 @@ impl Batch {
         self
     }
 
+    /// This batch, its records read from `offset` on, even if it was read
+    /// from a later offset before (the whole batch was checked).
+    pub(crate) fn reading_from(mut self, offset: u64) -> Batch {
+        self.min_offset = offset;
+        self
+    }
+
     /// The offset of the batch's first record (before any compaction).
     pub fn base_offset(&self) -> u64 {
         self.header.base_offset
