@@ -193,7 +193,16 @@ impl Drop for Wakes {
         // `add` skips duplicates in `few` only.
         self.more.sort_unstable_by_key(Arc::as_ptr);
         self.more.dedup_by(|a, b| Arc::ptr_eq(a, b));
-        wake_each(self.few.iter().flatten().chain(&self.more), |w| w.wake());
+        let waiters = self.few.iter().flatten().chain(&self.more);
+        if std::thread::panicking() {
+            // Dropped while a panic unwinds out of the lock: a waker that
+            // panicked too would abort the process.
+            for w in waiters {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake()));
+            }
+            return;
+        }
+        wake_each(waiters, |w| w.wake());
     }
 }
 
@@ -323,9 +332,12 @@ impl Coordinator {
     pub fn forget_idle_groups(&self, now_ms: i64) -> usize {
         let mut groups = self.groups.lock();
         let before = groups.len();
-        // Only looks (no rebalance computed under the registry's lock):
+        // Only looks (no rebalance computed under the registry's lock, and
+        // so nobody to wake under it: the bare state lock, not `lock()`):
         // a group goes when nobody holds it and every member has expired.
-        groups.retain(|_, g| Arc::strong_count(g) > 1 || g.lock().members.values().any(|m| now_ms <= m.expires_at()));
+        groups.retain(|_, g| {
+            Arc::strong_count(g) > 1 || g.state.lock().members.values().any(|m| now_ms <= m.expires_at())
+        });
         before - groups.len()
     }
 
@@ -615,11 +627,7 @@ impl Group {
     }
 
     fn release_all(st: &mut GroupInner, member_id: &str) {
-        let before = st.owners.len();
-        st.owners.retain(|_, owner| owner != member_id);
-        if st.owners.len() != before {
-            st.wakes.add_members(&st.members);
-        }
+        Self::release_unless(st, member_id, &[]);
     }
 
     /// A member enters a `poll` that returns by `until_ms`. If it missed
@@ -970,26 +978,20 @@ mod tests {
     use std::task::Waker;
 
     use super::*;
-
-    /// A waker that counts its wake-ups, or panics (a broken executor's).
-    struct Counts(AtomicUsize, bool);
-    impl std::task::Wake for Counts {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            assert!(!self.1, "a broken waker");
-        }
-    }
+    use crate::log::notify::testing::{Counts, Panics};
 
     /// The collected waiters are woken once each, on the stack and past
     /// it, and one broken waker does not keep the others asleep.
     #[test]
     fn collected_waiters_are_woken_once_each_despite_a_panicking_waker() {
-        let wakers: Vec<Arc<Counts>> = (0..7).map(|i| Arc::new(Counts(AtomicUsize::new(0), i == 2))).collect();
+        let counts: Vec<Arc<Counts>> = (0..6).map(|_| Arc::new(Counts(AtomicUsize::new(0)))).collect();
+        let mut wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(Arc::clone(c))).collect();
+        wakers.insert(2, Waker::from(Arc::new(Panics)));
         let waiters: Vec<Arc<Waiter>> = wakers
             .iter()
-            .map(|c| {
+            .map(|waker| {
                 let w = Waiter::task();
-                w.set_waker(&Waker::from(Arc::clone(c)));
+                w.set_waker(waker);
                 w
             })
             .collect();
@@ -1001,10 +1003,30 @@ mod tests {
         assert!(waiters.iter().all(|w| !w.is_woken()), "not woken until dropped");
         let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(wakes)));
         assert!(woke.is_err(), "the waker's panic goes on");
-        assert!(wakers.iter().all(|c| c.0.load(Ordering::SeqCst) == 1), "each woken once");
+        assert!(counts.iter().all(|c| c.0.load(Ordering::SeqCst) == 1), "each woken once");
         // Woken already: not collected again.
         let mut wakes = Wakes::default();
         wakes.add(&waiters[0]);
         assert!(wakes.few[0].is_none());
+    }
+
+    /// Waiters collected under a lock that a panic unwinds out of are
+    /// woken, and a waker panicking then does not abort the process (a
+    /// panic during a panic would).
+    #[test]
+    fn waiters_collected_when_a_panic_unwinds_are_woken_without_aborting() {
+        let count = Arc::new(Counts(AtomicUsize::new(0)));
+        let waiters = [Waker::from(Arc::new(Panics)), Waker::from(Arc::clone(&count))].map(|waker| {
+            let w = Waiter::task();
+            w.set_waker(&waker);
+            w
+        });
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut wakes = Wakes::default();
+            waiters.iter().for_each(|w| wakes.add(w));
+            panic!("a bug under the group's lock");
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
     }
 }

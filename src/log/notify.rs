@@ -302,13 +302,14 @@ impl std::fmt::Debug for Timer {
     }
 }
 
+/// Wakers for tests of what wakes waiters.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
+pub(crate) mod testing {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A waker that counts its wake-ups.
-    struct Counts(AtomicUsize);
+    pub(crate) struct Counts(pub AtomicUsize);
     impl std::task::Wake for Counts {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
@@ -316,12 +317,19 @@ mod tests {
     }
 
     /// A broken executor's waker.
-    struct Panics;
+    pub(crate) struct Panics;
     impl std::task::Wake for Panics {
         fn wake(self: Arc<Self>) {
             panic!("a broken waker");
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{Counts, Panics};
+    use super::*;
+    use std::time::Duration;
 
     /// One waker that panics (a broken executor) does not keep the other
     /// waiters of the list asleep: they are woken, then the panic goes on.
