@@ -122,3 +122,36 @@ fn a_paused_partition_resumes_where_it_stopped() {
     c.resume(std::slice::from_ref(&tp)).unwrap();
     assert_eq!(offsets(&mut c), (30..60).collect::<Vec<_>>());
 }
+
+#[test]
+fn polls_smaller_than_a_batch_over_several_partitions_return_each_record_once_in_order() {
+    let broker = Broker::temporary().unwrap();
+    broker.create_topic("m", TopicConfig::with_partitions(3)).unwrap();
+    let producer = broker.producer();
+    for p in 0..3u32 {
+        for b in 0..4u64 {
+            let batch =
+                (b * 100..(b + 1) * 100).map(|i| ProducerRecord::new("m", format!("{p}/{i}")).partition(p)).collect();
+            producer.send_batch(batch).unwrap();
+        }
+    }
+    let mut c = broker
+        .consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest).max_poll_records(70))
+        .unwrap();
+    c.assign(&(0..3).map(|p| TopicPartition::new("m", p)).collect::<Vec<_>>()).unwrap();
+    let mut seen: [Vec<u64>; 3] = Default::default();
+    loop {
+        let records = c.poll(Duration::ZERO).unwrap();
+        if records.is_empty() {
+            break;
+        }
+        assert!(records.len() <= 70);
+        for r in records {
+            assert_eq!(r.value, Some(Bytes::from(format!("{}/{}", r.partition, r.offset))));
+            seen[r.partition as usize].push(r.offset);
+        }
+    }
+    for offsets in seen {
+        assert_eq!(offsets, (0..400).collect::<Vec<_>>());
+    }
+}
