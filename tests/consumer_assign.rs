@@ -172,3 +172,22 @@ fn seeking_past_the_end_resets_and_deleted_topics_drop_out() {
     assert!(c.poll(Duration::from_millis(10)).unwrap().is_empty());
     assert!(start.elapsed() < Duration::from_secs(5));
 }
+
+/// Assigning a partition again after its topic was deleted and made anew
+/// reads the new topic's log, from the reset; before, the assignment kept
+/// the old (closed) log and its position, the next poll reported the topic
+/// unknown and dropped the partition, and the new records never came.
+#[test]
+fn assigning_again_after_the_topic_was_made_anew_reads_the_new_log() {
+    let (_dir, b) = setup(10);
+    let tp = TopicPartition::new("t", 0);
+    let mut c = earliest(&b);
+    c.assign(std::slice::from_ref(&tp)).unwrap();
+    assert_eq!(c.poll(Duration::ZERO).unwrap().len(), 5);
+    b.delete_topic("t").unwrap();
+    b.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
+    b.producer().send(ProducerRecord::new("t", "new").partition(0)).unwrap();
+    c.assign(std::slice::from_ref(&tp)).unwrap();
+    let got = c.poll(Duration::ZERO).unwrap();
+    assert_eq!(got.iter().map(|r| (r.offset, r.value.clone())).collect::<Vec<_>>(), [(0, Some("new".into()))]);
+}

@@ -1,13 +1,14 @@
 //! Property test: a consumer of a few partitions, under random sequences of
 //! batch sends, polls (of few records, so they often stop inside a batch),
-//! seeks, pauses and resumes, against a model: per partition, the values
+//! records taken from a stream then dropped, seeks, pauses and resumes, against a model: per partition, the values
 //! sent and the position. Each poll must return, for each partition, the
 //! model's records from its position on, in order, none skipped or
-//! repeated.
+//! repeated, and as many as wait, up to `max_poll_records`.
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_core::Stream;
 use proptest::prelude::*;
 use streamlog::{Broker, ConsumerConfig, OffsetReset, ProducerRecord, TopicConfig, TopicPartition};
 
@@ -24,6 +25,9 @@ enum Op {
     SeekToBeginning,
     Pause(u32),
     Resume(u32),
+    /// This many records through `Consumer::stream`, then the stream
+    /// dropped: what it fetched and did not yield is given back.
+    Stream(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -34,6 +38,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::SeekToBeginning),
         1 => (0..PARTITIONS).prop_map(Op::Pause),
         1 => (0..PARTITIONS).prop_map(Op::Resume),
+        2 => (1usize..50).prop_map(Op::Stream),
     ]
 }
 
@@ -43,6 +48,16 @@ struct Model {
     logs: [Vec<Bytes>; PARTITIONS as usize],
     positions: [u64; PARTITIONS as usize],
     paused: [bool; PARTITIONS as usize],
+}
+
+impl Model {
+    /// Records past the positions of the unpaused partitions.
+    fn waiting(&self) -> usize {
+        (0..PARTITIONS as usize)
+            .filter(|&p| !self.paused[p])
+            .map(|p| self.logs[p].len() - self.positions[p] as usize)
+            .sum()
+    }
 }
 
 proptest! {
@@ -72,10 +87,27 @@ proptest! {
                 Op::Poll => {
                     let records = c.poll(Duration::ZERO).unwrap();
                     prop_assert!(records.len() <= max_poll);
-                    let waiting = (0..PARTITIONS as usize)
-                        .any(|p| !model.paused[p] && (model.positions[p] as usize) < model.logs[p].len());
-                    prop_assert_eq!(records.is_empty(), !waiting, "records waiting, none returned (or the reverse)");
+                    let waiting = model.waiting();
+                    // A poll fills up from the partitions in turn.
+                    prop_assert_eq!(records.len(), waiting.min(max_poll), "records returned");
                     for r in records {
+                        let p = r.partition as usize;
+                        prop_assert!(!model.paused[p], "a record of paused partition {}", p);
+                        prop_assert_eq!(r.offset, model.positions[p], "partition {}", p);
+                        prop_assert_eq!(r.value.as_ref(), model.logs[p].get(r.offset as usize));
+                        model.positions[p] += 1;
+                    }
+                }
+                Op::Stream(n) => {
+                    let waiting = model.waiting();
+                    // No more than wait: the stream would wait for more.
+                    let mut stream = c.stream();
+                    for _ in 0..n.min(waiting) {
+                        let r = futures_executor::block_on(std::future::poll_fn(|cx| {
+                            std::pin::Pin::new(&mut stream).poll_next(cx)
+                        }))
+                        .unwrap()
+                        .unwrap();
                         let p = r.partition as usize;
                         prop_assert!(!model.paused[p], "a record of paused partition {}", p);
                         prop_assert_eq!(r.offset, model.positions[p], "partition {}", p);

@@ -481,10 +481,11 @@ impl PartitionReader<'_> {
         // checked, then dropped, and read again by the next poll.
         let max = config.max_poll_records;
         let (mut from, mut wanted, mut max_bytes) = (pos, max - out.records(), config.fetch_max_bytes);
-        // `fetch` hands every read an empty vector, and `read_records`
-        // leaves it as it was when it fails: what it holds after a failed
-        // read below is the kept batch alone.
-        debug_assert!(self.batches.is_empty());
+        // Empty (`fetch` hands every read an empty vector, and a failed
+        // `read_records` leaves it as it was, but a panic caught under a
+        // read may not): what it holds after a failed read below is the
+        // kept batch alone.
+        self.batches.clear();
         if let Some(b) = unfinished.filter(|b| b.base_offset() <= pos && pos < b.next_offset()) {
             // The batch the last poll stopped inside: its records from the
             // position on, without reading (and checking) it again. Then
@@ -760,7 +761,9 @@ impl Consumer {
         for tp in partitions {
             let topic = self.broker.topic(&tp.topic)?;
             let log = topic.partition(tp.partition)?;
-            let old = self.assigned.remove(tp);
+            // Kept as it is (position, pause) unless its topic was deleted
+            // and made again since: the old log is closed.
+            let old = self.assigned.remove(tp).filter(|old| Arc::ptr_eq(&old.log, &log));
             next.insert(tp.clone(), old.unwrap_or_else(|| fresh(topic.name(), log)));
         }
         self.assigned = next;

@@ -193,16 +193,7 @@ impl Drop for Wakes {
         // `add` skips duplicates in `few` only.
         self.more.sort_unstable_by_key(Arc::as_ptr);
         self.more.dedup_by(|a, b| Arc::ptr_eq(a, b));
-        let waiters = self.few.iter().flatten().chain(&self.more);
-        if std::thread::panicking() {
-            // Dropped while a panic unwinds out of the lock: a waker that
-            // panicked too would abort the process.
-            for w in waiters {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake()));
-            }
-            return;
-        }
-        wake_each(waiters, |w| w.wake());
+        wake_each(self.few.iter().flatten().chain(&self.more), |w| w.wake());
     }
 }
 

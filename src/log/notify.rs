@@ -161,23 +161,23 @@ impl WaitList {
 }
 
 /// Calls `wake` on each item. A waker is foreign code (an executor's, or an
-/// application's): if one panics, the rest are still woken, then the panic
-/// goes on. Without that, one broken waker would leave every waiter after
+/// application's): if one panics, the rest are still woken, then the first
+/// panic goes on (none does if a panic was unwinding already). Without that, one broken waker would leave every waiter after
 /// it asleep, however much data came.
 pub(crate) fn wake_each<T>(items: impl Iterator<Item = T>, wake: impl Fn(T)) {
-    /// Wakes what is left when dropped: on the way out of a panic.
-    struct Rest<I: Iterator, F: Fn(I::Item)>(I, F);
-    impl<I: Iterator, F: Fn(I::Item)> Drop for Rest<I, F> {
-        fn drop(&mut self) {
-            for item in self.0.by_ref() {
-                (self.1)(item);
-            }
+    // Each wake caught: the rest are woken whatever one does, and a second
+    // panic is never raised while the first unwinds (that would abort).
+    let mut first_panic = None;
+    for item in items {
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wake(item))) {
+            first_panic.get_or_insert(panic);
         }
     }
-    let mut rest = Rest(items, wake);
-    let Rest(items, wake) = &mut rest;
-    for item in items.by_ref() {
-        wake(item);
+    // The first panic goes on, unless this runs while another unwinds.
+    if let Some(panic) = first_panic
+        && !std::thread::panicking()
+    {
+        std::panic::resume_unwind(panic);
     }
 }
 
@@ -350,6 +350,29 @@ mod tests {
         let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| list.wake_all()));
         assert!(woke.is_err(), "the waker's panic goes on");
         assert_eq!(counts.0.load(Ordering::SeqCst), 5, "every other waiter's task was woken");
+        drop(waiters);
+    }
+
+    /// Two broken wakers in one list: the second's panic is not raised
+    /// while the first unwinds (that aborts the process); the others are
+    /// woken and the first panic goes on.
+    #[test]
+    fn two_panicking_wakers_neither_abort_nor_keep_the_others_asleep() {
+        let list = WaitList::default();
+        let counts = Arc::new(Counts(AtomicUsize::new(0)));
+        let waiters: Vec<Arc<Waiter>> = (0..6)
+            .map(|i| {
+                let w = Waiter::task();
+                let broken = i == 1 || i == 4;
+                let waker = if broken { Waker::from(Arc::new(Panics)) } else { Waker::from(Arc::clone(&counts)) };
+                w.set_waker(&waker);
+                list.register(&w);
+                w
+            })
+            .collect();
+        let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| list.wake_all()));
+        assert!(woke.is_err(), "a waker's panic goes on");
+        assert_eq!(counts.0.load(Ordering::SeqCst), 4, "every other waiter's task was woken");
         drop(waiters);
     }
 
