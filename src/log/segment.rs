@@ -641,8 +641,9 @@ impl Segment {
     /// [`Segment::read`] appended to `out`, ending the run once it spans
     /// `max_records` offsets from `offset` on (records, but for compacted
     /// batches, whose removed records still count: such a run may hold
-    /// fewer). Returns how many batches it appended; on an error, `out` is
-    /// as it was.
+    /// fewer). Returns how many batches it appended; a damaged batch after
+    /// some ends the run (it is the next read's error); on an error, `out`
+    /// is as it was.
     pub fn read_records(
         &self,
         offset: u64,
@@ -668,6 +669,11 @@ impl Segment {
         while pos < bytes.len() && records < max_records {
             let h = match format::check_batch(&bytes[pos..]) {
                 Ok(h) => h,
+                // Damage after batches taken: those are the answer, and the
+                // next read, starting at the damaged batch, fails there. (A
+                // reader never gets past it without a seek; nor does it
+                // lose the good records before it.)
+                Err(_) if out.len() > before => break,
                 Err(e) => {
                     // Nothing of a failed read stays in the caller's vector.
                     out.truncate(before);
