@@ -4,6 +4,8 @@
 //! reached the damage failed as a whole, so the records before it never
 //! came: a consumer starting before it was stuck at its position.
 
+mod common;
+
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
@@ -28,12 +30,7 @@ fn records_before_a_damaged_batch_are_read_then_the_damage_is_reported() {
 
     // A bit flipped in the value of a record inside the first (sealed)
     // segment: that record's batch fails its checksum.
-    let mut logs: Vec<_> = std::fs::read_dir(dir.path().join("topics").join("t").join("0"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    logs.sort();
+    let logs = common::log_files(&dir.path().join("topics").join("t").join("0"));
     assert!(logs.len() >= 2, "a sealed first segment: {logs:?}");
     let bytes = std::fs::read(&logs[0]).unwrap();
     let damaged: u64 = 40;

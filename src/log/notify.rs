@@ -162,8 +162,9 @@ impl WaitList {
 
 /// Calls `wake` on each item. A waker is foreign code (an executor's, or an
 /// application's): if one panics, the rest are still woken, then the first
-/// panic goes on (none does if a panic was unwinding already). Without that, one broken waker would leave every waiter after
-/// it asleep, however much data came.
+/// panic goes on (none does if a panic was unwinding already). Without
+/// that, one broken waker would leave every waiter after it asleep, however
+/// much data came.
 pub(crate) fn wake_each<T>(items: impl Iterator<Item = T>, wake: impl Fn(T)) {
     // Each wake caught: the rest are woken whatever one does, and a second
     // panic is never raised while the first unwinds (that would abort).
@@ -331,40 +332,17 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    /// One waker that panics (a broken executor) does not keep the other
-    /// waiters of the list asleep: they are woken, then the panic goes on.
-    #[test]
-    fn a_panicking_waker_does_not_keep_the_others_asleep() {
-        let list = WaitList::default();
-        let counts = Arc::new(Counts(AtomicUsize::new(0)));
-        // Six: four woken from the stack, two from the vector after them.
-        let waiters: Vec<Arc<Waiter>> = (0..6)
-            .map(|i| {
-                let w = Waiter::task();
-                let waker = if i == 1 { Waker::from(Arc::new(Panics)) } else { Waker::from(Arc::clone(&counts)) };
-                w.set_waker(&waker);
-                list.register(&w);
-                w
-            })
-            .collect();
-        let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| list.wake_all()));
-        assert!(woke.is_err(), "the waker's panic goes on");
-        assert_eq!(counts.0.load(Ordering::SeqCst), 5, "every other waiter's task was woken");
-        drop(waiters);
-    }
-
-    /// Two broken wakers in one list: the second's panic is not raised
-    /// while the first unwinds (that aborts the process); the others are
-    /// woken and the first panic goes on.
-    #[test]
-    fn two_panicking_wakers_neither_abort_nor_keep_the_others_asleep() {
+    /// Six waiters on one list (four woken from the stack, two from the
+    /// vector after them), those at `broken` with a panicking waker: all
+    /// the others are woken, and the (first) panic goes on.
+    fn wake_all_with_broken_wakers(broken: &[usize]) {
         let list = WaitList::default();
         let counts = Arc::new(Counts(AtomicUsize::new(0)));
         let waiters: Vec<Arc<Waiter>> = (0..6)
             .map(|i| {
                 let w = Waiter::task();
-                let broken = i == 1 || i == 4;
-                let waker = if broken { Waker::from(Arc::new(Panics)) } else { Waker::from(Arc::clone(&counts)) };
+                let waker =
+                    if broken.contains(&i) { Waker::from(Arc::new(Panics)) } else { Waker::from(Arc::clone(&counts)) };
                 w.set_waker(&waker);
                 list.register(&w);
                 w
@@ -372,8 +350,22 @@ mod tests {
             .collect();
         let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| list.wake_all()));
         assert!(woke.is_err(), "a waker's panic goes on");
-        assert_eq!(counts.0.load(Ordering::SeqCst), 4, "every other waiter's task was woken");
+        assert_eq!(counts.0.load(Ordering::SeqCst), 6 - broken.len(), "every other waiter's task was woken");
         drop(waiters);
+    }
+
+    /// One waker that panics (a broken executor) does not keep the other
+    /// waiters of the list asleep: they are woken, then the panic goes on.
+    #[test]
+    fn a_panicking_waker_does_not_keep_the_others_asleep() {
+        wake_all_with_broken_wakers(&[1]);
+    }
+
+    /// Two broken wakers in one list: the second's panic is not raised
+    /// while the first unwinds (that aborts the process).
+    #[test]
+    fn two_panicking_wakers_neither_abort_nor_keep_the_others_asleep() {
+        wake_all_with_broken_wakers(&[1, 4]);
     }
 
     /// A waker that panics in the timer's thread does not end it: a later

@@ -670,9 +670,9 @@ impl Segment {
             let h = match format::check_batch(&bytes[pos..]) {
                 Ok(h) => h,
                 // Damage after batches taken: those are the answer, and the
-                // next read, starting at the damaged batch, fails there. (A
-                // reader never gets past it without a seek; nor does it
-                // lose the good records before it.)
+                // next read, starting at the damaged batch, fails there: the
+                // damage is never skipped, and the good records before it
+                // are not withheld.
                 Err(_) if out.len() > before => break,
                 Err(e) => {
                     // Nothing of a failed read stays in the caller's vector.
