@@ -18,7 +18,7 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::error::{Error, Result};
 use crate::group::offsets::OffsetStore;
 use crate::group::{Assignor, GroupState, MemberSubscription, TopicPartition, TopicView};
-use crate::log::notify::{Waiter, wake_each};
+use crate::log::notify::{Waiter, Wakes};
 use crate::log::partition::Partition;
 
 /// What a member learns when it syncs with its group.
@@ -141,59 +141,17 @@ struct GroupInner {
     /// The broker's topics epoch when `counts` was read: until it moves,
     /// the counts cannot have changed.
     counts_epoch: u64,
-    /// Members' waiters to wake once the lock is released (see [`Wakes`]).
+    /// Members' waiters to wake once the lock is released: a waiter may
+    /// wrap a task's `Waker`, and an executor may poll the task inside
+    /// `wake`; the task (a consumer's `recv`) then calls back into the
+    /// group, and would deadlock on a lock still held (not reentrant).
     wakes: Wakes,
 }
 
-/// Waiters to wake once the group's lock, and any lock held around it, is
-/// released; woken when dropped. A waiter may wrap a task's `Waker`, and an
-/// executor may poll the task inside `wake`: the task (a consumer's `recv`)
-/// then calls back into the group, and would deadlock on a lock still held
-/// (they are not reentrant).
-#[derive(Default)]
-struct Wakes {
-    /// The usual one or few, without allocating.
-    few: [Option<Arc<Waiter>>; 4],
-    more: Vec<Arc<Waiter>>,
-}
-
-impl Wakes {
-    /// Adds `w`, unless it is in already or woken already (its owner has
-    /// yet to look at the group, which it does after this lock is gone).
-    fn add(&mut self, w: &Arc<Waiter>) {
-        if w.is_woken() {
-            return;
-        }
-        for slot in &mut self.few {
-            match slot {
-                Some(x) if Arc::ptr_eq(x, w) => return,
-                Some(_) => {}
-                None => {
-                    *slot = Some(Arc::clone(w));
-                    return;
-                }
-            }
-        }
-        self.more.push(Arc::clone(w));
-    }
-
-    /// Adds every member's waiter.
-    fn add_members(&mut self, members: &BTreeMap<String, Member>) {
-        for m in members.values() {
-            self.add(&m.waiter);
-        }
-    }
-}
-
-impl Drop for Wakes {
-    fn drop(&mut self) {
-        if self.few[0].is_none() {
-            return;
-        }
-        // `add` skips duplicates in `few` only.
-        self.more.sort_unstable_by_key(Arc::as_ptr);
-        self.more.dedup_by(|a, b| Arc::ptr_eq(a, b));
-        wake_each(self.few.iter().flatten().chain(&self.more), |w| w.wake());
+/// Adds every member's waiter to `wakes`.
+fn add_members(wakes: &mut Wakes, members: &BTreeMap<String, Member>) {
+    for m in members.values() {
+        wakes.add(&m.waiter);
     }
 }
 
@@ -661,7 +619,7 @@ impl Group {
         if st.owners.get(tp).is_some_and(|o| o == member_id) {
             st.owners.remove(tp);
             let st = &mut *st;
-            st.wakes.add_members(&st.members);
+            add_members(&mut st.wakes, &st.members);
         }
     }
 
@@ -778,7 +736,7 @@ impl Group {
         let before = st.owners.len();
         st.owners.retain(|tp, owner| owner != member_id || keep.contains(tp));
         if st.owners.len() != before {
-            st.wakes.add_members(&st.members);
+            add_members(&mut st.wakes, &st.members);
         }
     }
 
@@ -960,64 +918,5 @@ impl Group {
             })
             .collect();
         GroupSnapshot { state, generation: st.generation, assignor: st.assignor, members }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Waker;
-
-    use super::*;
-    use crate::log::notify::testing::{Counts, Panics};
-
-    /// The collected waiters are woken once each, on the stack and past
-    /// it, and one broken waker does not keep the others asleep.
-    #[test]
-    fn collected_waiters_are_woken_once_each_despite_a_panicking_waker() {
-        let counts: Vec<Arc<Counts>> = (0..6).map(|_| Arc::new(Counts(AtomicUsize::new(0)))).collect();
-        let mut wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(Arc::clone(c))).collect();
-        wakers.insert(2, Waker::from(Arc::new(Panics)));
-        let waiters: Vec<Arc<Waiter>> = wakers
-            .iter()
-            .map(|waker| {
-                let w = Waiter::task();
-                w.set_waker(waker);
-                w
-            })
-            .collect();
-        let mut wakes = Wakes::default();
-        // Twice over, as a rebalance that also assigns adds every member twice.
-        for w in waiters.iter().chain(&waiters) {
-            wakes.add(w);
-        }
-        assert!(waiters.iter().all(|w| !w.is_woken()), "not woken until dropped");
-        let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(wakes)));
-        assert!(woke.is_err(), "the waker's panic goes on");
-        assert!(counts.iter().all(|c| c.0.load(Ordering::SeqCst) == 1), "each woken once");
-        // Woken already: not collected again.
-        let mut wakes = Wakes::default();
-        wakes.add(&waiters[0]);
-        assert!(wakes.few[0].is_none());
-    }
-
-    /// Waiters collected under a lock that a panic unwinds out of are
-    /// woken, and a waker panicking then does not abort the process (a
-    /// panic during a panic would).
-    #[test]
-    fn waiters_collected_when_a_panic_unwinds_are_woken_without_aborting() {
-        let count = Arc::new(Counts(AtomicUsize::new(0)));
-        let waiters = [Waker::from(Arc::new(Panics)), Waker::from(Arc::clone(&count))].map(|waker| {
-            let w = Waiter::task();
-            w.set_waker(&waker);
-            w
-        });
-        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut wakes = Wakes::default();
-            waiters.iter().for_each(|w| wakes.add(w));
-            panic!("a bug under the group's lock");
-        }));
-        assert!(unwound.is_err());
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
     }
 }

@@ -146,17 +146,55 @@ impl WaitList {
         // across wake-ups (an async wait) resets its flag, fences, then
         // looks for data; one of the two sides sees the other's write.
         fence(Ordering::SeqCst);
-        // Taken on the stack for the usual one or few waiters: no
-        // allocation between the append and the wake-up.
-        let mut few: [Option<Arc<Waiter>>; 4] = Default::default();
-        let mut more = Vec::new();
-        for (i, w) in self.waiters.lock().iter().filter(|w| !w.is_woken()).enumerate() {
-            match few.get_mut(i) {
-                Some(slot) => *slot = Some(Arc::clone(w)),
-                None => more.push(Arc::clone(w)),
+        let mut wakes = Wakes::default();
+        for w in self.waiters.lock().iter() {
+            wakes.add(w);
+        }
+        // Dropped here, after the lock: the wake-ups.
+        drop(wakes);
+    }
+}
+
+/// Waiters to wake once the locks they were found under are released;
+/// woken when dropped (through [`wake_each`]). The usual one or few are
+/// kept on the stack: nothing is allocated between a change and its
+/// wake-ups.
+#[derive(Default)]
+pub(crate) struct Wakes {
+    few: [Option<Arc<Waiter>>; 4],
+    more: Vec<Arc<Waiter>>,
+}
+
+impl Wakes {
+    /// Adds `w`, unless it is in already or woken already (its owner has
+    /// yet to look, which it does after the wake-ups).
+    pub fn add(&mut self, w: &Arc<Waiter>) {
+        if w.is_woken() {
+            return;
+        }
+        for slot in &mut self.few {
+            match slot {
+                Some(x) if Arc::ptr_eq(x, w) => return,
+                Some(_) => {}
+                None => {
+                    *slot = Some(Arc::clone(w));
+                    return;
+                }
             }
         }
-        wake_each(few.iter().flatten().chain(&more), |w| w.wake());
+        self.more.push(Arc::clone(w));
+    }
+}
+
+impl Drop for Wakes {
+    fn drop(&mut self) {
+        if self.few[0].is_none() {
+            return;
+        }
+        // `add` skips duplicates in `few` only.
+        self.more.sort_unstable_by_key(Arc::as_ptr);
+        self.more.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        wake_each(self.few.iter().flatten().chain(&self.more), |w| w.wake());
     }
 }
 
@@ -324,11 +362,18 @@ pub(crate) mod testing {
             panic!("a broken waker");
         }
     }
+
+    /// A task's waiter, woken through `waker`.
+    pub(crate) fn task_waiter(waker: std::task::Waker) -> Arc<super::Waiter> {
+        let w = super::Waiter::task();
+        w.set_waker(&waker);
+        w
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{Counts, Panics};
+    use super::testing::{Counts, Panics, task_waiter};
     use super::*;
     use std::time::Duration;
 
@@ -340,10 +385,9 @@ mod tests {
         let counts = Arc::new(Counts(AtomicUsize::new(0)));
         let waiters: Vec<Arc<Waiter>> = (0..6)
             .map(|i| {
-                let w = Waiter::task();
                 let waker =
                     if broken.contains(&i) { Waker::from(Arc::new(Panics)) } else { Waker::from(Arc::clone(&counts)) };
-                w.set_waker(&waker);
+                let w = task_waiter(waker);
                 list.register(&w);
                 w
             })
@@ -372,11 +416,9 @@ mod tests {
     /// deadline of another task still fires.
     #[test]
     fn the_timer_outlives_a_panicking_waker() {
-        let broken = Waiter::task();
-        broken.set_waker(&Waker::from(Arc::new(Panics)));
+        let broken = task_waiter(Waker::from(Arc::new(Panics)));
         let counts = Arc::new(Counts(AtomicUsize::new(0)));
-        let w = Waiter::task();
-        w.set_waker(&Waker::from(Arc::clone(&counts)));
+        let w = task_waiter(Waker::from(Arc::clone(&counts)));
         let timer = Timer::default();
         let start = Instant::now();
         timer.wake_at(&broken, start + Duration::from_millis(5)).unwrap();
@@ -443,8 +485,7 @@ mod tests {
     #[test]
     fn the_timer_wakes_a_task_at_its_latest_deadline_and_stops() {
         let count = Arc::new(Counts(AtomicUsize::new(0)));
-        let w = Waiter::task();
-        w.set_waker(&Waker::from(Arc::clone(&count)));
+        let w = task_waiter(Waker::from(Arc::clone(&count)));
         let timer = Timer::default();
         let start = Instant::now();
         timer.wake_at(&w, start + Duration::from_secs(3600)).unwrap();
@@ -489,5 +530,44 @@ mod tests {
         });
         let left = rx.recv_timeout(Duration::from_secs(10)).expect("the wake deadlocked on the wait list's lock");
         assert_eq!(left, 0);
+    }
+
+    /// The collected waiters are woken once each, on the stack and past
+    /// it, and one broken waker does not keep the others asleep.
+    #[test]
+    fn collected_waiters_are_woken_once_each_despite_a_panicking_waker() {
+        let counts: Vec<Arc<Counts>> = (0..6).map(|_| Arc::new(Counts(AtomicUsize::new(0)))).collect();
+        let mut wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(Arc::clone(c))).collect();
+        wakers.insert(2, Waker::from(Arc::new(Panics)));
+        let waiters: Vec<Arc<Waiter>> = wakers.into_iter().map(task_waiter).collect();
+        let mut wakes = Wakes::default();
+        // Twice over, as a rebalance that also assigns adds every member twice.
+        for w in waiters.iter().chain(&waiters) {
+            wakes.add(w);
+        }
+        assert!(waiters.iter().all(|w| !w.is_woken()), "not woken until dropped");
+        let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(wakes)));
+        assert!(woke.is_err(), "the waker's panic goes on");
+        assert!(counts.iter().all(|c| c.0.load(Ordering::SeqCst) == 1), "each woken once");
+        // Woken already: not collected again.
+        let mut wakes = Wakes::default();
+        wakes.add(&waiters[0]);
+        assert!(wakes.few[0].is_none());
+    }
+
+    /// Waiters collected under a lock that a panic unwinds out of are
+    /// woken, and a waker panicking then does not abort the process (a
+    /// panic during a panic would).
+    #[test]
+    fn waiters_collected_when_a_panic_unwinds_are_woken_without_aborting() {
+        let count = Arc::new(Counts(AtomicUsize::new(0)));
+        let waiters = [Waker::from(Arc::new(Panics)), Waker::from(Arc::clone(&count))].map(task_waiter);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut wakes = Wakes::default();
+            waiters.iter().for_each(|w| wakes.add(w));
+            panic!("a bug under the lock the waiters were found under");
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
     }
 }
