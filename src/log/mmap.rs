@@ -57,6 +57,18 @@ const PAGE: usize = 4 << 10;
 
 /// Appends at least this large go through `pwrite` instead of the mapping.
 const PWRITE_MIN: usize = 16 << 10;
+/// A `pwrite` append also writes zeroes from its end up to the next multiple
+/// of this (within the mapping), so that the page cache gets the file in
+/// large folios. The kernel sizes a new folio by the length of the write
+/// that creates it: appends of arbitrary length left a trail of small
+/// folios at their ends, each allocated, inserted and accounted on its own,
+/// and the next append began inside one. Padded, every folio is created by
+/// a write reaching at least this far, and the next append overwrites the
+/// zeroes in place. 1,000 × 100 B appends (108,852 B) wrote 31-35 µs
+/// unpadded against 23-27 padded and 23-28 for `write(2)` of 64 KiB chunks;
+/// 64 × 1 KiB (66,156 B) 22-23 against 15-16 and 14-15 (6.18 kernel, ext4).
+const PWRITE_PAD_TO: usize = 64 << 10;
+static ZEROES: [u8; PWRITE_PAD_TO] = [0; PWRITE_PAD_TO];
 
 fn prefault_ahead(written: usize) -> usize {
     written.clamp(PREFAULT_MIN_AHEAD, PREFAULT_MAX_AHEAD)
@@ -68,6 +80,46 @@ thread_local! {
     /// partitions (a thousand partitions that each saw a 1 MiB batch once
     /// would otherwise keep a gigabyte).
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Writes `data` at `offset`, then up to `pad` zeroes after it, in as few
+/// `pwritev` calls as the kernel allows. Returns the bytes written: all of
+/// `data` and as many of the zeroes as fitted. The zeroes are optional: a
+/// failure (a full disk, a file size limit) once `data` is written is not
+/// an error.
+fn write_padded_at(file: &File, data: &[u8], pad: usize, offset: u64) -> io::Result<usize> {
+    let total = data.len() + pad;
+    let mut done = 0;
+    while done < total {
+        let zeroes_from = done.saturating_sub(data.len());
+        let rest = &data[done.min(data.len())..];
+        let iov = [
+            libc::iovec { iov_base: rest.as_ptr() as *mut libc::c_void, iov_len: rest.len() },
+            libc::iovec { iov_base: ZEROES.as_ptr() as *mut libc::c_void, iov_len: pad - zeroes_from },
+        ];
+        let (iov, count) = if rest.is_empty() { (&iov[1..], 1) } else { (&iov[..], 2) };
+        let at =
+            libc::off_t::try_from(offset + done as u64).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: each iovec points into a live slice (`data`, or the
+        // static zeroes) for its stated length; the kernel only reads them.
+        let rc = unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), count, at) };
+        match rc {
+            n if n > 0 => done += n as usize,
+            0 if done >= data.len() => break,
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                if done >= data.len() {
+                    break;
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// The soft limit of open file descriptors (`RLIMIT_NOFILE`), or 1,024 if
@@ -536,18 +588,23 @@ impl MapWriter {
         Ok(start)
     }
 
-    /// Large appends: encode into a buffer and `pwrite` it. The kernel copies
-    /// straight into fresh page-cache pages, which beats zero-filling mapped
-    /// pages and then copying into them. Readers still read the mapping: on
-    /// Linux both see the same page cache.
+    /// Large appends: encode into a buffer and `pwrite` it, padded with
+    /// zeroes to [`PWRITE_PAD_TO`]. The kernel copies straight into fresh
+    /// page-cache pages, which beats zero-filling mapped pages and then
+    /// copying into them. Readers still read the mapping: on Linux both see
+    /// the same page cache.
     fn append_pwrite(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) -> Result<usize> {
         let start = self.cursor;
         let end = start + n;
+        let padded = end.next_multiple_of(PWRITE_PAD_TO).min(self.map.capacity);
         let file = &self.file.as_ref().expect("checked by the caller").0;
         // Past what is provisioned, the prefaulter may be allocating: where
         // the file system has no fallocate, by writing zeroes, which must
-        // not land after these bytes. It does so holding the lock.
-        let provisioning = (self.map.provisioned.load(Ordering::Acquire) < end).then(|| self.map.provision_lock.lock());
+        // not land after these bytes. It does so holding the lock. Below
+        // `provisioned` nothing lies past the committed length but zeroes
+        // or a failed append's remains, which the padding may overwrite.
+        let provisioning =
+            (self.map.provisioned.load(Ordering::Acquire) < padded).then(|| self.map.provision_lock.lock());
         let written = SCRATCH.with_borrow_mut(|scratch| {
             // Zeroed only when it grows: `fill` writes every byte it is given.
             if scratch.len() < n {
@@ -555,7 +612,7 @@ impl MapWriter {
             }
             let buf = &mut scratch[..n];
             fill(buf);
-            let written = file.write_all_at(buf, start as u64);
+            let written = write_padded_at(file, buf, padded - end, start as u64);
             if scratch.capacity() > SCRATCH_KEEP {
                 // Do not hold on to the largest batch ever seen.
                 *scratch = Vec::new();
@@ -563,9 +620,10 @@ impl MapWriter {
             written
         });
         // The path is copied only on error: this is the append path.
-        written.map_err(|e| Error::io("write", &self.map.path)(e))?;
+        let written = written.map_err(|e| Error::io("write", &self.map.path)(e))?;
         if provisioning.is_some() {
-            self.map.provisioned.fetch_max(end, Ordering::AcqRel);
+            // In the file now, the padding that made it included.
+            self.map.provisioned.fetch_max(start + written, Ordering::AcqRel);
         }
         drop(provisioning);
         self.cursor = end;
@@ -871,6 +929,77 @@ mod tests {
         assert_eq!(map.with_slice(5..6, |s| s[0]), Some(7));
         assert_eq!(map.with_slice(5 + PWRITE_MIN..6 + PWRITE_MIN, |s| s[0]), Some(8));
         assert!(map.with_slice(0..PWRITE_MIN + 9, |_| ()).is_none());
+    }
+
+    /// A large append is padded with zeroes to the next 64 KiB in the file
+    /// (large page-cache folios), and what follows lands in the padding.
+    #[test]
+    fn a_large_append_pads_the_file_with_zeroes_that_the_next_appends_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        let mut w = MappedFile::open_writable(file, &path, 0, 1 << 20, None).unwrap();
+        let map = Arc::clone(w.map());
+        w.append_with(PWRITE_MIN + 100, |b| b.fill(7)).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), PWRITE_PAD_TO as u64);
+        assert_eq!(map.provisioned.load(Ordering::Acquire), PWRITE_PAD_TO, "the padding is provisioned");
+        let tail = std::fs::read(&path).unwrap().split_off(PWRITE_MIN + 100);
+        assert!(tail.iter().all(|&b| b == 0), "zeroes past the append");
+        // Through the mapping, inside the padding: nothing to allocate.
+        w.append_with(100, |b| b.fill(8)).unwrap();
+        assert_eq!(map.provisioned.load(Ordering::Acquire), PWRITE_PAD_TO);
+        // Over the padding's end, and padded again.
+        let at = w.append_with(PWRITE_PAD_TO, |b| b.fill(9)).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 * PWRITE_PAD_TO as u64);
+        let map = w.finish().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), (at + PWRITE_PAD_TO) as u64, "cut to what was appended");
+        assert_eq!(map.with_slice(PWRITE_MIN + 99..PWRITE_MIN + 201, |s| s.to_vec()).unwrap(), {
+            let mut v = vec![7];
+            v.extend([8; 100]);
+            v.push(9);
+            v
+        });
+    }
+
+    /// The padding is optional: where it does not fit (a file size limit,
+    /// a full disk) the append still succeeds; where the data does not, it
+    /// fails. In a child process, under `RLIMIT_FSIZE`.
+    #[test]
+    fn padding_that_does_not_fit_is_dropped_and_data_that_does_not_fit_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        let data = vec![7u8; 20_000];
+        // SAFETY: the child only makes system calls and leaves with `_exit`:
+        // `write_padded_at` allocates nothing, on success or failure, so no
+        // lock another thread of the test harness held at the fork matters.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: as above.
+            unsafe {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let limit = libc::rlimit { rlim_cur: 30_000, rlim_max: 30_000 };
+                libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            }
+            let padded = write_padded_at(&file, &data, PWRITE_PAD_TO - data.len(), 0);
+            let too_far = write_padded_at(&file, &data, 100, 30_000);
+            let code = match (padded, too_far) {
+                (Ok(30_000), Err(_)) => 0,
+                (Ok(_), _) => 2,
+                (Err(_), _) => 3,
+            };
+            // SAFETY: ends the child without running anything of the parent's.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "child status {status}");
+        assert_eq!(libc::WEXITSTATUS(status), 0, "0: padded to the limit, then the data past it failed");
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 30_000);
+        assert!(bytes[..20_000].iter().all(|&b| b == 7) && bytes[20_000..].iter().all(|&b| b == 0));
     }
 
     #[test]
