@@ -659,14 +659,28 @@ impl Segment {
             _ => self.with_index(end_offset, |idx| idx.position_for(offset))? as usize,
         };
         // Walk from there to the first batch that reaches `offset`, then on
-        // while the run fits `max_bytes` and `max_records`. Every batch
-        // walked over is checked (CRC included): a damaged header must be
-        // an error, never a reason to skip ahead. The batches are slices of
-        // one zero-copy view from `start` to the committed end.
+        // while the run fits `max_bytes` and `max_records`. A batch wholly
+        // before `offset` is stepped over by its header alone when it
+        // follows on from the one before (its base offset is where that one
+        // ended): a damaged batch is skipped only by a seek past it, as in
+        // Kafka, and a damaged header (a length that leads astray) is still
+        // an error, never a reason to skip ahead. Every batch taken is
+        // checked, CRC included. The batches are slices of one zero-copy
+        // view from `start` to the committed end.
         let bytes = map.into_bytes(start..committed).expect("committed");
         let before = out.len();
         let (mut pos, mut first, mut records) = (0, None, 0usize);
+        let mut follows_on: Option<u64> = None;
         while pos < bytes.len() && records < max_records {
+            if first.is_none()
+                && let Ok(h) = format::check_header(&bytes[pos..])
+                && h.last_offset() < offset
+                && follows_on.is_none_or(|next| h.base_offset == next)
+            {
+                follows_on = Some(h.last_offset() + 1);
+                pos += h.len();
+                continue;
+            }
             let h = match format::check_batch(&bytes[pos..]) {
                 Ok(h) => h,
                 // Damage after batches taken: those are the answer, and the
@@ -677,12 +691,22 @@ impl Segment {
                 Err(e) => {
                     // Nothing of a failed read stays in the caller's vector.
                     out.truncate(before);
-                    return Err(self.decode_error((start + pos) as u64, e));
+                    let mut err = self.decode_error((start + pos) as u64, e);
+                    // Where to seek to go on past it, if its header says.
+                    if let (Error::Corrupt { reason, .. }, Ok(h)) = (&mut err, format::check_header(&bytes[pos..])) {
+                        let (first, last) = (h.base_offset, h.last_offset());
+                        reason.push_str(&format!(
+                            " (its header gives offsets {first} to {last}: a seek to {} goes on after it)",
+                            last + 1
+                        ));
+                    }
+                    return Err(err);
                 }
             };
             if h.base_offset >= end_offset {
                 break;
             }
+            follows_on = Some(h.last_offset() + 1);
             let len = h.len();
             // A batch of no records (the offset range left by compaction
             // or a repaired gap) is not returned: skipped before a run, it
