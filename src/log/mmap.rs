@@ -68,7 +68,10 @@ const PWRITE_MIN: usize = 16 << 10;
 /// unpadded against 23-27 padded and 23-28 for `write(2)` of 64 KiB chunks;
 /// 64 × 1 KiB (66,156 B) 22-23 against 15-16 and 14-15 (6.18 kernel, ext4).
 const PWRITE_PAD_TO: usize = 64 << 10;
-static ZEROES: [u8; PWRITE_PAD_TO] = [0; PWRITE_PAD_TO];
+/// Zeroes to write from: the padding, and provisioning where the file system
+/// has no `fallocate`. Untouched by the process (its pages stay the shared
+/// zero page when the kernel reads them): no memory to speak of.
+static ZEROES: [u8; 256 << 10] = [0; 256 << 10];
 
 fn prefault_ahead(written: usize) -> usize {
     written.clamp(PREFAULT_MIN_AHEAD, PREFAULT_MAX_AHEAD)
@@ -82,12 +85,14 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Writes `data` at `offset`, then up to `pad` zeroes after it, in as few
-/// `pwritev` calls as the kernel allows. Returns the bytes written: all of
-/// `data` and as many of the zeroes as fitted. The zeroes are optional: a
-/// failure (a full disk, a file size limit) once `data` is written is not
-/// an error.
+/// Writes `data` at `offset`, then up to `pad` zeroes after it (at most
+/// 256 KiB), with one `pwritev` (more if the kernel writes less of `data`).
+/// Returns the bytes written: all of `data` and as many of the zeroes as
+/// fitted. The zeroes are optional: once `data` is written, a short write
+/// ends it (a retry at a file size limit would raise `SIGXFSZ`, which kills
+/// a process that does not ignore it) and so does an error (a full disk).
 fn write_padded_at(file: &File, data: &[u8], pad: usize, offset: u64) -> io::Result<usize> {
+    let pad = pad.min(ZEROES.len());
     let total = data.len() + pad;
     let mut done = 0;
     while done < total {
@@ -100,11 +105,17 @@ fn write_padded_at(file: &File, data: &[u8], pad: usize, offset: u64) -> io::Res
         let (iov, count) = if rest.is_empty() { (&iov[1..], 1) } else { (&iov[..], 2) };
         let at =
             libc::off_t::try_from(offset + done as u64).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: each iovec points into a live slice (`data`, or the
-        // static zeroes) for its stated length; the kernel only reads them.
+        // SAFETY: each iovec points into a live slice for its stated length:
+        // `rest` is a subslice of `data`, and `pad - zeroes_from <= pad <=
+        // ZEROES.len()` (clamped above); the kernel only reads them.
         let rc = unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), count, at) };
         match rc {
-            n if n > 0 => done += n as usize,
+            n if n > 0 => {
+                done += n as usize;
+                if done >= data.len() && done < total {
+                    break;
+                }
+            }
             0 if done >= data.len() => break,
             0 => return Err(io::ErrorKind::WriteZero.into()),
             _ => {
@@ -596,15 +607,17 @@ impl MapWriter {
     fn append_pwrite(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) -> Result<usize> {
         let start = self.cursor;
         let end = start + n;
-        let padded = end.next_multiple_of(PWRITE_PAD_TO).min(self.map.capacity);
         let file = &self.file.as_ref().expect("checked by the caller").0;
         // Past what is provisioned, the prefaulter may be allocating: where
         // the file system has no fallocate, by writing zeroes, which must
-        // not land after these bytes. It does so holding the lock. Below
-        // `provisioned` nothing lies past the committed length but zeroes
-        // or a failed append's remains, which the padding may overwrite.
-        let provisioning =
-            (self.map.provisioned.load(Ordering::Acquire) < padded).then(|| self.map.provision_lock.lock());
+        // not land after these bytes. It does so holding the lock. Padded
+        // only there: below `provisioned` the file is allocated already (by
+        // the prefaulter's zeroes, an earlier padding, or `fallocate`).
+        let provisioning = (self.map.provisioned.load(Ordering::Acquire) < end).then(|| self.map.provision_lock.lock());
+        let padded = match provisioning {
+            Some(_) => end.next_multiple_of(PWRITE_PAD_TO).min(self.map.capacity),
+            None => end,
+        };
         let written = SCRATCH.with_borrow_mut(|scratch| {
             // Zeroed only when it grows: `fill` writes every byte it is given.
             if scratch.len() < n {
@@ -738,13 +751,10 @@ fn allocate(file: &File, offset: u64, len: u64) -> io::Result<bool> {
 }
 
 fn write_zeroes(file: &File, mut offset: u64, len: u64) -> io::Result<()> {
-    // Zero pages of the process, read by the kernel: no memory to speak of.
-    static ZEROES: OnceLock<Box<[u8]>> = OnceLock::new();
-    let zeroes = ZEROES.get_or_init(|| vec![0u8; 256 << 10].into_boxed_slice());
     let end = offset + len;
     while offset < end {
-        let n = (end - offset).min(zeroes.len() as u64) as usize;
-        file.write_all_at(&zeroes[..n], offset)?;
+        let n = (end - offset).min(ZEROES.len() as u64) as usize;
+        file.write_all_at(&ZEROES[..n], offset)?;
         offset += n as u64;
     }
     Ok(())
@@ -962,8 +972,10 @@ mod tests {
     }
 
     /// The padding is optional: where it does not fit (a file size limit,
-    /// a full disk) the append still succeeds; where the data does not, it
-    /// fails. In a child process, under `RLIMIT_FSIZE`.
+    /// a full disk) the append still succeeds, without the retry at the
+    /// limit that would raise `SIGXFSZ` (here left to its default action,
+    /// which kills); where the data does not fit, it fails. In a child
+    /// process, under `RLIMIT_FSIZE`.
     #[test]
     fn padding_that_does_not_fit_is_dropped_and_data_that_does_not_fit_fails() {
         let dir = tempfile::tempdir().unwrap();
@@ -976,13 +988,12 @@ mod tests {
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
         if pid == 0 {
+            let limit = libc::rlimit { rlim_cur: 30_000, rlim_max: 30_000 };
             // SAFETY: as above.
-            unsafe {
-                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-                let limit = libc::rlimit { rlim_cur: 30_000, rlim_max: 30_000 };
-                libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
-            }
+            unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &limit) };
             let padded = write_padded_at(&file, &data, PWRITE_PAD_TO - data.len(), 0);
+            // SAFETY: as above.
+            unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
             let too_far = write_padded_at(&file, &data, 100, 30_000);
             let code = match (padded, too_far) {
                 (Ok(30_000), Err(_)) => 0,
