@@ -9,6 +9,7 @@ mod common;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use streamlog::{
@@ -20,27 +21,59 @@ fn opts() -> BrokerOptions {
 }
 
 /// 400 one-record batches (100 B values naming their offset) in 16 KiB
-/// segments, with a bit flipped in the value of offset `DAMAGED`, inside the
-/// first (sealed) segment: that batch fails its checksum.
-fn log_with_a_damaged_batch() -> tempfile::TempDir {
+/// segments, an index entry every 4 KiB; returns the directory and the
+/// first (sealed) segment's log file, where offset `DAMAGED` lies.
+fn log_of_400() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::open(dir.path(), opts()).unwrap();
-    broker.create_topic("t", TopicConfig::with_partitions(1).segment_bytes(16 << 10)).unwrap();
+    let config = TopicConfig::with_partitions(1).segment_bytes(16 << 10).index_interval_bytes(4096);
+    broker.create_topic("t", config).unwrap();
     let producer = broker.producer();
     for i in 0..400u32 {
         producer.send(ProducerRecord::new("t", format!("{i:0100}")).partition(0)).unwrap();
     }
     drop(producer);
     broker.close().unwrap();
-
     let logs = common::log_files(&dir.path().join("topics").join("t").join("0"));
     assert!(logs.len() >= 2, "a sealed first segment: {logs:?}");
-    let bytes = std::fs::read(&logs[0]).unwrap();
+    (dir, logs[0].clone())
+}
+
+/// Position and length of the batch with base offset `offset` in `log`
+/// (walked by the length field at byte 4 of each header, the base offset
+/// at byte 12).
+fn batch_of(log: &Path, offset: u64) -> (u64, u32) {
+    let bytes = std::fs::read(log).unwrap();
+    let mut pos = 0;
+    loop {
+        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap());
+        if u64::from_le_bytes(bytes[pos + 12..pos + 20].try_into().unwrap()) == offset {
+            return (pos as u64, len);
+        }
+        pos += len as usize;
+    }
+}
+
+fn write_at(log: &Path, at: u64, bytes: &[u8]) {
+    OpenOptions::new().write(true).open(log).unwrap().write_all_at(bytes, at).unwrap();
+}
+
+/// [`log_of_400`] with a bit flipped in the value of offset `DAMAGED`: that
+/// batch fails its checksum, its header intact.
+fn log_with_a_damaged_batch() -> tempfile::TempDir {
+    let (dir, log) = log_of_400();
+    let bytes = std::fs::read(&log).unwrap();
     let value = format!("{DAMAGED:0100}");
-    let at = bytes.windows(100).position(|w| w == value.as_bytes()).unwrap() as u64 + 50;
-    let f = OpenOptions::new().read(true).write(true).open(&logs[0]).unwrap();
-    f.write_all_at(&[bytes[at as usize] ^ 0x01], at).unwrap();
+    let at = bytes.windows(100).position(|w| w == value.as_bytes()).unwrap() + 50;
+    write_at(&log, at as u64, &[bytes[at] ^ 0x01]);
     dir
+}
+
+fn consumer(broker: &Broker, max_poll_records: usize) -> streamlog::Consumer {
+    let config = ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest).max_poll_records(max_poll_records);
+    let mut consumer = broker.consumer(config).unwrap();
+    consumer.assign(&[TopicPartition::new("t", 0)]).unwrap();
+    consumer
 }
 
 const DAMAGED: u64 = 40;
@@ -50,8 +83,7 @@ fn records_before_a_damaged_batch_are_read_then_the_damage_is_reported() {
     let dir = log_with_a_damaged_batch();
     let broker = Broker::open(dir.path(), opts()).unwrap();
     let tp = TopicPartition::new("t", 0);
-    let mut consumer = broker.consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest)).unwrap();
-    consumer.assign(std::slice::from_ref(&tp)).unwrap();
+    let mut consumer = consumer(&broker, 500);
     let mut offsets = Vec::new();
     let mut errors = 0;
     for _ in 0..5 {
@@ -79,8 +111,7 @@ fn a_seek_past_a_damaged_batch_goes_on_after_it() {
     let dir = log_with_a_damaged_batch();
     let broker = Broker::open(dir.path(), opts()).unwrap();
     let tp = TopicPartition::new("t", 0);
-    let mut consumer = broker.consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest)).unwrap();
-    consumer.assign(std::slice::from_ref(&tp)).unwrap();
+    let mut consumer = consumer(&broker, 500);
     consumer.seek(&tp, DAMAGED).unwrap();
     let e = consumer.poll(Duration::ZERO).unwrap_err();
     let Error::Corrupt { reason, .. } = &e else { panic!("{e:?}") };
@@ -104,4 +135,49 @@ fn a_seek_past_a_damaged_batch_goes_on_after_it() {
     let records = consumer.poll(Duration::ZERO).unwrap();
     assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![DAMAGED - 3, DAMAGED - 2, DAMAGED - 1]);
     assert!(matches!(consumer.poll(Duration::ZERO), Err(Error::Corrupt { .. })));
+}
+
+/// A damaged length in the header of a batch a read steps over: here twice
+/// the batch's, so that it lands on the batch after next, a good one. The
+/// read must fail, not return records from there on: the record between
+/// would be lost without a word.
+#[test]
+fn a_damaged_length_fails_the_read_rather_than_skipping_records() {
+    let (dir, log) = log_of_400();
+    let (pos, len) = batch_of(&log, DAMAGED);
+    write_at(&log, pos + 4, &(2 * len).to_le_bytes());
+    let broker = Broker::open(dir.path(), opts()).unwrap();
+    let mut consumer = consumer(&broker, 500);
+    let tp = TopicPartition::new("t", 0);
+    consumer.seek(&tp, DAMAGED + 1).unwrap();
+    match consumer.poll(Duration::ZERO) {
+        Err(Error::Corrupt { .. }) => {}
+        other => panic!("{:?}", other.map(|r| r.first().map(|r| r.offset))),
+    }
+    // A header that leads astray stops any read walking over it: the way
+    // on is a seek past the next index entry (one every 4 KiB, about 27 of
+    // these batches), from where no read walks over the damage.
+    consumer.seek(&tp, DAMAGED + 3).unwrap();
+    assert!(matches!(consumer.poll(Duration::ZERO), Err(Error::Corrupt { .. })));
+    consumer.seek(&tp, DAMAGED + 45).unwrap();
+    assert_eq!(consumer.poll(Duration::ZERO).unwrap()[0].offset, DAMAGED + 45);
+}
+
+/// A damaged base offset in the first batch a read starts at (where the
+/// last read ended): lowered, it would make the batch look wholly before
+/// the offset asked for, and the read would step over it.
+#[test]
+fn a_damaged_base_offset_fails_the_read_that_starts_at_it() {
+    let (dir, log) = log_of_400();
+    let (pos, _) = batch_of(&log, DAMAGED);
+    write_at(&log, pos + 12, &(DAMAGED - 8).to_le_bytes());
+    let broker = Broker::open(dir.path(), opts()).unwrap();
+    let mut consumer = consumer(&broker, 1);
+    consumer.seek(&TopicPartition::new("t", 0), DAMAGED - 2).unwrap();
+    let polled: Vec<u64> = (0..2).flat_map(|_| consumer.poll(Duration::ZERO).unwrap()).map(|r| r.offset).collect();
+    assert_eq!(polled, vec![DAMAGED - 2, DAMAGED - 1]);
+    match consumer.poll(Duration::ZERO) {
+        Err(Error::Corrupt { .. }) => {}
+        other => panic!("{:?}", other.map(|r| r.first().map(|r| r.offset))),
+    }
 }

@@ -179,8 +179,10 @@ pub(crate) fn check_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
 
 /// [`check_batch`] without the checksum: the header's fields and length
 /// are consistent and the batch fits in `buf`. For walks that only need
-/// the batch boundaries of bytes a clean close vouches for (the checksum
-/// is still verified when the batch is read).
+/// batch boundaries: over bytes a clean close vouches for (the checksum is
+/// still verified when the batch is read), and a read's walk to its offset
+/// over batches it does not return, each of which must follow on from the
+/// last (`Segment::read_records`).
 pub(crate) fn check_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     let header = BatchHeader::parse(buf).ok_or(DecodeError::Truncated)?;
     check_length(&header, buf)?;

@@ -155,9 +155,18 @@ impl SegmentIndex {
     /// Position of the last indexed batch starting at or before `offset`;
     /// 0 when there is none.
     pub fn position_for(&self, offset: u64) -> u32 {
+        self.entry_for(offset).1
+    }
+
+    /// The last indexed batch starting at or before `offset`: its base
+    /// offset and position; the segment's base offset and 0 when there is
+    /// none.
+    pub fn entry_for(&self, offset: u64) -> (u64, u32) {
         let rel = offset.saturating_sub(self.base_offset).min(u64::from(u32::MAX)) as u32;
-        let i = self.offsets.partition_point(|&(r, _)| r <= rel);
-        if i == 0 { 0 } else { self.offsets[i - 1].1 }
+        match self.offsets.partition_point(|&(r, _)| r <= rel) {
+            0 => (self.base_offset, 0),
+            i => (self.base_offset + u64::from(self.offsets[i - 1].0), self.offsets[i - 1].1),
+        }
     }
 
     /// The offset to start scanning from to find the first record with a
@@ -301,6 +310,8 @@ mod tests {
         assert_eq!(idx.position_for(104), 120);
         assert_eq!(idx.position_for(111), 240);
         assert_eq!(idx.position_for(10_000), 360);
+        assert_eq!(idx.entry_for(103), (100, 0), "no entry: the segment's base");
+        assert_eq!(idx.entry_for(111), (108, 240));
         // Max so far: 30 first reached by batch 1 (rel 2); 40 by batch 3 (rel 6);
         // 50 by batch 6 (rel 12); final 60 by batch 7 (rel 14).
         assert_eq!(idx.times, vec![(30, 2), (40, 6), (50, 12), (60, 14)]);

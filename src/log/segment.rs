@@ -654,87 +654,30 @@ impl Segment {
     ) -> Result<usize> {
         let map = self.map()?;
         let committed = map.committed();
-        let start = match self.read_end_at(offset) {
-            Some(pos) if pos <= committed => pos,
-            _ => self.with_index(end_offset, |idx| idx.position_for(offset))? as usize,
+        // Where to start, and the base offset the batch there must have: the
+        // end of the last read, or the index entry at or before `offset`.
+        let (start, anchor) = match self.read_end_at(offset) {
+            Some(pos) if pos <= committed => (pos, offset),
+            _ => {
+                let (entry, pos) = self.with_index(end_offset, |idx| idx.entry_for(offset))?;
+                (pos as usize, entry)
+            }
         };
-        // Walk from there to the first batch that reaches `offset`, then on
-        // while the run fits `max_bytes` and `max_records`. A batch wholly
-        // before `offset` is stepped over by its header alone when it
-        // follows on from the one before (its base offset is where that one
-        // ended): a damaged batch is skipped only by a seek past it, as in
-        // Kafka, and a damaged header (a length that leads astray) is still
-        // an error, never a reason to skip ahead. Every batch taken is
-        // checked, CRC included. The batches are slices of one zero-copy
-        // view from `start` to the committed end.
+        // The batches are slices of one zero-copy view from `start` to the
+        // committed end.
         let bytes = map.into_bytes(start..committed).expect("committed");
-        let before = out.len();
-        let (mut pos, mut first, mut records) = (0, None, 0usize);
-        let mut follows_on: Option<u64> = None;
-        while pos < bytes.len() && records < max_records {
-            if first.is_none()
-                && let Ok(h) = format::check_header(&bytes[pos..])
-                && h.last_offset() < offset
-                && follows_on.is_none_or(|next| h.base_offset == next)
-            {
-                follows_on = Some(h.last_offset() + 1);
-                pos += h.len();
-                continue;
-            }
-            let h = match format::check_batch(&bytes[pos..]) {
-                Ok(h) => h,
-                // Damage after batches taken: those are the answer, and the
-                // next read, starting at the damaged batch, fails there: the
-                // damage is never skipped, and the good records before it
-                // are not withheld.
-                Err(_) if out.len() > before => break,
-                Err(e) => {
-                    // Nothing of a failed read stays in the caller's vector.
-                    out.truncate(before);
-                    let mut err = self.decode_error((start + pos) as u64, e);
-                    // Where to seek to go on past it, if its header says.
-                    if let (Error::Corrupt { reason, .. }, Ok(h)) = (&mut err, format::check_header(&bytes[pos..])) {
-                        let (first, last) = (h.base_offset, h.last_offset());
-                        reason.push_str(&format!(
-                            " (its header gives offsets {first} to {last}: a seek to {} goes on after it)",
-                            last + 1
-                        ));
-                    }
-                    return Err(err);
-                }
-            };
-            if h.base_offset >= end_offset {
-                break;
-            }
-            follows_on = Some(h.last_offset() + 1);
-            let len = h.len();
-            // A batch of no records (the offset range left by compaction
-            // or a repaired gap) is not returned: skipped before a run, it
-            // ends one.
-            if h.record_count == 0 {
-                if first.is_some() {
-                    break;
-                }
-                pos += len;
-                continue;
-            }
-            if first.is_none() && h.last_offset() >= offset {
-                first = Some(pos);
-            }
-            if let Some(f) = first {
-                if pos > f && pos + len - f > max_bytes {
-                    break;
-                }
-                records += (h.last_offset() + 1 - h.base_offset.max(offset)) as usize;
-                out.push(Batch::new(bytes.slice(pos..pos + len), h, offset));
-            }
-            pos += len;
+        let walk = Walk { segment: self, bytes: &bytes, start, offset, end_offset, max_bytes, max_records };
+        // Batches wholly before `offset` are stepped over by their headers
+        // while each follows on from the anchor and the one before; a seek
+        // past a damaged batch goes on after it, as in Kafka. Anything that
+        // does not add up (a header that fails, a base offset off the chain,
+        // a checksum failing at the end of such a walk, nothing found) and
+        // the walk is made again checking every batch: damage is reported,
+        // never skipped by a read that would have returned its records.
+        match walk.run(Some(anchor), out) {
+            Some(result) => result,
+            None => walk.run(None, out).expect("a walk checking every batch always ends"),
         }
-        // `pos` is where the last batch taken ends.
-        if out.len() > before {
-            self.remember_read_end(out[out.len() - 1].next_offset(), start + pos);
-        }
-        Ok(out.len() - before)
     }
 
     /// The position to start a read at `offset` from, if the last read
@@ -872,6 +815,117 @@ impl Segment {
         let index = fsutil::remove_if_exists(&self.index_path)?;
         let time_index = fsutil::remove_if_exists(&self.time_index_path)?;
         Ok(index || time_index)
+    }
+}
+
+/// One walk of [`Segment::read_records`] over `bytes` (the segment from
+/// `start` to its committed end).
+struct Walk<'a> {
+    segment: &'a Segment,
+    bytes: &'a bytes::Bytes,
+    start: usize,
+    offset: u64,
+    end_offset: u64,
+    max_bytes: usize,
+    max_records: usize,
+}
+
+impl Walk<'_> {
+    /// Walks to the first batch that reaches `offset`, then on while the run
+    /// fits `max_bytes` and `max_records`, appending to `out`. Every batch
+    /// taken is checked, CRC included. With `anchor` (the base offset the
+    /// first batch must have), batches wholly before `offset` are stepped
+    /// over by their headers while each follows on from the last; `None`
+    /// when such a walk does not add up (then `out` is as it was). Without,
+    /// every batch walked over is checked.
+    fn run(&self, anchor: Option<u64>, out: &mut Vec<Batch>) -> Option<Result<usize>> {
+        let (bytes, offset) = (self.bytes, self.offset);
+        let before = out.len();
+        let (mut pos, mut first, mut records) = (0, None, 0usize);
+        // The base offset the next batch has if the chain holds, and whether
+        // any batch was stepped over unchecked.
+        let (mut expected, mut stepped) = (anchor, false);
+        while pos < bytes.len() && records < self.max_records {
+            if first.is_none()
+                && let Some(next) = expected
+                && let Ok(h) = format::check_header(&bytes[pos..])
+                && h.base_offset == next
+                && h.last_offset() < offset
+            {
+                expected = Some(h.last_offset() + 1);
+                stepped = true;
+                pos += h.len();
+                continue;
+            }
+            let h = match format::check_batch(&bytes[pos..]) {
+                Ok(h) => h,
+                // Damage after batches taken: those are the answer, and the
+                // next read, starting at the damaged batch, fails there: the
+                // damage is never skipped, and the good records before it
+                // are not withheld.
+                Err(_) if out.len() > before => break,
+                // Perhaps led here by a damaged header stepped over.
+                Err(_) if stepped => return None,
+                Err(e) => return Some(Err(self.error_at(pos, e))),
+            };
+            if stepped && first.is_none() && expected != Some(h.base_offset) {
+                // Off the chain: a header stepped over may be wrong.
+                out.truncate(before);
+                return None;
+            }
+            if h.base_offset >= self.end_offset {
+                break;
+            }
+            expected = expected.map(|_| h.last_offset() + 1);
+            let len = h.len();
+            // A batch of no records (the offset range left by compaction
+            // or a repaired gap) is not returned: skipped before a run, it
+            // ends one.
+            if h.record_count == 0 {
+                if first.is_some() {
+                    break;
+                }
+                pos += len;
+                continue;
+            }
+            if first.is_none() && h.last_offset() >= offset {
+                first = Some(pos);
+            }
+            if let Some(f) = first {
+                if pos > f && pos + len - f > self.max_bytes {
+                    break;
+                }
+                records += (h.last_offset() + 1 - h.base_offset.max(offset)) as usize;
+                out.push(Batch::new(bytes.slice(pos..pos + len), h, offset));
+            }
+            pos += len;
+        }
+        if out.len() == before && stepped {
+            // Nothing found past batches taken on their headers' word.
+            return None;
+        }
+        // `pos` is where the last batch taken ends.
+        if out.len() > before {
+            self.segment.remember_read_end(out[out.len() - 1].next_offset(), self.start + pos);
+        }
+        Some(Ok(out.len() - before))
+    }
+
+    /// The error of the batch at `pos`, which failed `e`; with the offsets
+    /// its header gives when it holds `offset` or later (a seek past them
+    /// goes on after it, if that header is intact).
+    fn error_at(&self, pos: usize, e: DecodeError) -> Error {
+        let mut err = self.segment.decode_error((self.start + pos) as u64, e);
+        if let (Error::Corrupt { reason, .. }, Ok(h)) = (&mut err, format::check_header(&self.bytes[pos..]))
+            && h.last_offset() >= self.offset
+        {
+            let (first, last) = (h.base_offset, h.last_offset());
+            reason.push_str(&format!(
+                " (its header, if intact, gives offsets {first} to {last}: a seek to {} goes on after it)",
+                last + 1
+            ));
+        }
+        err
     }
 }
 
