@@ -863,9 +863,15 @@ impl Walk<'_> {
                 // next read, starting at the damaged batch, fails there: the
                 // damage is never skipped, and the good records before it
                 // are not withheld.
-                Err(_) if out.len() > before => break,
-                // Perhaps led here by a damaged header stepped over.
-                Err(_) if stepped => return None,
+                Err(_) if out.len() > before && !stepped => break,
+                Err(e) if stepped => {
+                    out.truncate(before);
+                    // The batch holding the offset, where the chain leads: its
+                    // error. Anything else may be where a damaged header
+                    // stepped over led: walk again.
+                    let on_chain = format::check_header(&bytes[pos..]).is_ok_and(|h| expected == Some(h.base_offset));
+                    return (on_chain && first.is_none()).then(|| Err(self.error_at(pos, e)));
+                }
                 Err(e) => return Some(Err(self.error_at(pos, e))),
             };
             if stepped && first.is_none() && expected != Some(h.base_offset) {
@@ -900,8 +906,13 @@ impl Walk<'_> {
             }
             pos += len;
         }
-        if out.len() == before && stepped {
-            // Nothing found past batches taken on their headers' word.
+        // After steps on the headers' word, the run must end where a batch
+        // boundary is proven (the committed end, or a batch that passes its
+        // checksum): a damaged length stepped over could have landed inside
+        // a record whose bytes happen to hold a batch. Nothing found, and
+        // the steps are not to be trusted either.
+        if stepped && (out.len() == before || (pos < bytes.len() && format::check_batch(&bytes[pos..]).is_err())) {
+            out.truncate(before);
             return None;
         }
         // `pos` is where the last batch taken ends.
