@@ -87,46 +87,32 @@ thread_local! {
 
 /// Writes `data` at `offset`, then up to `pad` zeroes after it (at most
 /// 256 KiB), with one `pwritev` (more if the kernel writes less of `data`).
-/// Returns the bytes written: all of `data` and as many of the zeroes as
-/// fitted. The zeroes are optional: once `data` is written, a short write
-/// ends it (a retry at a file size limit would raise `SIGXFSZ`, which kills
-/// a process that does not ignore it) and so does an error (a full disk).
+/// Returns the bytes written: all of `data` and as many of the zeroes as the
+/// kernel took. The zeroes are optional: once `data` is written, nothing is
+/// retried (a retry at a file size limit would raise `SIGXFSZ`, which kills
+/// a process that does not ignore it).
 fn write_padded_at(file: &File, data: &[u8], pad: usize, offset: u64) -> io::Result<usize> {
-    let pad = pad.min(ZEROES.len());
-    let total = data.len() + pad;
+    let zeroes = &ZEROES[..pad.min(ZEROES.len())];
     let mut done = 0;
-    while done < total {
-        let zeroes_from = done.saturating_sub(data.len());
-        let rest = &data[done.min(data.len())..];
+    while done < data.len() {
+        let rest = &data[done..];
         let iov = [
             libc::iovec { iov_base: rest.as_ptr() as *mut libc::c_void, iov_len: rest.len() },
-            libc::iovec { iov_base: ZEROES.as_ptr() as *mut libc::c_void, iov_len: pad - zeroes_from },
+            libc::iovec { iov_base: zeroes.as_ptr() as *mut libc::c_void, iov_len: zeroes.len() },
         ];
-        let (iov, count) = if rest.is_empty() { (&iov[1..], 1) } else { (&iov[..], 2) };
         let at =
             libc::off_t::try_from(offset + done as u64).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: each iovec points into a live slice for its stated length:
-        // `rest` is a subslice of `data`, and `pad - zeroes_from <= pad <=
-        // ZEROES.len()` (clamped above); the kernel only reads them.
-        let rc = unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), count, at) };
-        match rc {
-            n if n > 0 => {
-                done += n as usize;
-                if done >= data.len() && done < total {
-                    break;
-                }
-            }
-            0 if done >= data.len() => break,
+        // SAFETY: each iovec describes a live slice (`rest` of `data`, and
+        // `zeroes` of the static) by its pointer and length; the kernel only
+        // reads them.
+        match unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), 2, at) } {
+            n if n > 0 => done += n as usize,
             0 => return Err(io::ErrorKind::WriteZero.into()),
             _ => {
                 let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
                 }
-                if done >= data.len() {
-                    break;
-                }
-                return Err(e);
             }
         }
     }
