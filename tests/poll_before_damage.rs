@@ -58,14 +58,19 @@ fn write_at(log: &Path, at: u64, bytes: &[u8]) {
     OpenOptions::new().write(true).open(log).unwrap().write_all_at(bytes, at).unwrap();
 }
 
-/// [`log_of_400`] with a bit flipped in the value of offset `DAMAGED`: that
-/// batch fails its checksum, its header intact.
+/// Flips a bit in the value of offset `offset` in `log`: its batch fails
+/// its checksum, its header intact.
+fn damage_value(log: &Path, offset: u64) {
+    let bytes = std::fs::read(log).unwrap();
+    let value = format!("{offset:0100}");
+    let at = bytes.windows(100).position(|w| w == value.as_bytes()).unwrap() + 50;
+    write_at(log, at as u64, &[bytes[at] ^ 0x01]);
+}
+
+/// [`log_of_400`] with the value of offset `DAMAGED` damaged.
 fn log_with_a_damaged_batch() -> tempfile::TempDir {
     let (dir, log) = log_of_400();
-    let bytes = std::fs::read(&log).unwrap();
-    let value = format!("{DAMAGED:0100}");
-    let at = bytes.windows(100).position(|w| w == value.as_bytes()).unwrap() + 50;
-    write_at(&log, at as u64, &[bytes[at] ^ 0x01]);
+    damage_value(&log, DAMAGED);
     dir
 }
 
@@ -179,5 +184,32 @@ fn a_damaged_base_offset_fails_the_read_that_starts_at_it() {
     match consumer.poll(Duration::ZERO) {
         Err(Error::Corrupt { .. }) => {}
         other => panic!("{:?}", other.map(|r| r.first().map(|r| r.offset))),
+    }
+}
+
+/// Two damaged batches, a few records apart: after a seek past the first,
+/// the records up to the second come, then the second's error, with where
+/// to seek past it. Before, a read that stepped over the first and ended at
+/// the second walked again checking every batch and failed at the first,
+/// the one sought past: the consumer was stuck.
+#[test]
+fn after_a_seek_past_one_damaged_batch_the_next_damage_is_reported() {
+    let (dir, log) = log_of_400();
+    damage_value(&log, DAMAGED);
+    damage_value(&log, DAMAGED + 3);
+    let broker = Broker::open(dir.path(), opts()).unwrap();
+    for max_poll_records in [500, 2] {
+        let mut consumer = consumer(&broker, max_poll_records);
+        consumer.seek(&TopicPartition::new("t", 0), DAMAGED + 1).unwrap();
+        let mut offsets = Vec::new();
+        let reason = loop {
+            match consumer.poll(Duration::ZERO) {
+                Ok(records) => offsets.extend(records.iter().map(|r| r.offset)),
+                Err(Error::Corrupt { reason, .. }) => break reason,
+                Err(e) => panic!("{e:?}"),
+            }
+        };
+        assert_eq!(offsets, vec![DAMAGED + 1, DAMAGED + 2], "polls of {max_poll_records}");
+        assert!(reason.contains(&format!("a seek to {} goes on", DAMAGED + 4)), "{reason}");
     }
 }

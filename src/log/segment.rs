@@ -863,14 +863,13 @@ impl Walk<'_> {
                 // next read, starting at the damaged batch, fails there: the
                 // damage is never skipped, and the good records before it
                 // are not withheld.
-                Err(_) if out.len() > before && !stepped => break,
+                Err(_) if out.len() > before && (!stepped || self.on_chain(pos, expected)) => break,
                 Err(e) if stepped => {
                     out.truncate(before);
                     // The batch holding the offset, where the chain leads: its
                     // error. Anything else may be where a damaged header
                     // stepped over led: walk again.
-                    let on_chain = format::check_header(&bytes[pos..]).is_ok_and(|h| expected == Some(h.base_offset));
-                    return (on_chain && first.is_none()).then(|| Err(self.error_at(pos, e)));
+                    return (first.is_none() && self.on_chain(pos, expected)).then(|| Err(self.error_at(pos, e)));
                 }
                 Err(e) => return Some(Err(self.error_at(pos, e))),
             };
@@ -907,11 +906,14 @@ impl Walk<'_> {
             pos += len;
         }
         // After steps on the headers' word, the run must end where a batch
-        // boundary is proven (the committed end, or a batch that passes its
-        // checksum): a damaged length stepped over could have landed inside
-        // a record whose bytes happen to hold a batch. Nothing found, and
-        // the steps are not to be trusted either.
-        if stepped && (out.len() == before || (pos < bytes.len() && format::check_batch(&bytes[pos..]).is_err())) {
+        // boundary is shown (the committed end, a batch that follows on, or
+        // one that passes its checksum): a damaged length stepped over could
+        // have landed inside a record whose bytes happen to hold a batch.
+        // Nothing found, and the steps are not to be trusted either.
+        let boundary = |pos: usize| {
+            pos == bytes.len() || self.on_chain(pos, expected) || format::check_batch(&bytes[pos..]).is_ok()
+        };
+        if stepped && (out.len() == before || !boundary(pos)) {
             out.truncate(before);
             return None;
         }
@@ -920,6 +922,12 @@ impl Walk<'_> {
             self.segment.remember_read_end(out[out.len() - 1].next_offset(), self.start + pos);
         }
         Some(Ok(out.len() - before))
+    }
+
+    /// Whether the header at `pos` is well formed and its base offset the
+    /// one the chain expects there.
+    fn on_chain(&self, pos: usize, expected: Option<u64>) -> bool {
+        format::check_header(&self.bytes[pos..]).is_ok_and(|h| expected == Some(h.base_offset))
     }
 
     /// The error of the batch at `pos`, which failed `e`; with the offsets
