@@ -231,6 +231,44 @@ fn reads_over_damage_in_a_compacted_log_fail_or_return_what_was_written() {
     trials(true, 0x9876_5432_1fed, 1000);
 }
 
+/// Damage to batch bodies alone (headers intact) never stops a read at an
+/// offset outside the damaged batches: it returns that offset's record
+/// first. That is how a consumer goes on past damage, seeking after it.
+#[test]
+fn a_read_outside_batches_with_damaged_bodies_returns_its_record() {
+    let base = tempfile::tempdir().unwrap();
+    let written = build(base.path(), false);
+    let sealed = common::log_files(base.path())[0].clone();
+    let original = std::fs::read(&sealed).unwrap();
+    let at = batches(&original);
+    let (last_pos, _) = at[at.len() - 1];
+    let sealed_end = u64_at(&original, last_pos + 12) + u64::from(u32_at(&original, last_pos + 20)) + 1;
+    let mut rng = Rng(0x5eed);
+    for trial in 0..200 {
+        let dir = tempfile::tempdir().unwrap();
+        common::crash_copy(base.path(), dir.path());
+        let mut bytes = original.clone();
+        let mut damaged = Vec::new();
+        for _ in 0..1 + rng.below(3) {
+            let (pos, len) = at[rng.below(at.len())];
+            bytes[pos + 44 + rng.below(len - 44)] ^= 1 << rng.below(8);
+            let first = u64_at(&original, pos + 12);
+            damaged.push(first..=first + u64::from(u32_at(&original, pos + 20)));
+        }
+        std::fs::write(dir.path().join(sealed.file_name().unwrap()), &bytes).unwrap();
+        let p = Partition::open(dir.path(), opts()).unwrap();
+        for from in (0..sealed_end).filter(|o| !damaged.iter().any(|d| d.contains(o))) {
+            for max_bytes in [usize::MAX, 1] {
+                let first = p.read(from, max_bytes).map(|read| read[0].records().next().unwrap().unwrap());
+                match first {
+                    Ok(r) if r.offset == from && written.get(&from).map(Vec::as_slice) == r.value.as_deref() => {}
+                    other => panic!("trial {trial}, damaged {damaged:?}: a read at {from} gave {other:?}"),
+                }
+            }
+        }
+    }
+}
+
 /// A record's value holding a well-formed batch with the next offset, and a
 /// damaged length in the batch before it that lands on that batch: a read
 /// stepping over the damaged batch by its header must not return the forged
