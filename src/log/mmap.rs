@@ -439,7 +439,8 @@ impl MappedFile {
 
     /// Flushes the committed bytes (and the file size they need) to disk.
     /// Only the committed range: pre-faulted pages past it are dirty zeroes
-    /// that need not be written now.
+    /// that need not be written now (though a large page-cache folio that
+    /// straddles the committed end is written back whole, its zeroes too).
     pub fn sync(&self) -> io::Result<()> {
         #[cfg(test)]
         failpoints::count_sync();
