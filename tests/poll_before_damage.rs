@@ -39,19 +39,11 @@ fn log_of_400() -> (tempfile::TempDir, PathBuf) {
     (dir, logs[0].clone())
 }
 
-/// Position and length of the batch with base offset `offset` in `log`
-/// (walked by the length field at byte 4 of each header, the base offset
-/// at byte 12).
+/// Position and length of the batch with base offset `offset` in `log`.
 fn batch_of(log: &Path, offset: u64) -> (u64, u32) {
-    let bytes = std::fs::read(log).unwrap();
-    let mut pos = 0;
-    loop {
-        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap());
-        if u64::from_le_bytes(bytes[pos + 12..pos + 20].try_into().unwrap()) == offset {
-            return (pos as u64, len);
-        }
-        pos += len as usize;
-    }
+    let batches = common::stored_batches(&std::fs::read(log).unwrap());
+    let b = batches.iter().find(|b| b.base_offset == offset).unwrap();
+    (b.pos as u64, b.len as u32)
 }
 
 fn write_at(log: &Path, at: u64, bytes: &[u8]) {

@@ -14,6 +14,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use common::StoredBatch;
 use streamlog::{CompactionOptions, Partition, PartitionOptions, Record};
 
 fn opts() -> PartitionOptions {
@@ -75,25 +76,35 @@ fn build(dir: &Path, compacted: bool) -> BTreeMap<u64, Vec<u8>> {
     written
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+/// A log built by [`build`], and its first sealed segment as written.
+struct Built {
+    dir: tempfile::TempDir,
+    written: BTreeMap<u64, Vec<u8>>,
+    sealed: PathBuf,
+    original: Vec<u8>,
+    batches: Vec<StoredBatch>,
+    /// One past the sealed segment's last offset.
+    sealed_end: u64,
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-}
-
-/// (position, length) of each batch of a segment file (header: length at
-/// byte 4, base offset at 12, last offset delta at 20, record count at 40).
-fn batches(bytes: &[u8]) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos + 44 <= bytes.len() {
-        let len = u32_at(bytes, pos + 4) as usize;
-        out.push((pos, len));
-        pos += len;
+impl Built {
+    fn new(compacted: bool) -> Built {
+        let dir = tempfile::tempdir().unwrap();
+        let written = build(dir.path(), compacted);
+        let sealed = common::log_files(dir.path())[0].clone();
+        let original = std::fs::read(&sealed).unwrap();
+        let batches = common::stored_batches(&original);
+        let sealed_end = batches.last().unwrap().last_offset + 1;
+        Built { dir, written, sealed, original, batches, sealed_end }
     }
-    out
+
+    /// A copy of the log whose sealed segment holds `bytes`.
+    fn copy_with(&self, bytes: &[u8]) -> tempfile::TempDir {
+        let copy = tempfile::tempdir().unwrap();
+        common::crash_copy(self.dir.path(), copy.path());
+        std::fs::write(copy.path().join(self.sealed.file_name().unwrap()), bytes).unwrap();
+        copy
+    }
 }
 
 /// Fails if a read of `p` from `from` returns anything but the next
@@ -113,11 +124,11 @@ fn check_read(p: &Partition, written: &BTreeMap<u64, Vec<u8>>, from: u64, max_by
 }
 
 /// Damages 1-3 places of a copy of `sealed` in `rng`'s way; says what.
-fn damage(bytes: &mut [u8], original: &[u8], at: &[(usize, usize)], rng: &mut Rng) -> String {
+fn damage(bytes: &mut [u8], at: &[StoredBatch], rng: &mut Rng) -> String {
     let mut what = String::new();
     for _ in 0..1 + rng.below(3) {
         let i = rng.below(at.len());
-        let (pos, len) = at[i];
+        let StoredBatch { pos, len, base_offset, .. } = at[i];
         let flip = |b: &mut [u8], at: usize, rng: &mut Rng| b[at] ^= 1 << rng.below(8);
         match rng.below(6) {
             0 => {
@@ -129,13 +140,13 @@ fn damage(bytes: &mut [u8], original: &[u8], at: &[(usize, usize)], rng: &mut Rn
                 // offset delta that makes the chain follow on there.
                 let span = 1 + rng.below(3);
                 let end = (i + span).min(at.len());
-                let total: usize = at[i..end].iter().map(|b| b.1).sum();
+                let total: usize = at[i..end].iter().map(|b| b.len).sum();
                 bytes[pos + 4..pos + 8].copy_from_slice(&(total as u32).to_le_bytes());
                 what += &format!("length of the batch at {pos} spanning {span}; ");
                 if rng.below(2) == 0
-                    && let Some(&(landing, _)) = at.get(end)
+                    && let Some(landing) = at.get(end)
                 {
-                    let delta = u64_at(original, landing + 12) - 1 - u64_at(original, pos + 12);
+                    let delta = landing.base_offset - 1 - base_offset;
                     bytes[pos + 20..pos + 24].copy_from_slice(&(delta as u32).to_le_bytes());
                     what += "with its offsets following on; ";
                 }
@@ -162,26 +173,19 @@ fn damage(bytes: &mut [u8], original: &[u8], at: &[(usize, usize)], rng: &mut Rn
 }
 
 fn trials(compacted: bool, seed: u64, count: usize) {
-    let base = tempfile::tempdir().unwrap();
-    let written = build(base.path(), compacted);
-    let sealed: PathBuf = common::log_files(base.path())[0].clone();
-    let original = std::fs::read(&sealed).unwrap();
-    let at = batches(&original);
-    let (last_pos, _) = at[at.len() - 1];
-    let sealed_end = u64_at(&original, last_pos + 12) + u64::from(u32_at(&original, last_pos + 20)) + 1;
+    let built = Built::new(compacted);
+    let (written, sealed_end) = (&built.written, built.sealed_end);
     let mut rng = Rng(seed);
     let mut failures = Vec::new();
     for trial in 0..count {
-        let dir = tempfile::tempdir().unwrap();
-        common::crash_copy(base.path(), dir.path());
-        let mut bytes = original.clone();
-        let what = damage(&mut bytes, &original, &at, &mut rng);
-        std::fs::write(dir.path().join(sealed.file_name().unwrap()), &bytes).unwrap();
+        let mut bytes = built.original.clone();
+        let what = damage(&mut bytes, &built.batches, &mut rng);
+        let dir = built.copy_with(&bytes);
         // Damage that open refuses is another test's matter.
         let Ok(p) = Partition::open(dir.path(), opts()) else { continue };
         for from in 0..sealed_end.min(p.high_watermark()) {
             for max_bytes in [usize::MAX, 1] {
-                if let Err(e) = check_read(&p, &written, from, max_bytes) {
+                if let Err(e) = check_read(&p, written, from, max_bytes) {
                     failures.push(format!("trial {trial} ({what}): {e}"));
                 }
             }
@@ -236,32 +240,23 @@ fn reads_over_damage_in_a_compacted_log_fail_or_return_what_was_written() {
 /// first. That is how a consumer goes on past damage, seeking after it.
 #[test]
 fn a_read_outside_batches_with_damaged_bodies_returns_its_record() {
-    let base = tempfile::tempdir().unwrap();
-    let written = build(base.path(), false);
-    let sealed = common::log_files(base.path())[0].clone();
-    let original = std::fs::read(&sealed).unwrap();
-    let at = batches(&original);
-    let (last_pos, _) = at[at.len() - 1];
-    let sealed_end = u64_at(&original, last_pos + 12) + u64::from(u32_at(&original, last_pos + 20)) + 1;
+    let built = Built::new(false);
     let mut rng = Rng(0x5eed);
     for trial in 0..200 {
-        let dir = tempfile::tempdir().unwrap();
-        common::crash_copy(base.path(), dir.path());
-        let mut bytes = original.clone();
+        let mut bytes = built.original.clone();
         let mut damaged = Vec::new();
         for _ in 0..1 + rng.below(3) {
-            let (pos, len) = at[rng.below(at.len())];
-            bytes[pos + 44 + rng.below(len - 44)] ^= 1 << rng.below(8);
-            let first = u64_at(&original, pos + 12);
-            damaged.push(first..=first + u64::from(u32_at(&original, pos + 20)));
+            let b = built.batches[rng.below(built.batches.len())];
+            bytes[b.pos + 44 + rng.below(b.len - 44)] ^= 1 << rng.below(8);
+            damaged.push(b.base_offset..=b.last_offset);
         }
-        std::fs::write(dir.path().join(sealed.file_name().unwrap()), &bytes).unwrap();
+        let dir = built.copy_with(&bytes);
         let p = Partition::open(dir.path(), opts()).unwrap();
-        for from in (0..sealed_end).filter(|o| !damaged.iter().any(|d| d.contains(o))) {
+        for from in (0..built.sealed_end).filter(|o| !damaged.iter().any(|d| d.contains(o))) {
             for max_bytes in [usize::MAX, 1] {
                 let first = p.read(from, max_bytes).map(|read| read[0].records().next().unwrap().unwrap());
                 match first {
-                    Ok(r) if r.offset == from && written.get(&from).map(Vec::as_slice) == r.value.as_deref() => {}
+                    Ok(r) if r.offset == from && built.written.get(&from).map(Vec::as_slice) == r.value.as_deref() => {}
                     other => panic!("trial {trial}, damaged {damaged:?}: a read at {from} gave {other:?}"),
                 }
             }
@@ -285,8 +280,8 @@ fn a_batch_forged_in_a_value_is_not_read_as_one() {
     p.append(&[Record::new(&b"FAKE"[..])]).unwrap();
     p.close().unwrap();
     let bytes = std::fs::read(&common::log_files(forger.path())[0]).unwrap();
-    let &(pos, len) = batches(&bytes).last().unwrap();
-    let forged = bytes[pos..pos + len].to_vec();
+    let last = *common::stored_batches(&bytes).last().unwrap();
+    let forged = bytes[last.pos..last.pos + last.len].to_vec();
 
     let dir = tempfile::tempdir().unwrap();
     let p = Partition::open(dir.path(), opts()).unwrap();
@@ -302,7 +297,7 @@ fn a_batch_forged_in_a_value_is_not_read_as_one() {
     p.close().unwrap();
     let log = common::log_files(dir.path())[0].clone();
     let bytes = std::fs::read(&log).unwrap();
-    let (before, _) = batches(&bytes)[40];
+    let before = common::stored_batches(&bytes)[40].pos;
     let forged_at = bytes.windows(forged.len()).position(|w| w == &forged[..]).unwrap();
     // Batch 40's length, damaged to reach the forged batch.
     let mut damaged = bytes.clone();

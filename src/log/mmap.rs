@@ -801,10 +801,16 @@ pub(crate) mod failpoints {
 mod tests {
     use super::*;
 
-    /// A writer of a new 64 MiB file in `dir`, with a prefaulter.
-    fn prefaulted_writer(dir: &Path) -> (PathBuf, Arc<Prefaulter>, MapWriter) {
+    /// A new, empty file `f` in `dir`, open for reading and writing.
+    fn new_file(dir: &Path) -> (PathBuf, File) {
         let path = dir.join("f");
         let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        (path, file)
+    }
+
+    /// A writer of a new 64 MiB file in `dir`, with a prefaulter.
+    fn prefaulted_writer(dir: &Path) -> (PathBuf, Arc<Prefaulter>, MapWriter) {
+        let (path, file) = new_file(dir);
         let pf = Prefaulter::start().unwrap();
         let w = MappedFile::open_writable(file, &path, 0, 64 << 20, Some(Arc::clone(&pf))).unwrap();
         (path, pf, w)
@@ -876,8 +882,7 @@ mod tests {
                 let (path, pf, w) = prefaulted_writer(dir.path());
                 (path, Some(pf), w)
             } else {
-                let path = dir.path().join("f");
-                let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+                let (path, file) = new_file(dir.path());
                 (path.clone(), None, MappedFile::open_writable(file, &path, 0, 64 << 20, None).unwrap())
             };
             let mut appended = Vec::new();
@@ -906,8 +911,7 @@ mod tests {
     #[test]
     fn writer_publishes_and_views_stay_valid_after_truncate() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        let (path, file) = new_file(dir.path());
         let mut w = MappedFile::open_writable(file, &path, 0, 1 << 20, None).unwrap();
         let map = Arc::clone(w.map());
         assert_eq!(Arc::clone(&map).into_bytes(0..1), None);
@@ -933,8 +937,7 @@ mod tests {
     #[test]
     fn a_large_append_pads_the_file_with_zeroes_that_the_next_appends_overwrite() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        let (path, file) = new_file(dir.path());
         let mut w = MappedFile::open_writable(file, &path, 0, 1 << 20, None).unwrap();
         let map = Arc::clone(w.map());
         w.append_with(PWRITE_MIN + 100, |b| b.fill(7)).unwrap();
@@ -966,8 +969,7 @@ mod tests {
     #[test]
     fn padding_that_does_not_fit_is_dropped_and_data_that_does_not_fit_fails() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        let (path, file) = new_file(dir.path());
         let data = vec![7u8; 20_000];
         // SAFETY: the child only makes system calls and leaves with `_exit`:
         // `write_padded_at` allocates nothing, on success or failure, so no
@@ -1003,8 +1005,7 @@ mod tests {
     #[test]
     fn too_large_is_rejected_without_writing() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        let (path, file) = new_file(dir.path());
         let mut w = MappedFile::open_writable(file, &path, 0, 100, None).unwrap();
         assert!(matches!(w.append_with(101, |_| ()), Err(Error::RecordTooLarge { .. })));
         assert_eq!(w.position(), 0);

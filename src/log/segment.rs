@@ -654,13 +654,15 @@ impl Segment {
     ) -> Result<usize> {
         let map = self.map()?;
         let committed = map.committed();
-        // Where to start, and the base offset the batch there must have: the
-        // end of the last read, or the index entry at or before `offset`.
+        // Where to start: the end of the last read, whose next batch holds
+        // `offset` (nothing to step over: a consumer reading on), or the
+        // index entry at or before `offset`, whose base offset anchors the
+        // chain of headers stepped over.
         let (start, anchor) = match self.read_end_at(offset) {
-            Some(pos) if pos <= committed => (pos, offset),
+            Some(pos) if pos <= committed => (pos, None),
             _ => {
                 let (entry, pos) = self.with_index(end_offset, |idx| idx.entry_for(offset))?;
-                (pos as usize, entry)
+                (pos as usize, Some(entry))
             }
         };
         // The batches are slices of one zero-copy view from `start` to the
@@ -674,7 +676,7 @@ impl Segment {
         // a checksum failing at the end of such a walk, nothing found) and
         // the walk is made again checking every batch: damage is reported,
         // never skipped by a read that would have returned its records.
-        match walk.run(Some(anchor), out) {
+        match walk.run(anchor, out) {
             Some(result) => result,
             None => walk.run(None, out).expect("a walk checking every batch always ends"),
         }

@@ -220,3 +220,28 @@ impl Wake for InlineTask {
         self.run();
     }
 }
+
+/// One batch of a segment file, as its header gives it (docs/FORMAT.md:
+/// the length at byte 4, the base offset at 12, the last offset delta at
+/// 20): for tests that damage a file where they mean to.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredBatch {
+    pub pos: usize,
+    pub len: usize,
+    pub base_offset: u64,
+    pub last_offset: u64,
+}
+
+/// The batches of an undamaged segment file, walked by their lengths.
+pub fn stored_batches(bytes: &[u8]) -> Vec<StoredBatch> {
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + 44 <= bytes.len() {
+        let base_offset = u64::from_le_bytes(bytes[pos + 12..pos + 20].try_into().unwrap());
+        let len = u32_at(pos + 4) as usize;
+        out.push(StoredBatch { pos, len, base_offset, last_offset: base_offset + u64::from(u32_at(pos + 20)) });
+        pos += len;
+    }
+    out
+}
