@@ -4,7 +4,8 @@
 //!   Kafka-style path against the partition path), memory warmed first.
 //! - `threads/100B`: `Producer::send` from 1 and 2 threads, each thread to
 //!   its own partition (and the same through `Partition::append`), in
-//!   `/dev/shm` where it exists.
+//!   `/dev/shm` where it exists; before it, the cores the process uses for
+//!   1 and 2 appending threads (`getrusage`).
 //! - `produce/keyed_100B`: keyed 100 B records from 1, 2 and 4 threads into
 //!   one topic of 4 partitions (baseline: the same records through a std
 //!   `mpsc` channel to one receiver).
@@ -149,10 +150,23 @@ fn threads(c: &mut Criterion) {
     // In memory where there is a tmpfs: each run appends several GB, and on
     // a disk the kernel's writeback throttling of that volume (not what the
     // threads share) decided the figures, with samples ±40% apart.
+    // Its size is bounded (64 MiB segments, 256 MiB kept per partition,
+    // retention every 100 ms): the pages of deleted segments are reused,
+    // warm, instead of each sample touching gigabytes the host reclaimed
+    // (samples 2-3× apart). Warmed first, as in `send`.
     let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap();
-    let broker = broker(dir.path(), 2);
+    let broker =
+        Broker::open(dir.path(), BrokerOptions::default().maintenance_interval(Some(Duration::from_millis(100))))
+            .unwrap();
+    broker
+        .create_topic("t", TopicConfig::with_partitions(2).segment_bytes(64 << 20).retention_bytes(Some(256 << 20)))
+        .unwrap();
+    warm_memory();
     let producer = broker.producer();
     let topic = broker.topic("t").unwrap();
+    for threads in [1, 2] {
+        print_cpu_use(&topic, threads, &value);
+    }
     for threads in [1u64, 2] {
         g.bench_function(format!("100B/{threads}_threads/producer_send"), |b| {
             b.iter_custom(|iters| {
@@ -199,6 +213,50 @@ fn threads(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// CPU time of `who` (`RUSAGE_SELF` or `RUSAGE_THREAD`), in seconds.
+fn cpu_seconds(who: libc::c_int) -> f64 {
+    // SAFETY: getrusage writes the struct it is given; zeroed is a valid value.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a plain system call with a valid pointer.
+    unsafe { libc::getrusage(who, &mut u) };
+    let us = (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1_000_000 + u.ru_utime.tv_usec + u.ru_stime.tv_usec;
+    us as f64 / 1e6
+}
+
+/// Appends 2 M records from `threads` threads (thread `t` to partition `t`)
+/// and prints the cores the process used and the appending threads' share:
+/// what is left of the machine for a second appender.
+fn print_cpu_use(topic: &streamlog::Topic, threads: u64, value: &Bytes) {
+    const RECORDS: u64 = 2_000_000;
+    let process = cpu_seconds(libc::RUSAGE_SELF);
+    let start = Instant::now();
+    let appenders: f64 = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (log, value) = (topic.partition(t as u32).unwrap(), value.clone());
+                s.spawn(move || {
+                    let mine = cpu_seconds(libc::RUSAGE_THREAD);
+                    for i in 0..RECORDS / threads {
+                        let rec = Record::new(value.clone()).with_timestamp(i as i64);
+                        black_box(log.append(std::slice::from_ref(&rec)).unwrap());
+                    }
+                    cpu_seconds(libc::RUSAGE_THREAD) - mine
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    let wall = start.elapsed().as_secs_f64();
+    let process = cpu_seconds(libc::RUSAGE_SELF) - process;
+    println!(
+        "threads/{threads} appending: {:.0} ns a record, the process using {:.2} cores, the appending threads {:.2} \
+         (the rest: the prefault, retention and seal threads)",
+        wall * 1e9 / RECORDS as f64,
+        process / wall,
+        appenders / wall
+    );
 }
 
 fn partitioner(c: &mut Criterion) {
