@@ -11,8 +11,8 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
 use streamlog::{
-    CleanupPolicy, ConsumerConfig, Durability, Error, GroupState, OffsetAndMetadata, Partition, RemoteJoin,
-    RemoteJoinOutcome, TopicConfig, TopicPartition,
+    CleanupPolicy, ConsumerConfig, Durability, Error, GroupState, OFFSETS_TOPIC, OffsetAndMetadata, Partition,
+    RemoteJoin, RemoteJoinOutcome, TopicConfig, TopicPartition,
 };
 
 use crate::Shared;
@@ -361,6 +361,13 @@ fn metadata(shared: &Shared, r: MetadataRequest, v: i16) -> MetadataResponse {
     resp
 }
 
+/// The committed offsets live in [`OFFSETS_TOPIC`]: a client that wrote to
+/// it or deleted its records would forge or erase every group's commits at
+/// the next restart. Kafka refuses both on internal topics.
+fn refuse_internal(topic: &str) -> Result<(), i16> {
+    if topic == OFFSETS_TOPIC { Err(INVALID_TOPIC_EXCEPTION) } else { Ok(()) }
+}
+
 fn produce(shared: &Shared, r: ProduceRequest) -> ProduceResponse {
     let mut resp = ProduceResponse::default();
     for td in r.topic_data {
@@ -371,8 +378,9 @@ fn produce(shared: &Shared, r: ProduceRequest) -> ProduceResponse {
             pr.index = pd.index;
             pr.base_offset = -1;
             pr.log_append_time_ms = -1;
-            let part = topic.as_ref().map_err(|_| UNKNOWN_TOPIC_OR_PARTITION).and_then(|t| {
-                u32::try_from(pd.index).ok().and_then(|i| t.partition(i).ok()).ok_or(UNKNOWN_TOPIC_OR_PARTITION)
+            let part = refuse_internal(&td.name.0).and_then(|()| {
+                let topic = topic.as_ref().map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
+                u32::try_from(pd.index).ok().and_then(|i| topic.partition(i).ok()).ok_or(UNKNOWN_TOPIC_OR_PARTITION)
             });
             match part {
                 Err(code) => pr.error_code = code,
@@ -705,10 +713,11 @@ fn delete_records(shared: &Shared, r: DeleteRecordsRequest) -> DeleteRecordsResp
             let mut pr = delete_records_response::DeleteRecordsPartitionResult::default();
             pr.partition_index = p.partition_index;
             pr.low_watermark = -1;
-            let log = partition_of(&topic, p.partition_index);
+            let log = refuse_internal(&t.name.0)
+                .and_then(|()| partition_of(&topic, p.partition_index).ok_or(UNKNOWN_TOPIC_OR_PARTITION));
             match log {
-                None => pr.error_code = UNKNOWN_TOPIC_OR_PARTITION,
-                Some(log) => {
+                Err(code) => pr.error_code = code,
+                Ok(log) => {
                     let to = if p.offset == -1 { log.high_watermark() } else { p.offset.max(0) as u64 };
                     match log.delete_records(to) {
                         Ok(start) => pr.low_watermark = start as i64,

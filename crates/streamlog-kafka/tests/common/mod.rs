@@ -11,6 +11,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use streamlog::{Broker, BrokerOptions};
+use streamlog_kafka::internals::Dispatcher;
 use streamlog_kafka::{KafkaServer, ServerConfig};
 
 pub struct Env {
@@ -84,6 +85,22 @@ impl Client {
         assert_eq!(rh.correlation_id, header.correlation_id);
         Resp::decode(&mut frame, version).unwrap()
     }
+}
+
+/// One request through `d` (no socket), its response decoded.
+pub fn call<Req: Encodable, Resp: Decodable>(d: &mut Dispatcher, key: ApiKey, version: i16, req: &Req) -> Resp {
+    let mut header = RequestHeader::default();
+    header.request_api_key = key as i16;
+    header.request_api_version = version;
+    header.correlation_id = 7;
+    header.client_id = Some(StrBytes::from_static_str("wire-test"));
+    let mut buf = BytesMut::new();
+    header.encode(&mut buf, key.request_header_version(version)).unwrap();
+    req.encode(&mut buf, version).unwrap();
+    let mut frame = Bytes::copy_from_slice(&d.handle(buf.freeze()).expect("a response")[4..]);
+    let rh = ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
+    assert_eq!(rh.correlation_id, 7);
+    Resp::decode(&mut frame, version).unwrap()
 }
 
 pub fn frame_header(key: i16, version: i16, correlation: i32) -> BytesMut {
