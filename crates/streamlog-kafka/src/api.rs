@@ -491,7 +491,10 @@ fn fetch(shared: &Shared, r: FetchRequest) -> FetchResponse {
 fn fetch_once(shared: &Shared, r: &FetchRequest) -> (FetchResponse, usize, Vec<(Arc<Partition>, u64)>) {
     let mut resp = FetchResponse::default();
     let mut total = 0usize;
-    let max_bytes = if r.max_bytes <= 0 { usize::MAX } else { r.max_bytes as usize };
+    // The client's limit (none at 0 or below) within the server's, so that
+    // one request cannot make a response of gigabytes.
+    let cap = shared.config.max_fetch_bytes;
+    let max_bytes = if r.max_bytes <= 0 { cap } else { (r.max_bytes as usize).min(cap) };
     let mut waits = Vec::new();
     for t in &r.topics {
         let mut tr = fetch_response::FetchableTopicResponse::default();

@@ -122,8 +122,15 @@ pub(crate) fn serve(shared: &Shared, mut stream: TcpStream) {
         if write_all(&mut stream, &out).is_err() {
             return;
         }
+        if out.capacity() > KEEP_OUT_BYTES {
+            // Not held for the connection's life after one large response.
+            out = BytesMut::new();
+        }
     }
 }
+
+/// Largest response buffer a connection keeps between requests.
+const KEEP_OUT_BYTES: usize = 1 << 20;
 
 /// What to do after one request.
 pub(crate) enum Reply {

@@ -56,6 +56,11 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Longest Fetch long poll, whatever the client asks. Default: 30 s.
     pub max_fetch_wait: Duration,
+    /// Most record bytes in one Fetch response, whatever the client asks
+    /// (Kafka's broker setting `fetch.max.bytes`); a response still holds
+    /// one batch past it, so that a consumer always makes progress.
+    /// Default: 55 MiB, Kafka's.
+    pub max_fetch_bytes: usize,
     /// The host advertised in Metadata and FindCoordinator responses.
     /// Default: the listener's address.
     pub advertised_host: Option<String>,
@@ -75,6 +80,7 @@ impl Default for ServerConfig {
             max_frame_bytes: 100 << 20,
             max_connections: 1024,
             max_fetch_wait: Duration::from_secs(30),
+            max_fetch_bytes: 55 << 20,
             advertised_host: None,
             producer_id_expiration: Duration::from_secs(24 * 60 * 60),
             max_producer_ids: 100_000,
