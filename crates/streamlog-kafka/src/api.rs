@@ -28,6 +28,7 @@ pub(crate) const MESSAGE_TOO_LARGE: i16 = 10;
 pub(crate) const OFFSET_METADATA_TOO_LARGE: i16 = 12;
 pub(crate) const INVALID_TOPIC_EXCEPTION: i16 = 17;
 pub(crate) const ILLEGAL_GENERATION: i16 = 22;
+pub(crate) const INVALID_TIMESTAMP: i16 = 32;
 pub(crate) const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 pub(crate) const INVALID_GROUP_ID: i16 = 24;
 pub(crate) const UNKNOWN_MEMBER_ID: i16 = 25;
@@ -74,6 +75,8 @@ fn error_code(e: &Error) -> i16 {
         Error::InvalidConfig(_) => INVALID_CONFIG,
         Error::Io { .. } | Error::Poisoned { .. } => KAFKA_STORAGE_ERROR,
         Error::OffsetMetadataTooLarge { .. } => OFFSET_METADATA_TOO_LARGE,
+        Error::InvalidTimestamp { .. } => INVALID_TIMESTAMP,
+        Error::TooManyPartitions { .. } => INVALID_PARTITIONS,
         _ => UNKNOWN_SERVER_ERROR,
     }
 }

@@ -248,13 +248,35 @@ fn wake_addr(addr: SocketAddr) -> SocketAddr {
     a
 }
 
+/// How long the acceptor waits after a failed accept before the next.
+const ACCEPT_RETRY: Duration = Duration::from_millis(10);
+
+/// A served connection's entry in [`Shared::connections`] and its count in
+/// [`Shared::live`], released when its thread ends, by return or by panic.
+struct ConnectionSlot<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for ConnectionSlot<'_> {
+    fn drop(&mut self) {
+        self.shared.connections.lock().retain(|(i, _)| *i != self.id);
+        self.shared.live.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>, handlers: Arc<Mutex<Vec<JoinHandle<()>>>>) {
     let mut next_id = 0u64;
     for stream in listener.incoming() {
         if shared.stopping.load(Ordering::Acquire) {
             return;
         }
-        let Ok(stream) = stream else { continue };
+        let Ok(stream) = stream else {
+            // Out of descriptors (EMFILE), most likely: the connection stays
+            // queued and the next accept fails at once. Not a busy loop.
+            std::thread::sleep(ACCEPT_RETRY);
+            continue;
+        };
         if shared.live.load(Ordering::Acquire) >= shared.config.max_connections {
             drop(stream); // Over the limit: closed at once.
             continue;
@@ -267,9 +289,11 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, handlers: Arc<Mutex<V
         shared.live.fetch_add(1, Ordering::AcqRel);
         let conn_shared = Arc::clone(&shared);
         let spawned = std::thread::Builder::new().name(format!("kafka-conn-{id}")).spawn(move || {
+            // Gives the slot back and closes the socket even if serving
+            // panics: otherwise the client would hang on a connection the
+            // server still holds, and the slot would never come back.
+            let _slot = ConnectionSlot { shared: &conn_shared, id };
             conn::serve(&conn_shared, stream);
-            conn_shared.connections.lock().retain(|(i, _)| *i != id);
-            conn_shared.live.fetch_sub(1, Ordering::AcqRel);
         });
         let mut hs = handlers.lock();
         hs.retain(|h| !h.is_finished());
