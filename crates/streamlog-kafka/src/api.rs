@@ -81,18 +81,35 @@ fn error_code(e: &Error) -> i16 {
     }
 }
 
-/// Idempotent producers: ids handed out, and per producer and partition the
-/// last batches appended (Kafka keeps five, so a retried batch among them is
+/// Idempotent producers: per producer and partition, the last batches
+/// appended (Kafka keeps five, so a retried batch among them is
 /// answered with its first offset instead of being appended twice).
 pub(crate) struct ProducerState {
-    next_id: AtomicI64,
     table: Mutex<ProducerTable>,
 }
 
 impl ProducerState {
     pub(crate) fn new(expiration: Duration, max_ids: usize) -> ProducerState {
-        ProducerState { next_id: AtomicI64::new(0), table: Mutex::new(ProducerTable::new(expiration, max_ids)) }
+        ProducerState { table: Mutex::new(ProducerTable::new(expiration, max_ids)) }
     }
+}
+
+/// A new producer id. Ids must not repeat across restarts (the sequence
+/// state is in memory only): a producer that outlived a restart keeps its
+/// id, and a new producer given the same one had its first batch taken for
+/// the old one's duplicate and dropped, or was fenced with
+/// OUT_OF_ORDER_SEQUENCE_NUMBER. So an id is at least the wall clock in
+/// milliseconds times 1,000, and above every id given before in this
+/// process (by any server): a later start gives ids above an earlier one's
+/// unless that one handed out more than a thousand a millisecond, or the
+/// clock went back across the restart.
+fn next_producer_id() -> i64 {
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let floor = i64::try_from(ms).unwrap_or(0).saturating_mul(1000).max(1000);
+    let next = |last: i64| last.saturating_add(1).max(floor);
+    let last = LAST.fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| Some(next(last))).unwrap_or_else(|l| l);
+    next(last)
 }
 
 /// The sequence state of producer ids. An id unused for `expiration` is
@@ -249,7 +266,7 @@ pub(crate) fn handle(shared: &Shared, header: &RequestHeader, req: RequestKind) 
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions(shared, r)),
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records(shared, r)),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs(shared, r)),
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id(shared, r)),
+        RequestKind::InitProducerId(_) => ResponseKind::InitProducerId(init_producer_id()),
         RequestKind::FindCoordinator(_) => {
             let mut r = FindCoordinatorResponse::default();
             r.node_id = BrokerId(NODE_ID);
@@ -821,10 +838,11 @@ fn describe_configs(shared: &Shared, r: DescribeConfigsRequest) -> DescribeConfi
     resp
 }
 
-fn init_producer_id(shared: &Shared, _r: InitProducerIdRequest) -> InitProducerIdResponse {
+fn init_producer_id() -> InitProducerIdResponse {
     let mut resp = InitProducerIdResponse::default();
-    // Ids are unique for this server's life; sequence state is in memory.
-    resp.producer_id = ProducerId(shared.producers.next_id.fetch_add(1, Ordering::AcqRel) + 1000);
+    // Ids are unique across restarts (see `next_producer_id`); the
+    // sequence state is in memory.
+    resp.producer_id = ProducerId(next_producer_id());
     resp.producer_epoch = 0;
     resp
 }
