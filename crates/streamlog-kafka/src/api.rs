@@ -445,13 +445,18 @@ fn produce_partition(
     acks: i16,
     durability: Durability,
 ) -> Result<(i64, i64), (i16, Option<String>)> {
-    let batches = records::decode_produce(data).map_err(|e| (CORRUPT_MESSAGE, Some(e.to_string())))?;
+    let batches = records::split_produce(data).map_err(|e| (CORRUPT_MESSAGE, Some(e.to_string())))?;
+    let append = |b: &records::IncomingBatch| {
+        b.append_to(log).map(|o| o as i64).map_err(|e| match e {
+            records::AppendError::Corrupt(e) => (CORRUPT_MESSAGE, Some(e.to_string())),
+            records::AppendError::Log(e) => (error_code(&e), Some(e.to_string())),
+        })
+    };
     let mut first: Option<i64> = None;
     for b in batches {
-        if b.records.is_empty() {
-            continue;
+        if b.count == 0 || b.control {
+            continue; // Transaction markers: no transactions here.
         }
-        let count = b.records.len() as i32;
         let base = if b.producer_id >= 0 && b.base_sequence >= 0 {
             // Idempotent: checked and appended under the producer table's
             // lock, so two connections cannot interleave one producer.
@@ -461,7 +466,7 @@ fn produce_partition(
                 topic,
                 partition: index,
                 first_seq: b.base_sequence,
-                last_seq: b.base_sequence.wrapping_add(count - 1),
+                last_seq: b.base_sequence.wrapping_add(b.count - 1),
             };
             let mut table = shared.producers.table.lock();
             let now = Instant::now();
@@ -473,11 +478,11 @@ fn produce_partition(
                 }
                 Ok(SeqCheck::Append) => {}
             }
-            let info = log.append(&b.records).map_err(|e| (error_code(&e), Some(e.to_string())))?;
-            table.record(&seq, info.base_offset as i64, now);
-            info.base_offset as i64
+            let base = append(&b)?;
+            table.record(&seq, base, now);
+            base
         } else {
-            log.append(&b.records).map_err(|e| (error_code(&e), Some(e.to_string())))?.base_offset as i64
+            append(&b)?
         };
         first.get_or_insert(base);
     }

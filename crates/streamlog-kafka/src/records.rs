@@ -1,47 +1,258 @@
 //! Kafka RecordBatch v2 (big-endian, CRC-32C) to and from streamlog's
 //! batches. The on-disk format stays streamlog's own.
 
-use bytes::{Bytes, BytesMut};
+use anyhow::{anyhow, bail};
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::compression::{self, Decompressor};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record as KRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use streamlog::{Batch, Header, Record};
+use kafka_protocol::records::{Compression, Record as KRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use streamlog::{Batch, Partition, RecordRef};
 
-/// One Kafka batch of a produce request, decoded.
+/// Records of a produce batch appended at a time: a batch of up to this
+/// many (librdkafka's default `batch.num.messages` is 10,000) is one append,
+/// all or nothing; a larger one is appended in parts, so that what a batch
+/// expands to in memory stays bounded (a few MiB of record views) however
+/// many tiny records a small compressed batch holds.
+const CHUNK_RECORDS: usize = 32 * 1024;
+
+/// Bytes of a v2 batch header after its length field: leader epoch 4,
+/// magic 1, CRC 4, attributes 2, last offset delta 4, base and max
+/// timestamps 16, producer id 8, epoch 2, base sequence 4, record count 4.
+const HEADER_AFTER_LENGTH: usize = 49;
+
+/// One Kafka record batch (message format v2) of a produce request, its
+/// header and CRC-32C checked. Its records are decoded only when appended
+/// ([`IncomingBatch::append_to`]), one batch at a time, borrowed from its
+/// bytes: nothing is allocated per record.
 pub(crate) struct IncomingBatch {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub base_sequence: i32,
-    pub records: Vec<Record>,
+    /// Its records (the header's count, which matches its offset range).
+    pub count: i32,
+    /// A transaction marker.
+    pub control: bool,
+    compression: Compression,
+    base_timestamp: i64,
+    /// The records, as sent (compressed or not).
+    body: Bytes,
 }
 
-/// Decodes the record batches of one partition's produce data: checks each
-/// batch's CRC-32C, decompresses it (gzip, snappy with xerial framing, lz4,
-/// zstd) and converts its records. Message format v0/v1 is refused.
-pub(crate) fn decode_produce(mut data: Bytes) -> anyhow::Result<Vec<IncomingBatch>> {
+/// Why a batch could not be appended.
+pub(crate) enum AppendError {
+    /// The batch does not decode (CORRUPT_MESSAGE).
+    Corrupt(anyhow::Error),
+    /// The log refused it.
+    Log(streamlog::Error),
+}
+
+/// Splits one partition's produce data into its record batches, checking
+/// each header and CRC-32C (Kafka's checks: magic 2, a known codec, a record
+/// count that matches the offset range). Message format v0/v1 is refused.
+pub(crate) fn split_produce(mut data: Bytes) -> anyhow::Result<Vec<IncomingBatch>> {
     let mut out = Vec::new();
     while !data.is_empty() {
-        let set = RecordBatchDecoder::decode(&mut data)?;
-        let Some(first) = set.records.first() else { continue };
-        if first.control {
-            continue; // Transaction markers: no transactions here.
+        if data.len() < 12 {
+            bail!("truncated batch header ({} bytes)", data.len());
         }
-        let (producer_id, producer_epoch, base_sequence) = (first.producer_id, first.producer_epoch, first.sequence);
-        let records = set
-            .records
-            .into_iter()
-            .map(|r| Record {
-                key: r.key,
-                value: r.value,
-                timestamp: (r.timestamp >= 0).then_some(r.timestamp),
-                headers: r.headers.into_iter().map(|(k, value)| Header { key: k.to_string(), value }).collect(),
-            })
-            .collect();
-        out.push(IncomingBatch { producer_id, producer_epoch, base_sequence, records });
+        let len = i32::from_be_bytes(data[8..12].try_into().expect("4 bytes"));
+        let len = usize::try_from(len).map_err(|_| anyhow!("negative batch length {len}"))?;
+        if len < HEADER_AFTER_LENGTH || len > data.len() - 12 {
+            bail!("batch length {len} out of range ({} bytes left)", data.len() - 12);
+        }
+        let mut b = data.split_to(12 + len);
+        b.advance(12);
+        let _leader_epoch = b.get_i32();
+        let magic = b.get_i8();
+        if magic != 2 {
+            bail!("message format v{magic} is unsupported");
+        }
+        let crc = b.get_u32();
+        if crc32c::crc32c(&b) != crc {
+            bail!("batch CRC-32C mismatch");
+        }
+        let attributes = b.get_i16();
+        let compression = match attributes & 0x7 {
+            0 => Compression::None,
+            1 => Compression::Gzip,
+            2 => Compression::Snappy,
+            3 => Compression::Lz4,
+            4 => Compression::Zstd,
+            other => bail!("unknown compression codec {other}"),
+        };
+        let control = attributes & (1 << 5) != 0;
+        let last_offset_delta = b.get_i32();
+        let base_timestamp = b.get_i64();
+        let _max_timestamp = b.get_i64();
+        let (producer_id, producer_epoch, base_sequence) = (b.get_i64(), b.get_i16(), b.get_i32());
+        let count = b.get_i32();
+        if count < 0 || (count > 0 && i64::from(count) != i64::from(last_offset_delta) + 1) {
+            bail!("record count {count} does not match the last offset delta {last_offset_delta}");
+        }
+        out.push(IncomingBatch {
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            count,
+            control,
+            compression,
+            base_timestamp,
+            body: b,
+        });
     }
     Ok(out)
+}
+
+impl IncomingBatch {
+    /// Decompresses the batch and appends its records to `log` (one append
+    /// for up to [`CHUNK_RECORDS`] records; every record is decoded before
+    /// any is appended). Returns the first record's offset.
+    pub(crate) fn append_to(&self, log: &Partition) -> Result<u64, AppendError> {
+        let records = self.decompress().map_err(AppendError::Corrupt)?;
+        let count = self.count as usize;
+        let mut parsed: Vec<Parsed<'_>> = Vec::with_capacity(count.min(CHUNK_RECORDS));
+        let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
+        if count > CHUNK_RECORDS {
+            // Appended in parts: all of it checked first.
+            let mut rest = &records[..];
+            for i in 0..count {
+                headers.clear();
+                read_record(&mut rest, i, self.base_timestamp, &mut headers).map_err(AppendError::Corrupt)?;
+            }
+            if !rest.is_empty() {
+                return Err(AppendError::Corrupt(anyhow!("{} bytes after the last record", rest.len())));
+            }
+        }
+        let mut rest = &records[..];
+        let mut first = None;
+        let mut done = 0;
+        while done < count {
+            let n = (count - done).min(CHUNK_RECORDS);
+            parsed.clear();
+            headers.clear();
+            for i in done..done + n {
+                parsed
+                    .push(read_record(&mut rest, i, self.base_timestamp, &mut headers).map_err(AppendError::Corrupt)?);
+            }
+            if done + n == count && !rest.is_empty() {
+                return Err(AppendError::Corrupt(anyhow!("{} bytes after the last record", rest.len())));
+            }
+            let refs: Vec<RecordRef<'_>> = parsed
+                .iter()
+                .map(|p| RecordRef {
+                    key: p.key,
+                    value: p.value,
+                    timestamp: p.timestamp,
+                    headers: &headers[p.headers.clone()],
+                })
+                .collect();
+            let at = log.append_refs(&refs).map_err(AppendError::Log)?;
+            first.get_or_insert(at.base_offset);
+            done += n;
+        }
+        Ok(first.unwrap_or(log.high_watermark()))
+    }
+
+    /// The batch's record bytes, decompressed (at most the vendored
+    /// decoder's `MAX_DECOMPRESSED_BYTES`).
+    fn decompress(&self) -> anyhow::Result<Bytes> {
+        let mut body = self.body.clone();
+        let take = |b: &mut Bytes| Ok(std::mem::take(b));
+        match self.compression {
+            Compression::None => Ok(body),
+            Compression::Gzip => compression::Gzip::decompress(&mut body, take),
+            Compression::Snappy => compression::Snappy::decompress(&mut body, take),
+            Compression::Lz4 => compression::Lz4::decompress(&mut body, take),
+            Compression::Zstd => compression::Zstd::decompress(&mut body, take),
+        }
+    }
+}
+
+/// One record's fields, borrowed; its headers are `headers` of the list
+/// they were read into.
+struct Parsed<'a> {
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    timestamp: Option<i64>,
+    headers: std::ops::Range<usize>,
+}
+
+/// Reads record `index` of a batch (Kafka's v2 record: length, attributes,
+/// timestamp delta, offset delta, key, value, headers, each length a zigzag
+/// varint) from the front of `buf`, its headers appended to `headers`.
+/// Offset deltas must count up from 0, as Kafka requires; a negative
+/// timestamp means none (the log's clock), as before.
+fn read_record<'a>(
+    buf: &mut &'a [u8],
+    index: usize,
+    base_timestamp: i64,
+    headers: &mut Vec<(&'a str, Option<&'a [u8]>)>,
+) -> anyhow::Result<Parsed<'a>> {
+    let len = varint(buf)?;
+    let len = usize::try_from(len).map_err(|_| anyhow!("record {index}: negative length {len}"))?;
+    let mut r = take(buf, len).ok_or_else(|| anyhow!("record {index}: length {len} past the batch"))?;
+    let _attributes = take(&mut r, 1).ok_or_else(|| anyhow!("record {index}: empty"))?;
+    let timestamp = base_timestamp.wrapping_add(varlong(&mut r)?);
+    let offset_delta = varint(&mut r)?;
+    if usize::try_from(offset_delta).ok() != Some(index) {
+        bail!("record {index}: offset delta {offset_delta}, not incremental");
+    }
+    let key = nullable(&mut r)?;
+    let value = nullable(&mut r)?;
+    let n = varint(&mut r)?;
+    let n = usize::try_from(n).map_err(|_| anyhow!("record {index}: negative header count {n}"))?;
+    let from = headers.len();
+    for _ in 0..n {
+        let name = nullable(&mut r)?.ok_or_else(|| anyhow!("record {index}: a header without a name"))?;
+        let name = std::str::from_utf8(name).map_err(|_| anyhow!("record {index}: a header name is not UTF-8"))?;
+        headers.push((name, nullable(&mut r)?));
+    }
+    if !r.is_empty() {
+        bail!("record {index}: {} bytes past its fields", r.len());
+    }
+    Ok(Parsed { key, value, timestamp: (timestamp >= 0).then_some(timestamp), headers: from..headers.len() })
+}
+
+/// The first `n` bytes of `buf`, which moves past them.
+fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if n > buf.len() {
+        return None;
+    }
+    let (head, rest) = buf.split_at(n);
+    *buf = rest;
+    Some(head)
+}
+
+/// A zigzag varint of at most 10 bytes (Kafka's varlong).
+fn varlong(buf: &mut &[u8]) -> anyhow::Result<i64> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let (&byte, rest) = buf.split_first().ok_or_else(|| anyhow!("truncated varint"))?;
+        *buf = rest;
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((v >> 1) as i64 ^ -((v & 1) as i64));
+        }
+    }
+    bail!("varint longer than 10 bytes")
+}
+
+/// A zigzag varint that fits an `i32` (Kafka's varint).
+fn varint(buf: &mut &[u8]) -> anyhow::Result<i32> {
+    let v = varlong(buf)?;
+    i32::try_from(v).map_err(|_| anyhow!("varint {v} out of range"))
+}
+
+/// A length-prefixed byte string; length -1 is null.
+fn nullable<'a>(buf: &mut &'a [u8]) -> anyhow::Result<Option<&'a [u8]>> {
+    match varint(buf)? {
+        -1 => Ok(None),
+        n => {
+            let n = usize::try_from(n).map_err(|_| anyhow!("negative length {n}"))?;
+            take(buf, n).map(Some).ok_or_else(|| anyhow!("length {n} past the record"))
+        }
+    }
 }
 
 /// Encodes stored batches as Kafka batches (uncompressed), one per stored
