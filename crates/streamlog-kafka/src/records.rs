@@ -2,11 +2,9 @@
 //! batches. The on-disk format stays streamlog's own.
 
 use anyhow::{anyhow, bail};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{self, Decompressor};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record as KRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::Compression;
 use streamlog::{Batch, Partition, RecordRef};
 
 /// Records of a produce batch appended at a time: a batch of up to this
@@ -255,39 +253,81 @@ fn nullable<'a>(buf: &mut &'a [u8]) -> anyhow::Result<Option<&'a [u8]>> {
     }
 }
 
-/// Encodes stored batches as Kafka batches (uncompressed), one per stored
-/// batch, each holding its records from the read offset on.
+/// Encodes stored batches as Kafka batches (message format v2,
+/// uncompressed), one per stored batch, each holding its records from the
+/// read offset on with their offsets (gaps left by compaction included) and
+/// their headers in order, repeated names too. Written straight from the
+/// borrowed record views: nothing is allocated per record.
 pub(crate) fn encode_fetch(batches: &[Batch], out: &mut BytesMut) -> anyhow::Result<()> {
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    let mut recs: Vec<KRecord> = Vec::new();
+    let mut rec = Vec::new();
     for batch in batches {
-        recs.clear();
-        for r in batch.try_records()? {
-            let mut headers = IndexMap::with_capacity(r.headers.len());
-            for h in r.headers {
-                headers.insert(StrBytes::from_string(h.key), h.value);
+        let start = out.len();
+        out.put_bytes(0, 12 + HEADER_AFTER_LENGTH); // The header, written below.
+        let (mut base, mut first_ts, mut max_ts, mut last, mut count) = (0u64, 0i64, i64::MIN, 0u64, 0i32);
+        for r in batch.record_views() {
+            let r = r?;
+            if count == 0 {
+                (base, first_ts) = (r.offset(), r.timestamp());
             }
-            recs.push(KRecord {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: r.offset as i64,
-                // Offset minus sequence is the same for every record: one
-                // batch per stored batch, gaps (compaction) included.
-                sequence: r.offset as i32,
-                timestamp: r.timestamp,
-                key: r.key,
-                value: r.value,
-                headers,
-            });
+            let delta = i32::try_from(r.offset() - base).map_err(|_| anyhow!("offset range past i32"))?;
+            rec.clear();
+            rec.push(0); // attributes
+            put_varint(&mut rec, r.timestamp().wrapping_sub(first_ts));
+            put_varint(&mut rec, i64::from(delta));
+            put_nullable(&mut rec, r.key());
+            put_nullable(&mut rec, r.value());
+            put_varint(&mut rec, r.headers().count() as i64);
+            for (name, value) in r.headers() {
+                put_nullable(&mut rec, Some(name.as_bytes()));
+                put_nullable(&mut rec, value);
+            }
+            put_varint(out, rec.len() as i64);
+            out.put_slice(&rec);
+            max_ts = max_ts.max(r.timestamp());
+            last = r.offset();
+            count += 1;
         }
-        if !recs.is_empty() {
-            RecordBatchEncoder::encode(out, recs.iter(), &options)?;
+        if count == 0 {
+            out.truncate(start);
+            continue;
         }
+        let length = i32::try_from(out.len() - start - 12).map_err(|_| anyhow!("batch past i32"))?;
+        let h = &mut out[start..start + 12 + HEADER_AFTER_LENGTH];
+        h[0..8].copy_from_slice(&(base as i64).to_be_bytes());
+        h[8..12].copy_from_slice(&length.to_be_bytes());
+        // Leader epoch 0 (12..16), then the magic; the CRC (17..21) below;
+        // attributes 0 (21..23): uncompressed, create time.
+        h[16] = 2;
+        h[23..27].copy_from_slice(&((last - base) as i32).to_be_bytes());
+        h[27..35].copy_from_slice(&first_ts.to_be_bytes());
+        h[35..43].copy_from_slice(&max_ts.to_be_bytes());
+        h[43..51].copy_from_slice(&(-1i64).to_be_bytes()); // producer id
+        h[51..53].copy_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+        h[53..57].copy_from_slice(&(-1i32).to_be_bytes()); // base sequence
+        h[57..61].copy_from_slice(&count.to_be_bytes());
+        let crc = crc32c::crc32c(&out[start + 21..]);
+        out[start + 17..start + 21].copy_from_slice(&crc.to_be_bytes());
     }
     Ok(())
+}
+
+/// Appends Kafka's zigzag varint of `v`.
+fn put_varint(out: &mut impl BufMut, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.put_u8(z as u8 | 0x80);
+        z >>= 7;
+    }
+    out.put_u8(z as u8);
+}
+
+/// Appends a length-prefixed byte string (length -1: null).
+fn put_nullable(out: &mut impl BufMut, field: Option<&[u8]>) {
+    match field {
+        None => put_varint(out, -1),
+        Some(f) => {
+            put_varint(out, f.len() as i64);
+            out.put_slice(f);
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! (CORRUPT_MESSAGE, nothing appended): a record count that matches the
 //! offset range, offset deltas counting up from 0, records that fill their
 //! lengths exactly and the batch exactly. And what it keeps: repeated
-//! header names (Kafka allows them), in order.
+//! header names (Kafka allows them), in order, in the log and in a Fetch.
 
 mod common;
 
@@ -52,4 +52,26 @@ fn malformed_batches_are_refused_and_repeated_header_names_kept() {
         .collect();
     assert_eq!(got.headers, want);
     assert_eq!(got.key.as_deref(), Some(&b"k"[..]));
+
+    let mut p = kafka_protocol::messages::fetch_request::FetchPartition::default();
+    p.partition_max_bytes = 1 << 20;
+    let mut t = kafka_protocol::messages::fetch_request::FetchTopic::default();
+    t.topic = kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_static_str("t"));
+    t.partitions = vec![p];
+    let mut req = kafka_protocol::messages::FetchRequest::default();
+    req.max_bytes = 1 << 20;
+    req.topics = vec![t];
+    let resp: kafka_protocol::messages::FetchResponse = call(&mut d, kafka_protocol::messages::ApiKey::Fetch, 4, &req);
+    let fetched = resp.responses[0].partitions[0].records.clone().unwrap();
+    // Both `h` headers and `other`, in order, as produced.
+    let mut wire = Vec::new();
+    for (name, value) in headers {
+        wire.extend_from_slice(&[name.len() as u8 * 2]);
+        wire.extend_from_slice(name.as_bytes());
+        wire.extend_from_slice(&[value.len() as u8 * 2]);
+        wire.extend_from_slice(value);
+    }
+    assert!(fetched.windows(wire.len()).any(|w| w == wire), "headers as produced in {fetched:x?}");
+    let decoded = kafka_protocol::records::RecordBatchDecoder::decode(&mut fetched.clone()).unwrap();
+    assert_eq!(decoded.records[0].value.as_deref(), Some(&b"v"[..]));
 }
