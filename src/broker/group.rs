@@ -187,15 +187,18 @@ impl ConsumerGroup {
         let inner = &*self.broker;
         inner.check_open()?;
         let coordinator = inner.coordinator();
-        let group = coordinator.group(&self.id);
         let waiter = Waiter::current();
         let now = inner.now_ms();
         let topics: BTreeSet<String> = join.topics.into_iter().collect();
         let session = millis(join.session_timeout);
         let rebalance = millis(join.rebalance_timeout);
-        if !group.remote_rejoin(coordinator, &join.member_id, topics.clone(), &join.owned, (session, rebalance), now) {
-            group.join(
-                coordinator,
+        let rejoined = coordinator.existing_group(&self.id).filter(|g| {
+            g.remote_rejoin(coordinator, &join.member_id, topics.clone(), &join.owned, (session, rebalance), now)
+        });
+        let group = match rejoined {
+            Some(group) => group,
+            None => coordinator.join(
+                &self.id,
                 Join {
                     member_id: join.member_id.clone(),
                     group_instance_id: join.group_instance_id,
@@ -208,8 +211,8 @@ impl ConsumerGroup {
                     waiter: Arc::clone(&waiter),
                     remote: true,
                 },
-            )?;
-        }
+            )?,
+        };
         inner.waiters.register(&waiter);
         let result = self.wait_joined(&group, &join.member_id, &waiter, max_wait);
         inner.waiters.unregister(&waiter);

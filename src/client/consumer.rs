@@ -845,10 +845,9 @@ impl Consumer {
         if self.membership.is_none() {
             let topics = self.subscribed_topics();
             let coordinator = self.broker.coordinator();
-            let group = coordinator.group(&group_id);
             let member_id = coordinator.new_member_id(&self.config.client_id);
-            let joined = group.join(
-                coordinator,
+            let joined = coordinator.join(
+                &group_id,
                 Join {
                     member_id: member_id.clone(),
                     group_instance_id: self.config.group_instance_id.clone(),
@@ -862,10 +861,13 @@ impl Consumer {
                     remote: false,
                 },
             );
-            if let Err(e) = joined {
-                self.subscription = Subscription::None;
-                return Err(e);
-            }
+            let group = match joined {
+                Ok(group) => group,
+                Err(e) => {
+                    self.subscription = Subscription::None;
+                    return Err(e);
+                }
+            };
             self.membership =
                 Some(Membership { group, member_id, generation: 0, target: Vec::new(), wake_at_ms: None });
         }

@@ -141,6 +141,11 @@ struct GroupInner {
     /// The broker's topics epoch when `counts` was read: until it moves,
     /// the counts cannot have changed.
     counts_epoch: u64,
+    /// Its last member left and [`Coordinator::leave`] took it out of the
+    /// registry: a join that looked it up before must look again, or it
+    /// would join a group no later member finds (two groups of one id,
+    /// each owning every partition).
+    removed: bool,
     /// Members' waiters to wake once the lock is released: a waiter may
     /// wrap a task's `Waker`, and an executor may poll the task inside
     /// `wake`; the task (a consumer's `recv`) then calls back into the
@@ -243,7 +248,10 @@ impl Coordinator {
         })
     }
 
-    pub fn group(&self, id: &str) -> Arc<Group> {
+    /// The group `id`, made if need be. Private: a joiner goes through
+    /// [`Coordinator::join`], which deals with a group leaving the registry
+    /// under it.
+    fn group(&self, id: &str) -> Arc<Group> {
         let mut groups = self.groups.lock();
         Arc::clone(groups.entry(id.to_owned()).or_insert_with(|| {
             Arc::new(Group {
@@ -257,10 +265,31 @@ impl Coordinator {
                     owners: BTreeMap::new(),
                     counts: BTreeMap::new(),
                     counts_epoch: 0,
+                    removed: false,
                     wakes: Wakes::default(),
                 }),
             })
         }))
+    }
+
+    /// Adds a member to group `id` (made if need be) and returns the group;
+    /// see [`Group::join`]. A join does not hold the registry's lock
+    /// (waking the members under it could deadlock), so the group it looked
+    /// up may have gone from the registry meanwhile: then it looks again.
+    pub fn join(&self, id: &str, join: Join) -> Result<Arc<Group>> {
+        loop {
+            let group = self.group(id);
+            #[cfg(test)]
+            tests::after_group_lookup();
+            {
+                let mut st = group.lock();
+                if st.removed {
+                    continue;
+                }
+                group.join(&mut st, self, join)?;
+            }
+            return Ok(group);
+        }
     }
 
     pub fn existing_group(&self, id: &str) -> Option<Arc<Group>> {
@@ -346,15 +375,14 @@ impl Group {
         Locked { state: self.state.lock(), wakes: Wakes::default() }
     }
 
-    /// Adds a member; the group rebalances once the others rejoined. A
-    /// static member that closed within its session timeout takes its
-    /// place back, with its assignment and without a rebalance; one whose
-    /// instance id a live member holds is refused with
-    /// [`Error::FencedInstanceId`].
-    pub fn join(&self, coordinator: &Coordinator, join: Join) -> Result<()> {
-        let mut st = self.lock();
+    /// Adds a member (under the lock that [`Coordinator::join`] took); the
+    /// group rebalances once the others rejoined. A static member that
+    /// closed within its session timeout takes its place back, with its
+    /// assignment and without a rebalance; one whose instance id a live
+    /// member holds is refused with [`Error::FencedInstanceId`].
+    fn join(&self, st: &mut GroupInner, coordinator: &Coordinator, join: Join) -> Result<()> {
         let now = join.now_ms;
-        Self::tick(&mut st, coordinator, now);
+        Self::tick(st, coordinator, now);
         let same_instance = join.group_instance_id.as_ref().and_then(|iid| {
             st.members.iter().find(|(_, m)| m.instance_id.as_ref() == Some(iid)).map(|(id, _)| id.clone())
         });
@@ -363,8 +391,8 @@ impl Group {
             // incarnation is fenced (removed, its partitions released).
             let old_id = old_id.clone();
             st.members.remove(&old_id);
-            Self::release_all(&mut st, &old_id);
-            Self::begin_rebalance(&mut st, coordinator, now, false);
+            Self::release_all(st, &old_id);
+            Self::begin_rebalance(st, coordinator, now, false);
         } else if let Some(old_id) = same_instance {
             if st.members[&old_id].departed_ms.is_none() {
                 return Err(Error::FencedInstanceId {
@@ -388,10 +416,10 @@ impl Group {
             m.remote = join.remote;
             st.members.insert(join.member_id.clone(), m);
             if resubscribed {
-                Self::begin_rebalance(&mut st, coordinator, now, false);
+                Self::begin_rebalance(st, coordinator, now, false);
             }
-            Self::rejoined(&mut st, &join.member_id);
-            Self::try_complete(&mut st, coordinator, now);
+            Self::rejoined(st, &join.member_id);
+            Self::try_complete(st, coordinator, now);
             return Ok(());
         }
         let first = st.members.is_empty();
@@ -415,9 +443,9 @@ impl Group {
             remote: join.remote,
         };
         st.members.insert(join.member_id.clone(), member);
-        Self::begin_rebalance(&mut st, coordinator, now, true);
-        Self::rejoined(&mut st, &join.member_id);
-        Self::try_complete(&mut st, coordinator, now);
+        Self::begin_rebalance(st, coordinator, now, true);
+        Self::rejoined(st, &join.member_id);
+        Self::try_complete(st, coordinator, now);
         Ok(())
     }
 
@@ -427,19 +455,24 @@ impl Group {
     /// to wake (after the caller's lock).
     fn leave(&self, coordinator: &Coordinator, member_id: &str, now_ms: i64) -> (bool, Wakes) {
         let mut st = self.lock();
-        let Some(m) = st.members.get_mut(member_id) else { return (st.members.is_empty(), st.unlock()) };
-        if m.instance_id.is_some() && !m.remote {
-            m.departed_ms = Some(now_ms);
-            m.in_poll_until_ms = None;
-        } else {
-            st.members.remove(member_id);
+        if let Some(m) = st.members.get_mut(member_id) {
+            if m.instance_id.is_some() && !m.remote {
+                m.departed_ms = Some(now_ms);
+                m.in_poll_until_ms = None;
+            } else {
+                st.members.remove(member_id);
+            }
+            Self::release_all(&mut st, member_id);
+            if !st.members.contains_key(member_id) {
+                Self::begin_rebalance(&mut st, coordinator, now_ms, false);
+            }
+            Self::try_complete(&mut st, coordinator, now_ms);
         }
-        Self::release_all(&mut st, member_id);
-        if !st.members.contains_key(member_id) {
-            Self::begin_rebalance(&mut st, coordinator, now_ms, false);
-        }
-        Self::try_complete(&mut st, coordinator, now_ms);
-        (st.members.is_empty(), st.unlock())
+        let empty = st.members.is_empty();
+        // Marked under the group's lock, before the caller takes it out of
+        // the registry: a join that looked it up meanwhile sees the mark.
+        st.removed |= empty;
+        (empty, st.unlock())
     }
 
     /// Records a poll: evicts expired members, notices subscription and
@@ -918,5 +951,55 @@ impl Group {
             })
             .collect();
         GroupSnapshot { state, generation: st.generation, assignor: st.assignor, members }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::cell::RefCell;
+    use std::time::Duration;
+
+    use crate::{Broker, BrokerOptions, ConsumerConfig, TopicConfig};
+
+    thread_local! {
+        static AFTER_GROUP_LOOKUP: RefCell<Option<Box<dyn FnOnce()>>> = const { RefCell::new(None) };
+    }
+
+    /// Runs (once) the hook set on this thread, between a join's lookup of
+    /// its group and the join itself.
+    pub(crate) fn after_group_lookup() {
+        let hook = AFTER_GROUP_LOOKUP.with(|h| h.borrow_mut().take());
+        if let Some(f) = hook {
+            f();
+        }
+    }
+
+    /// The last member leaves while a join has looked the group up but not
+    /// joined it yet: the join must land in the group that later members
+    /// find, not in the one the leave took out of the registry (its member
+    /// and the later ones would each own every partition).
+    #[test]
+    fn a_join_racing_the_last_leave_lands_in_the_registered_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path(), BrokerOptions::default().maintenance_interval(None)).unwrap();
+        broker.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
+        let cfg = || ConsumerConfig::with_group("g");
+        let mut last = broker.consumer(cfg()).unwrap();
+        last.subscribe(&["t"]).unwrap();
+        last.poll(Duration::ZERO).unwrap();
+        assert_eq!(last.assignment().len(), 2);
+        AFTER_GROUP_LOOKUP.with(|h| *h.borrow_mut() = Some(Box::new(move || drop(last))));
+        let mut b = broker.consumer(cfg()).unwrap();
+        b.subscribe(&["t"]).unwrap();
+        let mut c = broker.consumer(cfg()).unwrap();
+        c.subscribe(&["t"]).unwrap();
+        for _ in 0..4 {
+            b.poll(Duration::ZERO).unwrap();
+            c.poll(Duration::ZERO).unwrap();
+        }
+        assert_eq!(broker.describe_group("g").unwrap().members.len(), 2, "both in one group");
+        let (b, c) = (b.assignment(), c.assignment());
+        assert!(b.iter().all(|tp| !c.contains(tp)), "b holds {b:?}, c holds {c:?}");
+        assert_eq!(b.len() + c.len(), 2);
     }
 }
