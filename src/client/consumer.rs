@@ -1152,15 +1152,19 @@ impl Consumer {
         let m = self.membership.as_ref().expect("checked above");
         let mut newly = Vec::new();
         for tp in &m.target {
-            if self.assigned.contains_key(tp) || !m.group.acquire(&m.member_id, tp) {
+            if self.assigned.contains_key(tp) {
                 continue;
             }
-            match self.broker.topic(&tp.topic).and_then(|t| Ok((t.partition(tp.partition)?, t))) {
-                Ok((log, topic)) => {
-                    self.assigned.insert(tp.clone(), fresh(topic.name(), log));
-                    newly.push(tp.clone());
-                }
-                Err(_) => m.group.release(&m.member_id, tp),
+            // Looked up before it is taken: a partition of a deleted topic
+            // (in the target until the group rebalances) taken and given
+            // back on every poll would wake the members each time.
+            let Ok((log, topic)) = self.broker.topic(&tp.topic).and_then(|t| Ok((t.partition(tp.partition)?, t)))
+            else {
+                continue;
+            };
+            if m.group.acquire(&m.member_id, tp) {
+                self.assigned.insert(tp.clone(), fresh(topic.name(), log));
+                newly.push(tp.clone());
             }
         }
         if !newly.is_empty()

@@ -646,13 +646,19 @@ impl Group {
         }
     }
 
-    /// Gives `tp` up and wakes the members, one of which may be waiting for it.
+    /// Gives `tp` up and wakes the other members, one of which may be
+    /// waiting for it. Not the releasing member: it is in its poll, and a
+    /// wake of its own would end the wait that follows at once.
     pub fn release(&self, member_id: &str, tp: &TopicPartition) {
         let mut st = self.lock();
         if st.owners.get(tp).is_some_and(|o| o == member_id) {
             st.owners.remove(tp);
             let st = &mut *st;
-            add_members(&mut st.wakes, &st.members);
+            for (id, m) in &st.members {
+                if id != member_id {
+                    st.wakes.add(&m.waiter);
+                }
+            }
         }
     }
 
