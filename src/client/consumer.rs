@@ -50,7 +50,8 @@ pub struct ConsumerConfig {
     /// `auto.offset.reset`). Default: [`OffsetReset::Latest`].
     pub auto_offset_reset: OffsetReset,
     /// Commit positions from `poll` every `auto_commit_interval`, on
-    /// revocation and on close (Kafka's `enable.auto.commit`). Default: `true`.
+    /// revocation and on close, but not when a panic drops the consumer
+    /// (Kafka's `enable.auto.commit`). Default: `true`.
     pub enable_auto_commit: bool,
     /// How often auto-commit commits (Kafka's `auto.commit.interval.ms`). Default: 5 s.
     pub auto_commit_interval: Duration,
@@ -887,7 +888,13 @@ impl Consumer {
 
     fn leave_group(&mut self) -> Result<()> {
         let mut result = Ok(());
-        if self.membership.is_some() && self.config.enable_auto_commit {
+        // Dropped by a panic (processing a record failed): the positions
+        // are past records whose processing may not have finished, so they
+        // are not committed; and a listener panicking in turn (on a mutex
+        // the panic poisoned) would abort the process. Leaving still
+        // releases the partitions.
+        let unwinding = std::thread::panicking();
+        if self.membership.is_some() && self.config.enable_auto_commit && !unwinding {
             // Commits what this member still holds; partitions it lost are
             // fenced off (their new owners resume from the last commit).
             result = self.commit();
@@ -898,6 +905,7 @@ impl Consumer {
         if let Some(m) = self.membership.take() {
             let held: Vec<TopicPartition> = self.assigned.keys().cloned().collect();
             if !held.is_empty()
+                && !unwinding
                 && let Some(l) = self.listener.as_mut()
             {
                 l.on_partitions_revoked(&held);
