@@ -154,10 +154,13 @@ impl DataDir {
             for batch in &batches {
                 for r in batch.try_records()? {
                     let Some((group, tp)) = r.key.as_deref().and_then(parse_offset_key) else { continue };
-                    match r.value.as_deref().and_then(parse_offset_value) {
-                        Some(offset) => {
+                    match r.value.as_deref().map(parse_offset_value) {
+                        Some(Some(offset)) => {
                             out.entry(group).or_default().insert(tp, offset);
                         }
+                        // A value this build cannot read is no tombstone: the
+                        // commit before it stands, as the broker replays it.
+                        Some(None) => {}
                         None => {
                             if let Some(g) = out.get_mut(&group) {
                                 g.remove(&tp);

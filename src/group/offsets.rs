@@ -18,7 +18,10 @@ use crate::log::record::Record;
 /// UTF-8), partition (u32), all little-endian. Value: `1u8`, offset (u64),
 /// commit time in ms (i64); or, when the commit carries metadata, `2u8`,
 /// the same, then the metadata (u16 length + UTF-8). The latest record per
-/// key wins, so the log compacts to one record per committed partition.
+/// key wins, so the log compacts to one record per committed partition. A
+/// null value is a tombstone; a value replay cannot read (a newer build's
+/// version, damage) is skipped, leaving the commit before it (until
+/// compaction, which keeps only the latest record of a key).
 pub(crate) struct OffsetStore {
     /// The offsets log, once it exists: it is made on the first commit, so
     /// a broker that never commits (a test's, say) never creates it.
@@ -158,10 +161,24 @@ impl OffsetStore {
             for batch in batches {
                 for r in batch.try_records()? {
                     let Some(key) = r.key.as_deref().and_then(parse_offset_key) else { continue };
-                    match r.value.as_deref().and_then(parse_offset_value_with_metadata) {
-                        Some((offset, md)) => committed.insert(key, Committed { offset, metadata: md.map(Box::from) }),
-                        None => committed.remove(&key),
+                    let Some(value) = r.value.as_deref() else {
+                        committed.remove(&key);
+                        continue;
                     };
+                    match parse_offset_value_with_metadata(value) {
+                        Some((offset, md)) => {
+                            committed.insert(key, Committed { offset, metadata: md.map(Box::from) });
+                        }
+                        // Not a tombstone (a newer build's value version, or
+                        // damage): the commit before it stands, rather than
+                        // the group falling back to `auto_offset_reset`.
+                        None => tracing::warn!(
+                            group = %key.0,
+                            partition = %key.1,
+                            offset = r.offset,
+                            "keeping the previous commit: the offsets log holds a value this build cannot read"
+                        ),
+                    }
                 }
                 next = batch.next_offset();
             }
