@@ -14,6 +14,11 @@ use streamlog::{Batch, Partition, RecordRef};
 /// many tiny records a small compressed batch holds.
 const CHUNK_RECORDS: usize = 32 * 1024;
 
+/// Headers in one append at most (a part ends early past it), and in one
+/// record: a header takes 2 bytes on the wire and 32 in memory, so without
+/// a bound a batch of headers would expand sixteen-fold.
+const CHUNK_HEADERS: usize = 64 * 1024;
+
 /// Bytes of a v2 batch header after its length field: leader epoch 4,
 /// magic 1, CRC 4, attributes 2, last offset delta 4, base and max
 /// timestamps 16, producer id 8, epoch 2, base sequence 4, record count 4.
@@ -103,38 +108,37 @@ pub(crate) fn split_produce(mut data: Bytes) -> anyhow::Result<Vec<IncomingBatch
 }
 
 impl IncomingBatch {
-    /// Decompresses the batch and appends its records to `log` (one append
-    /// for up to [`CHUNK_RECORDS`] records; every record is decoded before
-    /// any is appended). Returns the first record's offset.
+    /// Decompresses the batch and appends its records to `log`: one append
+    /// for up to [`CHUNK_RECORDS`] records and [`CHUNK_HEADERS`] headers,
+    /// more for a larger batch, every record decoded before any is
+    /// appended. Returns the first record's offset.
     pub(crate) fn append_to(&self, log: &Partition) -> Result<u64, AppendError> {
-        let records = self.decompress().map_err(AppendError::Corrupt)?;
+        let corrupt = AppendError::Corrupt;
+        let records = self.decompress().map_err(corrupt)?;
         let count = self.count as usize;
         let mut parsed: Vec<Parsed<'_>> = Vec::with_capacity(count.min(CHUNK_RECORDS));
         let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
-        if count > CHUNK_RECORDS {
-            // Appended in parts: all of it checked first.
-            let mut rest = &records[..];
-            for i in 0..count {
-                headers.clear();
-                read_record(&mut rest, i, self.base_timestamp, &mut headers).map_err(AppendError::Corrupt)?;
-            }
-            if !rest.is_empty() {
-                return Err(AppendError::Corrupt(anyhow!("{} bytes after the last record", rest.len())));
-            }
-        }
-        let mut rest = &records[..];
-        let mut first = None;
-        let mut done = 0;
+        let (mut rest, mut done, mut first, mut checked) = (&records[..], 0, None, false);
         while done < count {
-            let n = (count - done).min(CHUNK_RECORDS);
             parsed.clear();
             headers.clear();
-            for i in done..done + n {
-                parsed
-                    .push(read_record(&mut rest, i, self.base_timestamp, &mut headers).map_err(AppendError::Corrupt)?);
+            while done < count && parsed.len() < CHUNK_RECORDS && headers.len() < CHUNK_HEADERS {
+                parsed.push(read_record(&mut rest, done, self.base_timestamp, &mut headers).map_err(corrupt)?);
+                done += 1;
             }
-            if done + n == count && !rest.is_empty() {
-                return Err(AppendError::Corrupt(anyhow!("{} bytes after the last record", rest.len())));
+            if done < count && !checked {
+                // Appended in parts: the rest is checked before the first
+                // part goes in.
+                let (mut scan, mut scratch) = (rest, Vec::new());
+                for i in done..count {
+                    scratch.clear();
+                    read_record(&mut scan, i, self.base_timestamp, &mut scratch).map_err(corrupt)?;
+                }
+                rest_is_empty(scan)?;
+                checked = true;
+            }
+            if done == count {
+                rest_is_empty(rest)?;
             }
             let refs: Vec<RecordRef<'_>> = parsed
                 .iter()
@@ -147,7 +151,6 @@ impl IncomingBatch {
                 .collect();
             let at = log.append_refs(&refs).map_err(AppendError::Log)?;
             first.get_or_insert(at.base_offset);
-            done += n;
         }
         Ok(first.unwrap_or(log.high_watermark()))
     }
@@ -164,6 +167,14 @@ impl IncomingBatch {
             Compression::Lz4 => compression::Lz4::decompress(&mut body, take),
             Compression::Zstd => compression::Zstd::decompress(&mut body, take),
         }
+    }
+}
+
+/// Fails unless the batch's bytes after its last record are none.
+fn rest_is_empty(rest: &[u8]) -> Result<(), AppendError> {
+    match rest.len() {
+        0 => Ok(()),
+        n => Err(AppendError::Corrupt(anyhow!("{n} bytes after the last record"))),
     }
 }
 
@@ -200,6 +211,9 @@ fn read_record<'a>(
     let value = nullable(&mut r)?;
     let n = varint(&mut r)?;
     let n = usize::try_from(n).map_err(|_| anyhow!("record {index}: negative header count {n}"))?;
+    if n > CHUNK_HEADERS {
+        bail!("record {index}: {n} headers, more than {CHUNK_HEADERS}");
+    }
     let from = headers.len();
     for _ in 0..n {
         let name = nullable(&mut r)?.ok_or_else(|| anyhow!("record {index}: a header without a name"))?;

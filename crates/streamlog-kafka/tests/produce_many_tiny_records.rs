@@ -1,5 +1,5 @@
-//! A small compressed batch of a million tiny records is appended in
-//! bounded memory. Each record was decoded into an owned Kafka record and
+//! A small compressed batch of a million tiny records, or of records with
+//! many headers, is appended in bounded memory. Each record was decoded into an owned Kafka record and
 //! then an owned streamlog record (about 300 B for 7 B on the wire), all of
 //! a request's batches before any was appended: a batch of a few hundred
 //! KB, compressed, held hundreds of MB (the one here: 1.4 MB), and a crafted one (256 MiB of such
@@ -65,4 +65,30 @@ fn a_million_tiny_records_are_appended_in_bounded_memory() {
     }
     // Appended in parts of 32,768 records.
     assert_eq!(batches, RECORDS.div_ceil(32 * 1024));
+}
+
+#[test]
+fn records_with_many_headers_are_appended_in_parts_and_too_many_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Arc::new(Broker::open(dir.path(), BrokerOptions::default()).unwrap());
+    broker.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
+    let mut d = Dispatcher::new(Arc::clone(&broker), ServerConfig::default());
+    let log = broker.topic("t").unwrap().partition(0).unwrap();
+    // Empty names and values: 2 bytes each on the wire.
+    let many = vec![("", &b""[..]); 40_000];
+    let records: Vec<u8> = (0..3).flat_map(|i| raw_record(i, None, Some(b"v"), &many)).collect();
+    assert_eq!(produce_raw(&mut d, "t", raw_batch(&records, 0, 3, 2)), 0);
+    // 64 Ki headers an append at most: the first two records, then the third.
+    let batches = log.read(0, 1 << 30).unwrap();
+    let counts: Vec<u32> = batches.iter().map(|b| b.record_count()).collect();
+    assert_eq!(counts, [2, 1]);
+    for b in &batches {
+        for r in b.records() {
+            assert_eq!(r.unwrap().headers.len(), 40_000);
+        }
+    }
+
+    let too_many = raw_record(0, None, Some(b"v"), &vec![("", &b""[..]); 64 * 1024 + 1]);
+    assert_eq!(produce_raw(&mut d, "t", raw_batch(&too_many, 0, 1, 0)), 2, "CORRUPT_MESSAGE");
+    assert_eq!(log.high_watermark(), 3);
 }
