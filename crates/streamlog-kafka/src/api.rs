@@ -500,20 +500,36 @@ fn fetch(shared: &Shared, r: FetchRequest) -> FetchResponse {
     let deadline = start + max_wait;
     let min_bytes = r.min_bytes.max(0) as usize;
     loop {
-        let (resp, bytes, waits) = fetch_once(shared, &r);
+        let pass = fetch_once(shared, &r);
         let now = Instant::now();
-        if bytes >= min_bytes.max(1) || now >= deadline || waits.is_empty() || shared.stopping.load(Ordering::Acquire) {
-            return resp;
+        // As Kafka: enough bytes (a `min_bytes` of 0 answers at once), or a
+        // partition's error, ends the wait.
+        if pass.bytes >= min_bytes
+            || pass.failed
+            || now >= deadline
+            || pass.waits.is_empty()
+            || shared.stopping.load(Ordering::Acquire)
+        {
+            return pass.resp;
         }
-        let logs: Vec<(&Partition, u64)> = waits.iter().map(|(p, o)| (&**p, *o)).collect();
+        let logs: Vec<(&Partition, u64)> = pass.waits.iter().map(|(p, o)| (&**p, *o)).collect();
         // Woken by an append; checked again at least every 100 ms for shutdown.
         Partition::wait_for_any(&logs, deadline.min(now + Duration::from_millis(100)));
     }
 }
 
-/// One pass over the requested partitions: the response, its record bytes,
-/// and the partitions to wait on (with the offset each waits past).
-fn fetch_once(shared: &Shared, r: &FetchRequest) -> (FetchResponse, usize, Vec<(Arc<Partition>, u64)>) {
+/// One pass of a Fetch over the requested partitions.
+struct FetchPass {
+    resp: FetchResponse,
+    /// Record bytes in `resp`.
+    bytes: usize,
+    /// The partitions to wait on, with the offset each waits past.
+    waits: Vec<(Arc<Partition>, u64)>,
+    /// A partition answered with an error.
+    failed: bool,
+}
+
+fn fetch_once(shared: &Shared, r: &FetchRequest) -> FetchPass {
     let mut resp = FetchResponse::default();
     let mut total = 0usize;
     // The client's limit (none at 0 or below) within the server's, so that
@@ -573,7 +589,8 @@ fn fetch_once(shared: &Shared, r: &FetchRequest) -> (FetchResponse, usize, Vec<(
         }
         resp.responses.push(tr);
     }
-    (resp, total, waits)
+    let failed = resp.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != NONE);
+    FetchPass { resp, bytes: total, waits, failed }
 }
 
 fn list_offsets(shared: &Shared, r: ListOffsetsRequest) -> ListOffsetsResponse {

@@ -1,5 +1,6 @@
 //! Fetch over the wire: `max_wait_ms` bounds a long poll, `min_bytes` holds
-//! the answer until enough data is there, and an append wakes the poll.
+//! the answer until enough data is there (0: none), an append wakes the
+//! poll, and a partition error answers at once.
 
 mod common;
 
@@ -96,4 +97,25 @@ fn min_bytes_holds_the_answer_until_enough_data_or_max_wait() {
     appender.join().unwrap();
     assert!(record_bytes(&r) >= 1000, "{}", record_bytes(&r));
     assert!(waited < Duration::from_secs(4), "{waited:?}");
+}
+
+#[test]
+fn min_bytes_zero_or_a_partition_error_answers_at_once() {
+    let env = start();
+    env.broker.create_topic("w", TopicConfig::with_partitions(1)).unwrap();
+    let mut c = Client::connect(env.addr());
+    let t = Instant::now();
+    let r: FetchResponse = c.request(ApiKey::Fetch, 11, &fetch_request(0, 0, 5000));
+    assert!(t.elapsed() < Duration::from_secs(2), "min_bytes 0 waited {:?}", t.elapsed());
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    // An offset past the end beside an empty partition: the error comes at
+    // once, not after max_wait.
+    let mut req = fetch_request(0, 1, 5000);
+    let mut bad = req.topics[0].partitions[0].clone();
+    bad.fetch_offset = 99;
+    req.topics[0].partitions.push(bad);
+    let t = Instant::now();
+    let r: FetchResponse = c.request(ApiKey::Fetch, 11, &req);
+    assert!(t.elapsed() < Duration::from_secs(2), "an error waited {:?}", t.elapsed());
+    assert_eq!(r.responses[0].partitions[1].error_code, 1, "OFFSET_OUT_OF_RANGE");
 }
