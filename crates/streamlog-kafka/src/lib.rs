@@ -54,6 +54,10 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// Connections served at once; more are closed on accept. Default: 1024.
     pub max_connections: usize,
+    /// A connection that sends no request for this long (or does not take
+    /// a response for this long) is closed, its slot freed (Kafka's
+    /// `connections.max.idle.ms`). Default: 10 minutes.
+    pub connections_max_idle: Duration,
     /// Longest Fetch long poll, whatever the client asks. Default: 30 s.
     pub max_fetch_wait: Duration,
     /// Most record bytes in one Fetch response, whatever the client asks
@@ -79,6 +83,7 @@ impl Default for ServerConfig {
             auto_create_topics: true,
             max_frame_bytes: 100 << 20,
             max_connections: 1024,
+            connections_max_idle: Duration::from_secs(600),
             max_fetch_wait: Duration::from_secs(30),
             max_fetch_bytes: 55 << 20,
             advertised_host: None,
@@ -282,6 +287,12 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, handlers: Arc<Mutex<V
             continue;
         }
         let _ = stream.set_nodelay(true);
+        // Idle clients, and clients that stop reading their responses, do
+        // not hold a slot and a thread for ever.
+        let idle = Some(shared.config.connections_max_idle).filter(|d| !d.is_zero());
+        if stream.set_read_timeout(idle).is_err() || stream.set_write_timeout(idle).is_err() {
+            continue;
+        }
         let Ok(clone) = stream.try_clone() else { continue };
         next_id += 1;
         let id = next_id;

@@ -83,6 +83,25 @@ fn connections_over_the_limit_are_closed_and_shutdown_is_prompt() {
     assert!(start.elapsed() < Duration::from_secs(3));
 }
 
+#[test]
+fn an_idle_connection_is_closed_and_its_slot_freed() {
+    let env = start_with(ServerConfig {
+        max_connections: 1,
+        connections_max_idle: Duration::from_millis(200),
+        ..ServerConfig::default()
+    });
+    let mut idle = Client::connect(env.addr());
+    let r: MetadataResponse = idle.request(ApiKey::Metadata, 9, &MetadataRequest::default());
+    assert_eq!(r.brokers.len(), 1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while env.server.as_ref().unwrap().connection_count() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(env.server.as_ref().unwrap().connection_count(), 0);
+    assert!(idle.read_frame().is_none(), "closed by the server");
+    metadata_works(&env);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
     /// Random frames through the request decoder: never a panic or abort.
