@@ -36,11 +36,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::group::coordinator::Coordinator;
 use crate::group::{GroupDescription, OFFSETS_TOPIC};
-use crate::log::fsutil;
 use crate::log::mapcache::{self, MapCache};
 use crate::log::meta::{CleanMarker, lock_dir};
 use crate::log::mmap::Prefaulter;
 use crate::log::partition::BrokerLink;
+use crate::log::{fsutil, notify};
 
 /// Options of a [`Broker`].
 #[derive(Debug, Clone)]
@@ -386,7 +386,7 @@ impl Broker {
         if name == OFFSETS_TOPIC {
             return Err(Error::InvalidConfig(format!("{OFFSETS_TOPIC} is internal and cannot be deleted")));
         }
-        let _admin = inner.admin.lock();
+        let admin = inner.admin.lock();
         let topic = inner.topic(name)?;
         inner.link.marker.invalidate()?;
         // Move out first, before anything in memory changes: if the rename
@@ -407,25 +407,35 @@ impl Broker {
         inner.topics.write().remove(name);
         inner.topics_epoch.fetch_add(1, Ordering::AcqRel);
         topic.inner.deleted.store(true, Ordering::Release);
+        // Durably gone, then its committed offsets: a new topic of the same
+        // name starts from scratch. (After a crash in between, open forgets
+        // the offsets of topics that no longer exist.)
+        let forgotten = fsutil::sync_dir(&inner.topics_dir)
+            .and_then(|()| fsutil::sync_dir(&trash))
+            .and_then(|()| inner.coordinator().offsets.forget_topic(name, inner.opts.clock.now_ms()));
+        drop(admin);
+        // Its waiters are woken once the admin lock is let go: a waker may
+        // run its task on the spot, and the task call back into the broker
+        // (create a topic, which takes that lock). Whatever they do, all of
+        // the delete is done before a waker's panic goes on.
+        let mut panicked = None;
         for p in topic.partitions() {
             // The files are in the trash; a failed clean close changes
             // nothing. Closing wakes the consumers waiting on them.
-            let _ = p.shutdown();
+            notify::catch_panic(&mut panicked, || drop(p.shutdown()));
         }
         // Again, now that the partitions are closed: a consumer looks for
         // closed partitions only when the epoch moved since its last look.
         inner.topics_epoch.fetch_add(1, Ordering::AcqRel);
         // Also those that hold no partition of it (subscribed by name, or
         // with its partitions paused): none may wait on a topic that is gone.
-        inner.waiters.wake_all();
-        fsutil::sync_dir(&inner.topics_dir)?;
-        fsutil::sync_dir(&trash)?;
-        // Then its committed offsets: a new topic of the same name starts
-        // from scratch. (After a crash in between, open forgets the offsets
-        // of topics that no longer exist.)
-        inner.coordinator().offsets.forget_topic(name, inner.opts.clock.now_ms())?;
-        fs::remove_dir_all(&doomed).map_err(Error::io("remove", &doomed))?;
-        fsutil::sync_dir(&trash)
+        notify::catch_panic(&mut panicked, || inner.waiters.wake_all());
+        let result = forgotten.and_then(|()| {
+            fs::remove_dir_all(&doomed).map_err(Error::io("remove", &doomed))?;
+            fsutil::sync_dir(&trash)
+        });
+        notify::resume_panic(panicked);
+        result
     }
 
     /// Raises a topic's partition count to `new_count` (it can only grow, as

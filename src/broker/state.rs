@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::group::coordinator::Coordinator;
 use crate::group::{OFFSETS_TOPIC, TopicView};
 use crate::log::fsutil;
-use crate::log::notify::WaitList;
+use crate::log::notify::{self, WaitList};
 use crate::log::partition::{BrokerLink, BrokerOpen, Partition};
 use crate::log::periodic::Periodic;
 
@@ -352,14 +352,19 @@ impl BrokerState {
         }
         let started = std::time::Instant::now();
         let _span = tracing::info_span!("streamlog.close", dir = %self.dir.display()).entered();
-        self.waiters.wake_all();
+        // A waker that panics is let go on only once the close is done:
+        // `closed` is set, so a second close would not finish it.
+        let mut panicked = None;
+        notify::catch_panic(&mut panicked, || self.waiters.wake_all());
         self.timer.shutdown();
         let _admin = self.admin.lock();
         let mut first_error = Ok(());
         let mut states = Vec::new();
         for (name, topic) in self.topics.read().iter() {
             for (i, p) in topic.partitions().iter().enumerate() {
-                match p.shutdown_clean() {
+                let mut closed = Ok(None);
+                notify::catch_panic(&mut panicked, || closed = p.shutdown_clean());
+                match closed {
                     Ok(Some(state)) => states.push((name.clone(), i as u32, state)),
                     Ok(None) => {}
                     Err(e) if first_error.is_ok() => first_error = Err(e),
@@ -395,6 +400,8 @@ impl BrokerState {
         if self.temporary.load(Ordering::Acquire) {
             crate::broker::temporary::remove_later(self.dir.clone());
         }
+        drop(_admin);
+        notify::resume_panic(panicked);
         first_error
     }
 }

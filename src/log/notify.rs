@@ -208,12 +208,29 @@ pub(crate) fn wake_each<T>(items: impl Iterator<Item = T>, wake: impl Fn(T)) {
     // panic is never raised while the first unwinds (that would abort).
     let mut first_panic = None;
     for item in items {
-        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wake(item))) {
-            first_panic.get_or_insert(panic);
-        }
+        catch_panic(&mut first_panic, || wake(item));
     }
-    // The first panic goes on, unless this runs while another unwinds.
-    if let Some(panic) = first_panic
+    resume_panic(first_panic);
+}
+
+/// A panic caught by [`catch_panic`], to go on with by [`resume_panic`].
+pub(crate) type Panic = Box<dyn std::any::Any + Send>;
+
+/// Runs `f`; a panic it raises is kept in `first` (if it holds none yet)
+/// instead of unwinding: for wake-ups in the middle of work that must be
+/// finished whatever a waker does (waking each waiter; deleting a topic;
+/// closing the broker).
+pub(crate) fn catch_panic(first: &mut Option<Panic>, f: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        first.get_or_insert(panic);
+    }
+}
+
+/// Goes on with the panic [`catch_panic`] kept, if any, once the work is
+/// done: unless this runs while another panic unwinds (a second one would
+/// abort the process).
+pub(crate) fn resume_panic(first: Option<Panic>) {
+    if let Some(panic) = first
         && !std::thread::panicking()
     {
         std::panic::resume_unwind(panic);

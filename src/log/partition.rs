@@ -20,7 +20,7 @@ use crate::log::meta::{
     read_clean_marker,
 };
 use crate::log::mmap::Prefaulter;
-use crate::log::notify::{WaitList, Waiter};
+use crate::log::notify::{self, WaitList, Waiter};
 use crate::log::options::{Durability, MAX_TIMESTAMP, PartitionOptions};
 use crate::log::periodic::{Periodic, Worker};
 use crate::log::record::{Batch, Record, RecordRef, TimestampType};
@@ -868,10 +868,23 @@ impl Partition {
         // append's high watermark does (a deleted topic or a closed broker
         // must not leave a consumer parked).
         inner.closed.store(true, Ordering::SeqCst);
-        inner.waiters.wake_all();
-        // Async appends waiting for a sync learn of the close.
-        inner.wake_sync_waiters(inner.sync.lock());
+        // Woken outside the lock: a waker may run its task on the spot,
+        // and the task call back into the partition. A waker's panic goes
+        // on once the partition is sealed.
         drop(maintenance);
+        let mut panicked = None;
+        notify::catch_panic(&mut panicked, || inner.waiters.wake_all());
+        // Async appends waiting for a sync learn of the close.
+        notify::catch_panic(&mut panicked, || inner.wake_sync_waiters(inner.sync.lock()));
+        let sealed = self.seal_closed(writer);
+        notify::resume_panic(panicked);
+        sealed
+    }
+
+    /// The rest of [`Partition::seal_for_close`], once closed: waits for
+    /// background seals, then seals the active segment of `writer`.
+    fn seal_closed(&self, writer: Option<Writer>) -> Result<Option<CleanState>> {
+        let inner = &*self.inner;
         // A background seal of a rolled segment finishes first: a clean
         // close leaves everything synced. (Its failure poisons: checked next.)
         let _ = inner.wait_seals();
@@ -1139,7 +1152,7 @@ impl Inner {
         }
         let wakers = std::mem::take(&mut state.wakers);
         drop(state);
-        super::notify::wake_each(wakers.into_iter(), Waker::wake);
+        notify::wake_each(wakers.into_iter(), Waker::wake);
     }
 }
 
