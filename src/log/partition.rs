@@ -640,6 +640,27 @@ impl Partition {
         Ok(None)
     }
 
+    /// The first record with the largest timestamp in the log, and that
+    /// timestamp (Kafka's `ListOffsets` with `MAX_TIMESTAMP`, KIP-734), or
+    /// `None` if the log holds no record.
+    pub fn max_timestamp_offset(&self) -> Result<Option<(u64, i64)>> {
+        let inner = &*self.inner;
+        let end = inner.high_watermark.load(Ordering::Acquire);
+        let start = inner.log_start_offset.load(Ordering::Acquire);
+        let segments = inner.segments();
+        let bound = |i: usize| segments.get(i + 1).map_or(end, |s: &Arc<Segment>| s.base_offset().min(end));
+        // The first segment holding the largest timestamp (`i64::MIN`: empty).
+        let mut best: Option<(usize, i64)> = None;
+        for (i, seg) in segments.iter().enumerate() {
+            let ts = seg.max_timestamp(bound(i))?;
+            if ts != i64::MIN && best.is_none_or(|(_, max)| ts > max) {
+                best = Some((i, ts));
+            }
+        }
+        let Some((i, ts)) = best else { return Ok(None) };
+        Ok(segments[i].offset_for_timestamp(ts, bound(i))?.map(|o| (o.max(start), ts)))
+    }
+
     /// The first offset still in the log.
     pub fn log_start_offset(&self) -> u64 {
         self.inner.log_start_offset.load(Ordering::Acquire)

@@ -617,10 +617,13 @@ fn list_offsets(shared: &Shared, r: ListOffsetsRequest) -> ListOffsetsResponse {
                         Ok(None) => {}
                         Err(e) => pr.error_code = error_code(&e),
                     },
-                    -3 => {
-                        // Max timestamp (KIP-734): the record with the largest timestamp.
-                        pr.offset = log.high_watermark().saturating_sub(1) as i64;
-                    }
+                    // Max timestamp (KIP-734): the record with the largest
+                    // timestamp; none in an empty log.
+                    -3 => match log.max_timestamp_offset() {
+                        Ok(Some((o, ts))) => (pr.offset, pr.timestamp) = (o as i64, ts),
+                        Ok(None) => {}
+                        Err(e) => pr.error_code = error_code(&e),
+                    },
                     _ => pr.error_code = INVALID_REQUEST,
                 },
             }
