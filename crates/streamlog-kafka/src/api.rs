@@ -446,12 +446,16 @@ fn produce_partition(
     durability: Durability,
 ) -> Result<(i64, i64), (i16, Option<String>)> {
     let batches = records::split_produce(data).map_err(|e| (CORRUPT_MESSAGE, Some(e.to_string())))?;
-    let append = |b: &records::IncomingBatch| {
-        b.append_to(log).map(|o| o as i64).map_err(|e| match e {
-            records::AppendError::Corrupt(e) => (CORRUPT_MESSAGE, Some(e.to_string())),
-            records::AppendError::Log(e) => (error_code(&e), Some(e.to_string())),
-        })
+    let failed = |e| match e {
+        records::AppendError::Corrupt(e) => (CORRUPT_MESSAGE, Some(e.to_string())),
+        records::AppendError::Log(e) => (error_code(&e), Some(e.to_string())),
     };
+    if batches.len() > 1 {
+        // All decoded before any is appended (each is decoded again when
+        // appended, one at a time: memory stays one batch's).
+        batches.iter().try_for_each(|b| b.check()).map_err(failed)?;
+    }
+    let append = |b: &records::IncomingBatch| b.append_to(log).map(|o| o as i64).map_err(failed);
     let mut first: Option<i64> = None;
     for b in batches {
         if b.count == 0 || b.control {

@@ -129,12 +129,7 @@ impl IncomingBatch {
             if done < count && !checked {
                 // Appended in parts: the rest is checked before the first
                 // part goes in.
-                let (mut scan, mut scratch) = (rest, Vec::new());
-                for i in done..count {
-                    scratch.clear();
-                    read_record(&mut scan, i, self.base_timestamp, &mut scratch).map_err(corrupt)?;
-                }
-                rest_is_empty(scan)?;
+                check_records(rest, done..count, self.base_timestamp)?;
                 checked = true;
             }
             if done == count {
@@ -155,6 +150,15 @@ impl IncomingBatch {
         Ok(first.unwrap_or(log.high_watermark()))
     }
 
+    /// Decodes every record of the batch, appending none: a request of
+    /// several batches is checked whole before any is appended, as Kafka
+    /// does, so that one that does not decode leaves the others unwritten
+    /// (a client retrying the request would write them twice).
+    pub(crate) fn check(&self) -> Result<(), AppendError> {
+        let records = self.decompress().map_err(AppendError::Corrupt)?;
+        check_records(&records, 0..self.count as usize, self.base_timestamp)
+    }
+
     /// The batch's record bytes, decompressed (at most the vendored
     /// decoder's `MAX_DECOMPRESSED_BYTES`).
     fn decompress(&self) -> anyhow::Result<Bytes> {
@@ -168,6 +172,17 @@ impl IncomingBatch {
             Compression::Zstd => compression::Zstd::decompress(&mut body, take),
         }
     }
+}
+
+/// Decodes records `indexes` from `rest` (which must hold exactly them),
+/// keeping nothing.
+fn check_records(mut rest: &[u8], indexes: std::ops::Range<usize>, base_timestamp: i64) -> Result<(), AppendError> {
+    let mut scratch = Vec::new();
+    for i in indexes {
+        scratch.clear();
+        read_record(&mut rest, i, base_timestamp, &mut scratch).map_err(AppendError::Corrupt)?;
+    }
+    rest_is_empty(rest)
 }
 
 /// Fails unless the batch's bytes after its last record are none.

@@ -1,7 +1,8 @@
 //! What a produced batch must be, checked as Kafka checks it
 //! (CORRUPT_MESSAGE, nothing appended): a record count that matches the
 //! offset range, offset deltas counting up from 0, records that fill their
-//! lengths exactly and the batch exactly. And what it keeps: repeated
+//! lengths exactly and the batch exactly; a request of several batches is
+//! checked whole before any is appended. And what it keeps: repeated
 //! header names (Kafka allows them), in order, in the log and in a Fetch.
 
 mod common;
@@ -39,6 +40,10 @@ fn malformed_batches_are_refused_and_repeated_header_names_kept() {
     long[0] += 2; // zigzag: one more byte
     long.push(0);
     assert_eq!(produce_raw(&mut d, "t", raw_batch(&long, 0, 1, 0)), CORRUPT_MESSAGE);
+    // A good batch, then one that does not decode, in one request: neither
+    // is appended (a client retrying would write the first twice).
+    let request = [raw_batch(&two, 0, 2, 1), raw_batch(&trailing, 0, 2, 1)].concat();
+    assert_eq!(produce_raw(&mut d, "t", request.into()), CORRUPT_MESSAGE);
     let log = broker.topic("t").unwrap().partition(0).unwrap();
     assert_eq!(log.high_watermark(), 0, "nothing appended");
 
