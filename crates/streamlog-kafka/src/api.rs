@@ -86,11 +86,26 @@ fn error_code(e: &Error) -> i16 {
 /// answered with its first offset instead of being appended twice).
 pub(crate) struct ProducerState {
     table: Mutex<ProducerTable>,
+    /// Held across one producer's check, append and record on a partition
+    /// (by a hash of the three): only those of the same producer and
+    /// partition wait for each other, not every idempotent produce for one
+    /// table lock held across appends (and their fsyncs on `Sync` topics).
+    appending: [Mutex<()>; 64],
 }
 
 impl ProducerState {
     pub(crate) fn new(expiration: Duration, max_ids: usize) -> ProducerState {
-        ProducerState { table: Mutex::new(ProducerTable::new(expiration, max_ids)) }
+        ProducerState {
+            table: Mutex::new(ProducerTable::new(expiration, max_ids)),
+            appending: std::array::from_fn(|_| Mutex::new(())),
+        }
+    }
+
+    /// The lock of `seq`'s producer and partition.
+    fn appending(&self, seq: &SeqBatch<'_>) -> parking_lot::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one((seq.producer_id, seq.topic, seq.partition));
+        self.appending[(hash % 64) as usize].lock()
     }
 }
 
@@ -462,8 +477,9 @@ fn produce_partition(
             continue; // Transaction markers: no transactions here.
         }
         let base = if b.producer_id >= 0 && b.base_sequence >= 0 {
-            // Idempotent: checked and appended under the producer table's
-            // lock, so two connections cannot interleave one producer.
+            // Idempotent: checked, appended and recorded holding the lock
+            // of this producer and partition, so two connections cannot
+            // interleave one producer.
             let seq = SeqBatch {
                 producer_id: b.producer_id,
                 epoch: b.producer_epoch,
@@ -472,9 +488,10 @@ fn produce_partition(
                 first_seq: b.base_sequence,
                 last_seq: b.base_sequence.wrapping_add(b.count - 1),
             };
-            let mut table = shared.producers.table.lock();
+            let _appending = shared.producers.appending(&seq);
             let now = Instant::now();
-            match table.check(&seq, now) {
+            let checked = shared.producers.table.lock().check(&seq, now);
+            match checked {
                 Err(code) => return Err((code, None)),
                 Ok(SeqCheck::Duplicate(off)) => {
                     first.get_or_insert(off); // A retried duplicate: its first offset.
@@ -483,7 +500,7 @@ fn produce_partition(
                 Ok(SeqCheck::Append) => {}
             }
             let base = append(&b)?;
-            table.record(&seq, base, now);
+            shared.producers.table.lock().record(&seq, base, now);
             base
         } else {
             append(&b)?
