@@ -696,8 +696,12 @@ fn create_topics(shared: &Shared, r: CreateTopicsRequest) -> CreateTopicsRespons
     let mut resp = CreateTopicsResponse::default();
     for t in r.topics {
         let mut tr = create_topics_response::CreatableTopicResult::default();
-        let partitions =
-            if t.num_partitions < 0 { shared.config.auto_create_partitions } else { t.num_partitions as u32 };
+        // -1: as many as the replica assignments list, or the default.
+        let partitions = match t.num_partitions {
+            n if n >= 0 => n as u32,
+            _ if !t.assignments.is_empty() => t.assignments.len() as u32,
+            _ => shared.config.auto_create_partitions,
+        };
         tr.num_partitions = partitions as i32;
         tr.replication_factor = 1;
         let entries: Vec<(String, Option<String>)> =
