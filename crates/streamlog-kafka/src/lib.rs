@@ -56,7 +56,7 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// A connection that sends no request for this long (or does not take
     /// a response for this long) is closed, its slot freed (Kafka's
-    /// `connections.max.idle.ms`). Default: 10 minutes.
+    /// `connections.max.idle.ms`; zero: never). Default: 10 minutes.
     pub connections_max_idle: Duration,
     /// Longest Fetch long poll, whatever the client asks. Default: 30 s.
     pub max_fetch_wait: Duration,
