@@ -15,7 +15,7 @@ use crate::broker::BrokerState;
 use crate::error::{Error, Result};
 use crate::group::coordinator::{Group, Join};
 use crate::group::{Assignor, MAX_GROUP_ID_LEN, OffsetAndMetadata, TopicPartition};
-use crate::log::notify::Waiter;
+use crate::log::notify::{Panic, Waiter, catch_panic, resume_panic};
 use crate::log::partition::Partition;
 use crate::log::record::{Batch, Header, TimestampType};
 
@@ -241,7 +241,10 @@ impl ConsumerConfig {
 /// Told about partitions coming and going in a group, on the consumer's
 /// thread, from within `poll` (Kafka's `ConsumerRebalanceListener`). Set
 /// with [`Consumer::subscribe_with`] or [`Consumer::set_listener`]; every
-/// method has a default that does nothing.
+/// method has a default that does nothing. A panic in
+/// `on_partitions_revoked` comes out of the `poll` (or `close`) that called
+/// it once the revocation is done: the partitions are given up, and a
+/// closing member leaves its group, all the same.
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
@@ -904,14 +907,19 @@ impl Consumer {
         }
         if let Some(m) = self.membership.take() {
             let held: Vec<TopicPartition> = self.assigned.keys().cloned().collect();
+            let mut panic = None;
             if !held.is_empty()
                 && !unwinding
                 && let Some(l) = self.listener.as_mut()
             {
-                l.on_partitions_revoked(&held);
+                // Caught until the member has left: its partitions would
+                // stay blocked until `max_poll_interval` ran out (a closed
+                // consumer does not leave again).
+                catch_panic(&mut panic, || l.on_partitions_revoked(&held));
             }
-            self.broker.coordinator().leave(&m.group, &m.member_id, self.broker.now_ms());
             self.assigned.clear();
+            self.broker.coordinator().leave(&m.group, &m.member_id, self.broker.now_ms());
+            resume_panic(panic);
         }
         result
     }
@@ -1139,23 +1147,12 @@ impl Consumer {
             let target: BTreeSet<&TopicPartition> = state.target.iter().collect();
             let revoked: Vec<TopicPartition> =
                 self.assigned.keys().filter(|tp| !cooperative || !target.contains(tp)).cloned().collect();
-            let m = self.membership.as_mut().expect("checked above");
-            m.generation = state.generation;
-            m.target = state.target.clone();
-            if !revoked.is_empty() {
-                if self.config.enable_auto_commit {
-                    // Still held at the new generation: the commit is valid.
-                    let _ = self.commit_positions(&revoked);
-                }
-                if let Some(l) = self.listener.as_mut() {
-                    l.on_partitions_revoked(&revoked);
-                }
-                let m = self.membership.as_ref().expect("checked above");
-                for tp in &revoked {
-                    self.assigned.remove(tp);
-                    m.group.release(&m.member_id, tp);
-                }
-            }
+            self.membership.as_mut().expect("checked above").target = state.target.clone();
+            let panic = self.revoke(&revoked);
+            // Only once the revocation is done: a poll that stopped short
+            // of it would otherwise never revoke again (same generation).
+            self.membership.as_mut().expect("checked above").generation = state.generation;
+            resume_panic(panic);
         }
         let m = self.membership.as_ref().expect("checked above");
         let mut newly = Vec::new();
@@ -1181,6 +1178,34 @@ impl Consumer {
             l.on_partitions_assigned(&newly);
         }
         Ok(())
+    }
+
+    /// Gives `revoked` up: commits their positions (with auto-commit),
+    /// tells the listener, releases them to the group. Done to the end
+    /// whatever the listener, or a waker woken by a release, does: a panic
+    /// there would leave the partitions held and read by this member, and
+    /// their new owner waiting. The first panic is returned, to go on with
+    /// once the caller is done.
+    fn revoke(&mut self, revoked: &[TopicPartition]) -> Option<Panic> {
+        let mut panic = None;
+        if revoked.is_empty() {
+            return panic;
+        }
+        if self.config.enable_auto_commit {
+            // Still held at the new generation: the commit is valid.
+            catch_panic(&mut panic, || {
+                let _ = self.commit_positions(revoked);
+            });
+        }
+        if let Some(l) = self.listener.as_mut() {
+            catch_panic(&mut panic, || l.on_partitions_revoked(revoked));
+        }
+        let m = self.membership.as_ref().expect("revoked by a member");
+        for tp in revoked {
+            self.assigned.remove(tp);
+            catch_panic(&mut panic, || m.group.release(&m.member_id, tp));
+        }
+        panic
     }
 
     fn maybe_auto_commit(&mut self) -> Result<()> {
@@ -1620,8 +1645,14 @@ impl Consumer {
 impl Drop for Consumer {
     fn drop(&mut self) {
         self.leave_wait_lists();
-        let _ = self.shutdown();
+        // A listener's panic goes on once the waiter is off the broker's
+        // list, which would keep it for the broker's life otherwise.
+        let mut panic = None;
+        catch_panic(&mut panic, || {
+            let _ = self.shutdown();
+        });
         self.broker.waiters.unregister(&self.waiter);
+        resume_panic(panic);
     }
 }
 
