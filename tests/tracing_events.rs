@@ -122,3 +122,24 @@ fn open_rebalance_and_a_background_maintenance_failure_are_reported() {
     assert!(line.starts_with("WARN"), "{line}");
     broker.close().unwrap();
 }
+
+#[test]
+fn a_failed_auto_commit_is_a_warning() {
+    capture();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let tmp = tempfile::tempdir().unwrap();
+    let broker =
+        Broker::open(tmp.path(), BrokerOptions::default().clock(clock.clone()).maintenance_interval(None)).unwrap();
+    broker.create_topic("busy", TopicConfig::with_partitions(1)).unwrap();
+    let mut member = broker.consumer(ConsumerConfig::with_group("busy").enable_auto_commit(false)).unwrap();
+    member.subscribe(&["busy"]).unwrap();
+    member.poll(Duration::ZERO).unwrap();
+    // Outside the group, which has a member: its auto-commit is refused.
+    let mut outsider = broker.consumer(ConsumerConfig::with_group("busy")).unwrap();
+    outsider.assign(&[streamlog::TopicPartition::new("busy", 0)]).unwrap();
+    outsider.poll(Duration::ZERO).unwrap();
+    clock.advance(Duration::from_secs(6));
+    outsider.poll(Duration::ZERO).unwrap();
+    let line = wait_for(&["auto-commit failed", "group=\"busy\""]);
+    assert!(line.starts_with("WARN"), "{line}");
+}

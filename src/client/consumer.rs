@@ -50,8 +50,12 @@ pub struct ConsumerConfig {
     /// `auto.offset.reset`). Default: [`OffsetReset::Latest`].
     pub auto_offset_reset: OffsetReset,
     /// Commit positions from `poll` every `auto_commit_interval`, on
-    /// revocation and on close, but not when a panic drops the consumer
-    /// (Kafka's `enable.auto.commit`). Default: `true`.
+    /// revocation and on close (or drop), but not when a panic drops the
+    /// consumer (Kafka's `enable.auto.commit`). A consumer with manually
+    /// assigned partitions commits too, if it has a `group_id`, while the
+    /// group has no members. A failed auto-commit is a `tracing` warning,
+    /// not an error of `poll` or `close` (as Kafka logs it), but for
+    /// [`Error::Closed`]; the next one tries again. Default: `true`.
     pub enable_auto_commit: bool,
     /// How often auto-commit commits (Kafka's `auto.commit.interval.ms`). Default: 5 s.
     pub auto_commit_interval: Duration,
@@ -1217,10 +1221,25 @@ impl Consumer {
             return Ok(());
         }
         self.last_auto_commit_ms = now;
+        self.auto_commit()
+    }
+
+    /// Commits every position for auto-commit. A failure is logged, not
+    /// returned: the records were returned all the same, and the next
+    /// auto-commit tries again (a consumer outside its group is refused
+    /// every time while the group has members). But the broker's close,
+    /// which `poll` reports at once.
+    fn auto_commit(&mut self) -> Result<()> {
         match self.commit() {
+            Ok(()) => Ok(()),
             // A rebalance happened since the last sync: the next poll syncs.
             Err(Error::StaleGeneration { .. }) => Ok(()),
-            other => other,
+            Err(e) => {
+                self.broker.check_open()?;
+                let group = self.config.group_id.as_deref().unwrap_or_default();
+                tracing::warn!(group, error = %e, "auto-commit failed");
+                Ok(())
+            }
         }
     }
 
@@ -1625,7 +1644,9 @@ impl Consumer {
         }
     }
 
-    /// Commits (with auto-commit), leaves the group and closes the consumer.
+    /// Commits (with auto-commit, a member or a consumer of manually
+    /// assigned partitions with a `group_id`), leaves the group and closes
+    /// the consumer.
     pub fn close(mut self) -> Result<()> {
         self.shutdown()
     }
@@ -1637,6 +1658,13 @@ impl Consumer {
         self.closed = true;
         if self.broker.check_open().is_err() {
             return Ok(());
+        }
+        // A group member commits as it leaves (`leave_group`); a consumer
+        // of manually assigned partitions here, not when a panic drops it
+        // (see `leave_group`).
+        let manual = matches!(self.subscription, Subscription::Manual);
+        if manual && self.config.enable_auto_commit && self.config.group_id.is_some() && !std::thread::panicking() {
+            return self.auto_commit();
         }
         self.leave_group()
     }
