@@ -181,8 +181,9 @@ impl ConsumerGroup {
     /// by the wire front). Waits up to `max_wait` for the join phase to
     /// end, parking the calling thread (woken by the group); meanwhile the
     /// member counts as alive. [`Error::UnknownMember`] if the rebalance
-    /// went on without it; [`Error::FencedInstanceId`] if an in-process
-    /// consumer holds its instance id.
+    /// went on without it, or if `member_id` is an in-process consumer's;
+    /// [`Error::FencedInstanceId`] if an in-process consumer holds its
+    /// instance id.
     pub fn remote_join(&self, join: RemoteJoin, max_wait: Duration) -> Result<RemoteJoinOutcome> {
         let inner = &*self.broker;
         inner.check_open()?;

@@ -379,10 +379,15 @@ impl Group {
     /// group rebalances once the others rejoined. A static member that
     /// closed within its session timeout takes its place back, with its
     /// assignment and without a rebalance; one whose instance id a live
-    /// member holds is refused with [`Error::FencedInstanceId`].
+    /// member holds is refused with [`Error::FencedInstanceId`]. A remote
+    /// join with the member id of an in-process member is refused with
+    /// [`Error::UnknownMember`]: it would take that member's place.
     fn join(&self, st: &mut GroupInner, coordinator: &Coordinator, join: Join) -> Result<()> {
         let now = join.now_ms;
         Self::tick(st, coordinator, now);
+        if join.remote && st.members.get(&join.member_id).is_some_and(|m| !m.remote) {
+            return Err(Error::UnknownMember { group: self.id.clone(), member_id: join.member_id });
+        }
         let same_instance = join.group_instance_id.as_ref().and_then(|iid| {
             st.members.iter().find(|(_, m)| m.instance_id.as_ref() == Some(iid)).map(|(id, _)| id.clone())
         });
