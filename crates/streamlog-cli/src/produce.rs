@@ -1,60 +1,180 @@
 //! `streamlog produce`: lines from stdin to a topic.
+//!
+//! What was read goes out as soon as no more input is ready: a terminal or a
+//! slow pipe (`tail -f app.log | streamlog produce logs`) sends each line at
+//! once, a fast pipe sends groups (one append per partition per group), as
+//! Kafka's console producer groups only what comes within a few ms.
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Stdout, Write};
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use serde_json::Value;
-use streamlog::{ProducerRecord, RecordMetadata};
+use streamlog::{Producer, ProducerRecord, RecordMetadata};
 
 use crate::cli::ProduceArgs;
 use crate::output::stdout;
 use crate::{Failure, Res, open_for_write};
 
-/// Piped input is appended in groups of this many lines (one append per
-/// partition per group), so a large input is not one record per call; typed
-/// lines go out one by one.
-const LINES_PER_SEND: usize = 1024;
+/// At most this many lines go in one send.
+const MAX_LINES_PER_SEND: usize = 1024;
+/// Bytes asked of stdin per read.
+const READ_BYTES: usize = 64 << 10;
+/// How long a wait for input lasts before it looks at the stop flag again.
+const STOP_CHECK: Duration = Duration::from_millis(100);
 
 pub fn run(data: &Path, args: ProduceArgs) -> Res {
     let broker = open_for_write(data)?;
     broker.topic(args.topic.name())?;
-    let producer = broker.producer();
-    let mut out = stdout();
-    let per_send = if io::stdin().is_terminal() { 1 } else { LINES_PER_SEND };
-    let mut pending = Vec::with_capacity(per_send);
-    let flush = |pending: &mut Vec<ProducerRecord>, out: &mut dyn Write| -> Res {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    // Ctrl-C, SIGTERM or SIGHUP ends the input; what was read is appended
+    // and the broker closed. If a handler is already set, keep it.
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Release));
+    let mut sender = Sender { producer: broker.producer(), verbose: args.verbose, out: stdout() };
+    let mut input = Input::stdin()?;
+    let mut pending = Vec::new();
+    let mut line_no = 0u64;
+    'read: loop {
+        while let Some(line) = input.next_line() {
+            line_no += 1;
+            let line = std::str::from_utf8(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            let record = match parse_line(&args, line) {
+                Ok(r) => r,
+                Err(why) => {
+                    // What came before the bad line is appended, and said so.
+                    sender.send(&mut pending)?;
+                    broker.close()?;
+                    return Err(Failure::new(format!("line {line_no}: {why} (lines before it were appended)")));
+                }
+            };
+            pending.push(record);
+            if pending.len() == MAX_LINES_PER_SEND {
+                sender.send(&mut pending)?;
+            }
+        }
+        if input.at_end() || stop.load(Ordering::Acquire) {
+            break;
+        }
+        if !input.ready(Duration::ZERO)? {
+            // Nothing more to read now: what was read goes out before the wait.
+            sender.send(&mut pending)?;
+            while !input.ready(STOP_CHECK)? {
+                if stop.load(Ordering::Acquire) {
+                    break 'read;
+                }
+            }
+        }
+        input.fill()?;
+    }
+    sender.send(&mut pending)?;
+    broker.close()?;
+    Ok(())
+}
+
+/// Appends groups of records; with `verbose`, prints where each went.
+struct Sender {
+    producer: Producer,
+    verbose: bool,
+    out: BufWriter<Stdout>,
+}
+
+impl Sender {
+    fn send(&mut self, pending: &mut Vec<ProducerRecord>) -> Res {
         if pending.is_empty() {
             return Ok(());
         }
-        let metas = producer.send_batch(std::mem::take(pending))?;
-        if args.verbose {
+        let metas = self.producer.send_batch(std::mem::take(pending))?;
+        if self.verbose {
             for RecordMetadata { topic, partition, offset, .. } in metas {
-                writeln!(out, "{topic}:{partition}:{offset}")?;
+                writeln!(self.out, "{topic}:{partition}:{offset}")?;
             }
+            self.out.flush()?;
         }
         Ok(())
-    };
-    for (n, line) in io::stdin().lock().lines().enumerate() {
-        let line = line?;
-        let record = match parse_line(&args, &line) {
-            Ok(r) => r,
-            Err(why) => {
-                // What came before the bad line is appended, and said so.
-                flush(&mut pending, &mut out)?;
-                out.flush()?;
-                broker.close()?;
-                return Err(Failure::new(format!("line {}: {why} (lines before it were appended)", n + 1)));
+    }
+}
+
+/// Standard input in lines, with a way to ask, before a read that could
+/// block, whether anything is ready.
+struct Input {
+    /// A duplicate of fd 0, read directly: the buffer of `io::stdin()`
+    /// could hold bytes that poll(2) does not see.
+    file: File,
+    buf: Vec<u8>,
+    /// Where the bytes not yet returned as lines start in `buf`.
+    start: usize,
+    /// How many bytes from `start` on are known to hold no `\n`.
+    searched: usize,
+    eof: bool,
+}
+
+impl Input {
+    fn stdin() -> io::Result<Input> {
+        let file = File::from(io::stdin().as_fd().try_clone_to_owned()?);
+        Ok(Input { file, buf: Vec::new(), start: 0, searched: 0, eof: false })
+    }
+
+    /// The next line already read, without its `\n` (or `\r\n`); at the end
+    /// of the input, a last line without one.
+    fn next_line(&mut self) -> Option<&[u8]> {
+        let rest = &self.buf[self.start..];
+        let (len, used) = match rest[self.searched..].iter().position(|&b| b == b'\n') {
+            Some(i) => (self.searched + i, self.searched + i + 1),
+            None if self.eof && !rest.is_empty() => (rest.len(), rest.len()),
+            None => {
+                self.searched = rest.len();
+                return None;
             }
         };
-        pending.push(record);
-        if pending.len() == per_send {
-            flush(&mut pending, &mut out)?;
+        self.start += used;
+        self.searched = 0;
+        let line = &rest[..len];
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    }
+
+    /// Whether every byte of the input was read and returned.
+    fn at_end(&self) -> bool {
+        self.eof && self.start == self.buf.len()
+    }
+
+    /// Whether a read would return at once (bytes, the end or an error),
+    /// after waiting up to `timeout` for it; a signal ends the wait early.
+    fn ready(&self, timeout: Duration) -> io::Result<bool> {
+        let mut fd = libc::pollfd { fd: self.file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `fd` is one initialized pollfd, alive for the call, and
+        // the count passed is 1.
+        match unsafe { libc::poll(&mut fd, 1, ms) } {
+            -1 => match io::Error::last_os_error() {
+                e if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+                e => Err(e),
+            },
+            n => Ok(n > 0),
         }
     }
-    flush(&mut pending, &mut out)?;
-    out.flush()?;
-    broker.close()?;
-    Ok(())
+
+    /// Reads what is there, waiting if nothing is (ask `ready` first).
+    fn fill(&mut self) -> io::Result<()> {
+        // Keep only the bytes not returned yet (a line not ended yet).
+        self.buf.drain(..self.start);
+        self.start = 0;
+        let len = self.buf.len();
+        self.buf.resize(len + READ_BYTES, 0);
+        let read = loop {
+            match self.file.read(&mut self.buf[len..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        self.buf.truncate(len + *read.as_ref().unwrap_or(&0));
+        self.eof = read? == 0;
+        Ok(())
+    }
 }
 
 fn parse_line(args: &ProduceArgs, line: &str) -> Result<ProducerRecord, String> {
