@@ -179,6 +179,9 @@ impl DataDir {
 #[derive(Debug)]
 pub struct PartitionFiles {
     dir: PathBuf,
+    /// The data directory's lock file (`<data>/topics/<topic>/<partition>`
+    /// is the layout), to ask whether a process holds the directory.
+    lock_file: Option<PathBuf>,
     index: IndexConfig,
     segments: Vec<SegmentFile>,
     log_start: u64,
@@ -222,7 +225,8 @@ impl PartitionFiles {
         segments.sort_by_key(|s| s.base_offset);
         let checkpoint = read_checkpoints(dir)?.log_start;
         let log_start = segments.first().map_or(checkpoint, |s| s.base_offset.max(checkpoint));
-        Ok(PartitionFiles { dir: dir.to_path_buf(), index, segments, log_start, tail: Default::default() })
+        let lock_file = dir.ancestors().nth(3).map(|data| data.join(LOCK_FILE));
+        Ok(PartitionFiles { dir: dir.to_path_buf(), lock_file, index, segments, log_start, tail: Default::default() })
     }
 
     /// Lists the segment files again (the owner may have rolled, compacted
@@ -257,14 +261,19 @@ impl PartitionFiles {
     }
 
     /// The offset after the last record: the end of the last segment's
-    /// valid batches (a batch the owner is still writing is not counted).
+    /// valid batches (a batch the owner is still writing is not counted; a
+    /// damaged one is [`Error::Corrupt`], see [`PartitionFiles::read`]).
     pub fn log_end_offset(&self) -> Result<u64> {
         let Some(last) = self.segments.last() else { return Ok(self.log_start) };
         let mut end = last.base_offset;
         for entry in last.batches()? {
-            match entry?.batch {
+            let entry = entry?;
+            match entry.batch {
                 Some(b) => end = b.next_offset(),
-                None => break,
+                None => {
+                    self.end_of_written(last, &entry, end)?;
+                    break;
+                }
             }
         }
         Ok(end.max(self.log_start))
@@ -273,7 +282,11 @@ impl PartitionFiles {
     /// Batches from `offset` on, up to about `max_bytes` (at least one if
     /// any record is there), as [`Partition::read`](crate::Partition::read)
     /// returns them, but copied out of the files. Below the log start is
-    /// [`Error::OffsetOutOfRange`]; at or past the end, no batches.
+    /// [`Error::OffsetOutOfRange`]; at or past the end, no batches. A batch
+    /// that fails its checks is [`Error::Corrupt`] naming the file and
+    /// position, unless it is the end of the last segment while a process
+    /// holds the directory and no valid batch follows it: a write in
+    /// progress, where the log ends for now.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Vec<Batch>> {
         if offset < self.log_start {
             return Err(Error::OffsetOutOfRange { requested: offset, start: self.log_start, end: u64::MAX });
@@ -295,9 +308,11 @@ impl PartitionFiles {
             };
             let full = self.read_segment(seg, start, offset, max_bytes, is_last, &mut out, &mut bytes);
             let full = match full {
-                // An index position read before a compaction replaced the
-                // file may point anywhere in the new one: walk it whole.
-                Err(Error::Corrupt { .. }) if start != 0 && !is_last => {
+                // An index position (or, for a segment that was active when
+                // listed, the last read's end) read before a compaction
+                // replaced the file may point anywhere in the new one: walk
+                // it whole.
+                Err(Error::Corrupt { .. }) if start != 0 => {
                     self.read_segment(seg, 0, offset, max_bytes, is_last, &mut out, &mut bytes)?
                 }
                 other => other?,
@@ -322,20 +337,20 @@ impl PartitionFiles {
         out: &mut Vec<Batch>,
         bytes: &mut usize,
     ) -> Result<bool> {
+        // A lower bound of the offset after the batches walked so far.
+        let mut next_offset = seg.base_offset;
         for entry in seg.batches_from(start)? {
             let entry = entry?;
             let Some(batch) = entry.batch else {
-                // The tail the owner is writing ends the last segment;
-                // anywhere else, damage is an error.
+                // A batch the owner is still writing ends the last segment
+                // for now; anywhere else, damage is an error.
                 if is_last {
+                    self.end_of_written(seg, &entry, next_offset)?;
                     return Ok(false);
                 }
-                return Err(Error::Corrupt {
-                    path: seg.path.clone(),
-                    position: entry.position,
-                    reason: entry.problem.unwrap_or_default(),
-                });
+                return Err(damage(seg, &entry));
             };
+            next_offset = batch.next_offset();
             if is_last {
                 let next = TailHint {
                     base_offset: seg.base_offset,
@@ -358,9 +373,18 @@ impl PartitionFiles {
 
     /// The offset of the first record whose timestamp is `>= ts`, or `None`.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<u64>> {
-        for seg in &self.segments {
+        for (i, seg) in self.segments.iter().enumerate() {
+            let mut next_offset = seg.base_offset;
             for entry in seg.batches()? {
-                let Some(batch) = entry?.batch else { break };
+                let entry = entry?;
+                let Some(batch) = entry.batch else {
+                    if i + 1 < self.segments.len() {
+                        return Err(damage(seg, &entry));
+                    }
+                    self.end_of_written(seg, &entry, next_offset)?;
+                    break;
+                };
+                next_offset = batch.next_offset();
                 if batch.max_timestamp() >= ts
                     && let Some(r) = batch.try_records()?.into_iter().find(|r| r.timestamp >= ts)
                 {
@@ -432,6 +456,31 @@ impl PartitionFiles {
         Ok(problems)
     }
 
+    /// Whether a process holds the data directory now.
+    fn is_held(&self) -> bool {
+        self.lock_file.as_deref().and_then(lock_holder).is_some()
+    }
+
+    /// Tells what a batch of the last segment that failed its checks is,
+    /// `entry`, after batches ending at or past `next_offset`: `Ok` if it is
+    /// a write in progress, where the log ends for now (a process holds the
+    /// directory, and no valid batch follows); [`Error::Corrupt`] otherwise.
+    fn end_of_written(&self, seg: &SegmentFile, entry: &BatchEntry, next_offset: u64) -> Result<()> {
+        if !self.is_held() {
+            return Err(damage(seg, entry));
+        }
+        let file = File::open(&seg.path).map_err(Error::io("open", &seg.path))?;
+        if valid_batch_after(&file, &seg.path, entry.position + 1, next_offset)?.is_none() {
+            return Ok(());
+        }
+        // Read again after what follows it: a batch still being written
+        // when first read, with the next one written since, is whole now.
+        match seg.batches_from(entry.position)?.next().transpose()? {
+            Some(again) if again.batch.is_some() => Ok(()),
+            _ => Err(damage(seg, entry)),
+        }
+    }
+
     /// The position to start reading `offset` at in `seg`: from its offset
     /// index when the file is there and sound, else the start.
     fn index_position(&self, seg: &SegmentFile, offset: u64) -> u64 {
@@ -444,6 +493,92 @@ impl PartitionFiles {
         SegmentIndex::load(seg.base_offset, &offsets, &times, seg.len, u64::MAX)
             .map_or(0, |idx| u64::from(idx.position_for(offset)))
     }
+}
+
+/// The error for a batch that failed its checks.
+fn damage(seg: &SegmentFile, entry: &BatchEntry) -> Error {
+    Error::Corrupt {
+        path: seg.path.clone(),
+        position: entry.position,
+        reason: entry.problem.clone().unwrap_or_else(|| "damaged batch".into()),
+    }
+}
+
+/// The position of the first batch at or after `from` in `file` that passes
+/// its checks and continues the log (its base offset at or past
+/// `next_offset`), if any: [`segment::valid_batch_after`] over a file read
+/// in chunks, so that a segment is never in memory whole.
+fn valid_batch_after(file: &File, path: &Path, from: u64, next_offset: u64) -> Result<Option<u64>> {
+    let len = file.metadata().map_err(Error::io("stat", path))?.len();
+    let mut at = from;
+    while at + BATCH_HEADER_LEN as u64 <= len {
+        let chunk = read_at(file, path, at, READ_CHUNK.min((len - at) as usize))?;
+        // Candidates start where a whole header is in the chunk; the next
+        // chunk starts at the first position not looked at.
+        let mut i = 0;
+        while i + BATCH_HEADER_LEN <= chunk.len() {
+            if chunk[i..i + format::MAGIC_OFFSET].iter().all(|&b| b == 0) {
+                // Unwritten space. A batch's length is never zero, so one
+                // starts at most 7 bytes before the next byte that is not.
+                let nonzero = chunk[i..].iter().position(|&b| b != 0).map_or(chunk.len(), |d| i + d);
+                i = (i + 1).max(nonzero.saturating_sub(format::MAGIC_OFFSET - 1));
+                continue;
+            }
+            let position = at + i as u64;
+            let h = BatchHeader::parse(&chunk[i..]).expect("a whole header is in the chunk");
+            let plausible = matches!(h.magic, format::MAGIC | format::MAGIC_V2)
+                && h.base_offset >= next_offset
+                && h.len() >= BATCH_HEADER_LEN
+                && h.len() as u64 <= len - position;
+            if plausible && batch_checks_out(file, path, position, &chunk[i..], &h)? {
+                return Ok(Some(position));
+            }
+            i += 1;
+        }
+        at += i as u64;
+    }
+    Ok(None)
+}
+
+/// Whether the batch at `position` with header `h` passes
+/// [`format::check_batch`]; `start` holds its first bytes. One longer than
+/// `start` is checked a chunk at a time: a damaged length must not become a
+/// huge allocation.
+fn batch_checks_out(file: &File, path: &Path, position: u64, start: &[u8], h: &BatchHeader) -> Result<bool> {
+    if start.len() >= h.len() {
+        return Ok(format::check_batch(start).is_ok());
+    }
+    if format::check_fields(h).is_err() {
+        return Ok(false);
+    }
+    let mut crc = crc32fast::Hasher::new();
+    let mut at = position + format::LENGTH_OFFSET as u64;
+    let end = position + h.len() as u64;
+    while at < end {
+        let chunk = read_at(file, path, at, READ_CHUNK.min((end - at) as usize))?;
+        if chunk.is_empty() {
+            return Ok(false); // The file was cut meanwhile.
+        }
+        crc.update(&chunk);
+        at += chunk.len() as u64;
+    }
+    Ok(crc.finalize() == h.crc)
+}
+
+/// Up to `len` bytes of `file` from `position` (fewer at its end).
+fn read_at(file: &File, path: &Path, position: u64, len: usize) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read_at(&mut buf[filled..], position + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::Io { op: "read", path: path.to_owned(), source: e }),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }
 
 /// Something [`PartitionFiles::verify`] found wrong.

@@ -201,7 +201,9 @@ fn check_length(header: &BatchHeader, buf: &[u8]) -> Result<(), DecodeError> {
     Ok(())
 }
 
-fn check_fields(header: &BatchHeader) -> Result<(), DecodeError> {
+/// The checks of [`check_batch`] that need only the header: version, flags,
+/// record count and offsets. For a batch checked in pieces.
+pub(crate) fn check_fields(header: &BatchHeader) -> Result<(), DecodeError> {
     let len = header.len();
     let known = match header.magic {
         MAGIC => 0,

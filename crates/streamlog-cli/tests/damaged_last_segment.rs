@@ -1,0 +1,79 @@
+//! A batch of the last (active) segment that fails its checksum, in a
+//! directory no process holds, is damage, not a write in progress: `consume`,
+//! `topics describe` and `groups describe` fail naming the file and the
+//! position, instead of ending the log there (nothing printed, the lag
+//! understated, status 0).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn streamlog(data: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_streamlog"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run streamlog");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+fn ok(data: &Path, args: &[&str], stdin: &str) -> String {
+    let out = streamlog(data, args, stdin);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `args` and checks that it fails naming `position` of `seg`.
+fn fails_naming(data: &Path, args: &[&str], seg: &Path, position: u64) {
+    let out = streamlog(data, args, "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?}: stdout {:?}, stderr {stderr:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let named = format!("{} at byte {position}", seg.display());
+    assert!(stderr.contains(&named), "{args:?}: {stderr:?} lacks {named:?}");
+}
+
+fn flip(seg: &Path, at: usize) {
+    let mut bytes = std::fs::read(seg).unwrap();
+    bytes[at] ^= 0xff;
+    std::fs::write(seg, bytes).unwrap();
+}
+
+#[test]
+fn a_flipped_byte_in_the_only_batch_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&data, &["topics", "create", "t"], "");
+    ok(&data, &["produce", "t"], "hello\n");
+    let seg = data.join("topics/t/0/00000000000000000000.log");
+    flip(&seg, 50);
+    fails_naming(&data, &["consume", "t", "--from-beginning", "--timeout-ms", "100"], &seg, 0);
+    fails_naming(&data, &["topics", "describe", "t"], &seg, 0);
+}
+
+#[test]
+fn valid_batches_after_the_damage_are_not_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&data, &["topics", "create", "t"], "");
+    // Two appends, two batches; the group has read both.
+    ok(&data, &["produce", "t"], "first\n");
+    ok(&data, &["produce", "t"], "second\n");
+    let read = ok(&data, &["consume", "t", "--group", "g", "--from-beginning", "--timeout-ms", "300"], "");
+    assert_eq!(read, "first\nsecond\n");
+    let seg = data.join("topics/t/0/00000000000000000000.log");
+    flip(&seg, 50);
+    fails_naming(&data, &["consume", "t", "--from-beginning", "--timeout-ms", "100"], &seg, 0);
+    fails_naming(&data, &["consume", "t", "--timeout-ms", "100"], &seg, 0);
+    fails_naming(&data, &["topics", "describe", "t"], &seg, 0);
+    fails_naming(&data, &["groups", "describe", "g"], &seg, 0);
+}
