@@ -57,6 +57,20 @@ pub enum Command {
     Perf(PerfCmd),
 }
 
+impl Command {
+    /// Whether the command reads and prints, and does nothing else, so that
+    /// it may stop once no one reads its output.
+    pub fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::Topics(TopicsCmd::List { .. } | TopicsCmd::Describe { .. })
+                | Command::Consume(_)
+                | Command::Groups(GroupsCmd::List | GroupsCmd::Describe { .. })
+                | Command::DumpLog(_)
+        )
+    }
+}
+
 /// A topic, as a positional argument or as Kafka's `--topic T`.
 #[derive(Debug, Args)]
 pub struct TopicArg {

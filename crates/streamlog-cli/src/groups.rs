@@ -7,7 +7,7 @@ use std::path::Path;
 use streamlog::{ConsumerConfig, TopicPartition};
 
 use crate::cli::{GroupsCmd, ResetArgs};
-use crate::output::stdout;
+use crate::output::{Report, stdout};
 use crate::{Failure, Res, open_for_write, read_only, say};
 
 pub fn run(data: &Path, cmd: GroupsCmd) -> Res {
@@ -112,7 +112,8 @@ fn reset(data: &Path, args: ResetArgs) -> Res {
         };
         plan.insert(tp, (current, new.clamp(start, end)));
     }
-    let mut out = stdout();
+    // With --execute the plan is a report: the commit goes on unread.
+    let mut out = Report::new();
     writeln!(out, "{:<24} {:>9} {:>16} {:>16}", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET")?;
     for (tp, (current, new)) in &plan {
         let current = current.map_or_else(|| "-".to_owned(), |c| c.to_string());

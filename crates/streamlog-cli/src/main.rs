@@ -31,16 +31,18 @@ use cli::{Cli, Command};
 pub struct Failure {
     message: String,
     code: u8,
+    /// The reader of stdout went away (`| head`).
+    closed_output: bool,
 }
 
 impl Failure {
     pub fn new(message: impl Into<String>) -> Failure {
-        Failure { message: message.into(), code: 1 }
+        Failure { message: message.into(), code: 1, closed_output: false }
     }
 
     /// A usage error (exit status 2, as for a bad option).
     pub fn usage(message: impl Into<String>) -> Failure {
-        Failure { message: message.into(), code: 2 }
+        Failure { message: message.into(), code: 2, closed_output: false }
     }
 }
 
@@ -52,7 +54,7 @@ impl From<streamlog::Error> for Failure {
 
 impl From<io::Error> for Failure {
     fn from(e: io::Error) -> Failure {
-        Failure { code: if e.kind() == io::ErrorKind::BrokenPipe { 0 } else { 1 }, message: e.to_string() }
+        Failure { closed_output: e.kind() == io::ErrorKind::BrokenPipe, ..Failure::new(e.to_string()) }
     }
 }
 
@@ -60,10 +62,13 @@ pub type Res<T = ()> = Result<T, Failure>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let only_prints = cli.command.only_prints();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        // The reader of our output went away (`| head`): end quietly.
-        Err(f) if f.code == 0 => ExitCode::SUCCESS,
+        // The reader of what the command is run for went away (`| head`):
+        // end quietly. The others print through `output::Report`, which
+        // never fails for this, and their status tells how the work went.
+        Err(f) if f.closed_output && only_prints => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("streamlog: error: {}", f.message);
             ExitCode::from(f.code)

@@ -9,9 +9,50 @@ use crate::cli::OutputKind;
 use crate::{Failure, Res};
 
 /// Buffered standard output; a closed pipe surfaces as `BrokenPipe`, which
-/// `main` turns into a quiet exit.
+/// `main` turns into a quiet exit for commands that only print.
 pub fn stdout() -> BufWriter<Stdout> {
     BufWriter::with_capacity(64 << 10, io::stdout())
+}
+
+/// Standard output for what a command that does more than print reports
+/// about its work (`produce --verbose`, `verify`, the plan of
+/// `groups reset-offsets`): once its reader has gone away (`| head`), the
+/// rest is dropped and the work goes on, so the exit status tells how the
+/// work went, not whether someone read all about it.
+pub struct Report {
+    out: BufWriter<Stdout>,
+    closed: bool,
+}
+
+impl Report {
+    pub fn new() -> Report {
+        Report { out: stdout(), closed: false }
+    }
+
+    /// A broken pipe closes the report; other errors stay errors.
+    fn reader_gone(&mut self, e: io::Error) -> io::Result<()> {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return Err(e);
+        }
+        self.closed = true;
+        Ok(())
+    }
+}
+
+impl Write for Report {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        self.out.write(buf).or_else(|e| self.reader_gone(e).map(|()| buf.len()))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.out.flush().or_else(|e| self.reader_gone(e))
+    }
 }
 
 /// A record to print, wherever it was read from.

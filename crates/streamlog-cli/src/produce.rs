@@ -6,7 +6,7 @@
 //! Kafka's console producer groups only what comes within a few ms.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Stdout, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use serde_json::Value;
 use streamlog::{Producer, ProducerRecord, RecordMetadata};
 
 use crate::cli::ProduceArgs;
-use crate::output::stdout;
+use crate::output::Report;
 use crate::{Failure, Res, open_for_write};
 
 /// At most this many lines go in one send.
@@ -35,7 +35,7 @@ pub fn run(data: &Path, args: ProduceArgs) -> Res {
     // Ctrl-C, SIGTERM or SIGHUP ends the input; what was read is appended
     // and the broker closed. If a handler is already set, keep it.
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Release));
-    let mut sender = Sender { producer: broker.producer(), verbose: args.verbose, out: stdout() };
+    let mut sender = Sender { producer: broker.producer(), verbose: args.verbose, out: Report::new() };
     let mut input = Input::stdin()?;
     let mut pending = Vec::new();
     let mut line_no = 0u64;
@@ -80,7 +80,7 @@ pub fn run(data: &Path, args: ProduceArgs) -> Res {
 struct Sender {
     producer: Producer,
     verbose: bool,
-    out: BufWriter<Stdout>,
+    out: Report,
 }
 
 impl Sender {
