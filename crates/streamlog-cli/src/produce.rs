@@ -38,42 +38,50 @@ pub fn run(data: &Path, args: ProduceArgs) -> Res {
     let mut sender = Sender { producer: broker.producer(), verbose: args.verbose, out: Report::new() };
     let mut input = Input::stdin()?;
     let mut pending = Vec::new();
+    let ended = append_lines(&args, &mut input, &stop, &mut sender, &mut pending);
+    // However the input ended, the lines read before are appended first.
+    sender.send(&mut pending)?;
+    broker.close()?;
+    ended
+}
+
+/// Reads lines and sends them, leaving in `pending` those read and not sent
+/// yet, until the end of the input or the stop flag. A line it cannot take,
+/// or a failed read, ends it with an error naming the line.
+fn append_lines(
+    args: &ProduceArgs,
+    input: &mut Input,
+    stop: &AtomicBool,
+    sender: &mut Sender,
+    pending: &mut Vec<ProducerRecord>,
+) -> Res {
     let mut line_no = 0u64;
-    'read: loop {
+    // The caller appends the lines before it, then reports.
+    let at_line =
+        |n: u64, why: &dyn std::fmt::Display| Failure::new(format!("line {n}: {why} (lines before it were appended)"));
+    loop {
         while let Some(line) = input.next_line() {
             line_no += 1;
-            let line = std::str::from_utf8(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            let record = match parse_line(&args, line) {
-                Ok(r) => r,
-                Err(why) => {
-                    // What came before the bad line is appended, and said so.
-                    sender.send(&mut pending)?;
-                    broker.close()?;
-                    return Err(Failure::new(format!("line {line_no}: {why} (lines before it were appended)")));
-                }
-            };
-            pending.push(record);
+            pending.push(parse_line(args, line).map_err(|why| at_line(line_no, &why))?);
             if pending.len() == MAX_LINES_PER_SEND {
-                sender.send(&mut pending)?;
+                sender.send(pending)?;
             }
         }
         if input.at_end() || stop.load(Ordering::Acquire) {
-            break;
+            return Ok(());
         }
-        if !input.ready(Duration::ZERO)? {
+        let reading = |e: io::Error| at_line(line_no + 1, &format_args!("reading stdin: {e}"));
+        if !input.ready(Duration::ZERO).map_err(reading)? {
             // Nothing more to read now: what was read goes out before the wait.
-            sender.send(&mut pending)?;
-            while !input.ready(STOP_CHECK)? {
+            sender.send(pending)?;
+            while !input.ready(STOP_CHECK).map_err(reading)? {
                 if stop.load(Ordering::Acquire) {
-                    break 'read;
+                    return Ok(());
                 }
             }
         }
-        input.fill()?;
+        input.fill().map_err(reading)?;
     }
-    sender.send(&mut pending)?;
-    broker.close()?;
-    Ok(())
 }
 
 /// Appends groups of records; with `verbose`, prints where each went.
@@ -177,15 +185,18 @@ impl Input {
     }
 }
 
-fn parse_line(args: &ProduceArgs, line: &str) -> Result<ProducerRecord, String> {
+/// A line, as bytes: Kafka's console producer takes any (only `--json`
+/// needs UTF-8).
+fn parse_line(args: &ProduceArgs, line: &[u8]) -> Result<ProducerRecord, String> {
     let mut record = if args.json {
         from_json(args.topic.name(), line)?
     } else if let Some(sep) = &args.key_separator {
         let sep = unescape(sep);
-        let (key, value) = line.split_once(sep.as_str()).ok_or_else(|| format!("no key separator {sep:?}"))?;
-        ProducerRecord::new(args.topic.name().to_owned(), value.to_owned()).key(key.to_owned())
+        let at = find(line, sep.as_bytes()).ok_or_else(|| format!("no key separator {sep:?}"))?;
+        let (key, value) = (&line[..at], &line[at + sep.len()..]);
+        ProducerRecord::new(args.topic.name().to_owned(), value.to_vec()).key(key.to_vec())
     } else {
-        ProducerRecord::new(args.topic.name().to_owned(), line.to_owned())
+        ProducerRecord::new(args.topic.name().to_owned(), line.to_vec())
     };
     if let Some(p) = args.partition {
         record = record.partition(p);
@@ -193,11 +204,19 @@ fn parse_line(args: &ProduceArgs, line: &str) -> Result<ProducerRecord, String> 
     Ok(record)
 }
 
+/// Where `needle` first occurs in `haystack` (an empty one: at the start).
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 /// `{"key": .., "value": .., "headers": {..}, "partition": n, "timestamp": ms}`;
 /// a string is taken as UTF-8 bytes, null as absent, anything else as its
 /// JSON text.
-fn from_json(topic: &str, line: &str) -> Result<ProducerRecord, String> {
-    let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+fn from_json(topic: &str, line: &[u8]) -> Result<ProducerRecord, String> {
+    let v: Value = serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"))?;
     let obj = v.as_object().ok_or("expected a JSON object")?;
     let bytes = |v: Option<&Value>| -> Option<Vec<u8>> {
         match v? {
