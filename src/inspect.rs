@@ -42,7 +42,7 @@ use crate::log::format::{self, BATCH_HEADER_LEN, BatchHeader};
 use crate::log::index::{self, SegmentIndex};
 use crate::log::meta::{LOCK_FILE, read_checkpoints};
 use crate::log::record::Batch;
-use crate::log::segment::{self, IndexConfig, ScanEnd};
+use crate::log::segment::{self, IndexConfig, Scan, ScanEnd, Scanner};
 
 /// How many bytes a segment reader asks for at once.
 const READ_CHUNK: usize = 1 << 20;
@@ -93,6 +93,28 @@ impl DataDir {
         }
         names.sort();
         Ok(names)
+    }
+
+    /// What [`Broker::open`](crate::Broker::open) would refuse in the
+    /// topics directory itself: a directory named as a topic without its
+    /// `topic.meta` (which [`DataDir::topics`] does not list).
+    pub fn verify_topics(&self) -> Result<Vec<Problem>> {
+        let dir = self.path.join(TOPICS_DIR);
+        let mut problems = Vec::new();
+        for e in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
+            let e = e.map_err(Error::io("list", &dir))?;
+            let named = e.file_name().to_str().is_some_and(|name| crate::validate_topic_name(name).is_ok());
+            // A topic is created and deleted by renaming its directory whole.
+            if named && e.path().is_dir() && !e.path().join(TOPIC_META).is_file() {
+                problems.push(Problem {
+                    path: e.path().join(TOPIC_META),
+                    position: 0,
+                    what: "the topic's metadata file is missing (its data is kept; open refuses the directory)".into(),
+                });
+            }
+        }
+        problems.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(problems)
     }
 
     /// A topic's stored configuration.
@@ -185,6 +207,9 @@ pub struct PartitionFiles {
     index: IndexConfig,
     segments: Vec<SegmentFile>,
     log_start: u64,
+    /// The log start the owner recorded: at or past the first segment's
+    /// base offset, unless the first segment went missing.
+    recorded_log_start: u64,
     /// Where the last read of the last segment stopped, so that the next
     /// read (a consumer following the log) resumes there instead of
     /// walking the active segment, which has no index file, from its start.
@@ -226,7 +251,15 @@ impl PartitionFiles {
         let checkpoint = read_checkpoints(dir)?.log_start;
         let log_start = segments.first().map_or(checkpoint, |s| s.base_offset.max(checkpoint));
         let lock_file = dir.ancestors().nth(3).map(|data| data.join(LOCK_FILE));
-        Ok(PartitionFiles { dir: dir.to_path_buf(), lock_file, index, segments, log_start, tail: Default::default() })
+        Ok(PartitionFiles {
+            dir: dir.to_path_buf(),
+            lock_file,
+            index,
+            segments,
+            log_start,
+            recorded_log_start: checkpoint,
+            tail: Default::default(),
+        })
     }
 
     /// Lists the segment files again (the owner may have rolled, compacted
@@ -236,6 +269,7 @@ impl PartitionFiles {
         let fresh = PartitionFiles::open_with(&self.dir, self.index)?;
         self.segments = fresh.segments;
         self.log_start = fresh.log_start;
+        self.recorded_log_start = fresh.recorded_log_start;
         Ok(())
     }
 
@@ -396,48 +430,62 @@ impl PartitionFiles {
     }
 
     /// Checks every batch of every segment (checksum, records, offsets in
-    /// order, segments that follow on) and the index files of sealed
-    /// segments against the log. With `live` (another process holds the
-    /// directory), a bad batch at the very end of the last segment is taken
-    /// for a write in progress. `progress` gets the bytes checked so far.
-    /// Returns the problems found, none if the partition is clean.
+    /// order), the segment chain as [`Broker::open`](crate::Broker::open)
+    /// does (the first segment starts at or below the log start, each one
+    /// where the one before ends) and the index files of sealed segments
+    /// against the log, reading the files in pieces. With `live` (another
+    /// process holds the directory), a bad batch at the very end of the last
+    /// segment with no valid batch after it is taken for a write in
+    /// progress, and a break in the chain is reported only if a fresh
+    /// listing still shows it (retention and compaction delete segments).
+    /// `progress` gets the bytes checked so far. Returns the problems found,
+    /// none if the partition is clean.
     pub fn verify(&self, live: bool, progress: &mut dyn FnMut(u64)) -> Result<Vec<Problem>> {
         let mut problems = Vec::new();
-        let mut next_expected: Option<u64> = None;
+        let mut breaks = Vec::new();
+        match self.segments.first() {
+            None if self.recorded_log_start > 0 => breaks.push(ChainBreak::NoSegment),
+            Some(first) if first.base_offset > self.recorded_log_start => breaks.push(ChainBreak::Start(first)),
+            _ => {}
+        }
+        // The segment before and where it ends, if it was read whole.
+        let mut before: Option<(&SegmentFile, u64)> = None;
         for (i, seg) in self.segments.iter().enumerate() {
             let is_last = i + 1 == self.segments.len();
-            let bytes = match fs::read(&seg.path) {
-                Ok(b) => b,
-                // Deleted by retention or compaction since it was listed.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::Io { op: "read", path: seg.path.clone(), source: e }),
+            if let Some((prev, end)) = before {
+                if seg.base_offset < end && self.segments[i + 1..].iter().any(|s| s.base_offset == end) {
+                    // Covered by a merge not finished yet, or that a crash
+                    // interrupted (its output ends where a later segment
+                    // starts): it goes (open deletes it).
+                    progress(seg.len);
+                    continue;
+                }
+                if seg.base_offset != end && !(is_last && seg.len == 0) {
+                    breaks.push(ChainBreak::Between(prev, end, seg));
+                }
+            }
+            let (scan, bad) = match self.walk(seg, progress) {
+                Ok(walked) => walked,
+                // Deleted by retention or compaction since it was listed:
+                // the next one cannot be checked against the one before.
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    before = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
-            let mut scan = segment::scan(&bytes, seg.base_offset, self.index);
-            // Sealing adds the final time entry; so does a rebuild.
-            if let Some(due) = scan.writer.finish() {
-                scan.index.push(due);
-            }
-            progress(bytes.len() as u64);
             let problem = |position: u64, what: String| Problem { path: seg.path.clone(), position, what };
-            if let Some(expected) = next_expected
-                && seg.base_offset < expected
-            {
-                problems.push(problem(0, format!("segment starts at {} inside the previous one", seg.base_offset)));
-            }
-            match scan.end {
-                ScanEnd::Clean => {}
-                ScanEnd::Unwritten if is_last => {}
-                ScanEnd::Unwritten => {
+            before = None;
+            match (scan.end, bad) {
+                (ScanEnd::Unwritten, _) if !is_last => {
                     problems.push(problem(scan.valid_len as u64, "zero bytes inside a sealed segment".into()))
                 }
                 // The active segment's tail with nothing valid after it: a
-                // write in progress while the directory is held (not damage),
-                // or a tail torn by a crash (the next open cuts it).
-                ScanEnd::Bad(pos, _)
-                    if is_last
-                        && live
-                        && segment::valid_batch_after(&bytes, pos as usize + 1, scan.next_offset).is_none() => {}
-                ScanEnd::Bad(pos, e) => problems.push(problem(pos, e.to_string())),
+                // write in progress while the directory is held (not
+                // damage), or a tail torn by a crash (the next open cuts it).
+                (_, Some((pos, _))) if is_last && live && self.is_write_in_progress(seg, pos, scan.next_offset)? => {}
+                (_, Some((pos, why))) => problems.push(problem(pos, why)),
+                _ => before = Some((seg, scan.next_offset)),
             }
             let offsets = index::read_file(&segment::offset_index_path(&seg.path))?;
             let times = index::read_file(&segment::time_index_path(&seg.path))?;
@@ -451,7 +499,92 @@ impl PartitionFiles {
                     Err(why) => problems.push(problem(0, format!("index files unusable: {why} (rebuilt on open)"))),
                 }
             }
-            next_expected = Some(scan.next_offset);
+        }
+        if !breaks.is_empty() {
+            problems.extend(self.confirm_breaks(breaks)?);
+        }
+        Ok(problems)
+    }
+
+    /// Walks `seg` as recovery scans it (every batch checked, offsets in
+    /// order, indexes built), a chunk of the file at a time. Returns the
+    /// scan (its end `Unwritten` if it stopped at zeros before the end of
+    /// the file) and the bad batch it stopped at, if any.
+    fn walk(&self, seg: &SegmentFile, progress: &mut dyn FnMut(u64)) -> Result<(Scan, Option<(u64, String)>)> {
+        let mut scanner = Scanner::new(seg.base_offset, self.index);
+        let mut batches = seg.batches()?;
+        let mut bad = None;
+        for entry in &mut batches {
+            let entry = entry?;
+            let taken = match &entry.batch {
+                Some(batch) => scanner.on_batch(batch.stored_header()).map_err(|e| e.to_string()),
+                None => Err(entry.problem.clone().unwrap_or_else(|| "damaged batch".into())),
+            };
+            match taken {
+                Ok(()) => progress(entry.batch.map_or(0, |b| b.as_bytes().len() as u64)),
+                Err(why) => {
+                    bad = Some((entry.position, why));
+                    break;
+                }
+            }
+        }
+        progress(seg.len.saturating_sub(scanner.valid_len() as u64));
+        let end = if batches.stopped_at_zeros { ScanEnd::Unwritten } else { ScanEnd::Clean };
+        let mut scan = scanner.finish(end);
+        // Sealing adds the final time entry; so does a rebuild.
+        if let Some(due) = scan.writer.finish() {
+            scan.index.push(due);
+        }
+        Ok((scan, bad))
+    }
+
+    /// The breaks in the segment chain that a fresh listing still shows, as
+    /// problems: retention or compaction may have deleted segments since
+    /// this listing (and a merge's output may start where one was).
+    fn confirm_breaks(&self, breaks: Vec<ChainBreak<'_>>) -> Result<Vec<Problem>> {
+        let fresh = PartitionFiles::open_with(&self.dir, self.index)?;
+        let bases: Vec<u64> = fresh.segments.iter().map(|s| s.base_offset).collect();
+        let follows = |a: u64, b: u64| bases.iter().position(|&x| x == a).is_some_and(|i| bases.get(i + 1) == Some(&b));
+        let mut problems = Vec::new();
+        for b in breaks {
+            let (path, what) = match b {
+                ChainBreak::NoSegment if bases.is_empty() && fresh.recorded_log_start > 0 => (
+                    self.dir.clone(),
+                    format!(
+                        "offsets below {} were written, but the partition has no segment file",
+                        fresh.recorded_log_start
+                    ),
+                ),
+                ChainBreak::Start(first)
+                    if bases.first() == Some(&first.base_offset) && first.base_offset > fresh.recorded_log_start =>
+                {
+                    (
+                        first.path.clone(),
+                        format!(
+                            "offsets {}..{} are missing: the first segment starts past the log start",
+                            fresh.recorded_log_start, first.base_offset
+                        ),
+                    )
+                }
+                // An overlap with a segment that starts where the one before
+                // ends is a merge not finished yet (or that a crash
+                // interrupted: open finishes it).
+                ChainBreak::Between(prev, end, next)
+                    if follows(prev.base_offset, next.base_offset) && !bases.contains(&end) =>
+                {
+                    let what = if next.base_offset > end {
+                        format!(
+                            "offsets {end}..{} are missing: this segment ends at {end}, the next one starts at {}",
+                            next.base_offset, next.base_offset
+                        )
+                    } else {
+                        format!("this segment ends at {end}, the next one starts inside it, at {}", next.base_offset)
+                    };
+                    (prev.path.clone(), what)
+                }
+                _ => continue,
+            };
+            problems.push(Problem { path, position: 0, what: format!("{what} (open refuses the directory)") });
         }
         Ok(problems)
     }
@@ -466,19 +599,23 @@ impl PartitionFiles {
     /// a write in progress, where the log ends for now (a process holds the
     /// directory, and no valid batch follows); [`Error::Corrupt`] otherwise.
     fn end_of_written(&self, seg: &SegmentFile, entry: &BatchEntry, next_offset: u64) -> Result<()> {
-        if !self.is_held() {
-            return Err(damage(seg, entry));
-        }
-        let file = File::open(&seg.path).map_err(Error::io("open", &seg.path))?;
-        if valid_batch_after(&file, &seg.path, entry.position + 1, next_offset)?.is_none() {
+        if self.is_held() && self.is_write_in_progress(seg, entry.position, next_offset)? {
             return Ok(());
+        }
+        Err(damage(seg, entry))
+    }
+
+    /// Whether the bad batch at `position` of the last segment `seg`, after
+    /// batches ending at or past `next_offset`, can be the owner's write in
+    /// progress: no valid batch follows it.
+    fn is_write_in_progress(&self, seg: &SegmentFile, position: u64, next_offset: u64) -> Result<bool> {
+        let file = File::open(&seg.path).map_err(Error::io("open", &seg.path))?;
+        if valid_batch_after(&file, &seg.path, position + 1, next_offset)?.is_none() {
+            return Ok(true);
         }
         // Read again after what follows it: a batch still being written
         // when first read, with the next one written since, is whole now.
-        match seg.batches_from(entry.position)?.next().transpose()? {
-            Some(again) if again.batch.is_some() => Ok(()),
-            _ => Err(damage(seg, entry)),
-        }
+        Ok(matches!(seg.batches_from(position)?.next().transpose()?, Some(again) if again.batch.is_some()))
     }
 
     /// The position to start reading `offset` at in `seg`: from its offset
@@ -581,6 +718,18 @@ fn read_at(file: &File, path: &Path, position: u64, len: usize) -> Result<Vec<u8
     Ok(buf)
 }
 
+/// Where [`PartitionFiles::verify`] found the segment chain broken, to be
+/// confirmed against a fresh listing.
+enum ChainBreak<'a> {
+    /// Records were written, but no segment is listed.
+    NoSegment,
+    /// The first segment starts past the recorded log start.
+    Start(&'a SegmentFile),
+    /// The segment before, where it ends, and the next one, which does not
+    /// start there.
+    Between(&'a SegmentFile, u64, &'a SegmentFile),
+}
+
 /// Something [`PartitionFiles::verify`] found wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -653,6 +802,7 @@ impl SegmentFile {
             chunk: Bytes::new(),
             chunk_at: 0,
             done: false,
+            stopped_at_zeros: false,
         })
     }
 }
@@ -716,6 +866,8 @@ pub struct SegmentBatches {
     chunk: Bytes,
     chunk_at: u64,
     done: bool,
+    /// The walk ended at zero bytes, not at the end of the file.
+    stopped_at_zeros: bool,
 }
 
 impl SegmentBatches {
@@ -749,6 +901,7 @@ impl SegmentBatches {
         // The end, or space allocated ahead of the writer and not yet
         // written: a batch never starts with eight zero bytes.
         if head[..head.len().min(format::MAGIC_OFFSET)].iter().all(|&b| b == 0) {
+            self.stopped_at_zeros = !head.is_empty();
             return Ok(None);
         }
         let position = self.pos;

@@ -248,6 +248,11 @@ impl Batch {
         }
     }
 
+    /// The batch's header, as stored.
+    pub(crate) fn stored_header(&self) -> &BatchHeader {
+        &self.header
+    }
+
     /// The batch's attribute bits, as stored.
     pub(crate) fn attributes(&self) -> u8 {
         self.header.attributes

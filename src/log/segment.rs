@@ -100,12 +100,9 @@ pub(crate) struct Scan {
 /// Walks every batch of `bytes` (a segment's log), fully verifying each one,
 /// and builds the indexes as the append path would have.
 pub(crate) fn scan(bytes: &[u8], base_offset: u64, config: IndexConfig) -> Scan {
-    let mut index = SegmentIndex::new(base_offset);
-    let mut writer = config.writer();
-    let mut pos = 0usize;
-    let mut next_offset = base_offset;
+    let mut scanner = Scanner::new(base_offset, config);
     let end = loop {
-        let rest = &bytes[pos..];
+        let rest = &bytes[scanner.valid_len..];
         if rest.is_empty() {
             break ScanEnd::Clean;
         }
@@ -114,23 +111,59 @@ pub(crate) fn scan(bytes: &[u8], base_offset: u64, config: IndexConfig) -> Scan 
         }
         let checked = format::check_batch(rest).and_then(|h| {
             format::validate_records(rest, &h)?;
-            if h.base_offset < next_offset || h.last_offset() - base_offset > u64::from(u32::MAX) {
-                return Err(DecodeError::BadRecord("batch offsets out of order"));
-            }
             Ok(h)
         });
-        let h = match checked {
-            Ok(h) => h,
-            Err(e) => break ScanEnd::Bad(pos as u64, e),
-        };
-        let rel = (h.base_offset - base_offset) as u32;
-        if let Some(due) = writer.on_batch(rel, pos as u32, h.batch_length, h.max_timestamp) {
-            index.push(due);
+        if let Err(e) = checked.and_then(|h| scanner.on_batch(&h)) {
+            break ScanEnd::Bad(scanner.valid_len as u64, e);
         }
-        pos += h.len();
-        next_offset = h.last_offset() + 1;
     };
-    Scan { valid_len: pos, next_offset, index, writer, end }
+    scanner.finish(end)
+}
+
+/// The accounting of [`scan`], one batch at a time, for a walk that reads
+/// the file in pieces (`inspect`): offsets in order, indexes built.
+pub(crate) struct Scanner {
+    base_offset: u64,
+    valid_len: usize,
+    next_offset: u64,
+    index: SegmentIndex,
+    writer: IndexWriter,
+}
+
+impl Scanner {
+    pub(crate) fn new(base_offset: u64, config: IndexConfig) -> Scanner {
+        Scanner {
+            base_offset,
+            valid_len: 0,
+            next_offset: base_offset,
+            index: SegmentIndex::new(base_offset),
+            writer: config.writer(),
+        }
+    }
+
+    /// Takes the next batch, at byte `valid_len`, whose checksum and records
+    /// were checked: it must follow on from the batches before it.
+    pub(crate) fn on_batch(&mut self, h: &BatchHeader) -> Result<(), DecodeError> {
+        if h.base_offset < self.next_offset || h.last_offset() - self.base_offset > u64::from(u32::MAX) {
+            return Err(DecodeError::BadRecord("batch offsets out of order"));
+        }
+        let rel = (h.base_offset - self.base_offset) as u32;
+        if let Some(due) = self.writer.on_batch(rel, self.valid_len as u32, h.batch_length, h.max_timestamp) {
+            self.index.push(due);
+        }
+        self.valid_len += h.len();
+        self.next_offset = h.last_offset() + 1;
+        Ok(())
+    }
+
+    /// Where the next batch starts: the bytes of the good batches so far.
+    pub(crate) fn valid_len(&self) -> usize {
+        self.valid_len
+    }
+
+    pub(crate) fn finish(self, end: ScanEnd) -> Scan {
+        Scan { valid_len: self.valid_len, next_offset: self.next_offset, index: self.index, writer: self.writer, end }
+    }
 }
 
 /// Whether the batches in `tail` (starting at a batch boundary) have sound

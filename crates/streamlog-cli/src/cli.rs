@@ -49,7 +49,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  streamlog dump-log data/topics/orders/0\n  \
         streamlog dump-log data/topics/orders/0/00000000000000000000.log --print-records")]
     DumpLog(DumpLogArgs),
-    /// Check every segment's checksums, records, offsets and indexes; exit status 0 only when clean.
+    /// Check every segment's checksums, records, offsets and indexes, the segment chain and the topics'
+    /// metadata (what opening the directory checks); exit status 0 only when clean.
     #[command(after_help = "Examples:\n  streamlog verify --data ./data\n  streamlog verify ./data")]
     Verify(VerifyArgs),
     /// Measure produce or consume throughput and latency (kafka-producer-perf-test).

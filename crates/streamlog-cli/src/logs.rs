@@ -107,8 +107,12 @@ pub fn verify(data: &Path, quiet: bool) -> Res {
     let bar = progress(partitions.iter().map(|(_, _, f)| f.size_in_bytes()).sum(), "verify");
     // The verdict is the exit status: read or not, the check goes on.
     let mut out = Report::new();
-    let mut problems = 0usize;
     let live = dir.holder().is_some();
+    let unlisted = dir.verify_topics()?;
+    for problem in &unlisted {
+        writeln!(out, "{problem}")?;
+    }
+    let mut problems = unlisted.len();
     for (topic, p, files) in &partitions {
         let found = files.verify(live, &mut |n| bar.inc(n))?;
         if !quiet || !found.is_empty() {
