@@ -198,10 +198,17 @@ fn scan_committed(map: &MappedFile, base_offset: u64, config: IndexConfig) -> Sc
 pub(crate) fn valid_batch_after(bytes: &[u8], from: usize, next_offset: u64) -> Option<usize> {
     let mut pos = from;
     while pos + BATCH_HEADER_LEN <= bytes.len() {
-        // Skip unwritten (zero) space quickly.
+        // Skip unwritten (zero) space quickly; but a batch may begin with
+        // zero bytes (its checksum's), so the skip stops where one could
+        // still start: its magic byte, never zero, lies at or past the end
+        // of the run.
         if bytes[pos] == 0 {
-            pos += bytes[pos..].iter().position(|&b| b != 0)?;
-            continue;
+            let run_end = pos + bytes[pos..].iter().position(|&b| b != 0)?;
+            let skip_to = run_end.saturating_sub(format::MAGIC_OFFSET);
+            if skip_to > pos {
+                pos = skip_to;
+                continue;
+            }
         }
         let plausible = BatchHeader::parse(&bytes[pos..]).is_some_and(|h| {
             matches!(h.magic, format::MAGIC | format::MAGIC_V2)
@@ -1103,6 +1110,40 @@ pub(crate) fn time_index_path(log_path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A valid batch whose checksum begins with a zero byte, after damage,
+    /// is found: the skip over zero space jumped past it, so that recovery
+    /// took the damage for a torn tail and cut the batch off.
+    #[test]
+    fn a_valid_batch_whose_checksum_begins_with_zero_is_found_after_damage() {
+        use crate::log::format::{encode_batch, plan_batch};
+        use crate::log::record::Record;
+        let encode = |value: &[u8], base: u64| {
+            let records = [Record::new(value.to_vec()).with_timestamp(1)];
+            let plan = plan_batch(&records, 0, false).unwrap();
+            let mut buf = vec![0u8; plan.len];
+            encode_batch(&mut buf, &plan, base, &records, 0, false);
+            buf
+        };
+        // A value whose batch's checksum has a zero low byte (1 in 256).
+        let zero_crc = (0u32..)
+            .map(|i| encode(&i.to_le_bytes(), 1))
+            .find(|b| b[format::CRC_OFFSET] == 0)
+            .expect("found within a few hundred tries");
+        let mut bytes = encode(b"first", 0);
+        let damaged = bytes.len();
+        bytes.extend_from_slice(&[0xff, 0x00, 0x00, 0x00]); // a torn start, then zeroes
+        let later = bytes.len();
+        bytes.extend_from_slice(&zero_crc);
+        assert_eq!(valid_batch_after(&bytes, damaged, 1), Some(later));
+        // After a longer run of zeroes too.
+        let mut spaced = encode(b"first", 0);
+        let gap = spaced.len();
+        spaced.extend_from_slice(&[0u8; 100]);
+        let later = spaced.len();
+        spaced.extend_from_slice(&zero_crc);
+        assert_eq!(valid_batch_after(&spaced, gap, 1), Some(later));
+    }
 
     #[test]
     fn names() {
