@@ -4,46 +4,20 @@
 //! every line, `groups reset-offsets --execute` commits, `verify` fails on
 //! damage.
 
-use std::io::Write;
+mod common;
+
+use common::*;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use streamlog::inspect::DataDir;
 
 /// Runs `streamlog` with `stdin` and a stdout whose reader is gone.
-fn with_stdout_closed(data: &Path, args: &[&str], stdin: &[u8]) -> Output {
+fn with_stdout_closed(data: &Path, args: &[&str], stdin: &[u8]) -> std::process::Output {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_streamlog"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(writer)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run streamlog");
-    // A command that stops early stops reading too.
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    child.wait_with_output().unwrap()
-}
-
-fn ok(data: &Path, args: &[&str], stdin: &[u8]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_streamlog"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child.stdin.take().unwrap().write_all(stdin)?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    let mut cmd = command(data, args);
+    cmd.stdout(writer);
+    run(cmd, stdin)
 }
 
 #[test]

@@ -4,29 +4,10 @@
 //! position, instead of ending the log there (nothing printed, the lag
 //! understated, status 0).
 
-use std::io::Write;
+mod common;
+
+use common::*;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn streamlog(data: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_streamlog"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run streamlog");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    child.wait_with_output().expect("wait")
-}
-
-fn ok(data: &Path, args: &[&str], stdin: &str) -> String {
-    let out = streamlog(data, args, stdin);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// Runs `args` and checks that it fails naming `position` of `seg`.
 fn fails_naming(data: &Path, args: &[&str], seg: &Path, position: u64) {

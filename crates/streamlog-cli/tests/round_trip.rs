@@ -1,34 +1,13 @@
 //! The command's round trip: create, produce from stdin, consume, group lag,
 //! reset, delete; and bad input gets the right exit status and message.
 
-use std::io::Write;
+mod common;
+
+use common::*;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn streamlog(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_streamlog"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run streamlog");
-    let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.unwrap_or("").as_bytes()).expect("write stdin");
-    drop(input);
-    child.wait_with_output().expect("wait")
-}
-
-fn ok(data: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let out = streamlog(data, args, stdin);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8")
-}
 
 fn fails(data: &Path, args: &[&str], code: i32, message: &str) {
-    let out = streamlog(data, args, None);
+    let out = streamlog(data, args, "");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
     assert!(stderr.contains(message), "{args:?}: {stderr:?} lacks {message:?}");
@@ -39,15 +18,15 @@ fn fails(data: &Path, args: &[&str], code: i32, message: &str) {
 fn create_produce_consume_describe_reset_delete() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    ok(&data, &["topics", "create", "orders", "--partitions", "2", "--config", "retention.ms=3600000"], None);
-    assert_eq!(ok(&data, &["topics", "list"], None), "orders\n");
-    let appended = ok(&data, &["produce", "orders", "--key-separator", ":", "--verbose"], Some("a:1\nb:2\nc:3\nd:4\n"));
+    ok(&data, &["topics", "create", "orders", "--partitions", "2", "--config", "retention.ms=3600000"], "");
+    assert_eq!(ok(&data, &["topics", "list"], ""), "orders\n");
+    let appended = ok(&data, &["produce", "orders", "--key-separator", ":", "--verbose"], "a:1\nb:2\nc:3\nd:4\n");
     assert_eq!(appended.lines().count(), 4);
 
     let json = r#"{"key":"k","value":"v","headers":{"h":"x"},"partition":1}"#;
-    ok(&data, &["produce", "orders", "--json"], Some(json));
+    ok(&data, &["produce", "orders", "--json"], json);
     let printed =
-        ok(&data, &["consume", "orders", "--from-beginning", "--max-messages", "5", "-f", "%p %k=%s [%h]\n"], None);
+        ok(&data, &["consume", "orders", "--from-beginning", "--max-messages", "5", "-f", "%p %k=%s [%h]\n"], "");
     let mut lines: Vec<&str> = printed.lines().collect();
     lines.sort();
     assert_eq!(lines.len(), 5, "{printed}");
@@ -59,50 +38,50 @@ fn create_produce_consume_describe_reset_delete() {
     }
 
     // Kafka's spellings work too.
-    let kafka = ok(&data, &["consume", "--topic", "orders", "--from-beginning", "--max-messages", "5"], None);
+    let kafka = ok(&data, &["consume", "--topic", "orders", "--from-beginning", "--max-messages", "5"], "");
     assert_eq!(kafka.lines().count(), 5);
-    let describe = ok(&data, &["topics", "describe", "--topic", "orders"], None);
+    let describe = ok(&data, &["topics", "describe", "--topic", "orders"], "");
     assert!(describe.contains("Topic: orders"), "{describe}");
 
-    let describe = ok(&data, &["topics", "describe", "orders"], None);
+    let describe = ok(&data, &["topics", "describe", "orders"], "");
     assert!(describe.contains("PartitionCount: 2") && describe.contains("retention.ms=3600000"), "{describe}");
 
     // A group reads everything and commits; lag is then 0.
-    let read = ok(&data, &["consume", "orders", "--group", "billing", "--from-beginning", "--timeout-ms", "300"], None);
+    let read = ok(&data, &["consume", "orders", "--group", "billing", "--from-beginning", "--timeout-ms", "300"], "");
     assert_eq!(read.lines().count(), 5);
-    assert_eq!(ok(&data, &["groups", "list"], None), "billing\n");
-    let lag = ok(&data, &["groups", "describe", "billing"], None);
+    assert_eq!(ok(&data, &["groups", "list"], ""), "billing\n");
+    let lag = ok(&data, &["groups", "describe", "billing"], "");
     let lags: Vec<&str> =
         lag.lines().filter(|l| l.starts_with("orders")).map(|l| l.split_whitespace().last().unwrap()).collect();
     assert_eq!(lags, ["0", "0"], "{lag}");
 
     // Reset: a dry run changes nothing, --execute does.
-    let dry = ok(&data, &["groups", "reset-offsets", "billing", "--topic", "orders", "--to-earliest"], None);
+    let dry = ok(&data, &["groups", "reset-offsets", "billing", "--topic", "orders", "--to-earliest"], "");
     assert!(dry.contains("dry run"), "{dry}");
-    assert!(ok(&data, &["groups", "describe", "billing"], None).lines().filter(|l| l.ends_with(" 0")).count() == 2);
-    ok(&data, &["groups", "reset-offsets", "billing", "--topic", "orders", "--to-earliest", "--execute"], None);
-    let lag = ok(&data, &["groups", "describe", "--group", "billing"], None);
+    assert!(ok(&data, &["groups", "describe", "billing"], "").lines().filter(|l| l.ends_with(" 0")).count() == 2);
+    ok(&data, &["groups", "reset-offsets", "billing", "--topic", "orders", "--to-earliest", "--execute"], "");
+    let lag = ok(&data, &["groups", "describe", "--group", "billing"], "");
     let total: u64 = lag
         .lines()
         .filter(|l| l.starts_with("orders"))
         .map(|l| l.split_whitespace().last().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(total, 5, "{lag}");
-    let reread = ok(&data, &["consume", "orders", "--group", "billing", "--timeout-ms", "300"], None);
+    let reread = ok(&data, &["consume", "orders", "--group", "billing", "--timeout-ms", "300"], "");
     assert_eq!(reread.lines().count(), 5, "the group starts over: {reread}");
 
-    ok(&data, &["groups", "delete", "billing"], None);
-    assert_eq!(ok(&data, &["groups", "list"], None), "");
-    assert!(ok(&data, &["verify"], None).contains("no problems"));
-    ok(&data, &["topics", "delete", "orders"], None);
-    assert_eq!(ok(&data, &["topics", "list"], None), "");
+    ok(&data, &["groups", "delete", "billing"], "");
+    assert_eq!(ok(&data, &["groups", "list"], ""), "");
+    assert!(ok(&data, &["verify"], "").contains("no problems"));
+    ok(&data, &["topics", "delete", "orders"], "");
+    assert_eq!(ok(&data, &["topics", "list"], ""), "");
 }
 
 #[test]
 fn bad_input_gets_an_error_status_and_a_message() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    ok(&data, &["topics", "create", "t"], None);
+    ok(&data, &["topics", "create", "t"], "");
     fails(&data, &["consume", "nope", "--timeout-ms", "10"], 1, "unknown topic");
     fails(&data, &["consume", "t", "--partition", "0", "--offset", "99", "--timeout-ms", "10"], 1, "out of range");
     fails(&data, &["consume", "t", "--partition", "5", "--timeout-ms", "10"], 1, "partition 5");
@@ -114,12 +93,12 @@ fn bad_input_gets_an_error_status_and_a_message() {
     fails(&data, &["consume", "t", "--format", "%q"], 2, "unknown field");
 
     // A flipped byte inside a sealed... here the only segment's batch: dump-log flags it.
-    ok(&data, &["produce", "t"], Some("hello\n"));
+    ok(&data, &["produce", "t"], "hello\n");
     let seg = data.join("topics/t/0/00000000000000000000.log");
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes[50] ^= 0xff;
     std::fs::write(&seg, bytes).unwrap();
-    let out = streamlog(&data, &["dump-log", seg.to_str().unwrap()], None);
+    let out = streamlog(&data, &["dump-log", seg.to_str().unwrap()], "");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("isValid: false"));
     // Nobody holds the directory: a damaged last batch is a problem to verify.
@@ -130,17 +109,10 @@ fn bad_input_gets_an_error_status_and_a_message() {
 fn output_into_a_closed_pipe_ends_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    ok(&data, &["topics", "create", "t"], None);
+    ok(&data, &["topics", "create", "t"], "");
     let lines: String = (0..200_000).map(|i| format!("record-{i}\n")).collect();
-    ok(&data, &["produce", "t"], Some(&lines));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_streamlog"))
-        .arg("--data")
-        .arg(&data)
-        .args(["consume", "t", "--from-beginning", "--timeout-ms", "5000"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    ok(&data, &["produce", "t"], &lines);
+    let mut child = command(&data, &["consume", "t", "--from-beginning", "--timeout-ms", "5000"]).spawn().unwrap();
     // Read one line, then close the pipe, as `| head -1` does.
     let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 16];

@@ -2,23 +2,10 @@
 //! between two segments, a missing first segment, a topic directory without
 //! its `topic.meta`; and reads segments in pieces, never whole.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn streamlog(data: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_streamlog"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run streamlog");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
+use common::*;
+use std::path::{Path, PathBuf};
 
 /// A topic of three segments (one per produce), verified clean.
 fn three_segments() -> (tempfile::TempDir, PathBuf, Vec<PathBuf>) {
