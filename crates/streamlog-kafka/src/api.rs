@@ -591,18 +591,12 @@ fn fetch_once(shared: &Shared, r: &FetchRequest) -> FetchPass {
                 let room = max_bytes.saturating_sub(total);
                 let limit = (p.partition_max_bytes.max(0) as usize).min(room);
                 if limit > 0 || total == 0 {
-                    match log.read(offset as u64, limit.max(1)) {
-                        Ok(batches) => {
-                            let mut out = BytesMut::new();
-                            match records::encode_fetch(&batches, &mut out) {
-                                Ok(()) => {
-                                    total += out.len();
-                                    pr.records = Some(out.freeze());
-                                }
-                                Err(_) => pr.error_code = CORRUPT_MESSAGE,
-                            }
+                    match read_encoded(&log, offset as u64, limit.max(1), hw) {
+                        Ok(out) => {
+                            total += out.len();
+                            pr.records = Some(out.freeze());
                         }
-                        Err(e) => pr.error_code = error_code(&e),
+                        Err(code) => pr.error_code = code,
                     }
                 }
             }
@@ -612,6 +606,23 @@ fn fetch_once(shared: &Shared, r: &FetchRequest) -> FetchPass {
     }
     let failed = resp.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != NONE);
     FetchPass { resp, bytes: total, waits, failed }
+}
+
+/// Batches of `log` from `offset` on, up to about `max_bytes`, encoded as
+/// Kafka batches. A read may return only batches with no record from
+/// `offset` on (compaction removed the records at the end of a batch and
+/// kept its offset range): the read goes on past them, up to `end`, so
+/// that a fetch below the end never answers nothing, which would have the
+/// client fetch the same offset for ever.
+fn read_encoded(log: &Partition, mut offset: u64, max_bytes: usize, end: u64) -> Result<BytesMut, i16> {
+    let mut out = BytesMut::new();
+    while out.is_empty() && offset < end {
+        let batches = log.read(offset, max_bytes).map_err(|e| error_code(&e))?;
+        let Some(last) = batches.last() else { break };
+        offset = last.next_offset();
+        records::encode_fetch(&batches, &mut out).map_err(|_| CORRUPT_MESSAGE)?;
+    }
+    Ok(out)
 }
 
 fn list_offsets(shared: &Shared, r: ListOffsetsRequest) -> ListOffsetsResponse {

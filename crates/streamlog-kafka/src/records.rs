@@ -5,7 +5,7 @@ use anyhow::{anyhow, bail};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{self, Decompressor};
 use kafka_protocol::records::Compression;
-use streamlog::{Batch, Partition, RecordRef};
+use streamlog::{Batch, Partition, RecordRef, TimestampType};
 
 /// Records of a produce batch appended at a time: a batch of up to this
 /// many (librdkafka's default `batch.num.messages` is 10,000) is one append,
@@ -284,15 +284,16 @@ fn nullable<'a>(buf: &mut &'a [u8]) -> anyhow::Result<Option<&'a [u8]>> {
 
 /// Encodes stored batches as Kafka batches (message format v2,
 /// uncompressed), one per stored batch, each holding its records from the
-/// read offset on with their offsets (gaps left by compaction included) and
-/// their headers in order, repeated names too. Written straight from the
+/// read offset on with their offsets (gaps left by compaction included),
+/// its stored offset range and timestamp kind, and the records' headers in
+/// order, repeated names too. Written straight from the
 /// borrowed record views: nothing is allocated per record.
 pub(crate) fn encode_fetch(batches: &[Batch], out: &mut BytesMut) -> anyhow::Result<()> {
     let mut rec = Vec::new();
     for batch in batches {
         let start = out.len();
         out.put_bytes(0, 12 + HEADER_AFTER_LENGTH); // The header, written below.
-        let (mut base, mut first_ts, mut max_ts, mut last, mut count) = (0u64, 0i64, i64::MIN, 0u64, 0i32);
+        let (mut base, mut first_ts, mut max_ts, mut last_delta, mut count) = (0u64, 0i64, i64::MIN, 0i32, 0i32);
         for r in batch.record_views() {
             let r = r?;
             if count == 0 {
@@ -313,7 +314,7 @@ pub(crate) fn encode_fetch(batches: &[Batch], out: &mut BytesMut) -> anyhow::Res
             put_varint(out, rec.len() as i64);
             out.put_slice(&rec);
             max_ts = max_ts.max(r.timestamp());
-            last = r.offset();
+            last_delta = delta;
             count += 1;
         }
         if count == 0 {
@@ -321,13 +322,19 @@ pub(crate) fn encode_fetch(batches: &[Batch], out: &mut BytesMut) -> anyhow::Res
             continue;
         }
         let length = i32::try_from(out.len() - start - 12).map_err(|_| anyhow!("batch past i32"))?;
+        // The batch's offset range as stored, past records compaction
+        // removed at its end (a client goes on after it); within an i32.
+        let last_delta = i32::try_from(batch.last_offset() - base).unwrap_or(last_delta);
+        // Bit 3: log append time.
+        let attributes: i16 = if batch.timestamp_type() == TimestampType::LogAppendTime { 1 << 3 } else { 0 };
         let h = &mut out[start..start + 12 + HEADER_AFTER_LENGTH];
         h[0..8].copy_from_slice(&(base as i64).to_be_bytes());
         h[8..12].copy_from_slice(&length.to_be_bytes());
         // Leader epoch 0 (12..16), then the magic; the CRC (17..21) below;
-        // attributes 0 (21..23): uncompressed, create time.
+        // attributes (21..23): uncompressed, and the timestamps' kind.
         h[16] = 2;
-        h[23..27].copy_from_slice(&((last - base) as i32).to_be_bytes());
+        h[21..23].copy_from_slice(&attributes.to_be_bytes());
+        h[23..27].copy_from_slice(&last_delta.to_be_bytes());
         h[27..35].copy_from_slice(&first_ts.to_be_bytes());
         h[35..43].copy_from_slice(&max_ts.to_be_bytes());
         h[43..51].copy_from_slice(&(-1i64).to_be_bytes()); // producer id
