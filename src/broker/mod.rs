@@ -407,6 +407,12 @@ impl Broker {
         inner.topics.write().remove(name);
         inner.topics_epoch.fetch_add(1, Ordering::AcqRel);
         topic.inner.deleted.store(true, Ordering::Release);
+        // A commit for it that looked the topic up before it went is
+        // refused from here on (commits skip closed partitions under the
+        // offsets log's lock), so none lands after the offsets are forgotten.
+        for p in topic.partitions() {
+            p.mark_closed();
+        }
         // Durably gone, then its committed offsets: a new topic of the same
         // name starts from scratch. (After a crash in between, open forgets
         // the offsets of topics that no longer exist.)

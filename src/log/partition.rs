@@ -855,6 +855,14 @@ impl Partition {
         self.shutdown()
     }
 
+    /// Refuses appends, reads and commits from now on, waking no one and
+    /// sealing nothing: what a topic's delete does under the broker's lock
+    /// before it forgets the topic's committed offsets, so that no commit
+    /// lands after them; the close that follows wakes and seals.
+    pub(crate) fn mark_closed(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+    }
+
     /// Closes through a shared reference: what `close` and drop do, and what
     /// a broker does to partitions that others may still hold.
     pub(crate) fn shutdown(&self) -> Result<()> {
