@@ -340,13 +340,16 @@ impl PartitionFiles {
                 _ if i == first => self.index_position(seg, offset),
                 _ => 0,
             };
+            let (kept, kept_bytes) = (out.len(), bytes);
             let full = self.read_segment(seg, start, offset, max_bytes, is_last, &mut out, &mut bytes);
             let full = match full {
                 // An index position (or, for a segment that was active when
                 // listed, the last read's end) read before a compaction
                 // replaced the file may point anywhere in the new one: walk
-                // it whole.
+                // it whole, without what the first walk took from it.
                 Err(Error::Corrupt { .. }) if start != 0 => {
+                    out.truncate(kept);
+                    bytes = kept_bytes;
                     self.read_segment(seg, 0, offset, max_bytes, is_last, &mut out, &mut bytes)?
                 }
                 other => other?,
@@ -650,6 +653,9 @@ fn valid_batch_after(file: &File, path: &Path, from: u64, next_offset: u64) -> R
     let mut at = from;
     while at + BATCH_HEADER_LEN as u64 <= len {
         let chunk = read_at(file, path, at, READ_CHUNK.min((len - at) as usize))?;
+        if chunk.len() < BATCH_HEADER_LEN {
+            break; // The file was cut shorter meanwhile.
+        }
         // Candidates start where a whole header is in the chunk; the next
         // chunk starts at the first position not looked at.
         let mut i = 0;

@@ -362,8 +362,10 @@ impl BrokerState {
         let mut states = Vec::new();
         for (name, topic) in self.topics.read().iter() {
             for (i, p) in topic.partitions().iter().enumerate() {
-                let mut closed = Ok(None);
-                notify::catch_panic(&mut panicked, || closed = p.shutdown_clean());
+                let (closed, panic) = p.shutdown_keeping_panic();
+                if let Some(panic) = panic {
+                    panicked.get_or_insert(panic);
+                }
                 match closed {
                     Ok(Some(state)) => states.push((name.clone(), i as u32, state)),
                     Ok(None) => {}

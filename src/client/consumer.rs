@@ -53,9 +53,11 @@ pub struct ConsumerConfig {
     /// revocation and on close (or drop), but not when a panic drops the
     /// consumer (Kafka's `enable.auto.commit`). A consumer with manually
     /// assigned partitions commits too, if it has a `group_id`, while the
-    /// group has no members. A failed auto-commit is a `tracing` warning,
-    /// not an error of `poll` or `close` (as Kafka logs it), but for
-    /// [`Error::Closed`]; the next one tries again. Default: `true`.
+    /// group has no members. A failed periodic auto-commit is a `tracing`
+    /// warning, not an error of `poll` (as Kafka logs it), but for
+    /// [`Error::Closed`]; the next one tries again. So is a failed commit
+    /// at the close of a consumer of assigned partitions; a member's close
+    /// returns it. Default: `true`.
     pub enable_auto_commit: bool,
     /// How often auto-commit commits (Kafka's `auto.commit.interval.ms`). Default: 5 s.
     pub auto_commit_interval: Duration,

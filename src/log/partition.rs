@@ -872,17 +872,26 @@ impl Partition {
     /// [`Partition::shutdown`], returning the state a broker records in its
     /// clean marker (`None` if the partition was closed already).
     pub(crate) fn shutdown_clean(&self) -> Result<Option<CleanState>> {
-        let result = self.seal_for_close();
+        let (result, panicked) = self.shutdown_keeping_panic();
+        notify::resume_panic(panicked);
+        result
+    }
+
+    /// [`Partition::shutdown_clean`], a waker's panic returned rather than
+    /// resumed: a broker closing its partitions still records this one's
+    /// state in its clean marker.
+    pub(crate) fn shutdown_keeping_panic(&self) -> (Result<Option<CleanState>>, Option<notify::Panic>) {
+        let sealed = self.seal_for_close();
         // Release the directory even if other handles to this partition live
         // on (they fail with `Closed`), so that it can be opened again.
         self.inner.dir_lock.lock().clear();
-        result
+        sealed
     }
 
     /// Seals the active segment, unless nothing changed since a clean open
     /// (then the files are as the marker describes them), and for a
     /// standalone partition writes its marker.
-    fn seal_for_close(&self) -> Result<Option<CleanState>> {
+    fn seal_for_close(&self) -> (Result<Option<CleanState>>, Option<notify::Panic>) {
         if let Some(f) = self.flusher.lock().take() {
             f.stop();
         }
@@ -898,16 +907,14 @@ impl Partition {
         // must not leave a consumer parked).
         inner.closed.store(true, Ordering::SeqCst);
         // Woken outside the lock: a waker may run its task on the spot,
-        // and the task call back into the partition. A waker's panic goes
-        // on once the partition is sealed.
+        // and the task call back into the partition. A waker's panic is
+        // returned, to go on once the partition is sealed.
         drop(maintenance);
         let mut panicked = None;
         notify::catch_panic(&mut panicked, || inner.waiters.wake_all());
         // Async appends waiting for a sync learn of the close.
         notify::catch_panic(&mut panicked, || inner.wake_sync_waiters(inner.sync.lock()));
-        let sealed = self.seal_closed(writer);
-        notify::resume_panic(panicked);
-        sealed
+        (self.seal_closed(writer), panicked)
     }
 
     /// The rest of [`Partition::seal_for_close`], once closed: waits for

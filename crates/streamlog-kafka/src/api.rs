@@ -473,7 +473,7 @@ fn produce_partition(
     let append = |b: &records::IncomingBatch| b.append_to(log).map(|o| o as i64).map_err(failed);
     let mut first: Option<i64> = None;
     for b in batches {
-        if b.count == 0 || b.control {
+        if b.control {
             continue; // Transaction markers: no transactions here.
         }
         let base = if b.producer_id >= 0 && b.base_sequence >= 0 {

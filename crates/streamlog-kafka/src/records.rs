@@ -14,8 +14,9 @@ use streamlog::{Batch, Partition, RecordRef, TimestampType};
 /// many tiny records a small compressed batch holds.
 const CHUNK_RECORDS: usize = 32 * 1024;
 
-/// Headers in one append at most (a part ends early past it), and in one
-/// record: a header takes 2 bytes on the wire and 32 in memory, so without
+/// Headers in one record at most, and in one append before it ends its
+/// part early (a part ends once it holds this many, so it holds fewer than
+/// twice this): a header takes 2 bytes on the wire and 32 in memory, so without
 /// a bound a batch of headers would expand sixteen-fold.
 const CHUNK_HEADERS: usize = 64 * 1024;
 
@@ -90,7 +91,10 @@ pub(crate) fn split_produce(mut data: Bytes) -> anyhow::Result<Vec<IncomingBatch
         let _max_timestamp = b.get_i64();
         let (producer_id, producer_epoch, base_sequence) = (b.get_i64(), b.get_i16(), b.get_i32());
         let count = b.get_i32();
-        if count < 0 || (count > 0 && i64::from(count) != i64::from(last_offset_delta) + 1) {
+        if count < 1 {
+            bail!("a batch of {count} records");
+        }
+        if i64::from(count) != i64::from(last_offset_delta) + 1 {
             bail!("record count {count} does not match the last offset delta {last_offset_delta}");
         }
         out.push(IncomingBatch {

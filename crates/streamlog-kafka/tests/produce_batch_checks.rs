@@ -1,6 +1,6 @@
 //! What a produced batch must be, checked as Kafka checks it
-//! (CORRUPT_MESSAGE, nothing appended): a record count that matches the
-//! offset range, offset deltas counting up from 0, records that fill their
+//! (CORRUPT_MESSAGE, nothing appended): at least one record, a record
+//! count that matches the offset range, offset deltas counting up from 0, records that fill their
 //! lengths exactly and the batch exactly; a request of several batches is
 //! checked whole before any is appended. And what it keeps: repeated
 //! header names (Kafka allows them), in order, in the log and in a Fetch.
@@ -25,6 +25,8 @@ fn malformed_batches_are_refused_and_repeated_header_names_kept() {
     let mut d = Dispatcher::new(Arc::clone(&broker), ServerConfig::default());
     let two = [raw_record(0, None, Some(b"a"), &[]), raw_record(1, None, Some(b"b"), &[])].concat();
 
+    // No records (here with bytes after the header all the same).
+    assert_eq!(produce_raw(&mut d, "t", raw_batch(&[1, 2, 3], 0, 0, -1)), CORRUPT_MESSAGE);
     // A count that does not match the last offset delta.
     assert_eq!(produce_raw(&mut d, "t", raw_batch(&two, 0, 2, 5)), CORRUPT_MESSAGE);
     // More records claimed than there are.
