@@ -24,6 +24,9 @@ use crate::{Failure, Res, open_for_write};
 const MAX_LINES_PER_SEND: usize = 1024;
 /// Bytes asked of stdin per read.
 const READ_BYTES: usize = 64 << 10;
+/// Longest line taken: past it (`cat /dev/zero | streamlog produce t`) the
+/// unended line would grow in memory without bound.
+const MAX_LINE_BYTES: usize = 64 << 20;
 /// How long a wait for input lasts before it looks at the stop flag again.
 const STOP_CHECK: Duration = Duration::from_millis(100);
 
@@ -172,6 +175,10 @@ impl Input {
         self.buf.drain(..self.start);
         self.start = 0;
         let len = self.buf.len();
+        if len > MAX_LINE_BYTES {
+            let message = format!("a line longer than {} MiB", MAX_LINE_BYTES >> 20);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, message));
+        }
         self.buf.resize(len + READ_BYTES, 0);
         let read = loop {
             match self.file.read(&mut self.buf[len..]) {

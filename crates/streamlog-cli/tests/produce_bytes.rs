@@ -71,3 +71,17 @@ fn json_that_is_not_utf8_fails_naming_the_line_after_appending_those_before() {
     assert_eq!(got.len(), 2000);
     assert_eq!(got[1999].1.as_deref(), Some(&b"2000"[..]));
 }
+
+#[test]
+fn a_line_longer_than_64_mib_is_refused_after_the_lines_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&data, &["topics", "create", "t"], "");
+    let mut input = b"before\n".to_vec();
+    input.resize(input.len() + (65 << 20), b'x');
+    let out = streamlog(&data, &["produce", "t"], &input);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2") && stderr.contains("longer than 64 MiB"), "{stderr}");
+    assert_eq!(records(&data, "t"), [(None, Some(b"before".to_vec()))]);
+}
