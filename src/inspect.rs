@@ -40,7 +40,7 @@ use crate::group::offsets::{parse_offset_key, parse_offset_value};
 use crate::group::{OFFSETS_TOPIC, TopicPartition};
 use crate::log::format::{self, BATCH_HEADER_LEN, BatchHeader};
 use crate::log::index::{self, SegmentIndex};
-use crate::log::meta::{LOCK_FILE, read_checkpoints};
+use crate::log::meta::{BROKER_CLEAN_MARKER, LOCK_FILE, read_checkpoints};
 use crate::log::record::Batch;
 use crate::log::segment::{self, IndexConfig, Scan, ScanEnd, Scanner};
 
@@ -599,13 +599,23 @@ impl PartitionFiles {
 
     /// Tells what a batch of the last segment that failed its checks is,
     /// `entry`, after batches ending at or past `next_offset`: `Ok` if it is
-    /// a write in progress, where the log ends for now (a process holds the
-    /// directory, and no valid batch follows); [`Error::Corrupt`] otherwise.
+    /// where the written log ends, a write in progress (a process holds the
+    /// directory) or one a crash cut short (the directory was not closed
+    /// cleanly: its owner's next open cuts it off), with no valid batch
+    /// after it; [`Error::Corrupt`] otherwise, and always after a clean
+    /// close, which leaves no write unfinished.
     fn end_of_written(&self, seg: &SegmentFile, entry: &BatchEntry, next_offset: u64) -> Result<()> {
-        if self.is_held() && self.is_write_in_progress(seg, entry.position, next_offset)? {
+        if (self.is_held() || !self.closed_cleanly()) && self.is_write_in_progress(seg, entry.position, next_offset)? {
             return Ok(());
         }
         Err(damage(seg, entry))
+    }
+
+    /// Whether the owner closed the partition cleanly: the clean marker of
+    /// its data directory, or of the partition if it was opened alone.
+    fn closed_cleanly(&self) -> bool {
+        let data = self.lock_file.as_deref().and_then(Path::parent);
+        data.is_some_and(|d| d.join(BROKER_CLEAN_MARKER).exists()) || self.dir.join(BROKER_CLEAN_MARKER).exists()
     }
 
     /// Whether the bad batch at `position` of the last segment `seg`, after

@@ -1,8 +1,10 @@
 //! A batch of the last (active) segment that fails its checksum, in a
-//! directory no process holds, is damage, not a write in progress: `consume`,
-//! `topics describe` and `groups describe` fail naming the file and the
-//! position, instead of ending the log there (nothing printed, the lag
-//! understated, status 0).
+//! directory no process holds and that was closed cleanly, is damage, not a
+//! write in progress: `consume`, `topics describe` and `groups describe`
+//! fail naming the file and the position, instead of ending the log there
+//! (nothing printed, the lag understated, status 0). After a crash (no clean
+//! marker) a batch cut short with nothing valid after it is where the
+//! written log ends, as the owner's next open will cut it.
 
 mod common;
 
@@ -57,4 +59,24 @@ fn valid_batches_after_the_damage_are_not_hidden() {
     fails_naming(&data, &["consume", "t", "--timeout-ms", "100"], &seg, 0);
     fails_naming(&data, &["topics", "describe", "t"], &seg, 0);
     fails_naming(&data, &["groups", "describe", "g"], &seg, 0);
+}
+
+#[test]
+fn a_tail_cut_short_by_a_crash_ends_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&data, &["topics", "create", "t"], "");
+    ok(&data, &["produce", "t"], "first\n");
+    let seg = data.join("topics/t/0/00000000000000000000.log");
+    let second = std::fs::metadata(&seg).unwrap().len();
+    ok(&data, &["produce", "t"], "second\n");
+    // The second batch half written, and no clean close: a crash.
+    let len = std::fs::metadata(&seg).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 5).unwrap();
+    let marker = data.join(".clean_shutdown");
+    std::fs::remove_file(&marker).unwrap();
+    assert_eq!(ok(&data, &["consume", "t", "--from-beginning", "--timeout-ms", "100"], ""), "first\n");
+    // The same cut in a directory closed cleanly is damage.
+    std::fs::write(&marker, b"").unwrap();
+    fails_naming(&data, &["consume", "t", "--from-beginning", "--timeout-ms", "100"], &seg, second);
 }
