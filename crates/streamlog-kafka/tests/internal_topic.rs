@@ -7,37 +7,13 @@ mod common;
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use streamlog::{Broker, BrokerOptions, ConsumerConfig, OFFSETS_TOPIC, TopicConfig, TopicPartition};
 use streamlog_kafka::ServerConfig;
 use streamlog_kafka::internals::Dispatcher;
 
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
-
-fn one_record() -> Bytes {
-    let rec = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_000,
-        key: Some(Bytes::from_static(b"forged")),
-        value: None,
-        headers: Default::default(),
-    };
-    let mut out = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut out, std::iter::once(&rec), &options).unwrap();
-    out.freeze()
-}
 
 #[test]
 fn produce_and_delete_records_on_the_offsets_topic_are_refused() {
@@ -54,16 +30,8 @@ fn produce_and_delete_records_on_the_offsets_topic_are_refused() {
     let mut d = Dispatcher::new(Arc::clone(&broker), ServerConfig::default());
     let name = TopicName(StrBytes::from_static_str(OFFSETS_TOPIC));
 
-    let mut p = produce_request::PartitionProduceData::default();
-    p.records = Some(one_record());
-    let mut t = produce_request::TopicProduceData::default();
-    t.name = name.clone();
-    t.partition_data = vec![p];
-    let mut req = ProduceRequest::default();
-    req.acks = -1;
-    req.topic_data = vec![t];
-    let resp: ProduceResponse = common::call(&mut d, ApiKey::Produce, 7, &req);
-    assert_eq!(resp.responses[0].partition_responses[0].error_code, INVALID_TOPIC_EXCEPTION);
+    let forged = common::raw_batch(&common::raw_record(0, Some(b"forged"), None, &[]), 0, 1, 0);
+    assert_eq!(common::produce_raw(&mut d, OFFSETS_TOPIC, forged), INVALID_TOPIC_EXCEPTION);
 
     let mut p = delete_records_request::DeleteRecordsPartition::default();
     p.offset = -1; // Everything.

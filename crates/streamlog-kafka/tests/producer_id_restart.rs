@@ -8,44 +8,16 @@ mod common;
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use streamlog::{Broker, BrokerOptions, TopicConfig};
 use streamlog_kafka::ServerConfig;
 use streamlog_kafka::internals::Dispatcher;
 
 /// One record from idempotent producer `id` with sequence 0.
 fn produce(d: &mut Dispatcher, id: i64, value: &'static [u8]) -> i16 {
-    let rec = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: id,
-        producer_epoch: 0,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: 0,
-        timestamp: 1_000,
-        key: None,
-        value: Some(Bytes::from_static(value)),
-        headers: Default::default(),
-    };
-    let mut batch = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut batch, std::iter::once(&rec), &options).unwrap();
-    let mut p = produce_request::PartitionProduceData::default();
-    p.records = Some(batch.freeze());
-    let mut t = produce_request::TopicProduceData::default();
-    t.name = TopicName(StrBytes::from_static_str("t"));
-    t.partition_data = vec![p];
-    let mut req = ProduceRequest::default();
-    req.acks = -1;
-    req.topic_data = vec![t];
-    let resp: ProduceResponse = common::call(d, ApiKey::Produce, 8, &req);
-    resp.responses[0].partition_responses[0].error_code
+    let batch = common::raw_batch_of(&common::raw_record(0, None, Some(value), &[]), 0, 1, 0, (id, 0, 0));
+    common::produce_raw(d, "t", batch)
 }
 
 fn init(d: &mut Dispatcher) -> i64 {

@@ -146,6 +146,17 @@ pub fn raw_record(offset_delta: i64, key: Option<&[u8]>, value: Option<&[u8]>, h
 /// `compression`, Kafka's attribute bits), its header's count and last
 /// offset delta as given, not producer-idempotent, CRC-32C set.
 pub fn raw_batch(records: &[u8], compression: i16, count: i32, last_offset_delta: i32) -> Bytes {
+    raw_batch_of(records, compression, count, last_offset_delta, (-1, -1, -1))
+}
+
+/// [`raw_batch`] of the idempotent producer `(id, epoch, base sequence)`.
+pub fn raw_batch_of(
+    records: &[u8],
+    compression: i16,
+    count: i32,
+    last_offset_delta: i32,
+    (producer_id, epoch, base_sequence): (i64, i16, i32),
+) -> Bytes {
     let mut b = Vec::with_capacity(61 + records.len());
     b.extend_from_slice(&0i64.to_be_bytes()); // base offset
     b.extend_from_slice(&((49 + records.len()) as i32).to_be_bytes());
@@ -156,9 +167,9 @@ pub fn raw_batch(records: &[u8], compression: i16, count: i32, last_offset_delta
     b.extend_from_slice(&last_offset_delta.to_be_bytes());
     b.extend_from_slice(&1_000i64.to_be_bytes()); // base timestamp
     b.extend_from_slice(&1_000i64.to_be_bytes()); // max timestamp
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    b.extend_from_slice(&producer_id.to_be_bytes());
+    b.extend_from_slice(&epoch.to_be_bytes());
+    b.extend_from_slice(&base_sequence.to_be_bytes());
     b.extend_from_slice(&count.to_be_bytes());
     b.extend_from_slice(records);
     let crc = crc32c::crc32c(&b[21..]);
