@@ -129,8 +129,11 @@ pub(crate) fn serve(shared: &Shared, mut stream: TcpStream) {
     }
 }
 
-/// Largest response buffer a connection keeps between requests.
-const KEEP_OUT_BYTES: usize = 1 << 20;
+/// Largest response buffer a connection keeps between requests: above a
+/// consumer's usual Fetch response (1 MiB a partition by default), which a
+/// fresh buffer per response made slower (kcat consume 0.72 against 1.13 M
+/// records/s in one of three runs with 1 MiB kept).
+const KEEP_OUT_BYTES: usize = 4 << 20;
 
 /// What to do after one request.
 pub(crate) enum Reply {
