@@ -40,7 +40,7 @@ use crate::group::offsets::{parse_offset_key, parse_offset_value};
 use crate::group::{OFFSETS_TOPIC, TopicPartition};
 use crate::log::format::{self, BATCH_HEADER_LEN, BatchHeader};
 use crate::log::index::{self, SegmentIndex};
-use crate::log::meta::{BROKER_CLEAN_MARKER, LOCK_FILE, read_checkpoints};
+use crate::log::meta::{BROKER_META, LOCK_FILE, PARTITION_CLEAN_MARKER, read_checkpoints};
 use crate::log::record::Batch;
 use crate::log::segment::{self, IndexConfig, Scan, ScanEnd, Scanner};
 
@@ -318,9 +318,10 @@ impl PartitionFiles {
     /// returns them, but copied out of the files. Below the log start is
     /// [`Error::OffsetOutOfRange`]; at or past the end, no batches. A batch
     /// that fails its checks is [`Error::Corrupt`] naming the file and
-    /// position, unless it is the end of the last segment while a process
-    /// holds the directory and no valid batch follows it: a write in
-    /// progress, where the log ends for now.
+    /// position, unless it is the end of the last segment, no valid batch
+    /// follows it, and a process holds the directory (a write in progress)
+    /// or the partition was not closed cleanly (a write a crash cut short):
+    /// where the written log ends.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Vec<Batch>> {
         if offset < self.log_start {
             return Err(Error::OffsetOutOfRange { requested: offset, start: self.log_start, end: u64::MAX });
@@ -611,11 +612,20 @@ impl PartitionFiles {
         Err(damage(seg, entry))
     }
 
-    /// Whether the owner closed the partition cleanly: the clean marker of
-    /// its data directory, or of the partition if it was opened alone.
+    /// Whether the owner closed the partition cleanly: in a broker's data
+    /// directory, its clean marker lists the partition (a partition's own
+    /// marker there may be left from a time it was opened alone); a
+    /// partition opened alone has its own marker.
     fn closed_cleanly(&self) -> bool {
-        let data = self.lock_file.as_deref().and_then(Path::parent);
-        data.is_some_and(|d| d.join(BROKER_CLEAN_MARKER).exists()) || self.dir.join(BROKER_CLEAN_MARKER).exists()
+        let data = self.lock_file.as_deref().and_then(Path::parent).filter(|d| d.join(BROKER_META).is_file());
+        match data {
+            Some(data) => {
+                let topic = self.dir.parent().and_then(Path::file_name).and_then(|n| n.to_str());
+                let partition = self.dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok());
+                topic.zip(partition).is_some_and(|(t, p)| crate::broker::clean::vouches_for(data, t, p))
+            }
+            None => self.dir.join(PARTITION_CLEAN_MARKER).exists(),
+        }
     }
 
     /// Whether the bad batch at `position` of the last segment `seg`, after

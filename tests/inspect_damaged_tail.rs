@@ -2,7 +2,9 @@
 //! segment while a process holds the directory: a write in progress (the log
 //! ends there for now) only if no valid batch follows it; with one after it,
 //! `Error::Corrupt` naming the file and position, as in a directory nobody
-//! holds (tests of the command line: crates/streamlog-cli/tests/damaged_last_segment.rs).
+//! holds. After a crash, a tail cut short ends the log; after a clean close
+//! it is damage (tests of the command line:
+//! crates/streamlog-cli/tests/damaged_last_segment.rs).
 
 use std::os::unix::fs::FileExt;
 
@@ -60,4 +62,31 @@ fn damaged_then_valid(second: &str) {
     assert!(named(&files.read(0, 1 << 20).unwrap_err()));
     assert!(named(&files.log_end_offset().unwrap_err()));
     drop(broker);
+}
+
+/// After a crash (no clean close) a cut-short tail ends the log, even with
+/// a partition marker left in the partition's directory from a time it was
+/// opened alone: in a broker's directory only the broker's marker counts
+/// (the leftover file made the tail damage). After a clean close the same
+/// tail is damage.
+#[test]
+fn after_a_crash_a_cut_short_tail_ends_the_log_whatever_a_leftover_partition_marker_says() {
+    let (dir, broker, seg) = setup(&["one", "two"]);
+    broker.close().unwrap();
+    let marker = dir.path().join(".clean_shutdown");
+    let clean = std::fs::read(&marker).unwrap();
+    // A crash: no marker, the second batch half written.
+    std::fs::remove_file(&marker).unwrap();
+    let len = std::fs::metadata(&seg).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 5).unwrap();
+    std::fs::write(dir.path().join("topics/t/0/.clean_shutdown"), b"left from a standalone open").unwrap();
+    let data = DataDir::open(dir.path()).unwrap();
+    assert_eq!(data.holder(), None);
+    let files = data.partition("t", 0).unwrap();
+    assert_eq!(files.read(0, 1 << 20).unwrap().len(), 1);
+    assert_eq!(files.log_end_offset().unwrap(), 1);
+    // The broker's marker listing the partition: a clean close, so damage.
+    std::fs::write(&marker, clean).unwrap();
+    let files = data.partition("t", 0).unwrap();
+    assert!(matches!(files.read(0, 1 << 20), Err(Error::Corrupt { .. })));
 }

@@ -85,6 +85,13 @@ pub(super) fn read(dir: &Path) -> Result<(bool, CleanStates)> {
     }
 }
 
+/// Whether the marker of the data directory `dir` lists `topic`'s
+/// `partition`: the broker closed it cleanly and nothing has changed it
+/// since (a broker removes the marker before its first change).
+pub(crate) fn vouches_for(dir: &Path, topic: &str, partition: u32) -> bool {
+    read(dir).is_ok_and(|(_, states)| states.contains_key(&(topic.to_owned(), partition)))
+}
+
 /// Writes the marker atomically (one file sync, one directory sync).
 pub(super) fn write(dir: &Path, states: &[(String, u32, CleanState)]) -> Result<()> {
     fsutil::write_atomic(dir, CLEAN_FILE, &encode(states))

@@ -8,7 +8,7 @@
 //! <dir>/topics/<name>/<partition>/  one partition log each
 //! ```
 
-mod clean;
+pub(crate) mod clean;
 mod group;
 mod maintenance;
 pub(crate) mod state;

@@ -81,7 +81,10 @@ impl MetaFile {
 /// clean close left them. Fields: a [`CleanState`]. (A broker keeps the
 /// clean states of all its partitions in one file of its own instead.)
 pub(super) const CLEAN_MARKER: MetaFile =
-    MetaFile { name: ".clean_shutdown", magic: b"SLCS", version: 2, fields: CleanState::FIELDS };
+    MetaFile { name: PARTITION_CLEAN_MARKER, magic: b"SLCS", version: 2, fields: CleanState::FIELDS };
+
+/// The file name of [`CLEAN_MARKER`], in a partition's directory.
+pub(crate) const PARTITION_CLEAN_MARKER: &str = ".clean_shutdown";
 
 /// What a clean close records about a partition, so that the next open
 /// trusts its files without scanning them.

@@ -855,10 +855,11 @@ impl Partition {
         self.shutdown()
     }
 
-    /// Refuses appends, reads and commits from now on, waking no one and
-    /// sealing nothing: what a topic's delete does under the broker's lock
-    /// before it forgets the topic's committed offsets, so that no commit
-    /// lands after them; the close that follows wakes and seals.
+    /// Refuses reads and commits from now on (appends go on until the
+    /// writer is taken), waking no one and sealing nothing: what a topic's
+    /// delete does under the broker's lock before it forgets the topic's
+    /// committed offsets, so that no commit lands after them; the close
+    /// that follows wakes and seals.
     pub(crate) fn mark_closed(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
     }
@@ -870,7 +871,8 @@ impl Partition {
     }
 
     /// [`Partition::shutdown`], returning the state a broker records in its
-    /// clean marker (`None` if the partition was closed already).
+    /// clean marker (`None` if its writer was taken already: closed before,
+    /// or failed).
     pub(crate) fn shutdown_clean(&self) -> Result<Option<CleanState>> {
         let (result, panicked) = self.shutdown_keeping_panic();
         notify::resume_panic(panicked);
