@@ -74,9 +74,10 @@ fn a_tail_cut_short_by_a_crash_ends_the_log() {
     let len = std::fs::metadata(&seg).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 5).unwrap();
     let marker = data.join(".clean_shutdown");
+    let clean = std::fs::read(&marker).unwrap();
     std::fs::remove_file(&marker).unwrap();
     assert_eq!(ok(&data, &["consume", "t", "--from-beginning", "--timeout-ms", "100"], ""), "first\n");
     // The same cut in a directory closed cleanly is damage.
-    std::fs::write(&marker, b"").unwrap();
+    std::fs::write(&marker, clean).unwrap();
     fails_naming(&data, &["consume", "t", "--from-beginning", "--timeout-ms", "100"], &seg, second);
 }
