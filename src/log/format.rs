@@ -169,7 +169,7 @@ impl BatchHeader {
 pub(crate) fn check_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     let header = BatchHeader::parse(buf).ok_or(DecodeError::Truncated)?;
     check_length(&header, buf)?;
-    let computed = crc32fast::hash(&buf[LENGTH_OFFSET..header.len()]);
+    let computed = crc32(&buf[LENGTH_OFFSET..header.len()]);
     if computed != header.crc {
         return Err(DecodeError::Checksum { stored: header.crc, computed });
     }
@@ -188,6 +188,17 @@ pub(crate) fn check_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     check_length(&header, buf)?;
     check_fields(&header)?;
     Ok(header)
+}
+
+/// The CRC-32 of `bytes`, as `crc32fast::hash`, without its detection of
+/// the CPU's features on every call (a new `Hasher` does it; a clone of one
+/// made once does not): one of each per append and per batch read.
+#[inline]
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
+    static HASHER: std::sync::OnceLock<crc32fast::Hasher> = std::sync::OnceLock::new();
+    let mut h = HASHER.get_or_init(crc32fast::Hasher::new).clone();
+    h.update(bytes);
+    h.finalize()
 }
 
 fn check_length(header: &BatchHeader, buf: &[u8]) -> Result<(), DecodeError> {
@@ -566,7 +577,7 @@ fn encode_refs<'a>(buf: &mut [u8], plan: &BatchPlan, base_offset: u64, refs: imp
         }
     }
     debug_assert_eq!(at, plan.len);
-    let crc = crc32fast::hash(&buf[LENGTH_OFFSET..plan.len]);
+    let crc = crc32(&buf[LENGTH_OFFSET..plan.len]);
     buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
