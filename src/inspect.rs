@@ -441,7 +441,10 @@ impl PartitionFiles {
     /// process holds the directory), a bad batch at the very end of the last
     /// segment with no valid batch after it is taken for a write in
     /// progress, and a break in the chain is reported only if a fresh
-    /// listing still shows it (retention and compaction delete segments).
+    /// listing still shows it (retention and compaction delete segments);
+    /// after a crash (the partition not closed cleanly), such a batch is a
+    /// tail the crash cut short, which the next open cuts off: not a
+    /// problem either.
     /// `progress` gets the bytes checked so far. Returns the problems found,
     /// none if the partition is clean.
     pub fn verify(&self, live: bool, progress: &mut dyn FnMut(u64)) -> Result<Vec<Problem>> {
@@ -487,7 +490,10 @@ impl PartitionFiles {
                 // The active segment's tail with nothing valid after it: a
                 // write in progress while the directory is held (not
                 // damage), or a tail torn by a crash (the next open cuts it).
-                (_, Some((pos, _))) if is_last && live && self.is_write_in_progress(seg, pos, scan.next_offset)? => {}
+                (_, Some((pos, _)))
+                    if is_last
+                        && (live || !self.closed_cleanly())
+                        && self.is_write_in_progress(seg, pos, scan.next_offset)? => {}
                 (_, Some((pos, why))) => problems.push(problem(pos, why)),
                 _ => before = Some((seg, scan.next_offset)),
             }

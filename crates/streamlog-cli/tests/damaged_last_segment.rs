@@ -77,7 +77,10 @@ fn a_tail_cut_short_by_a_crash_ends_the_log() {
     let clean = std::fs::read(&marker).unwrap();
     std::fs::remove_file(&marker).unwrap();
     assert_eq!(ok(&data, &["consume", "t", "--from-beginning", "--timeout-ms", "100"], ""), "first\n");
+    // Nothing open would refuse: it cuts such a tail.
+    ok(&data, &["verify"], "");
     // The same cut in a directory closed cleanly is damage.
     std::fs::write(&marker, clean).unwrap();
     fails_naming(&data, &["consume", "t", "--from-beginning", "--timeout-ms", "100"], &seg, second);
+    assert!(!streamlog(&data, &["verify"], "").status.success());
 }
