@@ -214,6 +214,9 @@ pub struct PartitionFiles {
     /// read (a consumer following the log) resumes there instead of
     /// walking the active segment, which has no index file, from its start.
     tail: std::sync::Mutex<Option<TailHint>>,
+    /// The last unfinished tail found while nobody held the directory:
+    /// (segment base offset, position, file length).
+    unfinished_tail: std::sync::Mutex<Option<(u64, u64, u64)>>,
 }
 
 /// A byte position in the last segment and the offset its batch starts at.
@@ -259,6 +262,7 @@ impl PartitionFiles {
             log_start,
             recorded_log_start: checkpoint,
             tail: Default::default(),
+            unfinished_tail: Default::default(),
         })
     }
 
@@ -270,6 +274,7 @@ impl PartitionFiles {
         self.segments = fresh.segments;
         self.log_start = fresh.log_start;
         self.recorded_log_start = fresh.recorded_log_start;
+        *self.unfinished_tail.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(())
     }
 
@@ -490,10 +495,7 @@ impl PartitionFiles {
                 // The active segment's tail with nothing valid after it: a
                 // write in progress while the directory is held (not
                 // damage), or a tail torn by a crash (the next open cuts it).
-                (_, Some((pos, _)))
-                    if is_last
-                        && (live || !self.closed_cleanly())
-                        && self.is_write_in_progress(seg, pos, scan.next_offset)? => {}
+                (_, Some((pos, _))) if is_last && self.is_unfinished_tail(live, seg, pos, scan.next_offset)? => {}
                 (_, Some((pos, why))) => problems.push(problem(pos, why)),
                 _ => before = Some((seg, scan.next_offset)),
             }
@@ -612,10 +614,32 @@ impl PartitionFiles {
     /// after it; [`Error::Corrupt`] otherwise, and always after a clean
     /// close, which leaves no write unfinished.
     fn end_of_written(&self, seg: &SegmentFile, entry: &BatchEntry, next_offset: u64) -> Result<()> {
-        if (self.is_held() || !self.closed_cleanly()) && self.is_write_in_progress(seg, entry.position, next_offset)? {
+        if self.is_unfinished_tail(self.is_held(), seg, entry.position, next_offset)? {
             return Ok(());
         }
         Err(damage(seg, entry))
+    }
+
+    /// Whether the bad batch at `position` of the last segment `seg` is an
+    /// unfinished write rather than damage: `held` (a process holds the
+    /// directory) or the partition not closed cleanly, and no valid batch
+    /// after it. Without a holder the files do not change, so the verdict
+    /// for one position of a file of one length is kept: a consumer
+    /// following a crashed directory does not read the rest of the file
+    /// (provisioned space, up to 64 MiB) at every poll.
+    fn is_unfinished_tail(&self, held: bool, seg: &SegmentFile, position: u64, next_offset: u64) -> Result<bool> {
+        if !held && self.closed_cleanly() {
+            return Ok(false);
+        }
+        let len = fs::metadata(&seg.path).map_err(Error::io("stat", &seg.path))?.len();
+        let key = (seg.base_offset, position, len);
+        let mut known = self.unfinished_tail.lock().unwrap_or_else(|e| e.into_inner());
+        if !held && *known == Some(key) {
+            return Ok(true);
+        }
+        let unfinished = self.is_write_in_progress(seg, position, next_offset)?;
+        *known = (unfinished && !held).then_some(key);
+        Ok(unfinished)
     }
 
     /// Whether the owner closed the partition cleanly: in a broker's data
@@ -912,18 +936,7 @@ impl SegmentBatches {
         {
             return Ok(self.chunk.slice(d..));
         }
-        let mut buf = vec![0u8; want.max(READ_CHUNK)];
-        let mut filled = 0;
-        while filled < buf.len() {
-            match self.file.read_at(&mut buf[filled..], self.pos + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::Io { op: "read", path: self.path.clone(), source: e }),
-            }
-        }
-        buf.truncate(filled);
-        self.chunk = Bytes::from(buf);
+        self.chunk = Bytes::from(read_at(&self.file, &self.path, self.pos, want.max(READ_CHUNK))?);
         self.chunk_at = self.pos;
         Ok(self.chunk.clone())
     }

@@ -363,9 +363,7 @@ impl BrokerState {
         for (name, topic) in self.topics.read().iter() {
             for (i, p) in topic.partitions().iter().enumerate() {
                 let (closed, panic) = p.shutdown_keeping_panic();
-                if let Some(panic) = panic {
-                    panicked.get_or_insert(panic);
-                }
+                panicked = panicked.or(panic);
                 match closed {
                     Ok(Some(state)) => states.push((name.clone(), i as u32, state)),
                     Ok(None) => {}

@@ -867,21 +867,15 @@ impl Partition {
     /// Closes through a shared reference: what `close` and drop do, and what
     /// a broker does to partitions that others may still hold.
     pub(crate) fn shutdown(&self) -> Result<()> {
-        self.shutdown_clean().map(drop)
+        let (result, panicked) = self.shutdown_keeping_panic();
+        notify::resume_panic(panicked);
+        result.map(drop)
     }
 
     /// [`Partition::shutdown`], returning the state a broker records in its
     /// clean marker (`None` if its writer was taken already: closed before,
-    /// or failed).
-    pub(crate) fn shutdown_clean(&self) -> Result<Option<CleanState>> {
-        let (result, panicked) = self.shutdown_keeping_panic();
-        notify::resume_panic(panicked);
-        result
-    }
-
-    /// [`Partition::shutdown_clean`], a waker's panic returned rather than
-    /// resumed: a broker closing its partitions still records this one's
-    /// state in its clean marker.
+    /// or failed), and a waker's panic rather than resuming it: a broker
+    /// closing its partitions still records this one's state.
     pub(crate) fn shutdown_keeping_panic(&self) -> (Result<Option<CleanState>>, Option<notify::Panic>) {
         let sealed = self.seal_for_close();
         // Release the directory even if other handles to this partition live

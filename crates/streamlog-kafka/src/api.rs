@@ -465,12 +465,13 @@ fn produce_partition(
         records::AppendError::Corrupt(e) => (CORRUPT_MESSAGE, Some(e.to_string())),
         records::AppendError::Log(e) => (error_code(&e), Some(e.to_string())),
     };
-    if batches.len() > 1 {
+    let checked = batches.len() > 1;
+    if checked {
         // All decoded before any is appended (each is decoded again when
         // appended, one at a time: memory stays one batch's).
         batches.iter().try_for_each(|b| b.check()).map_err(failed)?;
     }
-    let append = |b: &records::IncomingBatch| b.append_to(log).map(|o| o as i64).map_err(failed);
+    let append = |b: &records::IncomingBatch| b.append_to(log, checked).map(|o| o as i64).map_err(failed);
     let mut first: Option<i64> = None;
     for b in batches {
         if b.control {

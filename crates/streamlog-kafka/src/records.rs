@@ -116,13 +116,14 @@ impl IncomingBatch {
     /// for up to [`CHUNK_RECORDS`] records and [`CHUNK_HEADERS`] headers,
     /// more for a larger batch, every record decoded before any is
     /// appended. Returns the first record's offset.
-    pub(crate) fn append_to(&self, log: &Partition) -> Result<u64, AppendError> {
+    /// `checked`: the whole batch was decoded already ([`IncomingBatch::check`]).
+    pub(crate) fn append_to(&self, log: &Partition, mut checked: bool) -> Result<u64, AppendError> {
         let corrupt = AppendError::Corrupt;
         let records = self.decompress().map_err(corrupt)?;
         let count = self.count as usize;
         let mut parsed: Vec<Parsed<'_>> = Vec::with_capacity(count.min(CHUNK_RECORDS));
         let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
-        let (mut rest, mut done, mut first, mut checked) = (&records[..], 0, None, false);
+        let (mut rest, mut done, mut first) = (&records[..], 0, None);
         while done < count {
             parsed.clear();
             headers.clear();
@@ -151,7 +152,8 @@ impl IncomingBatch {
             let at = log.append_refs(&refs).map_err(AppendError::Log)?;
             first.get_or_insert(at.base_offset);
         }
-        Ok(first.unwrap_or(log.high_watermark()))
+        // A batch holds at least one record (`split_produce`).
+        Ok(first.expect("one append at least"))
     }
 
     /// Decodes every record of the batch, appending none: a request of
