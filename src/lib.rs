@@ -140,6 +140,7 @@ pub mod inspect;
 #[cfg(any(test, feature = "internals"))]
 pub mod internals;
 mod log;
+mod topic_name;
 
 pub use broker::stats::{BrokerStats, GroupStats, PartitionStats};
 pub use broker::topic::{CleanupPolicy, MAX_PARTITIONS, MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_topic_name};
@@ -170,3 +171,4 @@ pub use log::partition::{AppendFuture, AppendInfo, Partition};
 pub use log::record::{Batch, Header, LogRecord, Record, RecordRef, TimestampType};
 pub use log::stats::LogStats;
 pub use log::view::Segment;
+pub use topic_name::TopicName;

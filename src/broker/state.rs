@@ -212,7 +212,7 @@ impl BrokerState {
     fn topic_handle(&self, name: &str, dir: PathBuf, config: TopicConfig, partitions: Vec<Arc<Partition>>) -> Topic {
         Topic {
             inner: Arc::new(TopicInner {
-                name: Arc::from(name),
+                name: crate::TopicName::from(name),
                 dir,
                 config: RwLock::new(config),
                 partitions: RwLock::new(Arc::new(partitions)),

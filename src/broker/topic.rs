@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::log::options::{Durability, PartitionOptions};
 use crate::log::partition::Partition;
 use crate::log::record::TimestampType;
+use crate::topic_name::TopicName;
 
 /// Longest topic name Kafka accepts.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -464,7 +465,7 @@ pub struct Topic {
 }
 
 pub(crate) struct TopicInner {
-    pub name: Arc<str>,
+    pub name: TopicName,
     pub dir: PathBuf,
     pub config: RwLock<TopicConfig>,
     pub partitions: RwLock<Arc<Vec<Arc<Partition>>>>,

@@ -38,6 +38,7 @@ use crate::client::partitioner::Sealed;
 use crate::client::producer::{CachedTopic, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 use crate::error::{Error, Result};
 use crate::log::record::Record;
+use crate::topic_name::TopicName;
 
 /// Options of a [`BatchingProducer`].
 #[derive(Debug, Clone)]
@@ -113,7 +114,7 @@ impl BatchingConfig {
 /// The outcome of one local batch (the records of one clone for one
 /// partition), shared by its records' futures.
 struct Delivery {
-    topic: Arc<str>,
+    topic: TopicName,
     partition: u32,
     state: Mutex<DeliveryState>,
 }
@@ -735,7 +736,7 @@ impl BatchingProducer {
             Some(i) => (i, false),
             None => {
                 let delivery = Arc::new(Delivery {
-                    topic: Arc::clone(&topic.name),
+                    topic: topic.name.clone(),
                     partition,
                     state: Mutex::new(DeliveryState::default()),
                 });
@@ -915,7 +916,7 @@ impl Future for DeliveryFuture {
         Poll::Ready(match offset {
             Err(e) => Err(Error::BatchFailed(e)),
             Ok(offset) => Ok(RecordMetadata {
-                topic: Arc::clone(&self.delivery.topic),
+                topic: self.delivery.topic.clone(),
                 partition: self.delivery.partition,
                 offset,
                 timestamp: self.timestamp,

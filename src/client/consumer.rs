@@ -18,6 +18,7 @@ use crate::group::{Assignor, MAX_GROUP_ID_LEN, OffsetAndMetadata, TopicPartition
 use crate::log::notify::{Panic, Waiter, catch_panic, resume_panic};
 use crate::log::partition::Partition;
 use crate::log::record::{Batch, Header, TimestampType};
+use crate::topic_name::TopicName;
 
 mod stream;
 pub use stream::{RecordStream, Recv};
@@ -297,7 +298,7 @@ pub trait RebalanceListener: Send {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
     /// The topic it was read from.
-    pub topic: Arc<str>,
+    pub topic: TopicName,
     /// The partition it was read from.
     pub partition: u32,
     /// Its offset in that partition.
@@ -323,7 +324,7 @@ pub struct ConsumerRecord {
 #[derive(Debug, Clone)]
 pub struct ConsumerBatch {
     /// The topic it was read from.
-    pub topic: Arc<str>,
+    pub topic: TopicName,
     /// The partition it was read from.
     pub partition: u32,
     /// The batch, its records from the consumer's position on.
@@ -365,7 +366,7 @@ impl Polled for Vec<ConsumerRecord> {
                 let r = r?;
                 a.position = Some(r.offset() + 1);
                 self.push(ConsumerRecord {
-                    topic: Arc::clone(&a.topic),
+                    topic: a.topic.clone(),
                     partition: tp.partition,
                     offset: r.offset(),
                     timestamp: r.timestamp(),
@@ -411,7 +412,7 @@ impl Polled for PolledBatches {
             let skipped = pos.saturating_sub(b.base_offset()).min(u64::from(b.record_count()));
             self.records += (u64::from(b.record_count()) - skipped) as usize;
             a.position = Some(pos.max(b.next_offset()));
-            self.batches.push(ConsumerBatch { topic: Arc::clone(&a.topic), partition: tp.partition, batch: b });
+            self.batches.push(ConsumerBatch { topic: a.topic.clone(), partition: tp.partition, batch: b });
         }
         Ok(())
     }
@@ -546,7 +547,7 @@ fn reset_position(config: &ConsumerConfig, tp: &TopicPartition, a: &Assigned) ->
 }
 
 struct Assigned {
-    topic: Arc<str>,
+    topic: TopicName,
     log: Arc<Partition>,
     /// The next offset to return; `None` until resolved from the committed
     /// offset or `auto_offset_reset`.
@@ -1695,5 +1696,5 @@ fn fresh(topic: &str, log: Arc<Partition>) -> Assigned {
     // A copy of the name for this assignment alone: every record read from
     // it takes a reference on the name, which on the topic's shared `Arc`
     // would be a cache line written by every consumer thread.
-    Assigned { topic: Arc::from(topic), log, position: None, paused: false, seeked: false, unfinished: None }
+    Assigned { topic: TopicName::from(topic), log, position: None, paused: false, seeked: false, unfinished: None }
 }

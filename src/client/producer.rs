@@ -16,6 +16,7 @@ use crate::broker::BrokerState;
 use crate::client::partitioner::{DefaultPartitioner, NoKeyStrategy, Partitioner};
 use crate::error::{Error, Result};
 use crate::log::record::{Header, Record};
+use crate::topic_name::TopicName;
 
 /// How a [`Producer`] places and stamps records.
 #[derive(Debug, Clone)]
@@ -135,7 +136,7 @@ impl ProducerRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
     /// The topic.
-    pub topic: Arc<str>,
+    pub topic: TopicName,
     /// The partition it was placed on.
     pub partition: u32,
     /// Its offset in that partition.
@@ -210,7 +211,7 @@ pub struct Producer {
 pub(super) struct CachedTopic {
     epoch: u64,
     /// This cache's own copy of the name, handed out in `RecordMetadata`.
-    pub(super) name: Arc<str>,
+    pub(super) name: TopicName,
     pub(super) partitions: Arc<Vec<Arc<crate::Partition>>>,
     topic: crate::Topic,
 }
@@ -275,7 +276,7 @@ impl Producer {
         let timestamp = record.timestamp.unwrap_or_else(|| self.broker.now_ms());
         let rec = Record { key: record.key, value: record.value, timestamp: Some(timestamp), headers: record.headers };
         let at = log.append(std::slice::from_ref(&rec))?;
-        Ok(RecordMetadata { topic: Arc::clone(&cached.name), partition, offset: at.base_offset, timestamp })
+        Ok(RecordMetadata { topic: cached.name.clone(), partition, offset: at.base_offset, timestamp })
     }
 
     /// [`Producer::send`] without blocking the thread. The record is
@@ -295,7 +296,7 @@ impl Producer {
             let rec =
                 Record { key: record.key, value: record.value, timestamp: Some(timestamp), headers: record.headers };
             let (at, durability) = log.append_unsynced(std::slice::from_ref(&rec))?;
-            let meta = RecordMetadata { topic: Arc::clone(&cached.name), partition, offset: at.base_offset, timestamp };
+            let meta = RecordMetadata { topic: cached.name.clone(), partition, offset: at.base_offset, timestamp };
             // The durability the append applied, not the topic's setting
             // now (an `alter_topic` in between must not skip the sync).
             Ok(if durability == crate::Durability::Sync {
@@ -358,8 +359,12 @@ impl Producer {
             return Ok(Arc::clone(c));
         }
         let topic = self.broker.topic_for_produce(name)?;
-        let fresh =
-            Arc::new(CachedTopic { epoch, name: Arc::from(name), partitions: topic.partitions_snapshot(), topic });
+        let fresh = Arc::new(CachedTopic {
+            epoch,
+            name: TopicName::from(name),
+            partitions: topic.partitions_snapshot(),
+            topic,
+        });
         let mut cache = self.cache.lock();
         cache.retain(|c| c.epoch >= epoch && *c.name != *name);
         if cache.len() >= CACHED_TOPICS {
@@ -419,7 +424,7 @@ impl Producer {
             .zip(offsets)
             .map(|((g, timestamp), offset)| {
                 let g = &groups[g];
-                RecordMetadata { topic: Arc::clone(&g.topic.name), partition: g.partition, offset, timestamp }
+                RecordMetadata { topic: g.topic.name.clone(), partition: g.partition, offset, timestamp }
             })
             .collect())
     }

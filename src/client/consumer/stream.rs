@@ -254,9 +254,9 @@ impl Drop for RecordStream<'_> {
         // Give back what was fetched and not yielded: a poll takes each
         // partition's records as one run in offset order, so the first of
         // a run is where that partition resumes.
-        let mut previous: Option<(std::sync::Arc<str>, u32)> = None;
+        let mut previous: Option<(crate::TopicName, u32)> = None;
         for r in self.buffer.by_ref() {
-            if previous.as_ref().is_some_and(|(t, p)| std::sync::Arc::ptr_eq(t, &r.topic) && *p == r.partition) {
+            if previous.as_ref().is_some_and(|(t, p)| *t == r.topic && *p == r.partition) {
                 continue;
             }
             let tp = TopicPartition::new(&*r.topic, r.partition);
