@@ -452,7 +452,7 @@ impl Broker {
         if name == OFFSETS_TOPIC {
             return Err(Error::InvalidConfig(format!("{OFFSETS_TOPIC} is internal")));
         }
-        let _admin = inner.admin.lock();
+        let admin = inner.admin.lock();
         let topic = inner.topic(name)?;
         let current = topic.partition_count();
         if new_count > MAX_PARTITIONS {
@@ -482,6 +482,10 @@ impl Broker {
         *topic.inner.config.write() = config;
         *topic.inner.partitions.write() = Arc::new(parts);
         inner.topics_epoch.fetch_add(1, Ordering::AcqRel);
+        drop(admin);
+        // Subscribers take the new partitions at their next step: wake
+        // them (outside the admin lock, as `create_topic` does).
+        inner.waiters.wake_all();
         Ok(())
     }
 

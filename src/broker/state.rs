@@ -148,6 +148,17 @@ impl BrokerState {
     }
 
     pub(super) fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        let topic = self.add_topic(name, config)?;
+        // A consumer waiting for it (subscribed by name or by pattern)
+        // takes its partitions at its next step: wake them all, as a new
+        // topic is rare. Once the admin lock is let go: a waker may run its
+        // task on the spot, and the task create a topic.
+        self.waiters.wake_all();
+        Ok(topic)
+    }
+
+    /// `create_topic` without the wake-up.
+    fn add_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
         self.check_open()?;
         validate_topic_name(name)?;
         // What is stored must reopen: the normalized form is the config.

@@ -834,7 +834,8 @@ impl Consumer {
     }
 
     /// Subscribes to every topic whose name matches `pattern`, now and as
-    /// topics are created or deleted (checked on every poll).
+    /// topics are created or deleted (checked on every poll; a poll waiting
+    /// when a topic is created or gains partitions is woken to look).
     pub fn subscribe_pattern(&mut self, pattern: impl Fn(&str) -> bool + Send + Sync + 'static) -> Result<()> {
         self.join(Subscription::Pattern(Arc::new(pattern)))
     }
