@@ -19,7 +19,10 @@
 //! lock is released, so a waker may send too; as any waker, it must not
 //! block (a `flush` or a blocking `send` from a waker that the background
 //! thread woke would wait for that very thread). What remains under the
-//! lock is the clock and the records' drop (`Bytes` owners).
+//! lock is the clock and the records' drop (`Bytes` owners). A waker that
+//! panics does not cut a delivery short: the batch's outcome is published
+//! first; then the panic goes on to the sender that appended the batch, or
+//! on the background thread is reported (`tracing`) and the thread goes on.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -37,6 +40,7 @@ use crate::broker::BrokerState;
 use crate::client::partitioner::Sealed;
 use crate::client::producer::{CachedTopic, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 use crate::error::{Error, Result};
+use crate::log::notify::{Panic, catch_panic, resume_panic, wake_each};
 use crate::log::record::Record;
 use crate::topic_name::TopicName;
 
@@ -214,33 +218,62 @@ struct Bg {
 /// Wakers taken while a clone's buffer is locked, woken once it is not: a
 /// waker is the executor's code (or the application's), and may send
 /// through that clone. It wakes them when dropped: declared before the
-/// lock's guard, it wakes after the guard is gone. `None` until a waker is
-/// taken: most sends take none, and pay one test for it.
+/// lock's guard, it wakes after the guard is gone. `wakers` is `None`
+/// until a waker (or a panic) is taken: most sends take none, and pay one
+/// test for it.
 #[derive(Default)]
-struct Wakeups(Option<Vec<Waker>>);
+struct Wakeups {
+    wakers: Option<Vec<Waker>>,
+    /// A panic raised by a waker that an append woke (a consumer's), kept
+    /// until the batch's outcome is published; it goes on once `wakers`
+    /// are woken.
+    panic: Option<Panic>,
+}
 
 impl Wakeups {
     /// Takes `wakers`.
     fn take(&mut self, wakers: &mut Vec<Waker>) {
-        match &mut self.0 {
+        match &mut self.wakers {
             Some(taken) => taken.append(wakers),
             None if wakers.is_empty() => {}
-            None => self.0 = Some(std::mem::take(wakers)),
+            None => self.wakers = Some(std::mem::take(wakers)),
+        }
+    }
+
+    /// Keeps `panic` (if this holds none yet), to go on after the wake-ups.
+    fn keep_panic(&mut self, panic: Option<Panic>) {
+        if let Some(panic) = panic {
+            self.panic.get_or_insert(panic);
+            // `wake` looks at `wakers` only.
+            self.wakers.get_or_insert_with(Vec::new);
         }
     }
 
     #[inline(always)]
     fn wake(&mut self) {
-        if let Some(wakers) = self.0.take() {
-            wake_all(wakers);
+        if let Some(wakers) = self.wakers.take() {
+            wake_all(wakers, self.panic.take());
         }
     }
 }
 
+/// Wakes every waker, then goes on with the first panic: `panicked`, or
+/// else a waker's.
 #[cold]
 #[inline(never)]
-fn wake_all(wakers: Vec<Waker>) {
-    crate::log::notify::wake_each(wakers.into_iter(), Waker::wake);
+fn wake_all(wakers: Vec<Waker>, mut panicked: Option<Panic>) {
+    catch_panic(&mut panicked, || wake_each(wakers.into_iter(), Waker::wake));
+    resume_panic(panicked);
+}
+
+/// Wakes `woken` on the background thread, which every clone's lingering
+/// and handed-off batches depend on: a panic (a waker's, or one an
+/// append's wake-up raised) is reported, not raised, and the thread goes
+/// on.
+fn wake_in_background(mut woken: Wakeups) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| woken.wake())).is_err() {
+        tracing::warn!("a waker panicked on the batching producer's thread; the batch was delivered");
+    }
 }
 
 impl Drop for Wakeups {
@@ -379,11 +412,12 @@ impl Shared {
 
     /// Appends `batch`, publishes the outcome to its futures (their wakers
     /// go to `woken`) and frees its room. Gives back its emptied record
-    /// vector.
+    /// vector. A panic of a waker the append woke goes to `woken` too, to
+    /// go on once the outcome is published.
     fn deliver(&self, batch: Batch, woken: &mut Wakeups) -> Vec<Record> {
         let Batch { topic, partition, mut records, delivery, handed, .. } = batch;
         let log = &topic.partitions[partition as usize];
-        let result = log.append(&records);
+        let (result, mut panicked) = log.append_keeping_panic(&records);
         // Records that each fit may together exceed what one append takes
         // (the segment size): append them in halves, in order, each record
         // then failing or landing on its own.
@@ -391,8 +425,8 @@ impl Shared {
             Err(Error::RecordTooLarge { .. }) if records.len() > 1 => {
                 let mut outcomes = Vec::with_capacity(records.len());
                 let (first, second) = records.split_at(records.len() / 2);
-                append_halving(log, first, &mut outcomes);
-                append_halving(log, second, &mut outcomes);
+                append_halving(log, first, &mut outcomes, &mut panicked);
+                append_halving(log, second, &mut outcomes, &mut panicked);
                 Some(outcomes)
             }
             _ => None,
@@ -416,24 +450,29 @@ impl Shared {
         }
         st.done = true;
         woken.take(&mut st.wakers);
+        woken.keep_panic(panicked);
         records
     }
 }
 
 /// Appends `records` to `log`, halving a run that is too large for one
 /// append until it fits (or is one record), and pushes each record's
-/// offset or error to `outcomes`, in order.
+/// offset or error to `outcomes`, in order. The first panic of a waker
+/// the appends woke is kept in `panicked`.
 fn append_halving(
     log: &crate::Partition,
     records: &[Record],
     outcomes: &mut Vec<std::result::Result<u64, Arc<Error>>>,
+    panicked: &mut Option<Panic>,
 ) {
-    match log.append(records) {
+    let (result, panic) = log.append_keeping_panic(records);
+    *panicked = panicked.take().or(panic);
+    match result {
         Ok(at) => outcomes.extend((0..records.len() as u64).map(|i| Ok(at.base_offset + i))),
         Err(Error::RecordTooLarge { .. }) if records.len() > 1 => {
             let (first, second) = records.split_at(records.len() / 2);
-            append_halving(log, first, outcomes);
-            append_halving(log, second, outcomes);
+            append_halving(log, first, outcomes, panicked);
+            append_halving(log, second, outcomes, panicked);
         }
         Err(e) => {
             let e = Arc::new(e);
@@ -847,7 +886,9 @@ fn run(shared: &Shared) {
             let n = handoff.len() as u64;
             for batch in handoff {
                 // No buffer is locked here: its futures wake at once.
-                shared.deliver(batch, &mut Wakeups::default());
+                let mut woken = Wakeups::default();
+                shared.deliver(batch, &mut woken);
+                wake_in_background(woken);
             }
             shared.bg.lock().done += n;
             shared.progress.notify_all();
@@ -865,6 +906,8 @@ fn run(shared: &Shared) {
             for due in buf.batches.iter().filter_map(|b| b.opened.checked_add(linger)) {
                 next = Some(next.map_or(due, |n| n.min(due)));
             }
+            drop(buf);
+            wake_in_background(woken);
         }
         let mut bg = shared.bg.lock();
         if bg.kicked || !bg.handoff.is_empty() {

@@ -135,6 +135,16 @@ impl WaitList {
         }
     }
 
+    /// [`WaitList::wake_all`], keeping a waker's panic in `panicked` (as
+    /// [`catch_panic`] does) for the caller to go on with once its own work
+    /// is done.
+    #[inline]
+    pub fn wake_all_keeping_panic(&self, panicked: &mut Option<Panic>) {
+        if self.count.load(Ordering::SeqCst) > 0 {
+            catch_panic(panicked, || self.wake_slow());
+        }
+    }
+
     /// Wakes outside the list's lock: the woken thread's (or task's) first
     /// act is to unregister, which takes that lock; woken under it, it
     /// would find it held, and sleep again until the waker let go (on a

@@ -386,22 +386,47 @@ impl Partition {
 
     /// Appends `records` as one batch and returns their offsets. The batch is
     /// visible to readers, and survives a crash of the process, when this
-    /// returns; with [`Durability::Sync`] it is also on disk.
+    /// returns; with [`Durability::Sync`] it is also on disk. A panic of a
+    /// waker it wakes (a consumer task's) goes on once the append, and its
+    /// sync, are done.
     pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
-        let (at, durability) = self.append_visible(records)?;
-        if durability == Durability::Sync {
-            self.inner.sync_to(at.last_offset + 1)?;
-        }
-        Ok(at)
+        let (result, panicked) = self.append_keeping_panic(records);
+        notify::resume_panic(panicked);
+        result
+    }
+
+    /// [`Partition::append`], returning a waker's panic (a woken consumer's,
+    /// or an async append's woken by the sync) rather than resuming it: the
+    /// append is done, and synced if it must be, whatever a waker does, and
+    /// the caller tells its own waiters of it before the panic goes on.
+    pub(crate) fn append_keeping_panic(&self, records: &[Record]) -> (Result<AppendInfo>, Option<notify::Panic>) {
+        let mut panicked = None;
+        let result = self.append_synced(records, &mut panicked);
+        (result, panicked)
     }
 
     /// [`Partition::append`] of records borrowed from the caller's buffers:
     /// nothing is allocated per record (see [`RecordRef`] for an example).
     /// The bytes are copied into the log before this returns.
     pub fn append_refs(&self, records: &[RecordRef<'_>]) -> Result<AppendInfo> {
-        let (at, durability) = self.append_visible(records)?;
+        let mut panicked = None;
+        let result = self.append_synced(records, &mut panicked);
+        notify::resume_panic(panicked);
+        result
+    }
+
+    /// The append, then the sync of `Durability::Sync`; a waker's panic is
+    /// kept in `panicked`.
+    fn append_synced<R: AppendRecord>(
+        &self,
+        records: &[R],
+        panicked: &mut Option<notify::Panic>,
+    ) -> Result<AppendInfo> {
+        let (at, durability) = self.append_visible(records, panicked)?;
         if durability == Durability::Sync {
-            self.inner.sync_to(at.last_offset + 1)?;
+            let (synced, sync_panicked) = self.inner.sync_to_keeping_panic(at.last_offset + 1);
+            *panicked = panicked.take().or(sync_panicked);
+            synced?;
         }
         Ok(at)
     }
@@ -467,8 +492,10 @@ impl Partition {
                         let target = state.requested;
                         drop(state);
                         // Errors poison the partition and wake the waiters
-                        // (inside `sync_to`); they report it.
-                        let _ = inner.sync_to(target);
+                        // (inside `sync_to`); they report it. A waker's
+                        // panic must not end this thread: the next async
+                        // append would find it started and wait for ever.
+                        let _ = inner.sync_in_background(target);
                         state = inner.sync.lock();
                     } else {
                         inner.sync_wanted.wait(&mut state);
@@ -490,11 +517,19 @@ impl Partition {
     /// The append, acknowledged once visible (without the sync of
     /// `Durability::Sync`).
     pub(crate) fn append_unsynced(&self, records: &[Record]) -> Result<(AppendInfo, Durability)> {
-        self.append_visible(records)
+        let mut panicked = None;
+        let result = self.append_visible(records, &mut panicked);
+        notify::resume_panic(panicked);
+        result
     }
 
     /// The append up to visibility, and the durability that applied to it.
-    fn append_visible<R: AppendRecord>(&self, records: &[R]) -> Result<(AppendInfo, Durability)> {
+    /// A panic of a waker it wakes is kept in `panicked`.
+    fn append_visible<R: AppendRecord>(
+        &self,
+        records: &[R],
+        panicked: &mut Option<notify::Panic>,
+    ) -> Result<(AppendInfo, Durability)> {
         let inner = &*self.inner;
         let ts = &inner.timestamps;
         let log_append = ts.log_append.load(Ordering::Relaxed);
@@ -553,7 +588,7 @@ impl Partition {
         Counters::add_exclusive(&inner.counters.records_appended, count);
         Counters::add_exclusive(&inner.counters.bytes_appended, plan.len as u64);
         drop(guard);
-        inner.waiters.wake_all();
+        inner.waiters.wake_all_keeping_panic(panicked);
         Ok((AppendInfo { base_offset: base, last_offset: next - 1 }, durability))
     }
 
@@ -736,7 +771,8 @@ impl Partition {
     }
 
     /// With `Durability::Interval(d)`: syncs if there is unsynced data and
-    /// the last sync is at least `d` ago.
+    /// the last sync is at least `d` ago. For the broker's flush thread: a
+    /// waker's panic is reported, not raised.
     pub(crate) fn flush_if_due(&self) -> Result<()> {
         let inner = &*self.inner;
         let hw = inner.high_watermark.load(Ordering::Acquire);
@@ -745,7 +781,7 @@ impl Partition {
             let Durability::Interval(every) = state.durability else { return Ok(()) };
             state.synced < hw && state.last_sync.elapsed() >= every
         };
-        if due && !inner.closed.load(Ordering::Acquire) { inner.sync_to(hw) } else { Ok(()) }
+        if due && !inner.closed.load(Ordering::Acquire) { inner.sync_in_background(hw) } else { Ok(()) }
     }
 
     /// Writes everything appended so far to disk.
@@ -1137,11 +1173,32 @@ impl Inner {
     /// callers share one sync: whoever finds none running starts one that
     /// covers everything appended so far; the others wait for it.
     fn sync_to(&self, target: u64) -> Result<()> {
+        let (result, panicked) = self.sync_to_keeping_panic(target);
+        notify::resume_panic(panicked);
+        result
+    }
+
+    /// [`Inner::sync_to`] on a thread of the library's own (the syncer, a
+    /// flusher): a panic of an async append's waker it wakes is reported
+    /// and dropped, so that the thread lives on for later appends.
+    fn sync_in_background(&self, target: u64) -> Result<()> {
+        let (result, panicked) = self.sync_to_keeping_panic(target);
+        if panicked.is_some() {
+            tracing::warn!(dir = %self.dir.display(), "a waker panicked when a sync woke it");
+        }
+        result
+    }
+
+    /// [`Inner::sync_to`], returning a waker's panic rather than resuming
+    /// it (the sync's outcome is published first).
+    fn sync_to_keeping_panic(&self, target: u64) -> (Result<()>, Option<notify::Panic>) {
         let mut state = self.sync.lock();
         loop {
-            self.check_writable()?;
+            if let Err(e) = self.check_writable() {
+                return (Err(e), None);
+            }
             if state.synced >= target {
-                return Ok(());
+                return (Ok(()), None);
             }
             if !state.in_progress {
                 break;
@@ -1172,8 +1229,9 @@ impl Inner {
             Err(_) => self.poison(),
         }
         self.sync_done.notify_all();
-        self.wake_sync_waiters(state);
-        result
+        let mut panicked = None;
+        notify::catch_panic(&mut panicked, || self.wake_sync_waiters(state));
+        (result, panicked)
     }
 
     /// Wakes the tasks of async appends waiting for a sync (they check
@@ -1237,7 +1295,7 @@ fn start_flusher(inner: Arc<Inner>, every: Duration) -> Result<Periodic> {
         move || {
             // Errors poison the partition inside `sync_to`; keep trying
             // only while it is healthy.
-            inner.sync_to(inner.high_watermark.load(Ordering::Acquire)).is_ok()
+            inner.sync_in_background(inner.high_watermark.load(Ordering::Acquire)).is_ok()
         },
         move || on_panic.poison(),
     )
