@@ -205,6 +205,9 @@ struct Room {
 struct Bg {
     /// A batch opened (or a handoff came) since the thread last looked.
     kicked: bool,
+    /// A send found the buffer full since the thread last looked: every
+    /// batch is due at once.
+    exhausted: bool,
     closing: bool,
     /// Batches of partitions with `Durability::Sync`, appended by the
     /// background thread so that a sender never waits for the disk.
@@ -343,6 +346,19 @@ impl Shared {
     /// Tells the background thread a batch opened (it may be waiting without a deadline).
     fn kick(&self) {
         let mut bg = self.bg.lock();
+        bg.kicked = true;
+        drop(bg);
+        self.work.notify_one();
+    }
+
+    /// Tells the background thread that a send waits for room: as in
+    /// Kafka's accumulator, every clone's batches are then due without
+    /// waiting for `linger`, so that room frees as soon as appends make
+    /// it. May be called with the room's lock held (the background
+    /// thread's lock is never held while taking it).
+    fn exhaust(&self) {
+        let mut bg = self.bg.lock();
+        bg.exhausted = true;
         bg.kicked = true;
         drop(bg);
         self.work.notify_one();
@@ -646,7 +662,8 @@ impl BatchingProducer {
     }
 
     /// Buffers `record`, waiting for room if the buffer is full (after
-    /// sending what this clone buffered). The returned future (or its
+    /// sending what this clone buffered; while it waits, the other clones'
+    /// batches are sent without waiting for `linger`). The returned future (or its
     /// [`DeliveryFuture::wait`]) tells where the record landed; dropping it
     /// does not cancel the send.
     pub fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
@@ -671,7 +688,7 @@ impl BatchingProducer {
     }
 
     /// Buffers `record`, awaiting room if the buffer is full (without
-    /// blocking the thread). Resolves to the delivery future. An
+    /// blocking the thread), as [`BatchingProducer::send`] waits. Resolves to the delivery future. An
     /// application's partitioner runs at the first poll; a send that then
     /// waits for room keeps that partition, and fails with
     /// [`Error::UnknownTopic`] if the topic is deleted meanwhile.
@@ -730,7 +747,10 @@ impl BatchingProducer {
                         let mut room = shared.room.lock();
                         let got = loop {
                             match shared.reserve(&mut room) {
-                                0 => shared.room_freed.wait(&mut room),
+                                0 => {
+                                    shared.exhaust();
+                                    shared.room_freed.wait(&mut room);
+                                }
                                 got => break got,
                             }
                         };
@@ -746,6 +766,8 @@ impl BatchingProducer {
                                 if !room.wakers.iter().any(|w| w.will_wake(waker)) {
                                     room.wakers.push(waker.clone());
                                 }
+                                drop(room);
+                                shared.exhaust();
                                 return Ok(Err(record));
                             }
                             got => buf.credits = got,
@@ -873,13 +895,15 @@ impl BatchingProducer {
     }
 }
 
-/// The background thread: sends the batches that lingered, appends the
-/// handed-off ones, and ends when the last clone is gone.
+/// The background thread: sends the batches that lingered (all of them
+/// when a send waits for room), appends the handed-off ones, and ends when
+/// the last clone is gone.
 fn run(shared: &Shared) {
     let linger = shared.config.linger;
     loop {
         let mut bg = shared.bg.lock();
         bg.kicked = false;
+        let exhausted = std::mem::take(&mut bg.exhausted);
         let handoff = std::mem::take(&mut bg.handoff);
         drop(bg);
         if !handoff.is_empty() {
@@ -901,8 +925,10 @@ fn run(shared: &Shared) {
             // Declared before the guard: wakes after it is released.
             let mut woken = Wakeups::default();
             let mut buf = local.buf.lock();
-            // A linger too long to add to an instant never comes due.
-            shared.drain(&mut buf, |b| b.opened.checked_add(linger).is_some_and(|due| due <= now), &mut woken);
+            // A linger too long to add to an instant never comes due (but
+            // for a send waiting for room).
+            let due = |b: &Batch| exhausted || b.opened.checked_add(linger).is_some_and(|due| due <= now);
+            shared.drain(&mut buf, due, &mut woken);
             for due in buf.batches.iter().filter_map(|b| b.opened.checked_add(linger)) {
                 next = Some(next.map_or(due, |n| n.min(due)));
             }
