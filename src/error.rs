@@ -287,9 +287,10 @@ pub enum Error {
 
     /// The batch a record of a [`BatchingProducer`](crate::BatchingProducer)
     /// was appended with failed with this error (shared by its records). A
-    /// batch too large for one append is appended in parts first: then
-    /// only the part that failed (a record too large on its own, say)
-    /// reports it.
+    /// batch too large for one append, or one with a timestamp outside the
+    /// topic's window, is appended in parts first: then only the part that
+    /// failed (a record too large on its own, the record with that
+    /// timestamp) reports it.
     #[error("the batch failed: {0}")]
     BatchFailed(std::sync::Arc<Error>),
 

@@ -131,8 +131,8 @@ struct DeliveryState {
     /// Set if the batch's append failed (all its records fail with it).
     error: Option<Arc<Error>>,
     /// Each record's own outcome, when the batch had to be split (it was
-    /// larger than one append may be): then `base_offset` and `error` are
-    /// not used.
+    /// larger than one append may be, or held a timestamp the partition
+    /// refused): then `base_offset` and `error` are not used.
     split: Option<Vec<std::result::Result<u64, Arc<Error>>>>,
     wakers: Vec<Waker>,
 }
@@ -435,10 +435,11 @@ impl Shared {
         let log = &topic.partitions[partition as usize];
         let (result, mut panicked) = log.append_keeping_panic(&records);
         // Records that each fit may together exceed what one append takes
-        // (the segment size): append them in halves, in order, each record
-        // then failing or landing on its own.
+        // (the segment size), and one record's timestamp may be outside the
+        // topic's window: append them in halves, in order, each record then
+        // failing or landing on its own.
         let split = match &result {
-            Err(Error::RecordTooLarge { .. }) if records.len() > 1 => {
+            Err(e) if splits(e) && records.len() > 1 => {
                 let mut outcomes = Vec::with_capacity(records.len());
                 let (first, second) = records.split_at(records.len() / 2);
                 append_halving(log, first, &mut outcomes, &mut panicked);
@@ -471,8 +472,15 @@ impl Shared {
     }
 }
 
-/// Appends `records` to `log`, halving a run that is too large for one
-/// append until it fits (or is one record), and pushes each record's
+/// Whether a batch's append that failed with `e` is retried in parts:
+/// the failure may be one record's (its size with the others', or its
+/// timestamp), not every record's.
+fn splits(e: &Error) -> bool {
+    matches!(e, Error::RecordTooLarge { .. } | Error::InvalidTimestamp { .. })
+}
+
+/// Appends `records` to `log`, halving a run that fails as [`splits`]
+/// says until it lands (or is one record), and pushes each record's
 /// offset or error to `outcomes`, in order. The first panic of a waker
 /// the appends woke is kept in `panicked`.
 fn append_halving(
@@ -485,7 +493,7 @@ fn append_halving(
     *panicked = panicked.take().or(panic);
     match result {
         Ok(at) => outcomes.extend((0..records.len() as u64).map(|i| Ok(at.base_offset + i))),
-        Err(Error::RecordTooLarge { .. }) if records.len() > 1 => {
+        Err(e) if splits(&e) && records.len() > 1 => {
             let (first, second) = records.split_at(records.len() / 2);
             append_halving(log, first, outcomes, panicked);
             append_halving(log, second, outcomes, panicked);
@@ -665,7 +673,10 @@ impl BatchingProducer {
     /// sending what this clone buffered; while it waits, the other clones'
     /// batches are sent without waiting for `linger`). The returned future (or its
     /// [`DeliveryFuture::wait`]) tells where the record landed; dropping it
-    /// does not cancel the send.
+    /// does not cancel the send. A timestamp no partition accepts (negative
+    /// but -1, past [`MAX_TIMESTAMP`](crate::MAX_TIMESTAMP)) fails the send
+    /// with [`Error::InvalidTimestamp`]; one outside the topic's timestamp
+    /// window fails its own delivery only ([`Error::BatchFailed`]).
     pub fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         self.send_with(record, Full::Block)
     }

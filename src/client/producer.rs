@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use crate::broker::BrokerState;
 use crate::client::partitioner::{DefaultPartitioner, NoKeyStrategy, Partitioner};
 use crate::error::{Error, Result};
+use crate::log::partition::timestamp_out_of_range;
 use crate::log::record::{Header, Record};
 use crate::topic_name::TopicName;
 
@@ -310,7 +311,8 @@ impl Producer {
 
     /// Where `record` goes (its partition of the topic looked up in `slot`)
     /// and the record to append there, stamped with the time if it has
-    /// none. `slot` is a cache the caller owns, refreshed here when stale:
+    /// none (a timestamp no partition accepts is [`Error::InvalidTimestamp`]
+    /// at once). `slot` is a cache the caller owns, refreshed here when stale:
     /// no lock is taken and no reference count touched while it is fresh.
     /// Always inlined: it is the batching producer's send path.
     #[inline(always)]
@@ -320,6 +322,13 @@ impl Producer {
         record: ProducerRecord,
     ) -> Result<(u32, Record)> {
         self.broker.check_open()?;
+        // Refused here rather than by the append, which would fail every
+        // record batched with this one.
+        if let Some(ts) = record.timestamp
+            && let Some(reason) = timestamp_out_of_range(ts)
+        {
+            return Err(Error::InvalidTimestamp { timestamp: ts, now: self.broker.now_ms(), reason });
+        }
         let epoch = self.broker.topics_epoch();
         let cached = match slot {
             Some(c) if c.epoch == epoch && *c.name == *record.topic => c,

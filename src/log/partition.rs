@@ -226,6 +226,18 @@ impl TimestampPolicy {
     }
 }
 
+/// The rule a producer's timestamp `ts` breaks whatever the partition's
+/// settings and clock, if any (see [`Error::InvalidTimestamp`]).
+pub(crate) fn timestamp_out_of_range(ts: i64) -> Option<&'static str> {
+    if ts < 0 && ts != format::NO_TIMESTAMP {
+        Some("negative (only -1, no timestamp, is allowed)")
+    } else if ts > MAX_TIMESTAMP {
+        Some("past the year 9999 (MAX_TIMESTAMP)")
+    } else {
+        None
+    }
+}
+
 /// Checks the producer's timestamps of `records` against the partition's
 /// rules (see [`Error::InvalidTimestamp`]); `now` is read only when a
 /// window is set.
@@ -233,12 +245,10 @@ fn check_timestamps<R: AppendRecord>(records: &[R], now: i64, before_max: i64, a
     let windowed = before_max != i64::MAX || after_max != i64::MAX;
     for r in records {
         let Some(ts) = r.timestamp() else { continue };
-        let reason = if ts == format::NO_TIMESTAMP {
+        let reason = if let Some(reason) = timestamp_out_of_range(ts) {
+            reason
+        } else if ts == format::NO_TIMESTAMP {
             continue;
-        } else if ts < 0 {
-            "negative (only -1, no timestamp, is allowed)"
-        } else if ts > MAX_TIMESTAMP {
-            "past the year 9999 (MAX_TIMESTAMP)"
         } else if windowed && now.saturating_sub(ts) > before_max {
             "older than timestamp_before_max allows"
         } else if windowed && ts.saturating_sub(now) > after_max {
