@@ -40,6 +40,7 @@ fn compaction(c: &mut Criterion) {
         min_cleanable_dirty_ratio: 0.0,
         min_compaction_lag: Duration::ZERO,
         delete_retention: Duration::ZERO,
+        ..CompactionOptions::default()
     };
     let mut g = c.benchmark_group("compaction");
     g.sample_size(10).measurement_time(Duration::from_secs(10)).warm_up_time(Duration::from_secs(1));

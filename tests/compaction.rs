@@ -15,7 +15,12 @@ fn opts() -> PartitionOptions {
 }
 
 fn eager(delete_retention: Duration) -> CompactionOptions {
-    CompactionOptions { min_cleanable_dirty_ratio: 0.0, min_compaction_lag: Duration::ZERO, delete_retention }
+    CompactionOptions {
+        min_cleanable_dirty_ratio: 0.0,
+        min_compaction_lag: Duration::ZERO,
+        delete_retention,
+        ..CompactionOptions::default()
+    }
 }
 
 /// Every record from the log start, skipping compaction gaps.
@@ -129,6 +134,7 @@ fn dirty_ratio_and_compaction_lag_are_honoured() {
         min_cleanable_dirty_ratio: 0.0,
         min_compaction_lag: Duration::from_millis(1500),
         delete_retention: Duration::ZERO,
+        ..CompactionOptions::default()
     };
     // now = 2000: only segments whose records are all older than 500 are
     // cleanable.

@@ -28,6 +28,7 @@ fn child(dir: &str) {
         min_cleanable_dirty_ratio: 0.0,
         min_compaction_lag: Duration::ZERO,
         delete_retention: Duration::ZERO,
+        ..CompactionOptions::default()
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "START").unwrap();

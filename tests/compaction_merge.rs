@@ -19,6 +19,7 @@ fn compaction() -> CompactionOptions {
         min_cleanable_dirty_ratio: 0.0,
         min_compaction_lag: Duration::ZERO,
         delete_retention: Duration::ZERO,
+        ..CompactionOptions::default()
     }
 }
 

@@ -299,6 +299,7 @@ impl TopicConfig {
             min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio,
             min_compaction_lag: self.min_compaction_lag,
             delete_retention: self.delete_retention,
+            ..crate::CompactionOptions::default()
         }
     }
 

@@ -25,6 +25,12 @@ pub struct CompactionOptions {
     /// Keep tombstones this long, so that consumers see the delete.
     /// Default: 1 day.
     pub delete_retention: Duration,
+    /// The memory a pass may use to find each key's latest record (Kafka's
+    /// `log.cleaner.dedupe.buffer.size`), at about 50 bytes a distinct key
+    /// (a 128-bit digest of the key and its offset). The dirty segments
+    /// whose keys do not fit wait for the next pass; the first dirty
+    /// segment is always taken. Default: 128 MiB (about 2.7 million keys).
+    pub dedupe_buffer_bytes: usize,
 }
 
 impl Default for CompactionOptions {
@@ -33,6 +39,7 @@ impl Default for CompactionOptions {
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag: Duration::ZERO,
             delete_retention: Duration::from_secs(24 * 3600),
+            dedupe_buffer_bytes: 128 << 20,
         }
     }
 }
@@ -123,53 +130,85 @@ impl Partition {
         let _span = tracing::debug_span!("streamlog.compact", dir = %inner.dir.display()).entered();
         let started = std::time::Instant::now();
         let mut stats = CompactionStats::default();
-        let segments = inner.segments();
         let lag_cutoff = now_ms.saturating_sub(opts.min_compaction_lag.as_millis().min(i64::MAX as u128) as i64);
-        let mut end = 0;
-        for (i, seg) in segments[..segments.len() - 1].iter().enumerate() {
-            if seg.max_timestamp(segments[i + 1].base_offset())? > lag_cutoff {
-                break;
+        let cleaned_up_to = inner.cleaned_up_to.load(Ordering::Acquire);
+        // The handles of the pass's segments are let go run by run (below),
+        // so that their mappings, pinned for the replacement, do not all
+        // stay mapped until the pass ends: the list is copied, not held.
+        let (mut range, bases) = {
+            let segments = inner.segments();
+            let mut end = 0;
+            for (i, seg) in segments[..segments.len() - 1].iter().enumerate() {
+                if seg.max_timestamp(segments[i + 1].base_offset())? > lag_cutoff {
+                    break;
+                }
+                end = i + 1;
             }
-            end = i + 1;
-        }
-        let range = &segments[..end];
+            let bases: Vec<u64> = segments[..=end].iter().map(|s| s.base_offset()).collect();
+            (segments[..end].to_vec(), bases)
+        };
         if range.is_empty() {
             return Ok(stats);
         }
-        let cleaned_up_to = inner.cleaned_up_to.load(Ordering::Acquire);
         let sizes = range.iter().map(|s| s.size()).collect::<Result<Vec<u64>>>()?;
         let total: u64 = sizes.iter().sum();
-        let dirty: u64 =
-            range.iter().zip(&sizes).filter(|(s, _)| s.base_offset() >= cleaned_up_to).map(|(_, n)| n).sum();
+        let first_dirty = range.iter().take_while(|s| s.base_offset() < cleaned_up_to).count();
+        let dirty: u64 = sizes[first_dirty..].iter().sum();
         if (dirty as f64) < opts.min_cleanable_dirty_ratio * total as f64
             || (dirty == 0 && opts.min_cleanable_dirty_ratio > 0.0)
         {
             return Ok(stats);
         }
-        // Pass 1: the latest offset of every key (keys are slices of the
-        // mappings, not copies).
-        let mut latest: std::collections::HashMap<bytes::Bytes, u64> = std::collections::HashMap::new();
-        for seg in range {
+        // Pass 1: the latest offset of every key of the dirty segments (the
+        // cleaned ones hold each key once already), by a digest of the key,
+        // in at most `dedupe_buffer_bytes`. Segments whose keys do not fit
+        // wait for the next pass (Kafka's cleaner does the same).
+        let max_keys = opts.dedupe_buffer_bytes / KEY_ENTRY_BYTES;
+        let digest = KeyDigest::new();
+        let mut latest = KeyOffsets::default();
+        let mut fitted = first_dirty;
+        for seg in &range[first_dirty..] {
+            let mut keys = KeyOffsets::default();
             for batch in seg.read_all()? {
-                for r in batch.try_records()? {
-                    if let Some(k) = r.key {
-                        latest.insert(k, r.offset);
+                for r in batch.record_views() {
+                    let r = r?;
+                    if let Some(k) = r.key() {
+                        keys.insert(digest.of(k), r.offset());
                     }
                 }
             }
+            let new_keys = keys.keys().filter(|k| !latest.contains_key(*k)).count();
+            // The first dirty segment is always taken, whatever its keys
+            // (bounded by the segment's size): a pass always progresses.
+            if fitted > first_dirty && latest.len() + new_keys > max_keys {
+                tracing::debug!(
+                    dir = %inner.dir.display(),
+                    up_to = seg.base_offset(),
+                    keys = latest.len(),
+                    "compaction: the dedupe buffer is full; the rest waits for the next pass"
+                );
+                break;
+            }
+            latest.extend(keys);
+            fitted += 1;
         }
+        range.truncate(fitted);
+        let end = fitted;
         // Pass 2: filter each segment, then write each run of adjacent
         // segments whose output fits one segment as one segment named by the
         // first (Kafka's cleaner groups segments the same way): small and
         // empty segments merge away. A run of one unchanged segment is left.
+        // A record stays if it is the latest of its key (a key of a cleaned
+        // segment that no dirty segment holds is its latest), or keyless;
+        // a tombstone only until `delete_retention` past its timestamp.
         let tombstone_cutoff = now_ms.saturating_sub(opts.delete_retention.as_millis().min(i64::MAX as u128) as i64);
         let capacity = u64::from(inner.segment_config.capacity);
         let mut run: Option<Run> = None;
-        for (i, (seg, &size)) in range.iter().zip(&sizes).enumerate() {
+        for (i, (seg, size)) in range.drain(..).zip(sizes).enumerate() {
             stats.bytes_read += size;
             // The chain (checked on open, kept by every pass) makes the next
             // segment's base this one's end.
-            let seg_end = segments[i + 1].base_offset();
+            let seg_end = bases[i + 1];
             let mut out: Vec<bytes::Bytes> = Vec::new();
             let mut removed = 0u64;
             for batch in seg.read_all()? {
@@ -180,7 +219,8 @@ impl Partition {
                     .filter(|r| match &r.key {
                         None => true,
                         Some(k) => {
-                            latest.get(k) == Some(&r.offset) && (r.value.is_some() || r.timestamp >= tombstone_cutoff)
+                            latest.get(&digest.of(k)).is_none_or(|&at| at == r.offset)
+                                && (r.value.is_some() || r.timestamp >= tombstone_cutoff)
                         }
                     })
                     .collect();
@@ -198,21 +238,21 @@ impl Partition {
                 .is_some_and(|r| r.bytes + out_len <= capacity && seg_end - 1 - r.base <= u64::from(u32::MAX));
             if !fits && let Some(done) = run.take() {
                 stats.segments_rewritten += u64::from(done.rewrites());
-                stats.bytes_written += done.write(inner, range)?;
+                stats.bytes_written += done.write(inner)?;
             }
             let r = run.get_or_insert_with(|| Run { base: seg.base_offset(), ..Run::default() });
-            r.segments.push(i);
+            r.max_timestamp = r.max_timestamp.max(seg.max_timestamp(seg_end)?);
+            r.segments.push(seg);
             r.batches.extend(out);
             r.bytes += out_len;
             r.changed |= removed > 0;
             r.end = seg_end;
-            r.max_timestamp = r.max_timestamp.max(seg.max_timestamp(seg_end)?);
         }
         if let Some(done) = run.take() {
             stats.segments_rewritten += u64::from(done.rewrites());
-            stats.bytes_written += done.write(inner, range)?;
+            stats.bytes_written += done.write(inner)?;
         }
-        let up_to = segments[end].base_offset();
+        let up_to = bases[end];
         inner.before_change()?;
         inner.write_checkpoints(inner.log_start_offset.load(Ordering::Acquire), up_to)?;
         inner.cleaned_up_to.store(up_to, Ordering::Release);
@@ -295,14 +335,69 @@ impl Inner {
     }
 }
 
+/// What the dedupe map costs a key at most: a 24-byte entry and its control
+/// byte, with the table up to half empty after it doubled.
+const KEY_ENTRY_BYTES: usize = 50;
+
+/// A key's 128-bit digest: two SipHash values under keys drawn at random
+/// for each pass, so that no input can be made to collide on purpose (as
+/// Kafka's cleaner keys its map by an MD5 of the key). Two distinct keys
+/// share a digest with a chance of about 2^-128 per pair.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Digest(u64, u64);
+
+impl std::hash::Hash for Digest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
+
+struct KeyDigest(std::hash::RandomState, std::hash::RandomState);
+
+impl KeyDigest {
+    fn new() -> KeyDigest {
+        KeyDigest(std::hash::RandomState::new(), std::hash::RandomState::new())
+    }
+
+    fn of(&self, key: &[u8]) -> Digest {
+        use std::hash::BuildHasher;
+        Digest(self.0.hash_one(key), self.1.hash_one(key))
+    }
+}
+
+/// The digest is already a random hash: the map uses its first half as is.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is called (by `Digest::hash`); this keeps the
+        // trait's contract for anything else.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The latest offset of each key digest.
+type KeyOffsets = std::collections::HashMap<Digest, u64, std::hash::BuildHasherDefault<DigestHasher>>;
+
 /// Adjacent segments of a compaction pass that become one.
 struct Run {
     /// The first segment's base: the output's name.
     base: u64,
     /// The offset after the last segment (the next segment's base).
     end: u64,
-    /// Indexes into the pass's range.
-    segments: Vec<usize>,
+    /// Its segments' handles, let go once it is written.
+    segments: Vec<Arc<Segment>>,
     /// The kept batches, in order (unchanged ones are slices of the map).
     batches: Vec<bytes::Bytes>,
     bytes: u64,
@@ -338,7 +433,7 @@ impl Run {
     /// the output is written and synced under a temporary name and renamed
     /// over the first segment; a crash before the others are deleted leaves
     /// them wholly covered by it, which open recognises and finishes.
-    fn write(mut self, inner: &Inner, range: &[Arc<Segment>]) -> Result<u64> {
+    fn write(mut self, inner: &Inner) -> Result<u64> {
         if self.rewrites() == 0 {
             return Ok(self.bytes);
         }
@@ -352,8 +447,8 @@ impl Run {
             }
             None => self.batches.push(format::encode_empty_batch(self.base, last, self.max_timestamp).into()),
         }
-        let first = &range[self.segments[0]];
-        let others: Vec<&Arc<Segment>> = self.segments[1..].iter().map(|&i| &range[i]).collect();
+        let first = &self.segments[0];
+        let others = &self.segments[1..];
         inner.before_change()?;
         // Written first: a failure there (a full disk) leaves every handle
         // as it was, with no mapping pinned beyond the cache's bound.
@@ -362,9 +457,9 @@ impl Run {
         // map them all (held by their handles, not only the cache) before
         // any is replaced or unlinked.
         // (A failure drops the replacement, which removes its file.)
-        std::iter::once(first).chain(others.iter().copied()).try_for_each(|seg| seg.pin_map())?;
+        self.segments.iter().try_for_each(|seg| seg.pin_map())?;
         let fresh = replacement.commit(&inner.dir)?;
-        for seg in &others {
+        for seg in others {
             seg.delete_files()?;
         }
         fsutil::sync_dir(&inner.dir)?;

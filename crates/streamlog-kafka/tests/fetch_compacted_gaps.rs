@@ -60,6 +60,7 @@ fn a_client_reads_a_compacted_partition_to_its_end() {
         min_cleanable_dirty_ratio: 0.0,
         min_compaction_lag: Duration::ZERO,
         delete_retention: Duration::ZERO,
+        ..CompactionOptions::default()
     };
     assert!(log.compact(10_000, &eager).unwrap().records_removed > 1000);
     let mut kept = Vec::new();
