@@ -16,7 +16,9 @@ use crate::log::meta::CleanState;
 
 pub(super) use crate::log::meta::BROKER_CLEAN_MARKER as CLEAN_FILE;
 const MAGIC: &[u8; 4] = b"SLBC";
-const VERSION: u8 = 1;
+/// Version 2: the clean states' segment fingerprints cover file lengths
+/// (see `SegmentFingerprint`). A version-1 marker vouches for nothing.
+const VERSION: u8 = 2;
 
 /// Clean states by (topic, partition).
 pub(super) type CleanStates = HashMap<(String, u32), CleanState>;
@@ -104,7 +106,10 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_damage() {
-        let state = |next_offset| CleanState { next_offset, segments: SegmentFingerprint::of([0, 7, next_offset]) };
+        let state = |next_offset| CleanState {
+            next_offset,
+            segments: SegmentFingerprint::of([(0, 70), (7, 0), (next_offset, 1)]),
+        };
         let states =
             vec![("orders".to_owned(), 0, state(42)), ("__consumer_offsets".to_owned(), 0, state(u64::MAX - 1))];
         let b = encode(&states);
@@ -118,6 +123,11 @@ mod tests {
         }
         assert!(decode(&b[..b.len() - 1]).is_none());
         assert!(decode(&[]).is_none());
+        // An intact marker of version 1 (fingerprints of base offsets only).
+        let mut v1 = b[..b.len() - 4].to_vec();
+        v1[4] = 1;
+        v1.extend_from_slice(&crc32fast::hash(&v1).to_le_bytes());
+        assert!(decode(&v1).is_none());
         assert_eq!(decode(&encode(&[])).unwrap().len(), 0);
     }
 }

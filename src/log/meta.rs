@@ -80,8 +80,10 @@ impl MetaFile {
 /// first change after open: its presence means the files are exactly as a
 /// clean close left them. Fields: a [`CleanState`]. (A broker keeps the
 /// clean states of all its partitions in one file of its own instead.)
+/// A marker of an older version is ignored (the open recovers as after a
+/// crash): its fingerprint is of another kind.
 pub(super) const CLEAN_MARKER: MetaFile =
-    MetaFile { name: PARTITION_CLEAN_MARKER, magic: b"SLCS", version: 2, fields: CleanState::FIELDS };
+    MetaFile { name: PARTITION_CLEAN_MARKER, magic: b"SLCS", version: 3, fields: CleanState::FIELDS };
 
 /// The file name of [`CLEAN_MARKER`], in a partition's directory.
 pub(crate) const PARTITION_CLEAN_MARKER: &str = ".clean_shutdown";
@@ -116,9 +118,11 @@ impl CleanState {
 }
 
 /// The set of segments, in short: their count and a hash (FNV-1a, 64 bits)
-/// of their base offsets. If it matches at open, no segment file went
-/// missing since the chain was last known good, and the open need not read
-/// every segment's last batch again.
+/// of their base offsets and `.log` file lengths. If it matches at open, no
+/// segment file went missing, and none was emptied or cut short, since the
+/// chain was last known good, and the open need not read every segment's
+/// last batch again. (Version 2 hashed the base offsets only: a file cut
+/// short went unseen.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SegmentFingerprint {
     pub(crate) count: u64,
@@ -126,12 +130,13 @@ pub(crate) struct SegmentFingerprint {
 }
 
 impl SegmentFingerprint {
-    pub(crate) fn of(bases: impl IntoIterator<Item = u64>) -> SegmentFingerprint {
+    /// Of the segments `(base offset, .log file length)`, in order.
+    pub(crate) fn of(segments: impl IntoIterator<Item = (u64, u64)>) -> SegmentFingerprint {
         let mut count = 0;
         let mut hash = 0xcbf2_9ce4_8422_2325u64;
-        for base in bases {
+        for (base, len) in segments {
             count += 1;
-            for byte in base.to_le_bytes() {
+            for byte in base.to_le_bytes().into_iter().chain(len.to_le_bytes()) {
                 hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
             }
         }
@@ -288,4 +293,29 @@ pub(crate) fn lock_partition_dir(dir: &Path) -> Result<(Vec<File>, Vec<PathBuf>)
     }
     locks.push(lock_file(dir, false)?);
     Ok((locks, brokers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version-2 marker's fingerprint hashed base offsets only: read as
+    /// this version's, it would vouch for files cut short since.
+    #[test]
+    fn a_marker_of_an_older_version_vouches_for_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = CleanState { next_offset: 1000, segments: SegmentFingerprint::of([(0, 4096), (500, 2048)]) };
+        MetaFile { version: 2, ..CLEAN_MARKER }.write(dir.path(), &state.to_fields()).unwrap();
+        assert_eq!(read_clean_marker(dir.path()).unwrap(), None);
+        CLEAN_MARKER.write(dir.path(), &state.to_fields()).unwrap();
+        assert_eq!(read_clean_marker(dir.path()).unwrap(), Some(state));
+    }
+
+    #[test]
+    fn the_fingerprint_covers_file_lengths() {
+        let of = |s: &[(u64, u64)]| SegmentFingerprint::of(s.iter().copied());
+        assert_eq!(of(&[(0, 4096), (500, 2048)]), of(&[(0, 4096), (500, 2048)]));
+        assert_ne!(of(&[(0, 4096), (500, 2048)]), of(&[(0, 4096), (500, 0)]));
+        assert_ne!(of(&[(0, 4096), (500, 2048)]), of(&[(0, 4096)]));
+    }
 }

@@ -972,8 +972,14 @@ impl Partition {
         }
         inner.check_writable()?;
         let Some(w) = writer else { return Ok(None) };
-        let segments = SegmentFingerprint::of(inner.segments().iter().map(|s| s.base_offset()));
-        let state = CleanState { next_offset: w.next_offset, segments };
+        // The active segment's file is cut to its position when sealed.
+        let segments = inner.segments();
+        let mut lens = Vec::with_capacity(segments.len());
+        for s in &segments[..segments.len() - 1] {
+            lens.push((s.base_offset(), s.size()?));
+        }
+        lens.push((w.active.segment.base_offset(), w.active.map.position() as u64));
+        let state = CleanState { next_offset: w.next_offset, segments: SegmentFingerprint::of(lens) };
         if !inner.dirty.load(Ordering::Acquire) {
             return Ok(Some(state));
         }

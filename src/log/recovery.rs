@@ -118,10 +118,10 @@ pub(super) fn recover(
             }
         }
     }
-    // With a marker whose segment set matches the listing, the chain is as
-    // the clean close left it: only the log start is checked (O(1)).
-    let chain_known_good =
-        trust_marker && clean.is_some_and(|c| c.segments == SegmentFingerprint::of(bases.iter().copied()));
+    // With a marker whose segment set matches the listing (and each file's
+    // length, one stat each), the chain is as the clean close left it: only
+    // the log start is checked.
+    let chain_known_good = trust_marker && clean.is_some_and(|c| Some(c.segments) == fingerprint(dir, &bases));
     let mut checkpoints = checkpoints;
     // The marker stays unless a file changes: an open that failed its
     // checks leaves it (and what it knows) for the next attempt.
@@ -208,6 +208,17 @@ pub(super) fn recover(
         bases.iter().take(bases.len().saturating_sub(1)).map(|&b| Segment::sealed(dir, b, config)).collect();
     segments.push(Arc::clone(&active.segment));
     Ok(Recovered { segments, active, next_offset, checkpoints, clean: opened_clean && !config.repair })
+}
+
+/// The fingerprint of the segments `bases` as they are on disk; `None` if a
+/// file cannot be stat'ed (then nothing is trusted, and the checks that
+/// follow report it).
+fn fingerprint(dir: &Path, bases: &[u64]) -> Option<SegmentFingerprint> {
+    let lens: Vec<(u64, u64)> = bases
+        .iter()
+        .map(|&b| fs::metadata(dir.join(segment::log_file_name(b))).ok().map(|m| (b, m.len())))
+        .collect::<Option<_>>()?;
+    Some(SegmentFingerprint::of(lens))
 }
 
 /// Verifies every segment but the last and cuts the log at the first bad

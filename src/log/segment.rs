@@ -168,7 +168,8 @@ impl Scanner {
 
 /// Whether the batches in `tail` (starting at a batch boundary) have sound
 /// headers and end exactly at the end of `tail`, the last one just before
-/// `next_offset` (an empty tail: `next_offset` is the segment's base). Their
+/// `next_offset` (an empty tail: `next_offset` is the segment's base; a file
+/// emptied since the close lost its records). Their
 /// checksums are left to the reads: a clean close vouches for the bytes, and
 /// this check only has to find that the file ends where the marker says,
 /// in time independent of the batches' size.
@@ -184,7 +185,7 @@ fn ends_cleanly_at(tail: &[u8], base_offset: u64, next_offset: u64) -> bool {
             Err(_) => return false,
         }
     }
-    next == next_offset || (tail.is_empty() && next_offset >= base_offset)
+    next == next_offset
 }
 
 /// [`scan`] over every committed byte of `map`.
