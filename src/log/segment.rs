@@ -421,13 +421,18 @@ impl Segment {
     /// recovery need not scan it again.
     pub fn recover_sealed(dir: &Path, base_offset: u64, config: &SegmentConfig) -> Result<Option<u64>> {
         let seg = Segment::new(dir, base_offset, config.index, &config.cache);
-        let (scanned, _file) = seg.recover_file(dir, config.repair)?;
+        let (mut scanned, _file) = seg.recover_file(dir, config.repair)?;
         if scanned.end != ScanEnd::Clean {
             seg.delete_index_files()?;
             fsutil::sync_dir(dir)?;
             return Ok(Some(scanned.next_offset));
         }
         if scanned.valid_len > 0 {
+            // Sealed as a roll seals: the time index's last entry holds the
+            // largest timestamp.
+            if let Some(due) = scanned.writer.finish() {
+                scanned.index.push(due);
+            }
             seg.write_index_files(dir, &scanned.index);
         }
         Ok(None)
