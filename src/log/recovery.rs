@@ -204,6 +204,33 @@ pub(super) fn recover(
             }
         }
     };
+    // The log start reached the disk, the records up to it did not (a power
+    // loss after delete_records, the records never synced): the log starts
+    // afresh at the log start, as Kafka's does, so that no offset below it
+    // is handed out again. The new segment comes first: a crash before the
+    // old ones go leaves them below the log start, removed by the next open.
+    let (active, next_offset) = if next_offset < checkpoints.log_start {
+        let start = checkpoints.log_start;
+        tracing::warn!(
+            dir = %dir.display(),
+            log_end_offset = next_offset,
+            log_start_offset = start,
+            "the log ends below its log start after recovery: starting it afresh at the log start"
+        );
+        marker.invalidate()?;
+        opened_clean = false;
+        drop(active);
+        let fresh = Segment::create(dir, start, config, true)?;
+        for &base in &bases {
+            Segment::sealed(dir, base, config).delete_files()?;
+        }
+        fsutil::sync_dir(dir)?;
+        bases.clear();
+        bases.push(start);
+        (fresh, start)
+    } else {
+        (active, next_offset)
+    };
     let mut segments: Vec<Arc<Segment>> =
         bases.iter().take(bases.len().saturating_sub(1)).map(|&b| Segment::sealed(dir, b, config)).collect();
     segments.push(Arc::clone(&active.segment));
