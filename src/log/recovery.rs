@@ -187,12 +187,21 @@ pub(super) fn recover(
                         }
                         Some(n) if next < n => {
                             // Record the gap as empty batches, then go on at `n`.
+                            // A segment that lost everything (damaged from its
+                            // first byte) is itself the gap's first file: listed
+                            // already, and its index files, from its old
+                            // content, go (as in `check_chain`).
                             drop(active.seal(dir)?);
                             let mut at = next;
                             while at < n {
                                 let end = (n - 1).min(at.saturating_add(u64::from(u32::MAX)));
+                                if at == last {
+                                    Segment::sealed(dir, last, config).delete_index_files()?;
+                                }
                                 Segment::write_sealed(dir, at, &[format::encode_empty_batch(at, end, 0)])?;
-                                bases.push(at);
+                                if at != last {
+                                    bases.push(at);
+                                }
                                 at = end + 1;
                             }
                             bases.push(n);
