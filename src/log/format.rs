@@ -195,10 +195,42 @@ pub(crate) fn check_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
 /// made once does not): one of each per append and per batch read.
 #[inline]
 pub(crate) fn crc32(bytes: &[u8]) -> u32 {
+    #[cfg(test)]
+    test_support::CRC_BYTES.set(test_support::CRC_BYTES.get() + bytes.len() as u64);
     static HASHER: std::sync::OnceLock<crc32fast::Hasher> = std::sync::OnceLock::new();
     let mut h = HASHER.get_or_init(crc32fast::Hasher::new).clone();
     h.update(bytes);
     h.finalize()
+}
+
+/// For tests of how much work a search through damage does.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    thread_local! {
+        /// Bytes [`crc32`] checksummed on this thread.
+        pub(super) static CRC_BYTES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Bytes [`crc32`] has checksummed on this thread so far.
+    pub(crate) fn crc_bytes() -> u64 {
+        CRC_BYTES.get()
+    }
+
+    /// `n` bytes of damage in which every [`BATCH_HEADER_LEN`]th position
+    /// holds a header whose magic, base offset and length (to the end of
+    /// the bytes) look right, and whose other fields fail [`check_fields`]
+    /// (unknown attributes, reserved bits set, more records than room).
+    pub(crate) fn plausible_damage(n: usize) -> Vec<u8> {
+        let mut bytes = vec![0xff; n];
+        for pos in (0..=n - BATCH_HEADER_LEN).step_by(BATCH_HEADER_LEN) {
+            let len = u32::try_from(n - pos).expect("small");
+            bytes[pos + LENGTH_OFFSET..pos + MAGIC_OFFSET].copy_from_slice(&len.to_le_bytes());
+            bytes[pos + MAGIC_OFFSET] = MAGIC;
+        }
+        bytes
+    }
 }
 
 fn check_length(header: &BatchHeader, buf: &[u8]) -> Result<(), DecodeError> {

@@ -216,7 +216,9 @@ pub(crate) fn valid_batch_after(bytes: &[u8], from: usize, next_offset: u64) -> 
                 && h.base_offset >= next_offset
                 && h.len() <= bytes.len() - pos
         });
-        if plausible && format::check_batch(&bytes[pos..]).is_ok() {
+        // The header's cheap checks first: a checksum over the length a
+        // damaged header claims, at each position, is quadratic.
+        if plausible && format::check_header(&bytes[pos..]).is_ok() && format::check_batch(&bytes[pos..]).is_ok() {
             return Some(pos);
         }
         pos += 1;
@@ -1149,6 +1151,20 @@ mod tests {
         let later = spaced.len();
         spaced.extend_from_slice(&zero_crc);
         assert_eq!(valid_batch_after(&spaced, gap, 1), Some(later));
+    }
+
+    /// Damage whose headers look plausible (magic, base offset, a length
+    /// that fits) but fail their cheap checks is passed over without a
+    /// checksum over what each header claims: the search stays linear in
+    /// the damaged bytes, not quadratic.
+    #[test]
+    fn damage_with_plausible_lengths_is_searched_without_checksums() {
+        use crate::log::format::test_support::{crc_bytes, plausible_damage};
+        let bytes = plausible_damage(256 << 10);
+        let before = crc_bytes();
+        assert_eq!(valid_batch_after(&bytes, 0, 0), None);
+        let checksummed = crc_bytes() - before;
+        assert!(checksummed < bytes.len() as u64, "{checksummed} bytes checksummed");
     }
 
     #[test]
