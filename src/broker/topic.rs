@@ -134,8 +134,10 @@ pub struct TopicConfig {
     /// Records younger than this are not compacted (Kafka's
     /// `min.compaction.lag.ms`). Default: 0.
     pub min_compaction_lag: Duration,
-    /// Tombstones are kept this long after their timestamp, so consumers
-    /// see the delete (Kafka's `delete.retention.ms`). Default: 1 day.
+    /// Compaction drops a tombstone once its timestamp is older than this
+    /// (Kafka's `delete.retention.ms`, which counts from the compaction
+    /// instead; see [`crate::CompactionOptions::delete_retention`]).
+    /// Default: 1 day.
     pub delete_retention: Duration,
     /// See [`PartitionOptions::timestamp_type`] (Kafka's
     /// `message.timestamp.type`). Default: [`TimestampType::CreateTime`].
@@ -256,7 +258,8 @@ impl TopicConfig {
         self
     }
 
-    /// Sets how long tombstones outlive compaction (Kafka's `delete.retention.ms`). Default: 1 day.
+    /// Sets how long after its timestamp a tombstone is kept by compaction
+    /// (Kafka's `delete.retention.ms`, counted there from the compaction). Default: 1 day.
     #[must_use]
     pub fn delete_retention(mut self, retention: Duration) -> Self {
         self.delete_retention = retention;

@@ -22,8 +22,11 @@ pub struct CompactionOptions {
     pub min_cleanable_dirty_ratio: f64,
     /// Leave records younger than this alone. Default: 0.
     pub min_compaction_lag: Duration,
-    /// Keep tombstones this long, so that consumers see the delete.
-    /// Default: 1 day.
+    /// A tombstone (the latest record of its key) is dropped by the first
+    /// pass that finds its timestamp older than this before `now_ms`.
+    /// Counted from the record's timestamp, not, as Kafka's
+    /// `delete.retention.ms`, from the compaction that first cleaned it: a
+    /// consumer further behind than this can miss the delete. Default: 1 day.
     pub delete_retention: Duration,
     /// The memory a pass may use to find each key's latest record (Kafka's
     /// `log.cleaner.dedupe.buffer.size`), at about 50 bytes a distinct key
@@ -120,7 +123,8 @@ impl Partition {
 
     /// Compacts the sealed segments whose records are all older than
     /// `min_compaction_lag`: keeps the latest record per key (offsets stay;
-    /// reads skip the gaps), drops tombstones older than `delete_retention`,
+    /// reads skip the gaps), drops tombstones whose timestamp is older than
+    /// `delete_retention` before `now_ms`,
     /// and replaces each changed segment crash-safely. Skipped while the
     /// not-yet-cleaned share of those segments is below
     /// `min_cleanable_dirty_ratio`. Records without a key are kept.
