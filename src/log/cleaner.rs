@@ -77,10 +77,13 @@ impl Partition {
         Ok(self.log_start_offset())
     }
 
-    /// Deletes the oldest sealed segments (never the active one) whose
-    /// records are all older than `retention` before `now_ms`, then more
-    /// while the log is larger than `retention_bytes`. Moves the log start
-    /// offset durably. Returns how many segments went.
+    /// Deletes the oldest segments whose records are all older than
+    /// `retention` before `now_ms`, then more while the log is larger than
+    /// `retention_bytes`. As in Kafka, the active segment goes too when the
+    /// rules take it whole (all its records expired, or the size limit
+    /// reaches past it): it is rolled first, so that a partition nobody
+    /// writes to any more does not keep its last records for ever. Moves the
+    /// log start offset durably. Returns how many segments went.
     pub fn apply_retention(
         &self,
         now_ms: i64,
@@ -89,36 +92,60 @@ impl Partition {
     ) -> Result<usize> {
         let inner = &*self.inner;
         let _m = inner.maintenance_guard()?;
+        let cutoff = retention.map(|r| now_ms.saturating_sub(r.as_millis().min(i64::MAX as u128) as i64));
+        let (mut doomed, takes_active) = self.retention_doomed(cutoff, retention_bytes)?;
+        if takes_active {
+            // Rolled, then looked at again: records appended since the look
+            // are in the rolled segment, which then stays if they are young.
+            // (The new active segment is empty: never taken.)
+            self.roll()?;
+            inner.wait_seals()?;
+            doomed = self.retention_doomed(cutoff, retention_bytes)?.0;
+        }
+        if doomed == 0 {
+            return Ok(0);
+        }
+        let segments = inner.segments();
+        inner.advance_log_start(segments[doomed].base_offset())?;
+        Ok(doomed)
+    }
+
+    /// How many of the oldest sealed segments retention deletes (records
+    /// all older than `cutoff`, or the log over `retention_bytes`), and
+    /// whether it would take the active segment too (then every sealed
+    /// one goes, and the active one holds records).
+    fn retention_doomed(&self, cutoff: Option<i64>, retention_bytes: Option<u64>) -> Result<(usize, bool)> {
+        let inner = &*self.inner;
         let segments = inner.segments();
         let sealed = &segments[..segments.len() - 1];
         let mut doomed = 0;
-        if let Some(r) = retention {
-            let cutoff = now_ms.saturating_sub(r.as_millis().min(i64::MAX as u128) as i64);
+        let mut takes_active = false;
+        if let Some(cutoff) = cutoff {
             for (i, seg) in sealed.iter().enumerate() {
                 if seg.max_timestamp(segments[i + 1].base_offset())? >= cutoff {
                     break;
                 }
                 doomed = i + 1;
             }
+            if doomed == sealed.len() {
+                takes_active = inner.active_max_timestamp().is_some_and(|t| t < cutoff);
+            }
         }
         if let Some(limit) = retention_bytes {
             let sizes = segments.iter().map(|s| s.size()).collect::<Result<Vec<u64>>>()?;
             let mut excess = sizes.iter().sum::<u64>().saturating_sub(limit);
             let mut by_size = 0;
-            for (i, &size) in sizes[..sealed.len()].iter().enumerate() {
-                if size > excess {
+            for (i, &size) in sizes.iter().enumerate() {
+                if size > excess || size == 0 {
                     break;
                 }
                 excess -= size;
                 by_size = i + 1;
             }
-            doomed = doomed.max(by_size);
+            takes_active |= by_size == segments.len();
+            doomed = doomed.max(by_size.min(sealed.len()));
         }
-        if doomed == 0 {
-            return Ok(0);
-        }
-        inner.advance_log_start(segments[doomed].base_offset())?;
-        Ok(doomed)
+        Ok((doomed, takes_active))
     }
 
     /// Compacts the sealed segments whose records are all older than

@@ -1013,6 +1013,13 @@ impl std::fmt::Debug for Partition {
 }
 
 impl Inner {
+    /// The newest timestamp in the active segment, `None` while it holds
+    /// no record (or the partition is closed).
+    pub(super) fn active_max_timestamp(&self) -> Option<i64> {
+        let writer = self.writer.lock();
+        writer.as_ref().filter(|w| w.active.map.position() > 0).map(|w| w.active.index.max_timestamp())
+    }
+
     pub(super) fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
         Arc::clone(&self.segments.read())
     }
