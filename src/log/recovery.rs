@@ -158,8 +158,7 @@ pub(super) fn recover(
                         // The end of the valid batches: a torn tail is cut
                         // below, as after any crash.
                         let path = dir.join(segment::log_file_name(last));
-                        let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
-                        let end = segment::scan(&bytes, last, config.index).next_offset;
+                        let end = segment::scan_file_end(&path, last, config.index)?;
                         if end < n {
                             return Err(Error::Corrupt {
                                 path: dir.join(segment::log_file_name(last)),

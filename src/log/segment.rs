@@ -188,6 +188,16 @@ fn ends_cleanly_at(tail: &[u8], base_offset: u64, next_offset: u64) -> bool {
     next == next_offset
 }
 
+/// The offset after the last valid batch of the log file at `path`, read
+/// through a read-only mapping (a segment may be as large as its
+/// capacity: never read into memory whole).
+pub(crate) fn scan_file_end(path: &Path, base_offset: u64, config: IndexConfig) -> Result<u64> {
+    let file = File::open(path).map_err(Error::io("open", path))?;
+    let len = file.metadata().map_err(Error::io("stat", path))?.len() as usize;
+    let view = MappedFile::open_read_only(file, path, len)?;
+    Ok(scan_committed(&view, base_offset, config).next_offset)
+}
+
 /// [`scan`] over every committed byte of `map`.
 fn scan_committed(map: &MappedFile, base_offset: u64, config: IndexConfig) -> Scan {
     map.with_slice(0..map.committed(), |b| scan(b, base_offset, config)).expect("the committed range is readable")
